@@ -1,0 +1,26 @@
+import { Hono } from 'hono';
+import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
+import type { AppEnv } from './env.ts';
+import { notFound, onError } from './errors.ts';
+import { corsFromAllowList } from './middleware/cors.ts';
+import { requestContext } from './middleware/request-context.ts';
+import { callRoutes } from './routes/calls.ts';
+import { healthRoutes } from './routes/health.ts';
+import { reportRoutes } from './routes/report.ts';
+import { tokenRoutes } from './routes/token.ts';
+import { webhookRoutes } from './routes/webhook.ts';
+
+export const app = new Hono<AppEnv>()
+  .use(requestId({ limitLength: 128 }))
+  .use(requestContext)
+  .use(secureHeaders())
+  .use(corsFromAllowList)
+  .route('/', healthRoutes)
+  .route('/', tokenRoutes)
+  .route('/', reportRoutes)
+  .route('/', callRoutes)
+  .route('/', webhookRoutes);
+
+app.onError(onError);
+app.notFound(notFound);

@@ -1,0 +1,59 @@
+import * as z from 'zod';
+import { END_MODES } from './wire-contract/index.ts';
+import { ApiError } from './errors.ts';
+
+const csv = z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
+const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const secret = z.string().min(16, 'must be at least 16 characters');
+
+/** Every variable the Worker reads, with its default. The README's variable table mirrors this. */
+const ConfigSchema = z.object({
+  LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
+  LIVEKIT_API_KEY: z.string().min(1),
+  LIVEKIT_API_SECRET: z.string().min(1),
+  LIVEKIT_TIMEOUT_MS: int(100, 5000).default(5000),
+  ADMIN_API_KEY: secret,
+  APP_API_KEY: secret.optional(),
+  AGENT_NAME: z.string().min(1).max(128),
+  AGENT_ALLOWED_NAMES: csv.optional(),
+  AGENT_END_MODE: z.enum(END_MODES).default('end_for_all'),
+  TOKEN_TTL_SECONDS: int(60, 3600).default(600),
+  MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
+  BACKSTOP_GRACE_SECONDS: int(0, 3600).default(60),
+  CORS_ALLOWED_ORIGINS: csv.default([]),
+  AUTH_ALLOW_ANONYMOUS: flag.default(false),
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  AUTH_JWKS_JSON: z.string().optional(),
+  AUTH_JWT_ISSUER: z.string().min(1).optional(),
+  AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
+  AUTH_JWT_ALGORITHMS: csv.default(['RS256']),
+});
+
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> & { AGENT_ALLOWED_NAMES: string[] };
+
+const cache = new WeakMap<object, Config>();
+
+/**
+ * Parses the Worker's env once per env object. A missing or bad variable becomes a 503
+ * `misconfigured` naming the variable (never its value), instead of a runtime ReferenceError.
+ */
+export function configFrom(env: object): Config {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  // Empty strings (unset vars in some tooling) count as missing so defaults apply.
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === 'string' && v !== ''));
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
+    throw new ApiError(503, 'misconfigured', `server configuration is invalid: ${names.join(', ')} (${parsed.error.issues[0]?.message})`);
+  }
+  const c = parsed.data;
+  const jwtParts = [c.AUTH_JWKS_URL ?? c.AUTH_JWKS_JSON, c.AUTH_JWT_ISSUER, c.AUTH_JWT_AUDIENCE];
+  if (jwtParts.some(Boolean) && !jwtParts.every(Boolean)) {
+    throw new ApiError(503, 'misconfigured', 'server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together');
+  }
+  const config: Config = { ...c, AGENT_ALLOWED_NAMES: c.AGENT_ALLOWED_NAMES ?? [c.AGENT_NAME] };
+  cache.set(env, config);
+  return config;
+}

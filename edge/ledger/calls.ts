@@ -1,0 +1,190 @@
+import type { CallReport, EndedBy, EndMode, EndReason } from '../wire-contract/index.ts';
+import { ApiError } from '../errors.ts';
+
+export type EndSource = 'api' | 'cron' | 'agent' | 'webhook';
+
+type CallRow = {
+  room: string;
+  room_sid: string | null;
+  agent_name: string;
+  end_mode: EndMode;
+  max_duration_seconds: number;
+  created_at: number;
+  deadline_at: number;
+  started_at: number | null;
+  status: 'open' | 'ended';
+  ended_at: number | null;
+  end_reason: EndReason | null;
+  ended_by: EndedBy | null;
+  end_source: EndSource | null;
+  end_strength: number | null;
+  end_note: string | null;
+  agent_removed_at: number | null;
+  dispatch_id: string | null;
+};
+
+type ParticipantRow = {
+  identity: string;
+  kind: string;
+  issued_at: number | null;
+  joined_at: number | null;
+  left_at: number | null;
+  disconnect_reason: string | null;
+};
+
+const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
+
+/** The client-facing view of a call: what `GET /calls/:room` and the end-call endpoint answer. */
+export function presentCall(row: CallRow, participants?: ParticipantRow[], report?: CallReport | null) {
+  const end = row.status === 'ended' ? (row.ended_at ?? row.created_at) : null;
+  return {
+    room: row.room,
+    room_sid: row.room_sid,
+    status: row.status,
+    agent_name: row.agent_name,
+    end_mode: row.end_mode,
+    created_at: iso(row.created_at),
+    deadline_at: iso(row.deadline_at),
+    started_at: iso(row.started_at),
+    ended_at: iso(row.ended_at),
+    duration_seconds: row.started_at != null && end != null ? Math.max(0, (end - row.started_at) / 1000) : null,
+    end_reason: row.end_reason,
+    ended_by: row.ended_by,
+    end_source: row.end_source,
+    end_note: row.end_note,
+    agent_removed_at: iso(row.agent_removed_at),
+    ...(participants && {
+      participants: participants.map((p) => ({
+        identity: p.identity,
+        kind: p.kind,
+        issued_at: iso(p.issued_at),
+        joined_at: iso(p.joined_at),
+        left_at: iso(p.left_at),
+        disconnect_reason: p.disconnect_reason,
+      })),
+    }),
+    ...(report !== undefined && {
+      report: report && { call_id: report.call_id, transcript: report.transcript, usage: report.usage, errors: report.errors, hooks: report.hooks, end_reason: report.end_reason },
+    }),
+  };
+}
+export type CallView = ReturnType<typeof presentCall>;
+
+export type NewCall = {
+  room: string;
+  agentName: string;
+  endMode: EndMode;
+  maxDurationSeconds: number;
+  now: number;
+  deadlineAt: number;
+};
+
+function insertCall(db: D1Database, call: NewCall) {
+  return db
+    .prepare(
+      `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (room) DO NOTHING`,
+    )
+    .bind(call.room, call.agentName, call.endMode, call.maxDurationSeconds, call.now, call.deadlineAt);
+}
+
+/** Opens a call the edge did not mint a token for (an explicit dispatch into an existing room). */
+export async function openCall(db: D1Database, call: NewCall): Promise<void> {
+  await insertCall(db, call).run();
+}
+
+/** Records a token issued for `identity` in `room`; the first token for a room opens the call. */
+export async function recordIssuedToken(db: D1Database, call: NewCall & { identity: string }): Promise<void> {
+  const existing = await db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room).first<{ status: string }>();
+  if (existing?.status === 'ended') throw new ApiError(409, 'call_ended', `room ${call.room} already hosted a call that ended; room names are single-use`);
+  await db.batch([
+    insertCall(db, call),
+    db
+      .prepare(
+        `INSERT INTO call_participants (room, identity, issued_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (room, identity) DO UPDATE SET issued_at = COALESCE(issued_at, excluded.issued_at)`,
+      )
+      .bind(call.room, call.identity, call.now),
+  ]);
+}
+
+export async function findCall(db: D1Database, room: string): Promise<CallRow | null> {
+  return db.prepare('SELECT * FROM calls WHERE room = ?').bind(room).first<CallRow>();
+}
+
+export async function callDetails(db: D1Database, room: string) {
+  const [calls, participants, reports] = await db.batch([
+    db.prepare('SELECT * FROM calls WHERE room = ?').bind(room),
+    db.prepare('SELECT * FROM call_participants WHERE room = ? ORDER BY COALESCE(issued_at, joined_at), identity').bind(room),
+    db.prepare('SELECT body FROM call_reports WHERE room = ? ORDER BY received_at LIMIT 1').bind(room),
+  ]);
+  const row = calls?.results[0] as CallRow | undefined;
+  if (!row) return null;
+  const reportBody = (reports?.results[0] as { body: string } | undefined)?.body;
+  return presentCall(row, participants?.results as ParticipantRow[], reportBody ? (JSON.parse(reportBody) as CallReport) : null);
+}
+
+export async function wasIssuedTo(db: D1Database, room: string, identity: string): Promise<boolean> {
+  const row = await db
+    .prepare('SELECT 1 AS ok FROM call_participants WHERE room = ? AND identity = ? AND issued_at IS NOT NULL')
+    .bind(room, identity)
+    .first();
+  return row != null;
+}
+
+export async function listCalls(db: D1Database, limit: number, cursor?: { createdAt: number; room: string }) {
+  const stmt = cursor
+    ? db
+        .prepare('SELECT * FROM calls WHERE (created_at, room) < (?1, ?2) ORDER BY created_at DESC, room DESC LIMIT ?3')
+        .bind(cursor.createdAt, cursor.room, limit + 1)
+    : db.prepare('SELECT * FROM calls ORDER BY created_at DESC, room DESC LIMIT ?1').bind(limit + 1);
+  const rows = (await stmt.all<CallRow>()).results;
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { calls: page.map((r) => presentCall(r)), next: rows.length > limit && last ? { createdAt: last.created_at, room: last.room } : null };
+}
+
+export type CallEnd = { reason: EndReason; endedBy: EndedBy; source: EndSource; at: number; note?: string | null; strong: boolean };
+
+/**
+ * Closes the call, or replaces an inferred end with an authoritative one. Returns whether the row
+ * changed. The first authoritative end wins, so retries and late reports never rewrite history.
+ */
+export async function closeCall(db: D1Database, room: string, end: CallEnd): Promise<boolean> {
+  const strength = end.strong ? 1 : 0;
+  const result = await db
+    .prepare(
+      `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
+         end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note)
+       WHERE room = ?1 AND (status = 'open' OR end_strength < ?6)`,
+    )
+    .bind(room, end.at, end.reason, end.endedBy, end.source, strength, end.note ?? null)
+    .run();
+  return result.meta.changes > 0;
+}
+
+export async function markAgentRemoved(db: D1Database, room: string, at: number): Promise<void> {
+  await db.prepare('UPDATE calls SET agent_removed_at = COALESCE(agent_removed_at, ?2) WHERE room = ?1').bind(room, at).run();
+}
+
+export async function recordDispatch(db: D1Database, room: string, dispatchId: string): Promise<void> {
+  await db.prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1').bind(room, dispatchId).run();
+}
+
+/** Stores a report once per call id; returns false for a duplicate (a retry), which changes nothing. */
+export async function storeReport(db: D1Database, report: CallReport, body: string, now: number): Promise<boolean> {
+  const result = await db
+    .prepare('INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING')
+    .bind(report.call_id, report.room, now, body)
+    .run();
+  return result.meta.changes > 0;
+}
+
+export async function overdueCalls(db: D1Database, now: number, graceMs: number, limit = 50): Promise<{ room: string }[]> {
+  return (
+    await db
+      .prepare(`SELECT room FROM calls WHERE status = 'open' AND deadline_at + ?2 < ?1 ORDER BY deadline_at LIMIT ?3`)
+      .bind(now, graceMs, limit)
+      .all<{ room: string }>()
+  ).results;
+}

@@ -1,0 +1,103 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { timingSafeEqual } from 'hono/utils/buffer';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { TokenVerifier } from 'livekit-server-sdk';
+import type { Config } from '../config.ts';
+import type { AppEnv } from '../env.ts';
+import { ApiError } from '../errors.ts';
+
+/**
+ * Who is calling. `admin`: operators (ADMIN_API_KEY). `app`: a trusted backend (APP_API_KEY).
+ * `user`: an end user from the identity provider's JWT, or anonymous when enabled. `participant`:
+ * someone holding a LiveKit token this edge minted, scoped to its room.
+ */
+export type Caller =
+  | { kind: 'admin' }
+  | { kind: 'app' }
+  | { kind: 'user'; identity: string; anonymous: boolean }
+  | { kind: 'participant'; identity: string; room: string };
+
+type Kind = Caller['kind'];
+
+/** Resolves the caller from `Authorization: Bearer …`; deny by default, one check per kind. */
+export function requireCaller(...allowed: Kind[]): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const caller = await resolveCaller(c, c.get('config'), allowed);
+    if (!allowed.includes(caller.kind)) throw new ApiError(403, 'forbidden', `a ${caller.kind} credential cannot call this endpoint`);
+    c.set('caller', caller);
+    await next();
+  };
+}
+
+async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promise<Caller> {
+  const header = c.req.header('authorization');
+  if (!header) {
+    if (config.AUTH_ALLOW_ANONYMOUS && allowed.includes('user')) return { kind: 'user', identity: `anon-${randomId(12)}`, anonymous: true };
+    throw new ApiError(401, 'unauthenticated', 'missing credential: send Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer' });
+  }
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match || match[1]!.length > 8192) throw new ApiError(401, 'invalid_credential', 'Authorization must be "Bearer <token>"', { 'WWW-Authenticate': 'Bearer' });
+  const credential = match[1]!;
+  if (await timingSafeEqual(credential, config.ADMIN_API_KEY)) return { kind: 'admin' };
+  if (config.APP_API_KEY && (await timingSafeEqual(credential, config.APP_API_KEY))) return { kind: 'app' };
+  let claims: { iss?: string };
+  try {
+    claims = decodeJwt(credential);
+  } catch {
+    throw new ApiError(401, 'invalid_credential', 'credential is neither a known key nor a JWT', { 'WWW-Authenticate': 'Bearer' });
+  }
+  if (claims.iss === config.LIVEKIT_API_KEY) return participantFromLiveKitToken(credential, config);
+  return userFromIdentityProvider(credential, config);
+}
+
+async function participantFromLiveKitToken(jwt: string, config: Config): Promise<Caller> {
+  try {
+    const grants = await new TokenVerifier(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).verify(jwt, 10);
+    if (!grants.sub || !grants.video?.room) throw new Error('no identity or room');
+    return { kind: 'participant', identity: grants.sub, room: grants.video.room };
+  } catch {
+    throw new ApiError(401, 'invalid_credential', 'LiveKit token is invalid or expired', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+  }
+}
+
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+
+function keySet(config: Config): JWTVerifyGetKey | undefined {
+  if (config.AUTH_JWKS_JSON) return createLocalJWKSet(JSON.parse(config.AUTH_JWKS_JSON));
+  if (!config.AUTH_JWKS_URL) return undefined;
+  // Module-level: jose caches fetched keys per set, so one set per URL per isolate.
+  let set = remoteKeySets.get(config.AUTH_JWKS_URL);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(config.AUTH_JWKS_URL), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    remoteKeySets.set(config.AUTH_JWKS_URL, set);
+  }
+  return set;
+}
+
+async function userFromIdentityProvider(jwt: string, config: Config): Promise<Caller> {
+  const keys = keySet(config);
+  if (!keys) throw new ApiError(401, 'invalid_credential', 'end-user JWTs are not enabled on this server', { 'WWW-Authenticate': 'Bearer' });
+  try {
+    const { payload } = await jwtVerify(jwt, keys, {
+      issuer: config.AUTH_JWT_ISSUER,
+      audience: config.AUTH_JWT_AUDIENCE,
+      algorithms: config.AUTH_JWT_ALGORITHMS,
+      requiredClaims: ['sub', 'exp'],
+    });
+    if (!payload.sub || payload.sub.length > 128) throw new ApiError(401, 'invalid_credential', 'JWT sub must be 1-128 characters');
+    return { kind: 'user', identity: payload.sub, anonymous: false };
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    const www = { 'WWW-Authenticate': 'Bearer error="invalid_token"' };
+    if (err instanceof joseErrors.JWTExpired) throw new ApiError(401, 'token_expired', 'JWT has expired', www);
+    if (err instanceof joseErrors.JWTClaimValidationFailed) throw new ApiError(401, 'invalid_credential', `JWT claim rejected: ${err.claim} (${err.reason})`, www);
+    if (err instanceof joseErrors.JWKSTimeout || (err instanceof Error && /fetch|network/i.test(err.message)))
+      throw new ApiError(503, 'identity_provider_unreachable', 'could not fetch the identity provider keys', { 'Retry-After': '5' });
+    throw new ApiError(401, 'invalid_credential', 'JWT signature or algorithm rejected', www);
+  }
+}
+
+export function randomId(bytes: number): string {
+  const buf = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,22 @@
+import type { MiddlewareHandler } from 'hono';
+import type { AppEnv } from '../env.ts';
+import { ApiError } from '../errors.ts';
+
+/**
+ * Per-identity and per-IP limits for end users (trusted backends are not limited here). The
+ * Workers binding only says yes or no; its window is the configured period, so that is Retry-After.
+ */
+export const rateLimitEndUsers: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const caller = c.get('caller');
+  if (caller.kind === 'user') {
+    const ip = c.req.header('cf-connecting-ip') ?? 'unknown';
+    const [byIdentity, byIp] = await Promise.all([
+      caller.anonymous ? { success: true } : c.env.RATE_LIMIT_IDENTITY.limit({ key: `id:${caller.identity}` }),
+      c.env.RATE_LIMIT_IP.limit({ key: `ip:${ip}` }),
+    ]);
+    if (!byIdentity.success || !byIp.success) {
+      throw new ApiError(429, 'rate_limited', `too many token requests for this ${byIdentity.success ? 'address' : 'identity'}`, { 'Retry-After': '60' });
+    }
+  }
+  await next();
+};

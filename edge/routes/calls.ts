@@ -1,0 +1,94 @@
+import { Hono, type Context } from 'hono';
+import * as z from 'zod';
+import { DispatchOverrides } from '../wire-contract/index.ts';
+import type { AppEnv } from '../env.ts';
+import { ApiError } from '../errors.ts';
+import { callDetails, closeCall, findCall, listCalls, markAgentRemoved, openCall, recordDispatch, wasIssuedTo } from '../ledger/calls.ts';
+import { ensureDispatch } from '../livekit/dispatch.ts';
+import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
+import { requireCaller } from '../middleware/caller.ts';
+import { jsonBody, parseWith } from '../middleware/json-body.ts';
+import { ROOM_NAME } from './token.ts';
+
+const EndRequest = z.object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() }).strict();
+const DispatchRequest = z.object({ agent_name: z.string().max(128).optional(), metadata: DispatchOverrides.optional() }).strict();
+const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(512).optional() }).strict();
+
+function roomParam(c: Context<AppEnv>): string {
+  return parseWith(ROOM_NAME, c.req.param('room'), 'room');
+}
+
+/** Admin, or someone this edge issued a token for in this room (by app JWT or by that LiveKit token). */
+async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void> {
+  const caller = c.get('caller');
+  if (caller.kind === 'admin') return;
+  if (caller.kind === 'participant' && caller.room !== room) throw new ApiError(403, 'not_a_participant', 'this LiveKit token is for another room');
+  if ((caller.kind === 'participant' || (caller.kind === 'user' && !caller.anonymous)) && (await wasIssuedTo(c.env.LEDGER, room, caller.identity))) return;
+  throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
+}
+
+async function existingCall(c: Context<AppEnv>, room: string) {
+  const call = await findCall(c.env.LEDGER, room);
+  if (!call) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
+  return call;
+}
+
+export const callRoutes = new Hono<AppEnv>()
+  .post('/calls/:room/end', requireCaller('admin', 'user', 'participant'), async (c) => {
+    const room = roomParam(c);
+    await authorizeForRoom(c, room);
+    const body = await jsonBody(c, EndRequest);
+    const call = await existingCall(c, room);
+    const config = c.get('config');
+    if (call.status === 'ended') return c.json({ already_ended: true, call: await callDetails(c.env.LEDGER, room) });
+    if (body.mode === 'remove_agent') {
+      const removed = await removeAgents(config, room);
+      await markAgentRemoved(c.env.LEDGER, room, Date.now());
+      return c.json({ removed_agents: removed, call: await callDetails(c.env.LEDGER, room) });
+    }
+    // LiveKit first: if it fails the ledger stays as it was. "Not found" means already gone: still ended.
+    await deleteRoom(config, room);
+    await closeCall(c.env.LEDGER, room, { reason: 'api_end_call', endedBy: 'api', source: 'api', at: Date.now(), note: body.reason ?? null, strong: true });
+    return c.json({ already_ended: false, call: await callDetails(c.env.LEDGER, room) });
+  })
+  .post('/calls/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
+    const room = roomParam(c);
+    const body = await jsonBody(c, DispatchRequest, undefined, { allowEmpty: true });
+    const config = c.get('config');
+    const agentName = body.agent_name || config.AGENT_NAME;
+    if (!config.AGENT_ALLOWED_NAMES.includes(agentName)) throw new ApiError(400, 'unknown_agent', `agent_name: unknown agent ${JSON.stringify(agentName)}`);
+    const known = await findCall(c.env.LEDGER, room);
+    if (known?.status === 'ended') throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
+    if (!(await roomExists(config, room))) throw new ApiError(404, 'room_not_found', `LiveKit has no active room ${room}`);
+    const now = Date.now();
+    const maxDuration = Math.min(body.metadata?.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS, config.MAX_CALL_DURATION_SECONDS);
+    const endMode = body.metadata?.end_mode ?? config.AGENT_END_MODE;
+    if (!known) await openCall(c.env.LEDGER, { room, agentName, endMode, maxDurationSeconds: maxDuration, now, deadlineAt: now + maxDuration * 1000 });
+    const metadata = { ...body.metadata, caller_identity: '', issued_at: new Date(now).toISOString(), max_duration_seconds: maxDuration, end_mode: endMode };
+    const { dispatchId, created } = await ensureDispatch(config, room, agentName, JSON.stringify(metadata));
+    await recordDispatch(c.env.LEDGER, room, dispatchId);
+    return c.json({ dispatch_id: dispatchId, created, room, agent_name: agentName }, created ? 201 : 200);
+  })
+  .get('/calls/:room', requireCaller('admin', 'user', 'participant'), async (c) => {
+    const room = roomParam(c);
+    await authorizeForRoom(c, room);
+    const details = await callDetails(c.env.LEDGER, room);
+    if (!details) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
+    return c.json(details);
+  })
+  .get('/calls', requireCaller('admin'), async (c) => {
+    const query = parseWith(ListQuery, c.req.query(), 'query');
+    let cursor: { createdAt: number; room: string } | undefined;
+    if (query.cursor) {
+      try {
+        const [createdAt, room] = JSON.parse(atob(query.cursor.replace(/-/g, '+').replace(/_/g, '/'))) as [number, string];
+        if (!Number.isFinite(createdAt) || typeof room !== 'string') throw new Error();
+        cursor = { createdAt, room };
+      } catch {
+        throw new ApiError(400, 'invalid_field', 'cursor: not a cursor this server returned');
+      }
+    }
+    const page = await listCalls(c.env.LEDGER, query.limit, cursor);
+    const next = page.next ? btoa(JSON.stringify([page.next.createdAt, page.next.room])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : null;
+    return c.json({ calls: page.calls, next_cursor: next });
+  });

@@ -1,0 +1,107 @@
+import { Hono } from 'hono';
+import * as z from 'zod';
+import { DispatchMetadata, DispatchOverrides } from '../wire-contract/index.ts';
+import type { AppEnv } from '../env.ts';
+import { ApiError } from '../errors.ts';
+import { recordIssuedToken } from '../ledger/calls.ts';
+import { mintParticipantToken } from '../livekit/participant-token.ts';
+import { randomId, requireCaller } from '../middleware/caller.ts';
+import { jsonBody, parseWith } from '../middleware/json-body.ts';
+import { rateLimitEndUsers } from '../middleware/rate-limit.ts';
+
+export const ROOM_NAME = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only');
+const MAX_ATTRIBUTES = 16;
+
+/** LiveKit's standard token-endpoint request (snake_case); unknown fields are refused by name. */
+const TokenRequest = z
+  .object({
+    room_name: ROOM_NAME.optional(),
+    participant_identity: z.string().min(1).max(128).optional(),
+    participant_name: z.string().max(128).optional(),
+    participant_metadata: z.string().max(4096).optional(),
+    participant_attributes: z.record(z.string().min(1).max(128), z.string().max(1024)).optional(),
+    room_config: z
+      .object({
+        agents: z
+          .array(z.object({ agent_name: z.string().max(128).optional(), metadata: z.string().max(8192).optional() }).strict())
+          .max(1, 'at most one agent per call')
+          .optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const tokenRoutes = new Hono<AppEnv>().post('/token', requireCaller('admin', 'app', 'user'), rateLimitEndUsers, async (c) => {
+  const config = c.get('config');
+  const caller = c.get('caller');
+  const body = await jsonBody(c, TokenRequest, undefined, { allowEmpty: true });
+  const trusted = caller.kind === 'admin' || caller.kind === 'app';
+
+  let identity: string;
+  if (trusted) {
+    if (!body.participant_identity) throw new ApiError(400, 'invalid_field', 'participant_identity: required for backend callers');
+    identity = body.participant_identity;
+  } else {
+    identity = caller.kind === 'user' ? caller.identity : '';
+    if (body.participant_identity !== undefined && body.participant_identity !== identity)
+      throw new ApiError(403, 'field_not_allowed', 'participant_identity: end users get the identity from their credential');
+    if (body.room_name !== undefined) throw new ApiError(403, 'field_not_allowed', 'room_name: end users cannot choose the room');
+  }
+
+  const attributes = body.participant_attributes ?? {};
+  const keys = Object.keys(attributes);
+  if (keys.length > MAX_ATTRIBUTES) throw new ApiError(400, 'invalid_field', `participant_attributes: at most ${MAX_ATTRIBUTES} attributes`);
+  const reserved = keys.find((k) => k.startsWith('lk.'));
+  if (reserved) throw new ApiError(400, 'invalid_field', `participant_attributes.${reserved}: keys beginning with lk. are reserved`);
+
+  const requested = body.room_config?.agents?.[0];
+  const agentName = requested?.agent_name || config.AGENT_NAME;
+  if (!config.AGENT_ALLOWED_NAMES.includes(agentName)) throw new ApiError(400, 'unknown_agent', `room_config.agents.0.agent_name: unknown agent ${JSON.stringify(agentName)}`);
+  let overrides: DispatchOverrides = {};
+  if (requested?.metadata) {
+    if (!trusted) throw new ApiError(403, 'field_not_allowed', 'room_config.agents.0.metadata: the agent metadata is chosen by the server');
+    let json: unknown;
+    try {
+      json = JSON.parse(requested.metadata);
+    } catch {
+      throw new ApiError(400, 'invalid_field', 'room_config.agents.0.metadata: must be a JSON object');
+    }
+    overrides = parseWith(DispatchOverrides, json, 'room_config.agents.0.metadata');
+  }
+
+  const now = Date.now();
+  const room = body.room_name ?? `call-${randomId(16)}`;
+  const maxDuration = Math.min(overrides.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS, config.MAX_CALL_DURATION_SECONDS);
+  const metadata: DispatchMetadata = {
+    ...overrides,
+    caller_identity: identity,
+    issued_at: new Date(now).toISOString(),
+    max_duration_seconds: maxDuration,
+    end_mode: overrides.end_mode ?? config.AGENT_END_MODE,
+  };
+  await recordIssuedToken(c.env.LEDGER, {
+    room,
+    identity,
+    agentName,
+    endMode: metadata.end_mode,
+    maxDurationSeconds: maxDuration,
+    now,
+    // The latest the call can start is when the token expires; room_started tightens this.
+    deadlineAt: now + (config.TOKEN_TTL_SECONDS + maxDuration) * 1000,
+  });
+  const participantToken = await mintParticipantToken(config, {
+    room,
+    identity,
+    name: body.participant_name,
+    metadata: body.participant_metadata,
+    attributes,
+    agentName,
+    agentMetadata: JSON.stringify(metadata),
+  });
+  return c.json(
+    { server_url: config.LIVEKIT_URL, participant_token: participantToken, room_name: room, participant_identity: identity, participant_name: body.participant_name ?? null },
+    201,
+    { 'Cache-Control': 'no-store' },
+  );
+});

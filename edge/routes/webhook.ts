@@ -1,0 +1,27 @@
+import { Hono } from 'hono';
+import { WebhookReceiver } from 'livekit-server-sdk';
+import type { AppEnv } from '../env.ts';
+import { ApiError } from '../errors.ts';
+import { applyWebhook } from '../ledger/webhook-events.ts';
+import { log } from '../log.ts';
+import { readBody } from '../middleware/json-body.ts';
+
+const MAX_WEBHOOK_BYTES = 256 * 1024;
+
+/** LiveKit webhooks: the raw body and the bare Authorization JWT go to the SDK's receiver unchanged. */
+export const webhookRoutes = new Hono<AppEnv>().post('/livekit/webhook', async (c) => {
+  const config = c.get('config');
+  const raw = await readBody(c, MAX_WEBHOOK_BYTES);
+  const auth = c.req.header('authorization');
+  if (!auth) throw new ApiError(401, 'invalid_signature', 'webhook signature rejected: missing Authorization');
+  let event;
+  try {
+    event = await new WebhookReceiver(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).receive(raw, auth);
+  } catch (err) {
+    const problem = err instanceof Error && /sha256/i.test(err.message) ? 'body_hash_mismatch' : 'bad_signature';
+    throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${problem}`);
+  }
+  const outcome = await applyWebhook(c.env.LEDGER, event, Date.now());
+  log(c, 'info', 'webhook', { event: event.event, room: event.room?.name, id: event.id, outcome });
+  return c.json({ outcome });
+});

@@ -1,0 +1,5 @@
+// The wire contract between the edge and the agent: both sides import only from here.
+export * from './end-reasons.ts';
+export * from './dispatch-metadata.ts';
+export * from './report.ts';
+export * from './signing.ts';
