@@ -1,0 +1,37 @@
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+import { edgeTestBindings } from './test/support/edge-test-bindings.ts';
+
+// Three projects: `edge` runs inside workerd with local D1 and rate limits; `agent` is Node unit
+// tests; `e2e` drives the real LiveKit server, workerd and the built agent (test/support/harness).
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations('edge/migrations');
+  return {
+    test: {
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              main: './edge/index.ts',
+              wrangler: { configPath: './wrangler.toml' },
+              miniflare: { bindings: { ...(await edgeTestBindings()), TEST_MIGRATIONS: migrations } },
+            }),
+          ],
+          test: { name: 'edge', include: ['test/edge/**/*.test.ts'], setupFiles: ['test/edge/setup.ts'] },
+        },
+        { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
+        {
+          test: {
+            name: 'e2e',
+            include: ['test/e2e/**/*.test.ts'],
+            environment: 'node',
+            testTimeout: 90_000,
+            hookTimeout: 180_000,
+            fileParallelism: false,
+            globalSetup: ['test/support/e2e-global-setup.ts'],
+          },
+        },
+      ],
+    },
+  };
+});
