@@ -1,0 +1,106 @@
+import { callIdFor, CallReport, endedByFor, signBody, type HookOutcome, type Usage } from '../edge/wire-contract/index.ts';
+import type { CallSummary } from './call-lifecycle.ts';
+
+/** Chat items as the session history holds them (a structural subset of agents' ChatItem). */
+export type HistoryItem = { type: string; role?: string; content?: unknown[]; textContent?: string; createdAt?: number };
+/** Per-model usage as `session.usage.modelUsage` holds it. */
+export type ModelUsage = { type: string; inputTokens?: number; outputTokens?: number; charactersCount?: number; audioDurationMs?: number };
+
+export type ReportInputs = {
+  summary: CallSummary;
+  roomSid: string;
+  agentName: string;
+  history: HistoryItem[];
+  usage: ModelUsage[];
+  errors: { at: Date; source: string; message: string }[];
+  hooks: HookOutcome[];
+};
+
+export function buildReport(i: ReportInputs): CallReport {
+  const { summary } = i;
+  return CallReport.parse({
+    version: 1,
+    call_id: callIdFor(i.roomSid || 'RM_unknown', summary.jobId),
+    room: summary.room,
+    room_sid: i.roomSid,
+    job_id: summary.jobId,
+    agent_name: i.agentName,
+    end_reason: summary.reason,
+    ended_by: endedByFor(summary.reason),
+    started_at: summary.startedAt.toISOString(),
+    ended_at: summary.endedAt.toISOString(),
+    duration_ms: Math.max(0, summary.endedAt.getTime() - summary.startedAt.getTime()),
+    transcript: transcriptFrom(i.history),
+    usage: usageFrom(i.usage),
+    errors: i.errors.slice(-200).map((e) => ({ at: e.at.toISOString(), source: e.source.slice(0, 200), message: e.message.slice(0, 2000) })),
+    hooks: i.hooks,
+  });
+}
+
+function transcriptFrom(history: HistoryItem[]) {
+  return history
+    .filter((item) => item.type === 'message' && ['user', 'assistant', 'system'].includes(item.role ?? '') && item.role !== 'system')
+    .map((item) => ({
+      role: item.role as 'user' | 'assistant',
+      text: (item.textContent ?? (item.content ?? []).filter((c): c is string => typeof c === 'string').join('\n')).slice(0, 20_000),
+      at: new Date(item.createdAt ?? Date.now()).toISOString(),
+    }))
+    .filter((t) => t.text.length > 0)
+    .slice(-5000);
+}
+
+function usageFrom(models: ModelUsage[]): Usage {
+  const usage: Usage = { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 };
+  for (const m of models) {
+    if (m.type === 'llm_usage') {
+      usage.llm_prompt_tokens += m.inputTokens ?? 0;
+      usage.llm_completion_tokens += m.outputTokens ?? 0;
+    } else if (m.type === 'tts_usage') usage.tts_characters += m.charactersCount ?? 0;
+    else if (m.type === 'stt_usage') usage.stt_seconds += (m.audioDurationMs ?? 0) / 1000;
+  }
+  return usage;
+}
+
+export type DeliveryOptions = {
+  edgeUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  /** Stop retrying at this time (the cleanup budget's end). */
+  deadline: number;
+  fetchImpl?: typeof fetch;
+  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+};
+
+/**
+ * Posts the signed report, retrying network errors and 5xx/429 with exponential backoff until it
+ * lands or the deadline passes. The edge accepts a call id once, so a retry after a lost response
+ * is safe. A 4xx other than 429 is final: retrying the same body cannot fix it.
+ */
+export async function deliverReport(report: CallReport, o: DeliveryOptions): Promise<{ status: number; attempts: number }> {
+  const body = JSON.stringify(report);
+  const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(report.room)}/report`;
+  const doFetch = o.fetchImpl ?? fetch;
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    const left = o.deadline - Date.now();
+    let outcome: string;
+    try {
+      const res = await doFetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: await signBody(body, o.apiKey, o.apiSecret) },
+        body,
+        signal: AbortSignal.timeout(Math.max(250, Math.min(5000, left))),
+      });
+      if (res.ok) return { status: res.status, attempts: attempt };
+      if (res.status < 500 && res.status !== 429) throw new Error(`edge refused the report: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      outcome = `HTTP ${res.status}`;
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('edge refused')) throw err;
+      outcome = err instanceof Error ? err.message : String(err);
+    }
+    o.log?.('warn', 'report delivery failed, retrying', { attempt, outcome });
+    if (Date.now() + delay >= o.deadline) throw new Error(`report not delivered after ${attempt} attempts: ${outcome}`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 4000);
+  }
+}

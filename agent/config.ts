@@ -1,0 +1,70 @@
+import * as z from 'zod';
+import { END_MODES } from '../edge/wire-contract/index.ts';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Every variable the agent reads, with its default. The README's agent table mirrors this. */
+const AgentConfigSchema = z.object({
+  LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
+  LIVEKIT_API_KEY: z.string().min(1),
+  LIVEKIT_API_SECRET: z.string().min(1),
+  OPENAI_API_KEY: z.string().min(1),
+  OPENAI_BASE_URL: z.url().optional(),
+  AGENT_NAME: z.string().min(1).max(128).default('voice-agent'),
+  /** `pipeline` = STT + LLM + TTS; `realtime` = one OpenAI realtime model. */
+  AGENT_MODEL_MODE: z.enum(['pipeline', 'realtime']).default('pipeline'),
+  LLM_MODEL: z.string().default('gpt-4.1-mini'),
+  STT_MODEL: z.string().default('gpt-4o-mini-transcribe'),
+  TTS_MODEL: z.string().default('gpt-4o-mini-tts'),
+  TTS_VOICE: z.string().default('alloy'),
+  REALTIME_MODEL: z.string().default('gpt-realtime'),
+  REALTIME_VOICE: z.string().default('marin'),
+  AGENT_INSTRUCTIONS: z.string().min(1).default('You are a friendly, concise voice assistant. Keep answers short and spoken-style.'),
+  /** Listen to the user's microphone (false = text on lk.chat only, for tests and chat clients). */
+  AGENT_AUDIO_INPUT: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  END_MODE: z.enum(END_MODES).default('end_for_all'),
+  /** The edge's base URL; reports go to `${EDGE_URL}/calls/:room/report`. Unset: no report. */
+  EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
+  MAX_DURATION_WARNING_SECONDS: int(0, 3600).default(60),
+  IDLE_PROMPT_SECONDS: int(0, 3600).default(20),
+  IDLE_END_SECONDS: int(1, 3600).default(15),
+  DRAIN_TIMEOUT_SECONDS: int(1, 3600).default(200),
+  CLEANUP_BUDGET_MS: int(500, 120_000).default(20_000),
+  HOOK_TIMEOUT_MS: int(50, 120_000).default(5_000),
+  END_STEP_TIMEOUT_MS: int(100, 60_000).default(8_000),
+  AGENT_HEALTH_PORT: int(1, 65535).default(8081),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** Parses `process.env`; throws a ConfigError naming every missing or bad variable (never a value). */
+export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = AgentConfigSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);
+  throw new ConfigError(`agent configuration is invalid:\n${[...new Set(lines)].join('\n')}`);
+}
+
+/**
+ * How long each shutdown stage may take, derived in one place so they nest: a call gets the drain
+ * window, then its end steps (announce, goodbye, finish) and its cleanup budget; the worker waits
+ * for all of that before force-closing jobs, and Fly's kill_timeout must cover the total.
+ */
+export function shutdownBudget(config: AgentConfig) {
+  const endStepsMs = 3 * config.END_STEP_TIMEOUT_MS;
+  const perCallEndMs = endStepsMs + config.CLEANUP_BUDGET_MS;
+  const drainTimeoutMs = config.DRAIN_TIMEOUT_SECONDS * 1000 + perCallEndMs + 2_000;
+  const shutdownProcessTimeoutMs = perCallEndMs + 2_000;
+  return {
+    perCallEndMs,
+    drainTimeoutMs,
+    shutdownProcessTimeoutMs,
+    /** What the platform must allow between the signal and SIGKILL. */
+    requiredKillTimeoutMs: drainTimeoutMs + shutdownProcessTimeoutMs + 5_000,
+  };
+}

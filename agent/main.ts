@@ -1,0 +1,40 @@
+import { cli, ServerOptions } from '@livekit/agents';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
+import { announceDrain, clearDrain } from './drain-signal.ts';
+
+/**
+ * The worker process: registers with LiveKit under AGENT_NAME (explicit dispatch only) and runs
+ * one child process per call from ./job. `start` drains on SIGTERM/SIGINT and exits 143/130.
+ */
+let config;
+try {
+  config = loadAgentConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  console.error(err.message);
+  process.exit(78); // EX_CONFIG
+}
+const budget = shutdownBudget(config);
+
+// Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
+// then end themselves with reason "drain", inside the worker's drain timeout.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000));
+}
+process.once('exit', () => clearDrain());
+
+const jobModule = new URL(import.meta.url.endsWith('.ts') ? './job.ts' : './job.js', import.meta.url);
+cli.runApp(
+  new ServerOptions({
+    agent: fileURLToPath(jobModule),
+    agentName: config.AGENT_NAME,
+    wsURL: config.LIVEKIT_URL,
+    apiKey: config.LIVEKIT_API_KEY,
+    apiSecret: config.LIVEKIT_API_SECRET,
+    port: config.AGENT_HEALTH_PORT,
+    drainTimeout: budget.drainTimeoutMs,
+    shutdownProcessTimeout: budget.shutdownProcessTimeoutMs,
+    logLevel: config.LOG_LEVEL,
+  }),
+);

@@ -1,0 +1,124 @@
+import { dispose } from '@livekit/rtc-node';
+import { DisconnectReason } from '@livekit/rtc-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CallClient } from '../support/call-client.ts';
+import { waitFor } from '../support/processes.ts';
+import { pidAlive, System } from '../support/system.ts';
+
+const bin = inject('livekitServerBin');
+let system: System;
+const clients: CallClient[] = [];
+
+beforeAll(async () => {
+  if (bin) system = await new System(bin).start();
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.leave()));
+  await system?.stop();
+  await dispose();
+});
+
+async function caller(body: Record<string, unknown> = {}, auth = 'Bearer none'): Promise<CallClient> {
+  const client = new CallClient();
+  clients.push(client);
+  // Anonymous callers send no credential at all; backends use the app key.
+  await client.join(system.edge.url, auth === 'Bearer none' ? '' : auth, body);
+  return client;
+}
+const appKey = () => `Bearer ${system.edge.appKey}`;
+const greeted = (c: CallClient) => c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+const jobExit = async (room: string, timeoutMs = 30_000) => {
+  const marker = await waitFor(`hooks of ${room}`, async () => system.hookMarker(room, 'ran'), { timeoutMs });
+  await waitFor(`job process ${marker.pid} exit`, async () => !pidAlive(marker.pid), { timeoutMs, intervalMs: 20 });
+  return { marker, exitedAt: Date.now() };
+};
+
+describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', () => {
+  it('1. a token from the edge dispatches the agent, which joins and greets', async () => {
+    const c = await caller();
+    expect(c.roomName).toMatch(/^call-/);
+    const joined = await c.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+    expect(joined).toBeTruthy();
+    await greeted(c);
+    const call = await system.call(c.roomName);
+    expect(call.status).toBe('open');
+    await waitFor('ledger sees the agent join', async () => (await system.call(c.roomName)).participants.some((p: any) => p.kind === 'AGENT'));
+    await c.leave();
+  });
+
+  it('2. goodbye → end_call → the goodbye arrives, then the room is deleted for everyone; ledger agent_end_call with transcript', async () => {
+    const c = await caller();
+    await greeted(c);
+    await c.say('Thanks, that is all. Goodbye!');
+    const reason = await c.waitForDisconnect(30_000);
+    expect(reason).toBe(DisconnectReason.ROOM_DELETED);
+    const goodbye = await c.waitForEvent('transcription-chunk', (d) => /Goodbye, take care/.test(d.text));
+    const disconnected = c.events.find((e) => e.kind === 'disconnected')!;
+    expect(goodbye.at).toBeLessThanOrEqual(disconnected.at);
+    const notice = c.events.find((e) => e.kind === 'end-notice')!;
+    expect(notice.detail).toEqual({ reason: 'agent_end_call' });
+    expect(await system.roomExists(c.roomName)).toBe(false);
+    const call = await waitFor('report in the ledger', async () => {
+      const v = await system.call(c.roomName);
+      return v.report ? v : undefined;
+    });
+    expect(call).toMatchObject({ status: 'ended', end_reason: 'agent_end_call', ended_by: 'agent' });
+    const texts = call.report.transcript.map((t: any) => `${t.role}: ${t.text}`);
+    expect(texts).toContain('user: Thanks, that is all. Goodbye!');
+    expect(texts).toContain('assistant: Goodbye, take care!');
+    expect(call.report.usage.llm_prompt_tokens).toBeGreaterThan(0);
+    expect(system.hookMarker(c.roomName, 'ran')!.reason).toBe('agent_end_call');
+  });
+
+  it('3. mode leave: the agent says goodbye and leaves; the caller and the room stay', async () => {
+    const c = await caller({ participant_identity: `leave-${Date.now()}`, room_config: { agents: [{ metadata: JSON.stringify({ end_mode: 'leave' }) }] } }, appKey());
+    await greeted(c);
+    await c.say('Goodbye!');
+    await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
+    expect(c.room.isConnected).toBe(true);
+    expect(await system.roomExists(c.roomName)).toBe(true);
+    const call = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    expect(call.report.end_reason).toBe('agent_leave');
+    expect(call.end_reason).toBe('agent_leave');
+    await c.leave();
+  });
+
+  it('4. POST /calls/:room/end deletes the room; the job ends and its hooks run; a second call changes nothing', async () => {
+    const c = await caller();
+    await greeted(c);
+    const end = () =>
+      fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${c.participantToken}` },
+        body: JSON.stringify({ mode: 'end_for_all', reason: 'user tapped hang up for all' }),
+      });
+    const first = await end();
+    expect(first.status).toBe(200);
+    expect(await c.waitForDisconnect()).toBe(DisconnectReason.ROOM_DELETED);
+    expect(await system.roomExists(c.roomName)).toBe(false);
+    const { marker } = await jobExit(c.roomName);
+    expect(marker.reason).toBe('room_deleted');
+    const firstView = ((await first.json()) as any).call;
+    expect(firstView).toMatchObject({ end_reason: 'api_end_call', ended_by: 'api' });
+    const second = await end();
+    expect(second.status).toBe(200);
+    const body = (await second.json()) as any;
+    expect(body.already_ended).toBe(true);
+    expect(body.call.ended_at).toBe(firstView.ended_at);
+    const after = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    expect(after.end_reason).toBe('api_end_call');
+  });
+
+  it('5. the user hangs up: the agent job exits within 2 s, the report says participant_left', async () => {
+    const c = await caller();
+    await greeted(c);
+    const hungUpAt = Date.now();
+    await c.leave();
+    const { exitedAt, marker } = await jobExit(c.roomName, 20_000);
+    expect(marker.reason).toBe('participant_left');
+    console.log(`hang-up → job exit: ${exitedAt - hungUpAt} ms`);
+    expect(exitedAt - hungUpAt).toBeLessThan(2000);
+    const call = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    expect(call.report.end_reason).toBe('participant_left');
+  });
+});

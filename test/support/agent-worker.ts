@@ -1,0 +1,28 @@
+import { join, resolve } from 'node:path';
+import { freePort, httpOk, startProcess, waitFor, type Proc } from './processes.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const AGENT_ENTRY = join(ROOT, 'dist/agent/main.js');
+
+export type AgentWorker = { healthUrl: string; proc: Proc; activeJobs(): Promise<number>; stop(signal?: NodeJS.Signals): Promise<void> };
+
+/** The built agent (`node dist/agent/main.js start`), ready once its health endpoint says registered. */
+export async function startAgentWorker(dir: string, env: Record<string, string>, name = 'agent'): Promise<AgentWorker> {
+  const port = await freePort();
+  const proc = startProcess(process.execPath, [AGENT_ENTRY, 'start'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, AGENT_HEALTH_PORT: String(port), AGENT_AUDIO_INPUT: 'false', LOG_LEVEL: 'debug', ...env },
+    logFile: join(dir, `${name}.log`),
+  });
+  const healthUrl = `http://127.0.0.1:${port}`;
+  await waitFor(`${name} registered with LiveKit`, () => httpOk(healthUrl), { timeoutMs: 60_000, intervalMs: 200 });
+  return {
+    healthUrl,
+    proc,
+    async activeJobs() {
+      const res = await fetch(`${healthUrl}/worker`);
+      return ((await res.json()) as { active_jobs: number }).active_jobs;
+    },
+    stop: (signal) => proc.stop(signal),
+  };
+}

@@ -1,0 +1,94 @@
+import { DisconnectReason, Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../edge/wire-contract/index.ts';
+
+export type TimedEvent = { at: number; kind: string; detail?: unknown };
+
+/**
+ * A caller, as a LiveKit client SDK does it: a token from the edge's standard token endpoint, a
+ * WebRTC join, text to the agent on `lk.chat`; it records the agent's transcriptions (as they
+ * stream), its end notice, and how and when it was disconnected.
+ */
+export class CallClient {
+  readonly room = new Room();
+  readonly events: TimedEvent[] = [];
+  roomName = '';
+  identity = '';
+  participantToken = '';
+  disconnectReason: DisconnectReason | undefined;
+  readonly #disconnected: Promise<DisconnectReason>;
+
+  constructor() {
+    this.#disconnected = new Promise((resolve) =>
+      this.room.on(RoomEvent.Disconnected, (reason) => {
+        this.disconnectReason = reason;
+        this.#log('disconnected', reason);
+        resolve(reason);
+      }),
+    );
+    this.room.registerTextStreamHandler('lk.transcription', async (reader, info) => {
+      let text = '';
+      try {
+        for await (const chunk of reader) {
+          text += chunk;
+          this.#log('transcription-chunk', { from: info.identity, text });
+        }
+      } catch {
+        /* stream cut by a disconnect: what arrived is recorded */
+      }
+      this.#log('transcription', { from: info.identity, text });
+    });
+    this.room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => this.#log('participant-joined', { identity: p.identity, kind: p.kind }));
+    this.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => this.#log('participant-left', { identity: p.identity }));
+    this.room.on(RoomEvent.ParticipantAttributesChanged, (changed, p) => {
+      if (changed[END_REASON_ATTRIBUTE]) this.#log('end-reason-attribute', { identity: p.identity, reason: changed[END_REASON_ATTRIBUTE] });
+    });
+    this.room.on(RoomEvent.DataReceived, (data, _p, _k, topic) => {
+      if (topic === CALL_END_TOPIC) this.#log('end-notice', JSON.parse(new TextDecoder().decode(data)));
+    });
+  }
+
+  #log(kind: string, detail?: unknown) {
+    this.events.push({ at: Date.now(), kind, detail });
+  }
+
+  /** POST /token exactly as TokenSource.endpoint does (snake_case body, auth header), then join. */
+  async join(edgeUrl: string, authorization: string, body: Record<string, unknown> = {}) {
+    const res = await fetch(`${edgeUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
+    if (res.status !== 201) throw new Error(`token endpoint answered ${res.status}: ${await res.text()}`);
+    const { server_url, participant_token, room_name, participant_identity } = (await res.json()) as Record<string, string>;
+    this.roomName = room_name!;
+    this.identity = participant_identity!;
+    this.participantToken = participant_token!;
+    await this.room.connect(server_url!, participant_token!, { autoSubscribe: true, dynacast: false });
+    this.#log('connected');
+    return this;
+  }
+
+  say(text: string) {
+    this.#log('said', text);
+    return this.room.localParticipant!.sendText(text, { topic: 'lk.chat' });
+  }
+
+  transcripts(): string[] {
+    return this.events.filter((e) => e.kind === 'transcription').map((e) => (e.detail as { text: string }).text);
+  }
+
+  /** Resolves when an event matching `pred` has been recorded (already, or later). */
+  async waitForEvent(kind: string, pred: (detail: any) => boolean = () => true, timeoutMs = 20_000): Promise<TimedEvent> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const found = this.events.find((e) => e.kind === kind && pred(e.detail));
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`no ${kind} event within ${timeoutMs} ms; saw: ${JSON.stringify(this.events.map((e) => e.kind))}`);
+  }
+
+  waitForDisconnect(timeoutMs = 20_000): Promise<DisconnectReason> {
+    return Promise.race([this.#disconnected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('client was not disconnected')), timeoutMs))]);
+  }
+
+  async leave() {
+    if (this.room.isConnected) await this.room.disconnect();
+  }
+}

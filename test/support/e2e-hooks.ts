@@ -1,0 +1,26 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HooksModule } from '../../agent/job.ts';
+
+/**
+ * The e2e suite's user hooks, loaded by the real agent through AGENT_HOOKS_MODULE. Each writes a
+ * marker file (with the reason and the job's pid) so tests can see that it ran and what it was told.
+ * Rooms named `chaos-…` also get a hook that hangs and one that throws, registered first.
+ */
+export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
+  const dir = process.env.E2E_HOOKS_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  const room = ctx.job.room?.name ?? 'unknown';
+  const mark = (hook: string, extra: Record<string, unknown> = {}) =>
+    writeFileSync(join(dir, `${room}.${hook}.json`), JSON.stringify({ hook, pid: process.pid, at: Date.now(), ...extra }));
+  mark('registered');
+  if (room.startsWith('chaos-')) {
+    lifecycle.onCallEnd('hangs-forever', () => new Promise(() => mark('hang-started')), { timeoutMs: 1500 });
+    lifecycle.onCallEnd('throws', () => {
+      mark('throw-started');
+      throw new Error('hook failed on purpose');
+    });
+  }
+  lifecycle.onCallEnd('save-transcript-elsewhere', (summary) => mark('ran', { reason: summary.reason, startedAt: summary.startedAt, endedAt: summary.endedAt }));
+};

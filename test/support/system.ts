@@ -1,0 +1,96 @@
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RoomServiceClient } from 'livekit-server-sdk';
+import { startAgentWorker, type AgentWorker } from './agent-worker.ts';
+import { startEdge, type Edge } from './edge-dev.ts';
+import { DEV_KEY, DEV_SECRET, startLiveKit, type LiveKit } from './livekit-server.ts';
+import { startOpenAIStandIn, type StandIn } from './openai-stand-in.ts';
+import { freePort } from './processes.ts';
+
+export type SystemOptions = { agentEnv?: Record<string, string>; edgeVars?: Record<string, string>; departureTimeout?: number };
+
+/**
+ * The whole system on loopback: the OpenAI stand-in, the real LiveKit server (webhooks to the
+ * edge), the edge under wrangler dev with a fresh D1, and the built agent worker in start mode.
+ */
+export class System {
+  readonly dir = mkdtempSync(join(tmpdir(), 'lkvc-e2e-'));
+  readonly hooksDir = join(this.dir, 'hooks');
+  openai!: StandIn;
+  livekit!: LiveKit;
+  edge!: Edge;
+  agent!: AgentWorker;
+  rooms!: RoomServiceClient;
+  readonly extraAgents: AgentWorker[] = [];
+
+  constructor(private readonly bin: string, private readonly opts: SystemOptions = {}) {}
+
+  async start(): Promise<this> {
+    this.openai = await startOpenAIStandIn();
+    const edgePort = await freePort();
+    this.livekit = await startLiveKit(this.bin, this.dir, { webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`, departureTimeout: this.opts.departureTimeout });
+    this.rooms = new RoomServiceClient(this.livekit.httpUrl, DEV_KEY, DEV_SECRET);
+    this.edge = await startEdge(
+      join(this.dir, 'edge'),
+      { LIVEKIT_URL: this.livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, AUTH_ALLOW_ANONYMOUS: 'true', BACKSTOP_GRACE_SECONDS: '0', ...this.opts.edgeVars },
+      edgePort,
+    );
+    this.agent = await this.startAgent('agent');
+    return this;
+  }
+
+  agentEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      LIVEKIT_URL: this.livekit.url,
+      LIVEKIT_API_KEY: DEV_KEY,
+      LIVEKIT_API_SECRET: DEV_SECRET,
+      OPENAI_API_KEY: 'sk-local-stand-in',
+      OPENAI_BASE_URL: this.openai.url,
+      EDGE_URL: this.edge.url,
+      AGENT_HOOKS_MODULE: resolve(import.meta.dirname, 'e2e-hooks.ts'),
+      E2E_HOOKS_DIR: this.hooksDir,
+      CLEANUP_BUDGET_MS: '6000',
+      END_STEP_TIMEOUT_MS: '4000',
+      HOOK_TIMEOUT_MS: '2000',
+      IDLE_PROMPT_SECONDS: '0',
+      ...this.opts.agentEnv,
+      ...extra,
+    };
+  }
+
+  async startAgent(name: string, extra: Record<string, string> = {}): Promise<AgentWorker> {
+    const worker = await startAgentWorker(this.dir, this.agentEnv(extra), name);
+    if (name !== 'agent') this.extraAgents.push(worker);
+    return worker;
+  }
+
+  /** The ledger's view of a call, through the edge's own API (admin). */
+  async call(room: string): Promise<any> {
+    const res = await fetch(`${this.edge.url}/calls/${room}`, { headers: { authorization: `Bearer ${this.edge.adminKey}` } });
+    return res.json();
+  }
+
+  async roomExists(room: string): Promise<boolean> {
+    return (await this.rooms.listRooms([room])).length > 0;
+  }
+
+  hookMarker(room: string, hook: string): { pid: number; at: number; reason?: string } | undefined {
+    const file = join(this.hooksDir, `${room}.${hook}.json`);
+    return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([this.agent?.stop('SIGKILL'), ...this.extraAgents.map((a) => a.stop('SIGKILL'))]);
+    await Promise.allSettled([this.edge?.stop(), this.livekit?.stop(), this.openai?.close()]);
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
