@@ -1,0 +1,154 @@
+import { DisconnectReason, dispose } from '@livekit/rtc-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AgentWorker } from '../support/agent-worker.ts';
+import { CallClient } from '../support/call-client.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { waitFor } from '../support/processes.ts';
+import { pidAlive, System } from '../support/system.ts';
+
+const bin = inject('livekitServerBin');
+let system: System;
+let proxy: FaultProxy;
+const clients: CallClient[] = [];
+const CLEANUP_BUDGET_MS = 6000;
+
+beforeAll(async () => {
+  if (!bin) return;
+  system = await new System(bin, {
+    departureTimeout: 2,
+    edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-flaky' },
+    agentEnv: { CLEANUP_BUDGET_MS: String(CLEANUP_BUDGET_MS), MAX_DURATION_WARNING_SECONDS: '3', DRAIN_TIMEOUT_SECONDS: '4' },
+  }).start();
+  proxy = await startFaultProxy(system.edge.url);
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.leave()));
+  await proxy?.close();
+  await system?.stop();
+  await dispose();
+});
+
+async function backendCaller(room: string, metadata: Record<string, unknown> = {}, agentName?: string): Promise<CallClient> {
+  const client = new CallClient();
+  clients.push(client);
+  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
+    room_name: room,
+    participant_identity: `user-${room}`,
+    room_config: { agents: [{ ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) }] },
+  });
+  await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+  return client;
+}
+const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
+const reportOf = (room: string) => waitFor(`report for ${room}`, async () => ((await system.call(room)).report ? system.call(room) : undefined), { timeoutMs: 30_000 });
+
+describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit server', () => {
+  it('6a. a short maximum duration: a spoken warning, then the end for everyone with max_duration', async () => {
+    const c = await backendCaller(unique('maxdur'), { max_duration_seconds: 8 });
+    const warning = await c.waitForEvent('transcription', (d) => /seconds left/.test(d.text), 15_000);
+    expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
+    const ended = c.events.find((e) => e.kind === 'disconnected')!;
+    expect(ended.at).toBeGreaterThan(warning.at);
+    expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'max_duration' });
+    const call = await reportOf(c.roomName);
+    expect(call).toMatchObject({ end_reason: 'max_duration', ended_by: 'system' });
+  });
+
+  it('8. a hook that hangs and one that throws: the others run, the report arrives, the job exits within the budget', async () => {
+    const c = await backendCaller(unique('chaos'));
+    const hungUpAt = Date.now();
+    await c.leave();
+    const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), { timeoutMs: 15_000 });
+    expect(ran.reason).toBe('participant_left');
+    expect(system.hookMarker(c.roomName, 'hang-started')).toBeTruthy();
+    expect(system.hookMarker(c.roomName, 'throw-started')).toBeTruthy();
+    await waitFor('job exit', async () => !pidAlive(ran.pid), { timeoutMs: 30_000, intervalMs: 20 });
+    const exitMs = Date.now() - hungUpAt;
+    console.log(`chaos hooks: hang-up → job exit ${exitMs} ms (budget ${CLEANUP_BUDGET_MS} ms)`);
+    expect(exitMs).toBeLessThan(CLEANUP_BUDGET_MS + 3000);
+    const call = await reportOf(c.roomName);
+    expect(call.report.hooks.map((h: any) => [h.name, h.status])).toEqual([
+      ['hangs-forever', 'timeout'],
+      ['throws', 'error'],
+      ['save-transcript-elsewhere', 'ok'],
+    ]);
+  });
+
+  describe('9. the report endpoint down during cleanup', () => {
+    let flaky: AgentWorker;
+    beforeAll(async () => {
+      flaky = await system.startAgent('agent-flaky', { AGENT_NAME: 'voice-agent-flaky', EDGE_URL: proxy.url });
+    });
+    afterAll(() => flaky?.stop('SIGKILL'));
+
+    it('back within the budget: retried, delivered once', async () => {
+      const c = await backendCaller(unique('flaky-back'), {}, 'voice-agent-flaky');
+      proxy.reportAttempts = 0;
+      proxy.refuseReports = 2;
+      await c.leave();
+      const call = await reportOf(c.roomName);
+      expect(proxy.reportAttempts).toBe(3);
+      expect(call.report.end_reason).toBe('participant_left');
+    });
+
+    it('never back: the agent gives up inside its budget, and the ledger closes from room_finished', async () => {
+      const c = await backendCaller(unique('flaky-gone'), {}, 'voice-agent-flaky');
+      proxy.reportAttempts = 0;
+      proxy.refuseReports = 1_000;
+      await c.leave();
+      const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), { timeoutMs: 15_000 });
+      await waitFor('job exit', async () => !pidAlive(ran.pid), { timeoutMs: CLEANUP_BUDGET_MS + 10_000, intervalMs: 50 });
+      expect(proxy.reportAttempts).toBeGreaterThan(1);
+      const call = await waitFor('ledger closed by webhook', async () => {
+        const v = await system.call(c.roomName);
+        return v.status === 'ended' ? v : undefined;
+      }, { timeoutMs: 30_000 });
+      expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'participant_left', report: null });
+      proxy.refuseReports = 0;
+    });
+  });
+
+  it('7. SIGTERM mid-call: the call goes on until the drain deadline, ends with drain, the worker exits 143; a second worker takes the next call', async () => {
+    const c = await backendCaller(unique('drain'));
+    const second = await system.startAgent('agent-2');
+    const signalledAt = Date.now();
+    system.agent.proc.child.kill('SIGTERM');
+    expect(await c.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
+    const endedAfter = Date.now() - signalledAt;
+    expect(endedAfter).toBeGreaterThanOrEqual(4000);
+    expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'drain' });
+    expect(c.transcripts().some((t) => /maintenance/.test(t))).toBe(true);
+    const call = await reportOf(c.roomName);
+    expect(call.end_reason).toBe('drain');
+    const exit = await system.agent.proc.exited;
+    expect(exit.code).toBe(143);
+    const next = await backendCaller(unique('after-drain'));
+    expect(await second.activeJobs()).toBe(1);
+    await next.leave();
+    system.agent = second;
+  });
+
+  it('6b. the agent SIGKILLed mid-call: the edge cron backstop deletes the overdue room and records max_duration', async () => {
+    const c = await backendCaller(unique('backstop'), { max_duration_seconds: 5, end_mode: 'leave' });
+    await system.agent.stop('SIGKILL');
+    await waitFor('deadline passed', async () => Date.now() > Date.parse((await system.call(c.roomName)).deadline_at), { timeoutMs: 20_000, intervalMs: 250 });
+    const cron = await fetch(`${system.edge.url}/__scheduled?cron=*+*+*+*+*`);
+    expect(cron.status).toBe(200);
+    expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
+    const call = await system.call(c.roomName);
+    expect(call).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
+  });
+
+  it('10. the agent SIGKILLed mid-call, then the user leaves: the ledger closes from the webhook with reason error', async () => {
+    system.agent = await system.startAgent('agent-3');
+    const c = await backendCaller(unique('killed'));
+    await system.agent.stop('SIGKILL');
+    await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
+    await c.leave();
+    const call = await waitFor('ledger closed by webhook', async () => {
+      const v = await system.call(c.roomName);
+      return v.status === 'ended' ? v : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'error', report: null });
+  });
+});
