@@ -4,7 +4,7 @@ import { AccessToken } from 'livekit-server-sdk';
 import { vi } from 'vitest';
 import worker from '../../edge/index.ts';
 
-export const testEnv = env as unknown as Env & { TEST_JWT_PRIVATE_JWK: string; AUTH_JWKS_JSON?: string; AUTH_JWKS_URL?: string };
+export const testEnv = env as unknown as Env & { TEST_JWT_PRIVATE_JWK: string; AUTH_JWKS_JSON?: string; AUTH_JWKS_URL?: string; AUTH_JWT_ISSUER: string; AUTH_JWT_AUDIENCE: string };
 export const ADMIN = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 export const APP = { Authorization: `Bearer ${testEnv.APP_API_KEY}` };
 
