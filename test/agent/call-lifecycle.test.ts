@@ -1,0 +1,166 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CallLifecycle, type EndSteps, type LifecycleOptions } from '../../agent/call-lifecycle.ts';
+import type { HookOutcome } from '../../edge/wire-contract/index.ts';
+
+type Logged = { level: string; msg: string; fields?: Record<string, unknown> };
+
+function setup(overrides: Partial<LifecycleOptions> = {}) {
+  const trace: string[] = [];
+  const logs: Logged[] = [];
+  let reported: HookOutcome[] | undefined;
+  const lifecycle = new CallLifecycle({
+    room: 'r1',
+    jobId: 'AJ_1',
+    cleanupBudgetMs: 10_000,
+    reportReserveMs: 2_000,
+    stepTimeoutMs: 1_000,
+    defaultHookTimeoutMs: 3_000,
+    log: (level, msg, fields) => logs.push({ level, msg, fields }),
+    ...overrides,
+  });
+  const steps: EndSteps = {
+    announce: async (reason) => void trace.push(`announce:${reason}`),
+    sayGoodbye: async (reason) => void trace.push(`goodbye:${reason}`),
+    finish: async (reason) => void trace.push(`finish:${reason}`),
+    report: async (summary, hooks) => {
+      trace.push(`report:${summary.reason}`);
+      reported = hooks;
+    },
+  };
+  return { lifecycle, steps, trace, logs, reported: () => reported };
+}
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+describe('CallLifecycle', () => {
+  it('keeps the first reason: later triggers join the same end', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.attach(steps);
+    const first = lifecycle.end('participant_left');
+    const second = lifecycle.end('max_duration');
+    expect(second).toBe(first);
+    await vi.runAllTimersAsync();
+    expect((await first).reason).toBe('participant_left');
+    expect(trace.filter((t) => t.startsWith('finish'))).toEqual(['finish:participant_left']);
+  });
+
+  it('runs the steps in order: announce, goodbye, finish, hooks in registration order, report last', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.onCallEnd('first', () => void trace.push('hook:first'));
+    lifecycle.onCallEnd('second', async () => void trace.push('hook:second'));
+    lifecycle.attach(steps);
+    const done = lifecycle.end('idle_timeout');
+    await vi.runAllTimersAsync();
+    await done;
+    expect(trace).toEqual(['announce:idle_timeout', 'goodbye:idle_timeout', 'finish:idle_timeout', 'hook:first', 'hook:second', 'report:idle_timeout']);
+  });
+
+  it('says no goodbye when the user hung up, and waits for a goodbye already being spoken', async () => {
+    const hungUp = setup();
+    hungUp.lifecycle.attach(hungUp.steps);
+    const a = hungUp.lifecycle.end('participant_left');
+    await vi.runAllTimersAsync();
+    await a;
+    expect(hungUp.trace).not.toContain('goodbye:participant_left');
+
+    const tool = setup();
+    tool.lifecycle.attach(tool.steps);
+    let played!: () => void;
+    const speech = new Promise<void>((r) => (played = r));
+    const b = tool.lifecycle.end('agent_end_call', { afterSpeech: speech.then(() => void tool.trace.push('goodbye played')) });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(tool.trace).toEqual(['announce:agent_end_call']);
+    played();
+    await vi.runAllTimersAsync();
+    await b;
+    expect(tool.trace).toEqual(['announce:agent_end_call', 'goodbye played', 'finish:agent_end_call', 'report:agent_end_call']);
+  });
+
+  it('bounds a goodbye that never plays out (a hung TTS) by the step timeout', async () => {
+    const { lifecycle, steps, trace, logs } = setup({ stepTimeoutMs: 1_500 });
+    lifecycle.attach({ ...steps, sayGoodbye: () => new Promise(() => {}) });
+    const done = lifecycle.end('max_duration');
+    await vi.advanceTimersByTimeAsync(1_499);
+    expect(trace).not.toContain('finish:max_duration');
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.runAllTimersAsync();
+    await done;
+    expect(trace).toContain('finish:max_duration');
+    expect(logs.some((l) => l.msg === 'end step goodbye did not complete' && l.fields?.status === 'timeout')).toBe(true);
+  });
+
+  it('tells every hook the reason and a summary; a throwing and a hanging hook skip none of the others', async () => {
+    const { lifecycle, steps, reported } = setup();
+    const told: unknown[] = [];
+    lifecycle.onCallEnd('hangs', () => new Promise(() => {}), { timeoutMs: 1_000 });
+    lifecycle.onCallEnd('throws', () => {
+      throw new Error('boom');
+    });
+    lifecycle.onCallEnd('records', (s) => void told.push(s));
+    lifecycle.attach(steps);
+    const done = lifecycle.end('api_end_call');
+    await vi.runAllTimersAsync();
+    const summary = await done;
+    expect(told).toEqual([summary]);
+    expect(summary).toMatchObject({ reason: 'api_end_call', room: 'r1', jobId: 'AJ_1' });
+    expect(reported()!.map((h) => [h.name, h.status, h.error])).toEqual([
+      ['hangs', 'timeout', 'exceeded 1000 ms'],
+      ['throws', 'error', 'boom'],
+      ['records', 'ok', undefined],
+    ]);
+  });
+
+  it('starts concurrent hooks together and still waits for them', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.onCallEnd('slow-sequential', () => new Promise<void>((r) => setTimeout(() => r(void trace.push('seq done')), 500)));
+    lifecycle.onCallEnd('concurrent', () => {
+      trace.push('concurrent started');
+      return new Promise<void>((r) => setTimeout(() => r(void trace.push('concurrent done')), 800));
+    }, { concurrent: true });
+    lifecycle.attach(steps);
+    const done = lifecycle.end('drain');
+    await vi.runAllTimersAsync();
+    await done;
+    expect(trace.indexOf('concurrent started')).toBeLessThan(trace.indexOf('seq done'));
+    expect(trace.indexOf('concurrent done')).toBeLessThan(trace.indexOf('report:drain'));
+  });
+
+  it('cuts every hook to the cleanup budget, and still calls hooks after the budget is spent', async () => {
+    const { lifecycle, steps, reported } = setup({ cleanupBudgetMs: 2_000, reportReserveMs: 500 });
+    const started: string[] = [];
+    lifecycle.onCallEnd('hog', () => new Promise(() => void started.push('hog')), { timeoutMs: 60_000 });
+    lifecycle.onCallEnd('late', () => void started.push('late'));
+    lifecycle.attach(steps);
+    const t0 = Date.now();
+    const done = lifecycle.end('error');
+    await vi.runAllTimersAsync();
+    await done;
+    expect(started).toEqual(['hog', 'late']);
+    const hooks = reported()!;
+    expect(hooks[0]).toMatchObject({ name: 'hog', status: 'timeout' });
+    expect(hooks[0]!.duration_ms).toBe(1_500);
+    expect(hooks[1]).toMatchObject({ name: 'late', status: 'ok' });
+    expect(Date.now() - t0).toBeLessThanOrEqual(2_000 + 100);
+  });
+
+  it('bounds the report by what is left of the budget and logs a failed delivery', async () => {
+    const { lifecycle, steps, logs } = setup({ cleanupBudgetMs: 1_000, reportReserveMs: 1_000 });
+    lifecycle.attach({ ...steps, report: () => new Promise(() => {}) });
+    const done = lifecycle.end('participant_left');
+    await vi.runAllTimersAsync();
+    await done;
+    expect(logs.find((l) => l.msg === 'report not delivered')?.fields).toMatchObject({ name: 'report', status: 'timeout' });
+    expect(logs.at(-1)).toMatchObject({ level: 'info', msg: 'call ended' });
+  });
+
+  it('runs hooks even when the call ends before the session was attached', async () => {
+    const { lifecycle } = setup();
+    const ran: string[] = [];
+    lifecycle.onCallEnd('early', (s) => void ran.push(s.reason));
+    const done = lifecycle.end('error');
+    await vi.runAllTimersAsync();
+    await done;
+    expect(ran).toEqual(['error']);
+  });
+});

@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'smol-toml';
+import { describe, expect, it } from 'vitest';
+import { loadAgentConfig, shutdownBudget } from '../../agent/config.ts';
+
+const fly = parse(readFileSync('fly.toml', 'utf8')) as any;
+const dockerfile = readFileSync('agent/Dockerfile', 'utf8');
+// The agent as Fly runs it: fly.toml's [env] over the defaults, secrets present.
+const config = loadAgentConfig({ ...fly.env, LIVEKIT_URL: 'wss://example.livekit.cloud', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 's', OPENAI_API_KEY: 'sk' });
+
+describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
+  it('kill_timeout covers the drain window, every call\'s end and the worker close, within Fly\'s 300 s cap', () => {
+    expect(['SIGTERM', 'SIGINT']).toContain(fly.kill_signal);
+    expect(fly.kill_timeout).toBeLessThanOrEqual(300);
+    expect(fly.kill_timeout * 1000).toBeGreaterThanOrEqual(shutdownBudget(config).requiredKillTimeoutMs);
+  });
+
+  it('checks the agent health port, deploys bluegreen, and exposes no service that could auto-stop calls', () => {
+    const checks = Object.values(fly.checks ?? {}) as any[];
+    expect(fly.deploy.strategy).toBe('bluegreen');
+    expect(checks.length).toBeGreaterThan(0);
+    for (const check of checks) {
+      expect(['http', 'tcp']).toContain(check.type);
+      expect(check.port).toBe(config.AGENT_HEALTH_PORT);
+    }
+    expect(fly.http_service).toBeUndefined();
+    expect(fly.services).toBeUndefined();
+    expect(fly.build.dockerfile).toBe('agent/Dockerfile');
+  });
+
+  it('the image is glibc Node 22, non-root, and runs node directly (exec form) in start mode', () => {
+    const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
+    expect(froms[0]).toMatch(/^node:22-(slim|bookworm)/);
+    expect(dockerfile).not.toMatch(/alpine/);
+    expect(dockerfile).toMatch(/^USER\s+(?!root)\S+/m);
+    const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(dockerfile);
+    expect(cmd).not.toBeNull();
+    const argv = JSON.parse(cmd![1]!) as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv.at(-1)).toBe('start');
+    expect(argv[1]).toBe('dist/agent/main.js');
+    expect(dockerfile).toMatch(/EXPOSE\s+8081/);
+  });
+});
+
+describe('agent config', () => {
+  it('names every missing variable and never prints a value', () => {
+    expect(() => loadAgentConfig({ LIVEKIT_URL: 'ws://x', LIVEKIT_API_SECRET: 'supersecretvalue' })).toThrow(/LIVEKIT_API_KEY[\s\S]*OPENAI_API_KEY/);
+    try {
+      loadAgentConfig({ LIVEKIT_API_SECRET: 'supersecretvalue', END_MODE: 'explode' });
+    } catch (err) {
+      expect(String(err)).toContain('END_MODE');
+      expect(String(err)).not.toContain('supersecretvalue');
+    }
+  });
+});

@@ -1,0 +1,57 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadAgentConfig } from '../../agent/config.ts';
+import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
+
+// LiveKit faked at the Twirp boundary to see which operation each end mode uses; the e2e suite
+// shows the same against the real server (scenarios 2 and 3).
+const twirp: string[] = [];
+let url = '';
+const server = createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    twirp.push(`${req.url?.split('/').pop()} ${body}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+});
+beforeAll(async () => {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => server.close());
+
+function steps(endMode: 'end_for_all' | 'leave') {
+  const calls: string[] = [];
+  const room = { name: 'call-x', isConnected: true, localParticipant: undefined, disconnect: async () => void calls.push('disconnect') };
+  const config = loadAgentConfig({ LIVEKIT_URL: url, LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 's', OPENAI_API_KEY: 'sk' });
+  const ctx = { room, info: { url, apiKey: 'k', apiSecret: 's' } } as unknown as CallContext['ctx'];
+  return { s: liveKitEndSteps({ ctx, session: {} as CallContext['session'], config, endMode, agentName: 'a', roomSid: () => 'RM', errors: [], realtime: false }), calls };
+}
+
+describe('ending by mode', () => {
+  it('end_for_all deletes the room; leave only disconnects the agent', async () => {
+    twirp.length = 0;
+    const forAll = steps('end_for_all');
+    await forAll.s.finish('max_duration');
+    expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
+    expect(forAll.calls).toEqual([]);
+
+    twirp.length = 0;
+    const leave = steps('leave');
+    await leave.s.finish('max_duration');
+    await leave.s.finish('agent_leave');
+    expect(twirp).toEqual([]);
+    expect(leave.calls).toEqual(['disconnect', 'disconnect']);
+  });
+
+  it('when the user hung up or the API ended the call, the agent only leaves', async () => {
+    twirp.length = 0;
+    const { s, calls } = steps('end_for_all');
+    await s.finish('participant_left');
+    await s.finish('api_end_call');
+    expect(twirp).toEqual([]);
+    expect(calls).toEqual(['disconnect', 'disconnect']);
+  });
+});
