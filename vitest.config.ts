@@ -17,9 +17,9 @@ export default defineConfig(async () => {
               miniflare: { bindings: { ...(await edgeTestBindings()), TEST_MIGRATIONS: migrations } },
             }),
           ],
-          test: { name: 'edge', include: ['test/edge/**/*.test.ts'], setupFiles: ['test/edge/setup.ts'] },
+          test: { name: 'edge', include: ['test/edge/**/*.test.ts'], setupFiles: ['test/edge/setup.ts'], silent: 'passed-only' },
         },
-        { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000 } },
+        { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000, silent: 'passed-only' } },
         {
           test: {
             name: 'e2e',
@@ -28,6 +28,7 @@ export default defineConfig(async () => {
             testTimeout: 90_000,
             hookTimeout: 180_000,
             fileParallelism: false,
+            silent: 'passed-only',
             globalSetup: ['test/support/e2e-global-setup.ts'],
           },
         },

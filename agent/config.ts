@@ -33,7 +33,9 @@ const AgentConfigSchema = z.object({
   CLEANUP_BUDGET_MS: int(500, 120_000).default(20_000),
   HOOK_TIMEOUT_MS: int(50, 120_000).default(5_000),
   END_STEP_TIMEOUT_MS: int(100, 60_000).default(8_000),
-  AGENT_HEALTH_PORT: int(1, 65535).default(8081),
+  AGENT_HEALTH_PORT: int(0, 65535).default(8081),
+  /** 0 = stock CPU-based load; N = load is active calls / N (predictable capacity per machine). */
+  AGENT_MAX_CONCURRENT_CALLS: int(0, 1000).default(0),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 

@@ -1,4 +1,4 @@
-import { cli, ServerOptions } from '@livekit/agents';
+import { cli, ServerOptions, type AgentServer } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, clearDrain } from './drain-signal.ts';
@@ -16,6 +16,7 @@ try {
   process.exit(78); // EX_CONFIG
 }
 const budget = shutdownBudget(config);
+const maxCalls = config.AGENT_MAX_CONCURRENT_CALLS;
 
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
@@ -36,5 +37,8 @@ cli.runApp(
     drainTimeout: budget.drainTimeoutMs,
     shutdownProcessTimeout: budget.shutdownProcessTimeoutMs,
     logLevel: config.LOG_LEVEL,
+    // Counting calls instead of CPU: a self-hosted LiveKit server drops a dispatch when no worker
+    // reports spare load, and CPU spikes (a build, a noisy neighbour) should not refuse calls.
+    ...(maxCalls > 0 && { loadFunc: async (worker: AgentServer) => Math.min(1, worker.activeJobs.length / maxCalls), loadThreshold: 1 }),
   }),
 );

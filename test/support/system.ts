@@ -54,6 +54,8 @@ export class System {
       END_STEP_TIMEOUT_MS: '4000',
       HOOK_TIMEOUT_MS: '2000',
       IDLE_PROMPT_SECONDS: '0',
+      // Calls-based load: on a busy 2-core CI box the stock CPU load makes LiveKit drop dispatches.
+      AGENT_MAX_CONCURRENT_CALLS: '20',
       ...this.opts.agentEnv,
       ...extra,
     };

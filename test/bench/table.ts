@@ -1,0 +1,13 @@
+/** Prints benchmark rows as a Markdown table (pasteable into the README), with machine and date. */
+export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
+  const os = process.platform === 'linux' ? `${process.arch}, ${navigator.hardwareConcurrency} cores` : process.platform;
+  console.log(`\n### ${title}\n\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os}\n`);
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
