@@ -4,7 +4,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { AppEnv } from './env.ts';
 import { notFound, onError } from './errors.ts';
 import { corsFromAllowList } from './middleware/cors.ts';
-import { requestContext } from './middleware/request-context.ts';
+import { accessLog, loadConfig } from './middleware/request-context.ts';
 import { callRoutes } from './routes/calls.ts';
 import { healthRoutes } from './routes/health.ts';
 import { reportRoutes } from './routes/report.ts';
@@ -13,8 +13,9 @@ import { webhookRoutes } from './routes/webhook.ts';
 
 export const app = new Hono<AppEnv>()
   .use(requestId({ limitLength: 128 }))
-  .use(requestContext)
+  .use(accessLog)
   .use(secureHeaders())
+  .use(loadConfig)
   .use(corsFromAllowList)
   .route('/', healthRoutes)
   .route('/', tokenRoutes)

@@ -93,19 +93,25 @@ export async function openCall(db: D1Database, call: NewCall): Promise<void> {
   await insertCall(db, call).run();
 }
 
-/** Records a token issued for `identity` in `room`; the first token for a room opens the call. */
+/**
+ * Records a token issued for `identity` in `room`; the first token for a room opens the call. One
+ * round trip: the participant row is only added while the call is not ended, and the returned
+ * status says whether the room name was already spent.
+ */
 export async function recordIssuedToken(db: D1Database, call: NewCall & { identity: string }): Promise<void> {
-  const existing = await db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room).first<{ status: string }>();
-  if (existing?.status === 'ended') throw new ApiError(409, 'call_ended', `room ${call.room} already hosted a call that ended; room names are single-use`);
-  await db.batch([
+  const [, , status] = await db.batch([
     insertCall(db, call),
     db
       .prepare(
-        `INSERT INTO call_participants (room, identity, issued_at) VALUES (?1, ?2, ?3)
+        `INSERT INTO call_participants (room, identity, issued_at)
+         SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM calls WHERE room = ?1 AND status = 'open')
          ON CONFLICT (room, identity) DO UPDATE SET issued_at = COALESCE(issued_at, excluded.issued_at)`,
       )
       .bind(call.room, call.identity, call.now),
+    db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room),
   ]);
+  if ((status?.results[0] as { status?: string } | undefined)?.status === 'ended')
+    throw new ApiError(409, 'call_ended', `room ${call.room} already hosted a call that ended; room names are single-use`);
 }
 
 export async function findCall(db: D1Database, room: string): Promise<CallRow | null> {

@@ -60,16 +60,18 @@ async function participantFromLiveKitToken(jwt: string, config: Config): Promise
   }
 }
 
-const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+// Module-level, one set per JWKS source per isolate: jose caches imported and fetched keys per set.
+const keySets = new Map<string, JWTVerifyGetKey>();
 
 function keySet(config: Config): JWTVerifyGetKey | undefined {
-  if (config.AUTH_JWKS_JSON) return createLocalJWKSet(JSON.parse(config.AUTH_JWKS_JSON));
-  if (!config.AUTH_JWKS_URL) return undefined;
-  // Module-level: jose caches fetched keys per set, so one set per URL per isolate.
-  let set = remoteKeySets.get(config.AUTH_JWKS_URL);
+  const source = config.AUTH_JWKS_JSON ?? config.AUTH_JWKS_URL;
+  if (!source) return undefined;
+  let set = keySets.get(source);
   if (!set) {
-    set = createRemoteJWKSet(new URL(config.AUTH_JWKS_URL), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-    remoteKeySets.set(config.AUTH_JWKS_URL, set);
+    set = config.AUTH_JWKS_JSON
+      ? createLocalJWKSet(JSON.parse(config.AUTH_JWKS_JSON))
+      : createRemoteJWKSet(new URL(source), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    keySets.set(source, set);
   }
   return set;
 }

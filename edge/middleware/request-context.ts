@@ -3,13 +3,15 @@ import { configFrom } from '../config.ts';
 import type { AppEnv } from '../env.ts';
 import { log } from '../log.ts';
 
-/** Parses config (fails as a named 503), and writes one access-log line per request. */
-export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
+/** One access-log line per request, after the error mapper has set the final status. */
+export const accessLog: MiddlewareHandler<AppEnv> = async (c, next) => {
   const started = Date.now();
-  try {
-    c.set('config', configFrom(c.env));
-    await next();
-  } finally {
-    log(c, 'info', 'request', { method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
-  }
+  await next();
+  log(c, 'info', 'request', { method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
+};
+
+/** Parses config once per env; a bad or missing variable becomes a 503 naming it. */
+export const loadConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set('config', configFrom(c.env));
+  await next();
 };

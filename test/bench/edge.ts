@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
-import { Miniflare } from 'miniflare';
+import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
 import { printTable } from './table.ts';
 
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -25,13 +25,18 @@ const { publicKey, privateKey } = await generateKeyPair('RS256');
 const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' }] };
 const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('bench-user').setIssuer('https://id.bench/').setAudience('bench').setExpirationTime('1h').sign(privateKey);
 
-const mf = new Miniflare({
+// Miniflare 5 (wrangler's) still takes the v4 option shape through its converter.
+const mf = new Miniflare(convertV4MiniflareOptions({
+  port: 0,
+  host: '127.0.0.1',
+  name: 'edge',
   modules: true,
-  scriptPath: join(out, 'index.js'),
+  // `script`, not `scriptPath`: Miniflare 5's v4 converter fails to start the bundle from a path.
+  script: readFileSync(join(out, 'index.js'), 'utf8'),
   compatibilityDate: '2026-11-01',
   d1Databases: ['LEDGER'],
   // The limiter stays in the path; the limit is lifted so every request does the full work.
-  ratelimits: { RATE_LIMIT_IDENTITY: { simple: { limit: 1e9, period: 60 } }, RATE_LIMIT_IP: { simple: { limit: 1e9, period: 60 } } },
+  ratelimits: { RATE_LIMIT_IDENTITY: { namespace_id: '1001', simple: { limit: 1e9, period: 60 } }, RATE_LIMIT_IP: { namespace_id: '1002', simple: { limit: 1e9, period: 60 } } },
   bindings: {
     LIVEKIT_URL: 'ws://127.0.0.1:7880',
     LIVEKIT_API_KEY: 'devkey',
@@ -41,10 +46,10 @@ const mf = new Miniflare({
     AUTH_JWKS_JSON: JSON.stringify(jwks),
     AUTH_JWT_ISSUER: 'https://id.bench/',
     AUTH_JWT_AUDIENCE: 'bench',
+    // Miniflare relays each console line to Node, which would dominate; Cloudflare does not.
+    LOG_LEVEL: 'warn',
   },
-  port: 0,
-  host: '127.0.0.1',
-});
+}));
 const edgeUrl = (await mf.ready).toString().replace(/\/$/, '');
 const ledger = await mf.getD1Database('LEDGER');
 for (const file of readdirSync('edge/migrations').sort()) {
@@ -72,6 +77,10 @@ async function load(url: string, init: { method?: string; headers?: Record<strin
 
 const tokenInit = { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' }, body: '{"participant_name":"Bench"}' };
 const token = await load(`${edgeUrl}/token`, tokenInit);
+const admin = { authorization: 'Bearer bench-admin-key-0123456789', 'content-type': 'application/json' };
+// Two rows that split /token's cost: without the rate limiter (backend key), and one D1 read alone.
+const backendToken = await load(`${edgeUrl}/token`, { method: 'POST', headers: admin, body: '{"participant_identity":"bench-backend"}' });
+const d1Read = await load(`${edgeUrl}/calls?limit=1`, { headers: admin });
 const health = await load(`${edgeUrl}/healthz`);
 const node = await load(plainUrl, { method: 'POST', body: '{}' });
 await mf.dispose();
@@ -79,6 +88,8 @@ plain.close();
 
 printTable('Edge throughput (bench:edge)', ['target', 'req/s', 'p50 ms', 'p99 ms'], [
   ['POST /token, JWT caller (workerd)', token.rps, token.p50, token.p99],
+  ['POST /token, backend key: no rate limiter (workerd)', backendToken.rps, backendToken.p50, backendToken.p99],
+  ['GET /calls?limit=1: auth + one D1 read (workerd)', d1Read.rps, d1Read.p50, d1Read.p99],
   ['GET /healthz (workerd)', health.rps, health.p50, health.p99],
   ['plain Node http + livekit-server-sdk token', node.rps, node.p50, node.p99],
 ]);
