@@ -3,7 +3,7 @@ import { runBackstop } from './backstop.ts';
 
 export default {
   fetch: app.fetch,
-  async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(runBackstop(env));
+  async scheduled(_controller, env) {
+    await runBackstop(env);
   },
 } satisfies ExportedHandler<Env>;

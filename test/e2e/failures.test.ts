@@ -16,7 +16,7 @@ beforeAll(async () => {
   if (!bin) return;
   system = await new System(bin, {
     departureTimeout: 2,
-    edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-flaky' },
+    edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-flaky,voice-agent-idle' },
     agentEnv: { CLEANUP_BUDGET_MS: String(CLEANUP_BUDGET_MS), MAX_DURATION_WARNING_SECONDS: '3', DRAIN_TIMEOUT_SECONDS: '4' },
   }).start();
   proxy = await startFaultProxy(system.edge.url);
@@ -52,6 +52,22 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'max_duration' });
     const call = await reportOf(c.roomName);
     expect(call).toMatchObject({ end_reason: 'max_duration', ended_by: 'system' });
+  });
+
+  it('idle ladder: a silent user is asked "Are you still there?", then the call ends with idle_timeout', async () => {
+    const idle = await system.startAgent('agent-idle', { AGENT_NAME: 'voice-agent-idle', IDLE_PROMPT_SECONDS: '3', IDLE_END_SECONDS: '3' });
+    try {
+      const c = await backendCaller(unique('idle'), {}, 'voice-agent-idle');
+      const prompt = await c.waitForEvent('transcription', (d) => /still there/.test(d.text), 15_000);
+      expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
+      expect(c.events.find((e) => e.kind === 'disconnected')!.at - prompt.at).toBeGreaterThanOrEqual(2_500);
+      expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'idle_timeout' });
+      const goodbye = await c.waitForEvent('transcription-chunk', (d) => /haven't heard from you/.test(d.text));
+      expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
+      expect((await reportOf(c.roomName)).end_reason).toBe('idle_timeout');
+    } finally {
+      await idle.stop('SIGKILL');
+    }
   });
 
   it('8. a hook that hangs and one that throws: the others run, the report arrives, the job exits within the budget', async () => {
@@ -117,7 +133,8 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     const endedAfter = Date.now() - signalledAt;
     expect(endedAfter).toBeGreaterThanOrEqual(4000);
     expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'drain' });
-    expect(c.transcripts().some((t) => /maintenance/.test(t))).toBe(true);
+    const goodbye = await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
+    expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
     const call = await reportOf(c.roomName);
     expect(call.end_reason).toBe('drain');
     const exit = await system.agent.proc.exited;
@@ -135,7 +152,11 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     const cron = await fetch(`${system.edge.url}/__scheduled?cron=*+*+*+*+*`);
     expect(cron.status).toBe(200);
     expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
-    const call = await system.call(c.roomName);
+    // The room is deleted first, then the ledger written: wait for the write, not for the disconnect.
+    const call = await waitFor('ledger closed by the cron', async () => {
+      const v = await system.call(c.roomName);
+      return v.status === 'ended' ? v : undefined;
+    });
     expect(call).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
   });
 

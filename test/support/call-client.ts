@@ -56,10 +56,14 @@ export class CallClient {
     const res = await fetch(`${edgeUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
     if (res.status !== 201) throw new Error(`token endpoint answered ${res.status}: ${await res.text()}`);
     const { server_url, participant_token, room_name, participant_identity } = (await res.json()) as Record<string, string>;
-    this.roomName = room_name!;
-    this.identity = participant_identity!;
-    this.participantToken = participant_token!;
-    await this.room.connect(server_url!, participant_token!, { autoSubscribe: true, dynacast: false });
+    return this.connect(server_url!, participant_token!, room_name!, participant_identity!);
+  }
+
+  async connect(serverUrl: string, token: string, roomName: string, identity: string) {
+    this.roomName = roomName;
+    this.identity = identity;
+    this.participantToken = token;
+    await this.room.connect(serverUrl, token, { autoSubscribe: true, dynacast: false });
     this.#log('connected');
     return this;
   }
@@ -67,10 +71,6 @@ export class CallClient {
   say(text: string) {
     this.#log('said', text);
     return this.room.localParticipant!.sendText(text, { topic: 'lk.chat' });
-  }
-
-  transcripts(): string[] {
-    return this.events.filter((e) => e.kind === 'transcription').map((e) => (e.detail as { text: string }).text);
   }
 
   /** Resolves when an event matching `pred` has been recorded (already, or later). */

@@ -1,0 +1,92 @@
+// npm run bench:lifecycle: the whole system on the real LiveKit server, ≥ 10 calls per row:
+// dispatch → agent joined; the edge's end-call → every participant disconnected, beside a bare
+// DeleteRoom on the same server; user hang-up → agent job exit, ours beside a stock minimal agent.
+import { dispose } from '@livekit/rtc-node';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startAgentWorker } from '../support/agent-worker.ts';
+import { CallClient } from '../support/call-client.ts';
+import { resolveLiveKitServer } from '../support/livekit-server.ts';
+import { waitFor } from '../support/processes.ts';
+import { pidAlive, System } from '../support/system.ts';
+import { percentile, printTable } from './table.ts';
+
+const CALLS = Math.max(10, Number(process.env.BENCH_CALLS ?? 10));
+const ROOT = resolve(import.meta.dirname, '../..');
+const bin = resolveLiveKitServer();
+if (!bin) {
+  console.error('bench:lifecycle needs the LiveKit server: install Go >= 1.26 or set LIVEKIT_SERVER_BIN');
+  process.exit(1);
+}
+execFileSync(process.execPath, ['agent/build.ts'], { cwd: ROOT, stdio: 'pipe' });
+// LiveKit's default departure timeout (20 s): the stock agent's linger depends on it.
+const system = await new System(bin, { edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,stock-agent' } }).start();
+const stockWorker = await startAgentWorker(system.dir, system.agentEnv({ AGENT_NAME: 'stock-agent' }), 'stock-agent', join(ROOT, 'test/bench/stock-agent.ts'));
+
+async function call(agentName?: string): Promise<{ client: CallClient; requestedAt: number; joinedMs: number }> {
+  const client = new CallClient();
+  const requestedAt = Date.now();
+  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
+    participant_identity: `bench-${Math.random().toString(36).slice(2)}`,
+    ...(agentName && { room_config: { agents: [{ agent_name: agentName }] } }),
+  });
+  const joined = await client.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+  return { client, requestedAt, joinedMs: joined.at - requestedAt };
+}
+
+const dispatch: number[] = [];
+const endCall: number[] = [];
+const bareDelete: number[] = [];
+const hangUpOurs: number[] = [];
+for (let i = 0; i < CALLS; i++) {
+  const a = await call();
+  dispatch.push(a.joinedMs);
+  let t = Date.now();
+  const res = await fetch(`${system.edge.url}/calls/${a.client.roomName}/end`, { method: 'POST', headers: { authorization: `Bearer ${system.edge.adminKey}`, 'content-type': 'application/json' }, body: '{"mode":"end_for_all"}' });
+  if (res.status !== 200) throw new Error(`end-call answered ${res.status}`);
+  await a.client.waitForDisconnect();
+  await waitFor('room empty', async () => (await system.rooms.listParticipants(a.client.roomName)).length === 0, { intervalMs: 10 });
+  endCall.push(Date.now() - t);
+
+  const b = await call();
+  t = Date.now();
+  await system.rooms.deleteRoom(b.client.roomName);
+  await b.client.waitForDisconnect();
+  await waitFor('room empty', async () => (await system.rooms.listParticipants(b.client.roomName)).length === 0, { intervalMs: 10 });
+  bareDelete.push(Date.now() - t);
+
+  const c = await call();
+  const marker = await waitFor('hooks registered', async () => system.hookMarker(c.client.roomName, 'registered'));
+  t = Date.now();
+  await c.client.leave();
+  await waitFor('job exit', async () => !pidAlive(marker.pid), { timeoutMs: 60_000, intervalMs: 10 });
+  hangUpOurs.push(Date.now() - t);
+}
+
+// The stock agent lingers until LiveKit closes the room, so its calls run side by side.
+const hangUpStock = await Promise.all(
+  Array.from({ length: CALLS }, async () => {
+    const c = await call('stock-agent');
+    const file = join(system.hooksDir, `${c.client.roomName}.ran.json`);
+    await waitFor('stock job running', async () => existsSync(file));
+    const { pid } = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
+    const t = Date.now();
+    await c.client.leave();
+    await waitFor('stock job exit', async () => !pidAlive(pid), { timeoutMs: 90_000, intervalMs: 20 });
+    return Date.now() - t;
+  }),
+);
+
+await stockWorker.stop('SIGKILL');
+await system.stop();
+await dispose();
+
+const row = (label: string, v: number[]) => [label, v.length, percentile(v, 50), percentile(v, 90)];
+printTable('Call lifecycle on the real LiveKit server (bench:lifecycle)', ['measure', 'calls', 'median ms', 'p90 ms'], [
+  row('token request → agent joined (dispatch in the token)', dispatch),
+  row('POST /calls/:room/end → every participant gone', endCall),
+  row('bare RoomService.DeleteRoom → every participant gone', bareDelete),
+  row('user hang-up → agent job exit (ours)', hangUpOurs),
+  row('user hang-up → agent job exit (stock minimal agent)', hangUpStock),
+]);
