@@ -17,16 +17,21 @@ export class CallTimers {
   #idle: NodeJS.Timeout | undefined;
   #agentSpeaking = false;
   #stopped = false;
+  /** Set when the prompt fired: the next silence is the last rung. */
+  #promptedAt: number | undefined;
 
-  constructor(
-    private readonly settings: TimerSettings,
-    private readonly actions: TimerActions,
-  ) {}
+  readonly #settings: TimerSettings;
+  readonly #actions: TimerActions;
+
+  constructor(settings: TimerSettings, actions: TimerActions) {
+    this.#settings = settings;
+    this.#actions = actions;
+  }
 
   start(): void {
-    const { maxDurationSeconds, warningSeconds } = this.settings;
-    if (warningSeconds > 0 && warningSeconds < maxDurationSeconds) this.#after((maxDurationSeconds - warningSeconds) * 1000, () => this.actions.warnMaxDuration());
-    this.#after(maxDurationSeconds * 1000, () => this.actions.endMaxDuration());
+    const { maxDurationSeconds, warningSeconds } = this.#settings;
+    if (warningSeconds > 0 && warningSeconds < maxDurationSeconds) this.#after((maxDurationSeconds - warningSeconds) * 1000, () => this.#actions.warnMaxDuration());
+    this.#after(maxDurationSeconds * 1000, () => this.#actions.endMaxDuration());
     this.userActive();
   }
 
@@ -42,23 +47,21 @@ export class CallTimers {
     else this.#armIdle(this.#promptedAt === undefined ? 'prompt' : 'end');
   }
 
-  #promptedAt: number | undefined;
-
   #armIdle(rung: 'prompt' | 'end'): void {
     this.#clearIdle();
     if (this.#stopped || this.#agentSpeaking) return;
     if (rung === 'prompt') this.#promptedAt = undefined;
-    const { promptSeconds, endSeconds } = this.settings;
+    const { promptSeconds, endSeconds } = this.#settings;
     if (rung === 'prompt' && promptSeconds <= 0) return;
     const ms = (rung === 'prompt' ? promptSeconds : endSeconds) * 1000;
     this.#idle = this.#after(ms, () => {
       if (rung === 'prompt') {
         this.#promptedAt = Date.now();
-        this.actions.promptIdle();
+        this.#actions.promptIdle();
         // The prompt is speech: agentSpeaking(false) arms the last rung once it has played. If no
         // speech state arrives (text-only), arm it now.
         if (!this.#agentSpeaking) this.#armIdle('end');
-      } else this.actions.endIdle();
+      } else this.#actions.endIdle();
     });
   }
 

@@ -1,4 +1,4 @@
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from 'cloudflare:test';
+import { createScheduledController } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import worker from '../../edge/index.ts';
 import { runBackstop } from '../../edge/backstop.ts';
@@ -14,9 +14,7 @@ describe('max-duration backstop (cron)', () => {
     await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ? WHERE room IN (?, ?)').bind(Date.now() - 120_000, overdue.room_name, closed.room_name).run();
     await testEnv.LEDGER.prepare("UPDATE calls SET status = 'ended', end_reason = 'participant_left' WHERE room = ?").bind(closed.room_name).run();
     const lk = fakeLiveKit();
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '* * * * *' }), testEnv, ctx);
-    await waitOnExecutionContext(ctx);
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '* * * * *' }), testEnv);
     expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: overdue.room_name } }]);
     expect(await ledgerRow(overdue.room_name)).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
     expect((await ledgerRow(inTime.room_name))!.status).toBe('open');

@@ -24,16 +24,22 @@ export class System {
   rooms!: RoomServiceClient;
   readonly extraAgents: AgentWorker[] = [];
 
-  constructor(private readonly bin: string, private readonly opts: SystemOptions = {}) {}
+  readonly #bin: string;
+  readonly #opts: SystemOptions;
+
+  constructor(bin: string, opts: SystemOptions = {}) {
+    this.#bin = bin;
+    this.#opts = opts;
+  }
 
   async start(): Promise<this> {
     this.openai = await startOpenAIStandIn();
     const edgePort = await freePort();
-    this.livekit = await startLiveKit(this.bin, this.dir, { webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`, departureTimeout: this.opts.departureTimeout });
+    this.livekit = await startLiveKit(this.#bin, this.dir, { webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`, departureTimeout: this.#opts.departureTimeout });
     this.rooms = new RoomServiceClient(this.livekit.httpUrl, DEV_KEY, DEV_SECRET);
     this.edge = await startEdge(
       join(this.dir, 'edge'),
-      { LIVEKIT_URL: this.livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, AUTH_ALLOW_ANONYMOUS: 'true', BACKSTOP_GRACE_SECONDS: '0', ...this.opts.edgeVars },
+      { LIVEKIT_URL: this.livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, AUTH_ALLOW_ANONYMOUS: 'true', BACKSTOP_GRACE_SECONDS: '0', ...this.#opts.edgeVars },
       edgePort,
     );
     this.agent = await this.startAgent('agent');
@@ -56,7 +62,7 @@ export class System {
       IDLE_PROMPT_SECONDS: '0',
       // Calls-based load: on a busy 2-core CI box the stock CPU load makes LiveKit drop dispatches.
       AGENT_MAX_CONCURRENT_CALLS: '20',
-      ...this.opts.agentEnv,
+      ...this.#opts.agentEnv,
       ...extra,
     };
   }
