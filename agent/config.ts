@@ -29,10 +29,12 @@ const AgentConfigSchema = z.object({
   MAX_DURATION_WARNING_SECONDS: int(0, 3600).default(60),
   IDLE_PROMPT_SECONDS: int(0, 3600).default(20),
   IDLE_END_SECONDS: int(1, 3600).default(15),
-  DRAIN_TIMEOUT_SECONDS: int(1, 3600).default(200),
+  DRAIN_TIMEOUT_SECONDS: int(1, 3600).default(190),
   CLEANUP_BUDGET_MS: int(500, 120_000).default(20_000),
   HOOK_TIMEOUT_MS: int(50, 120_000).default(5_000),
   END_STEP_TIMEOUT_MS: int(100, 60_000).default(8_000),
+  /** After the lifecycle, how long the stock job teardown may take before the process exits anyway. */
+  JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
   /** 0 = stock CPU-based load; N = load is active calls / N (predictable capacity per machine). */
   AGENT_MAX_CONCURRENT_CALLS: int(0, 1000).default(0),
@@ -59,7 +61,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
  */
 export function shutdownBudget(config: AgentConfig) {
   const endStepsMs = 3 * config.END_STEP_TIMEOUT_MS;
-  const perCallEndMs = endStepsMs + config.CLEANUP_BUDGET_MS;
+  const perCallEndMs = endStepsMs + config.CLEANUP_BUDGET_MS + config.JOB_EXIT_GRACE_MS;
   const drainTimeoutMs = config.DRAIN_TIMEOUT_SECONDS * 1000 + perCallEndMs + 2_000;
   const shutdownProcessTimeoutMs = perCallEndMs + 2_000;
   return {

@@ -1,5 +1,5 @@
 import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/agents';
-import { DisconnectReason, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
 import { pathToFileURL } from 'node:url';
 import { DispatchMetadata, type EndReason } from '../edge/wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
@@ -111,6 +111,13 @@ export default defineAgent({
     }
     const summary = await ended(lifecycle);
     ctx.shutdown(summary.reason);
+    // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
+    // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
+    // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
+    setTimeout(() => {
+      logger.warn({ grace_ms: config.JOB_EXIT_GRACE_MS }, 'stock job teardown is stuck; exiting the job process');
+      void Promise.race([dispose(), new Promise((r) => setTimeout(r, 1000))]).finally(() => process.exit(0));
+    }, config.JOB_EXIT_GRACE_MS).unref();
   },
 });
 

@@ -121,4 +121,16 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     const call = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
     expect(call.report.end_reason).toBe('participant_left');
   });
+
+  it('5b. the user hangs up while the agent is still preparing its greeting: the job still exits promptly', async () => {
+    const c = await caller();
+    await c.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+    await waitFor('agent hooks registered', async () => system.hookMarker(c.roomName, 'registered'));
+    const hungUpAt = Date.now();
+    await c.leave();
+    const { exitedAt, marker } = await jobExit(c.roomName, 20_000);
+    expect(marker.reason).toBe('participant_left');
+    // Stock agents-js 1.9 can hold this job ~60 s in AgentSession.close(); the exit grace bounds it.
+    expect(exitedAt - hungUpAt).toBeLessThan(5000);
+  });
 });
