@@ -22,7 +22,7 @@ if (!bin) {
 execFileSync(process.execPath, ['agent/build.ts'], { cwd: ROOT, stdio: 'pipe' });
 // LiveKit's default departure timeout (20 s): the stock agent's linger depends on it.
 const system = await new System(bin, { edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,stock-agent' } }).start();
-const stockWorker = await startAgentWorker(system.dir, system.agentEnv({ AGENT_NAME: 'stock-agent' }), 'stock-agent', join(ROOT, 'test/bench/stock-agent.ts'));
+const stockWorker = await startAgentWorker(system.dir, system.agentEnv({ AGENT_NAME: 'stock-agent', STOCK_GREET: '1' }), 'stock-agent', join(ROOT, 'test/bench/stock-agent.ts'));
 
 async function call(agentName?: string): Promise<{ client: CallClient; requestedAt: number; joinedMs: number }> {
   const client = new CallClient();
@@ -32,6 +32,8 @@ async function call(agentName?: string): Promise<{ client: CallClient; requested
     ...(agentName && { room_config: { agents: [{ agent_name: agentName }] } }),
   });
   const joined = await client.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+  // A settled call: the greeting has been delivered before anything ends it.
+  await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
   return { client, requestedAt, joinedMs: joined.at - requestedAt };
 }
 

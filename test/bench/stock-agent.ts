@@ -1,6 +1,6 @@
 // A stock minimal agents-js agent, for comparison in the benchmarks: an AgentSession with the same
 // OpenAI plugin, shutdown callbacks via ctx.addShutdownCallback, nothing else. STOCK_HOOKS callbacks
-// (the first hangs when STOCK_HANG=1); STOCK_SHUTDOWN_ON_LEAVE=1 adds the usual ctx.shutdown on
+// (the first hangs when STOCK_HANG=1); STOCK_GREET=1 greets (text); STOCK_SHUTDOWN_ON_LEAVE=1 adds the usual ctx.shutdown on
 // hang-up (without it the job lingers until LiveKit closes the room).
 import { cli, defineAgent, ServerOptions, voice, type JobContext } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
@@ -23,7 +23,9 @@ export default defineAgent({
       });
     }
     const session = new voice.AgentSession({ llm: new openai.LLM({ baseURL: process.env.OPENAI_BASE_URL, apiKey: process.env.OPENAI_API_KEY }), vad: null });
-    await session.start({ agent: new voice.Agent({ instructions: 'Be brief.' }), room: ctx.room, inputOptions: { audioEnabled: false } });
+    await session.start({ agent: new voice.Agent({ instructions: 'Be brief.' }), room: ctx.room, inputOptions: { audioEnabled: false }, outputOptions: { audioEnabled: process.env.STOCK_GREET !== '1' } });
+    // STOCK_GREET=1: greet like agent-starter-node does (text only: this agent has no TTS).
+    if (process.env.STOCK_GREET === '1') session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
     if (process.env.STOCK_SHUTDOWN_ON_LEAVE === '1') ctx.room.on(RoomEvent.ParticipantDisconnected, () => ctx.shutdown('participant left'));
     mark('ran');
   },
