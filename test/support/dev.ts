@@ -24,7 +24,8 @@ if (!livekitUrl) {
     console.error('No LiveKit server: install Go >= 1.26 (npm run dev builds it once), put livekit-server on PATH, or set LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET for LiveKit Cloud.');
     process.exit(1);
   }
-  livekit = await startLiveKit(bin, dir, { webhookUrl: `http://127.0.0.1:${EDGE_PORT}/livekit/webhook` });
+  // LiveKit's usual ports, so the URL in wrangler.toml and client examples work as they are.
+  livekit = await startLiveKit(bin, dir, { webhookUrl: `http://127.0.0.1:${EDGE_PORT}/livekit/webhook`, ports: [7880, 7881, 7882] });
   stops.push(() => livekit!.stop());
   livekitUrl = livekit.url;
   key = DEV_KEY;

@@ -44,8 +44,8 @@ export function resolveLiveKitServer({ build = true } = {}): string | undefined 
 export type LiveKit = { url: string; httpUrl: string; port: number; proc: Proc; stop(): Promise<void> };
 
 /** `server --dev` on loopback only, with free ports and webhooks pointed at `webhookUrl`. */
-export async function startLiveKit(bin: string, dir: string, opts: { webhookUrl?: string; departureTimeout?: number } = {}): Promise<LiveKit> {
-  const [port, tcp, udp] = [await freePort(), await freePort(), await freePort()];
+export async function startLiveKit(bin: string, dir: string, opts: { webhookUrl?: string; departureTimeout?: number; ports?: [number, number, number] } = {}): Promise<LiveKit> {
+  const [port, tcp, udp] = opts.ports ?? [await freePort(), await freePort(), await freePort()];
   mkdirSync(dir, { recursive: true });
   const config = [
     `port: ${port}`,
