@@ -68,7 +68,6 @@ export function presentCall(row: CallRow, participants?: ParticipantRow[], repor
     }),
   };
 }
-export type CallView = ReturnType<typeof presentCall>;
 
 export type NewCall = {
   room: string;

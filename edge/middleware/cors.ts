@@ -1,10 +1,10 @@
 import { cors } from 'hono/cors';
+import type { Context } from 'hono';
 import type { AppEnv } from '../env.ts';
-import { configFrom } from '../config.ts';
 
 /** CORS from the allow-list only: no wildcard, since browsers send the user's credential. */
 export const corsFromAllowList = cors({
-  origin: (origin, c) => (configFrom((c as { env: AppEnv['Bindings'] }).env).CORS_ALLOWED_ORIGINS.includes(origin) ? origin : null),
+  origin: (origin, c) => ((c as Context<AppEnv>).get('config').CORS_ALLOWED_ORIGINS.includes(origin) ? origin : null),
   allowMethods: ['GET', 'POST', 'OPTIONS'],
   allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
   exposeHeaders: ['X-Request-Id', 'Retry-After'],

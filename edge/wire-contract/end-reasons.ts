@@ -29,10 +29,6 @@ export type EndedBy = 'user' | 'agent' | 'api' | 'system' | 'unknown';
 export type EndReason = keyof typeof END_REASONS;
 export const END_REASON_VALUES = Object.keys(END_REASONS) as [EndReason, ...EndReason[]];
 
-export function isEndReason(value: unknown): value is EndReason {
-  return typeof value === 'string' && Object.hasOwn(END_REASONS, value);
-}
-
 export function endedByFor(reason: EndReason): EndedBy {
   return END_REASONS[reason].endedBy;
 }
