@@ -9,22 +9,17 @@ import { join, resolve } from 'node:path';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
 import { startAgentWorker, type AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
-import { DEV_KEY, DEV_SECRET, resolveLiveKitServer, startLiveKit } from '../support/livekit-server.ts';
+import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive } from '../support/system.ts';
-import { percentile, printTable } from './table.ts';
+import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CAP_MS = 30_000;
 const ROOT = resolve(import.meta.dirname, '../..');
 
-const bin = resolveLiveKitServer();
-if (!bin) {
-  console.error('bench:agent needs the LiveKit server: install Go >= 1.26 or set LIVEKIT_SERVER_BIN');
-  process.exit(1);
-}
-execFileSync(process.execPath, ['agent/build.ts'], { cwd: ROOT, stdio: 'pipe' });
+const bin = prepareLiveKitBench('bench:agent');
 const dir = mkdtempSync(join(tmpdir(), 'lkvc-bench-agent-'));
 const openai = await startOpenAIStandIn();
 const livekit = await startLiveKit(bin, dir);

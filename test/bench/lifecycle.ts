@@ -2,24 +2,17 @@
 // dispatch → agent joined; the edge's end-call → every participant disconnected, beside a bare
 // DeleteRoom on the same server; user hang-up → agent job exit, ours beside a stock minimal agent.
 import { dispose } from '@livekit/rtc-node';
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startAgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
-import { resolveLiveKitServer } from '../support/livekit-server.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive, System } from '../support/system.ts';
-import { percentile, printTable } from './table.ts';
+import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const CALLS = Math.max(10, Number(process.env.BENCH_CALLS ?? 10));
 const ROOT = resolve(import.meta.dirname, '../..');
-const bin = resolveLiveKitServer();
-if (!bin) {
-  console.error('bench:lifecycle needs the LiveKit server: install Go >= 1.26 or set LIVEKIT_SERVER_BIN');
-  process.exit(1);
-}
-execFileSync(process.execPath, ['agent/build.ts'], { cwd: ROOT, stdio: 'pipe' });
+const bin = prepareLiveKitBench('bench:lifecycle');
 // LiveKit's default departure timeout (20 s): the stock agent's linger depends on it.
 const system = await new System(bin, { edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,stock-agent' } }).start();
 const stockWorker = await startAgentWorker(system.dir, system.agentEnv({ AGENT_NAME: 'stock-agent', STOCK_GREET: '1' }), 'stock-agent', join(ROOT, 'test/bench/stock-agent.ts'));

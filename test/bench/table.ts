@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { resolveLiveKitServer } from '../support/livekit-server.ts';
+
 /** Prints benchmark rows as a Markdown table (pasteable into the README), with machine and date. */
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
   const os = process.platform === 'linux' ? `${process.arch}, ${navigator.hardwareConcurrency} cores` : process.platform;
@@ -10,4 +14,15 @@ export function printTable(title: string, header: string[], rows: (string | numb
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** The real LiveKit server and a fresh agent build, or an exit that says what is missing. */
+export function prepareLiveKitBench(name: string): string {
+  const bin = resolveLiveKitServer();
+  if (!bin) {
+    console.error(`${name} needs the LiveKit server: install Go >= 1.26 or set LIVEKIT_SERVER_BIN`);
+    process.exit(1);
+  }
+  execFileSync(process.execPath, ['agent/build.ts'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
+  return bin;
 }
