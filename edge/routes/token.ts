@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
-import { DispatchMetadata, DispatchOverrides } from '../wire-contract/index.ts';
+import { DispatchOverrides } from '../wire-contract/index.ts';
+import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken } from '../ledger/calls.ts';
@@ -56,8 +57,7 @@ export const tokenRoutes = new Hono<AppEnv>().post('/token', requireCaller('admi
   if (reserved) throw new ApiError(400, 'invalid_field', `participant_attributes.${reserved}: keys beginning with lk. are reserved`);
 
   const requested = body.room_config?.agents?.[0];
-  const agentName = requested?.agent_name || config.AGENT_NAME;
-  if (!config.AGENT_ALLOWED_NAMES.includes(agentName)) throw new ApiError(400, 'unknown_agent', `room_config.agents.0.agent_name: unknown agent ${JSON.stringify(agentName)}`);
+  const agentName = chooseAgent(config, requested?.agent_name, 'room_config.agents.0.agent_name');
   let overrides: DispatchOverrides = {};
   if (requested?.metadata) {
     if (!trusted) throw new ApiError(403, 'field_not_allowed', 'room_config.agents.0.metadata: the agent metadata is chosen by the server');
@@ -72,23 +72,16 @@ export const tokenRoutes = new Hono<AppEnv>().post('/token', requireCaller('admi
 
   const now = Date.now();
   const room = body.room_name ?? `call-${randomId(16)}`;
-  const maxDuration = Math.min(overrides.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS, config.MAX_CALL_DURATION_SECONDS);
-  const metadata: DispatchMetadata = {
-    ...overrides,
-    caller_identity: identity,
-    issued_at: new Date(now).toISOString(),
-    max_duration_seconds: maxDuration,
-    end_mode: overrides.end_mode ?? config.AGENT_END_MODE,
-  };
+  const metadata = dispatchMetadata(config, overrides, identity, now);
   await recordIssuedToken(c.env.LEDGER, {
     room,
     identity,
     agentName,
     endMode: metadata.end_mode,
-    maxDurationSeconds: maxDuration,
+    maxDurationSeconds: metadata.max_duration_seconds,
     now,
     // The latest the call can start is when the token expires; room_started tightens this.
-    deadlineAt: now + (config.TOKEN_TTL_SECONDS + maxDuration) * 1000,
+    deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
   });
   const participantToken = await mintParticipantToken(config, {
     room,
