@@ -45,6 +45,11 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, maxBy
   const text = await readBody(c, maxBytes);
   if (allowEmpty && text.trim() === '') return parseWith(schema, {});
   if (!/^application\/(.+\+)?json\s*(;|$)/i.test(type)) throw new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  return parseJsonText(schema, text);
+}
+
+/** JSON syntax, then the schema, for a body already read (e.g. one whose signature was checked first). */
+export function parseJsonText<S extends z.ZodType>(schema: S, text: string): z.infer<S> {
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -4,7 +4,7 @@ import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { closeCall, findCall, storeReport } from '../ledger/calls.ts';
 import { log } from '../log.ts';
-import { parseWith, readBody } from '../middleware/json-body.ts';
+import { parseJsonText, readBody } from '../middleware/json-body.ts';
 
 const MAX_REPORT_BYTES = 1024 * 1024;
 
@@ -15,13 +15,7 @@ export const reportRoutes = new Hono<AppEnv>().post('/calls/:room/report', async
   const raw = await readBody(c, MAX_REPORT_BYTES);
   const verified = await verifySignedBody(raw, c.req.header('authorization'), config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET);
   if (!verified.ok) throw new ApiError(401, 'invalid_signature', `report signature rejected: ${verified.problem}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new ApiError(400, 'malformed_json', 'body is not valid JSON');
-  }
-  const report = parseWith(CallReport, json);
+  const report = parseJsonText(CallReport, raw);
   if (report.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
   if (!(await findCall(c.env.LEDGER, room))) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
   const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
