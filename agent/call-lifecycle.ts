@@ -62,6 +62,9 @@ export class CallLifecycle {
   #steps: EndSteps | undefined;
   #reason: EndReason | undefined;
   #done: Promise<CallSummary> | undefined;
+  #resolveFinished!: (summary: CallSummary) => void;
+  /** Resolves with the summary once the call has ended and every step has run (or been cut). */
+  readonly finished = new Promise<CallSummary>((resolve) => (this.#resolveFinished = resolve));
   #onEnding: ((reason: EndReason) => void)[] = [];
 
   constructor(opts: LifecycleOptions) {
@@ -88,11 +91,6 @@ export class CallLifecycle {
     return this.#done !== undefined;
   }
 
-  /** Resolves with the summary once every step has run (or been cut by its bound). */
-  get finished(): Promise<CallSummary> | undefined {
-    return this.#done;
-  }
-
   /** Called synchronously when the end begins (timers stop, inputs close). */
   onEnding(fn: (reason: EndReason) => void): void {
     this.#onEnding.push(fn);
@@ -108,6 +106,7 @@ export class CallLifecycle {
     this.#opts.log('info', 'call ending', { reason });
     // Set before the listeners run so they can await it; the steps start after them.
     this.#done = Promise.resolve().then(() => this.#run(reason, opts.afterSpeech));
+    void this.#done.then(this.#resolveFinished);
     for (const fn of this.#onEnding) {
       try {
         fn(reason);

@@ -29,6 +29,13 @@ export type CallContext = {
   realtime: boolean;
 };
 
+/** Speaks a fixed line: with a TTS, as is; a realtime model has none, so it is asked to say it. */
+export function speakLine(session: voice.AgentSession, text: string, realtime: boolean, allowInterruptions = true) {
+  return realtime
+    ? session.generateReply({ instructions: `Say exactly this and nothing else: "${text}"`, allowInterruptions })
+    : session.say(text, { allowInterruptions });
+}
+
 /** The lifecycle's steps for a real LiveKit room. */
 export function liveKitEndSteps(c: CallContext): EndSteps {
   const room = c.ctx.room;
@@ -44,10 +51,7 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
     async sayGoodbye(reason) {
       const text = GOODBYES[reason];
       if (!text || !room.isConnected) return;
-      const handle = c.realtime
-        ? c.session.generateReply({ instructions: `Say exactly this and nothing else: "${text}"`, allowInterruptions: false })
-        : c.session.say(text, { allowInterruptions: false });
-      await handle.waitForPlayout();
+      await speakLine(c.session, text, c.realtime, false).waitForPlayout();
     },
     async finish(reason) {
       if (!room.isConnected) return;

@@ -7,7 +7,7 @@ import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
 import { loadAgentConfig } from './config.ts';
 import { readDrainDeadline, watchDrain } from './drain-signal.ts';
-import { liveKitEndSteps } from './end-steps.ts';
+import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { sessionModels } from './models.ts';
 
 /** A module that registers the deployer's own end-of-call hooks (AGENT_HOOKS_MODULE). */
@@ -51,9 +51,8 @@ export default defineAgent({
     const session = new voice.AgentSession(sessionModels(config, call));
     const assistant = new Assistant(call.instructions ?? config.AGENT_INSTRUCTIONS, (played) => void lifecycle.end(agentReason, { afterSpeech: played }));
     let roomSid = '';
-    lifecycle.attach(
-      liveKitEndSteps({ ctx, session, config, endMode, agentName: config.AGENT_NAME, roomSid: () => roomSid, errors, realtime: config.AGENT_MODEL_MODE === 'realtime' }),
-    );
+    const realtime = config.AGENT_MODEL_MODE === 'realtime';
+    lifecycle.attach(liveKitEndSteps({ ctx, session, config, endMode, agentName: config.AGENT_NAME, roomSid: () => roomSid, errors, realtime }));
 
     const timers = new CallTimers(
       {
@@ -63,9 +62,9 @@ export default defineAgent({
         endSeconds: config.IDLE_END_SECONDS,
       },
       {
-        warnMaxDuration: () => void speak(session, `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`),
+        warnMaxDuration: () => void speakLine(session, `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`, realtime),
         endMaxDuration: () => void lifecycle.end('max_duration'),
-        promptIdle: () => void speak(session, 'Are you still there?'),
+        promptIdle: () => void speakLine(session, 'Are you still there?', realtime),
         endIdle: () => void lifecycle.end('idle_timeout'),
       },
     );
@@ -105,11 +104,12 @@ export default defineAgent({
         session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
       }
     } catch (err) {
-      logger.error({ error: err instanceof Error ? err.message : String(err) }, 'call setup failed');
-      errors.push({ at: new Date(), source: 'setup', message: err instanceof Error ? err.message : String(err) });
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error({ error: message }, 'call setup failed');
+      errors.push({ at: new Date(), source: 'setup', message });
       void lifecycle.end('error');
     }
-    const summary = await ended(lifecycle);
+    const summary = await lifecycle.finished;
     ctx.shutdown(summary.reason);
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
@@ -120,21 +120,6 @@ export default defineAgent({
     }, config.JOB_EXIT_GRACE_MS).unref();
   },
 });
-
-function ended(lifecycle: CallLifecycle) {
-  return new Promise<Awaited<NonNullable<CallLifecycle['finished']>>>((resolve) => {
-    if (lifecycle.finished) void lifecycle.finished.then(resolve);
-    else lifecycle.onEnding(() => void lifecycle.finished!.then(resolve));
-  });
-}
-
-function speak(session: voice.AgentSession, text: string) {
-  try {
-    return session.say(text);
-  } catch {
-    return session.generateReply({ instructions: `Say exactly: "${text}"` });
-  }
-}
 
 /** The edge's dispatch metadata; a dispatch made elsewhere may carry none, then config decides. */
 function parseMetadata(raw: string | undefined): Partial<DispatchMetadata> {

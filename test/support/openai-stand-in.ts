@@ -28,7 +28,6 @@ export function defaultRules(): Rule[] {
   return [
     { name: 'goodbye-after-end_call', when: (ms) => last(ms)?.role === 'tool', reply: { content: 'Goodbye, take care!' } },
     { name: 'greeting', when: (ms) => /greet the user/i.test(textOf(last(ms))) && last(ms)?.role !== 'user', reply: { content: 'Hello! How can I help you today?' } },
-    { name: 'say-exactly', when: (ms) => /say exactly/i.test(textOf(last(ms))), reply: (ms) => ({ content: /"(.*)"/.exec(textOf(last(ms)))?.[1] ?? 'OK' }) },
     { name: 'end_call-on-goodbye', when: (ms) => last(ms)?.role === 'user' && /\b(bye|goodbye)\b/i.test(textOf(lastUser(ms))), reply: { toolCalls: [{ name: 'end_call' }] } },
     { name: 'echo', when: () => true, reply: (ms) => ({ content: `You said: ${textOf(lastUser(ms))}` }) },
   ];
