@@ -58,10 +58,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     const notice = c.events.find((e) => e.kind === 'end-notice')!;
     expect(notice.detail).toEqual({ reason: 'agent_end_call' });
     expect(await system.roomExists(c.roomName)).toBe(false);
-    const call = await waitFor('report in the ledger', async () => {
-      const v = await system.call(c.roomName);
-      return v.report ? v : undefined;
-    });
+    const call = await system.reportedCall(c.roomName);
     expect(call).toMatchObject({ status: 'ended', end_reason: 'agent_end_call', ended_by: 'agent' });
     const texts = call.report.transcript.map((t: any) => `${t.role}: ${t.text}`);
     expect(texts).toContain('user: Thanks, that is all. Goodbye!');
@@ -77,7 +74,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
     expect(c.room.isConnected).toBe(true);
     expect(await system.roomExists(c.roomName)).toBe(true);
-    const call = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    const call = await system.reportedCall(c.roomName);
     expect(call.report.end_reason).toBe('agent_leave');
     expect(call.end_reason).toBe('agent_leave');
     await c.leave();
@@ -105,7 +102,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     const body = (await second.json()) as any;
     expect(body.already_ended).toBe(true);
     expect(body.call.ended_at).toBe(firstView.ended_at);
-    const after = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    const after = await system.reportedCall(c.roomName);
     expect(after.end_reason).toBe('api_end_call');
   });
 
@@ -118,7 +115,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     expect(marker.reason).toBe('participant_left');
     console.log(`hang-up → job exit: ${exitedAt - hungUpAt} ms`);
     expect(exitedAt - hungUpAt).toBeLessThan(2000);
-    const call = await waitFor('report', async () => ((await system.call(c.roomName)).report ? system.call(c.roomName) : undefined));
+    const call = await system.reportedCall(c.roomName);
     expect(call.report.end_reason).toBe('participant_left');
   });
 

@@ -40,7 +40,6 @@ async function backendCaller(room: string, metadata: Record<string, unknown> = {
   return client;
 }
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
-const reportOf = (room: string) => waitFor(`report for ${room}`, async () => ((await system.call(room)).report ? system.call(room) : undefined), { timeoutMs: 30_000 });
 
 describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit server', () => {
   it('6a. a short maximum duration: a spoken warning, then the end for everyone with max_duration', async () => {
@@ -50,7 +49,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     const ended = c.events.find((e) => e.kind === 'disconnected')!;
     expect(ended.at).toBeGreaterThan(warning.at);
     expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'max_duration' });
-    const call = await reportOf(c.roomName);
+    const call = await system.reportedCall(c.roomName);
     expect(call).toMatchObject({ end_reason: 'max_duration', ended_by: 'system' });
   });
 
@@ -64,7 +63,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
       expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'idle_timeout' });
       const goodbye = await c.waitForEvent('transcription-chunk', (d) => /haven't heard from you/.test(d.text));
       expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
-      expect((await reportOf(c.roomName)).end_reason).toBe('idle_timeout');
+      expect((await system.reportedCall(c.roomName)).end_reason).toBe('idle_timeout');
     } finally {
       await idle.stop('SIGKILL');
     }
@@ -82,7 +81,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     const exitMs = Date.now() - hungUpAt;
     console.log(`chaos hooks: hang-up → job exit ${exitMs} ms (budget ${CLEANUP_BUDGET_MS} ms)`);
     expect(exitMs).toBeLessThan(CLEANUP_BUDGET_MS + 3000);
-    const call = await reportOf(c.roomName);
+    const call = await system.reportedCall(c.roomName);
     expect(call.report.hooks.map((h: any) => [h.name, h.status])).toEqual([
       ['hangs-forever', 'timeout'],
       ['throws', 'error'],
@@ -102,7 +101,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
       proxy.reportAttempts = 0;
       proxy.refuseReports = 2;
       await c.leave();
-      const call = await reportOf(c.roomName);
+      const call = await system.reportedCall(c.roomName);
       expect(proxy.reportAttempts).toBe(3);
       expect(call.report.end_reason).toBe('participant_left');
     });
@@ -115,10 +114,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
       const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), { timeoutMs: 15_000 });
       await waitFor('job exit', async () => !pidAlive(ran.pid), { timeoutMs: CLEANUP_BUDGET_MS + 10_000, intervalMs: 50 });
       expect(proxy.reportAttempts).toBeGreaterThan(1);
-      const call = await waitFor('ledger closed by webhook', async () => {
-        const v = await system.call(c.roomName);
-        return v.status === 'ended' ? v : undefined;
-      }, { timeoutMs: 30_000 });
+      const call = await system.endedCall(c.roomName, 'ledger closed by webhook');
       expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'participant_left', report: null });
       proxy.refuseReports = 0;
     });
@@ -135,7 +131,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'drain' });
     const goodbye = await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
     expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
-    const call = await reportOf(c.roomName);
+    const call = await system.reportedCall(c.roomName);
     expect(call.end_reason).toBe('drain');
     const exit = await system.agent.proc.exited;
     expect(exit.code).toBe(143);
@@ -153,10 +149,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     expect(cron.status).toBe(200);
     expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
     // The room is deleted first, then the ledger written: wait for the write, not for the disconnect.
-    const call = await waitFor('ledger closed by the cron', async () => {
-      const v = await system.call(c.roomName);
-      return v.status === 'ended' ? v : undefined;
-    });
+    const call = await system.endedCall(c.roomName, 'ledger closed by the cron');
     expect(call).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
   });
 
@@ -166,10 +159,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     await system.agent.stop('SIGKILL');
     await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
     await c.leave();
-    const call = await waitFor('ledger closed by webhook', async () => {
-      const v = await system.call(c.roomName);
-      return v.status === 'ended' ? v : undefined;
-    }, { timeoutMs: 30_000 });
+    const call = await system.endedCall(c.roomName, 'ledger closed by webhook');
     expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'error', report: null });
   });
 });

@@ -6,7 +6,7 @@ import { startAgentWorker, type AgentWorker } from './agent-worker.ts';
 import { startEdge, type Edge } from './edge-dev.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit, type LiveKit } from './livekit-server.ts';
 import { startOpenAIStandIn, type StandIn } from './openai-stand-in.ts';
-import { freePort } from './processes.ts';
+import { freePort, waitFor } from './processes.ts';
 
 export type SystemOptions = { agentEnv?: Record<string, string>; edgeVars?: Record<string, string>; departureTimeout?: number };
 
@@ -77,6 +77,22 @@ export class System {
   async call(room: string): Promise<any> {
     const res = await fetch(`${this.edge.url}/calls/${room}`, { headers: { authorization: `Bearer ${this.edge.adminKey}` } });
     return res.json();
+  }
+
+  /** The ledger's view once the agent's report has landed. */
+  reportedCall(room: string): Promise<any> {
+    return waitFor(`report for ${room}`, async () => {
+      const view = await this.call(room);
+      return view.report ? view : undefined;
+    }, { timeoutMs: 30_000 });
+  }
+
+  /** The ledger's view once the call is closed, by whichever source closes it. */
+  endedCall(room: string, what = 'ledger closed'): Promise<any> {
+    return waitFor(what, async () => {
+      const view = await this.call(room);
+      return view.status === 'ended' ? view : undefined;
+    }, { timeoutMs: 30_000 });
   }
 
   async roomExists(room: string): Promise<boolean> {
