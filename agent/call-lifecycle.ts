@@ -1,4 +1,4 @@
-import { END_REASONS, type EndReason, type HookOutcome } from '../edge/wire-contract/index.ts';
+import { END_REASONS, type EndReason, type HookOutcome } from '../wire-contract/index.ts';
 
 /** What every end-of-call hook is told. */
 export type CallSummary = {
@@ -122,7 +122,7 @@ export class CallLifecycle {
     if (steps) {
       await this.#step('announce', () => steps.announce(reason));
       if (afterSpeech) await this.#step('goodbye', () => afterSpeech);
-      else if (END_REASONS[reason].sayGoodbye) await this.#step('goodbye', () => steps.sayGoodbye(reason));
+      else if (END_REASONS[reason].goodbye !== null) await this.#step('goodbye', () => steps.sayGoodbye(reason));
       await this.#step('finish', () => steps.finish(reason));
     }
     const summary: CallSummary = { reason, room: this.#opts.room, jobId: this.#opts.jobId, startedAt: this.#startedAt, endedAt: new Date(this.#now()) };

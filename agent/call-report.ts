@@ -1,16 +1,15 @@
-import { callIdFor, CallReport, endedByFor, signBody, type HookOutcome, type Usage } from '../edge/wire-contract/index.ts';
+import type { llm, metrics } from '@livekit/agents';
+import { callIdFor, CallReport, END_REASONS, signBody, type HookOutcome, type Usage } from '../wire-contract/index.ts';
 import type { CallSummary } from './call-lifecycle.ts';
 
-/** Chat items as the session history holds them (a structural subset of agents' ChatItem). */
-export type HistoryItem = { type: string; role?: string; content?: unknown[]; textContent?: string; createdAt?: number };
 /** Per-model usage as `session.usage.modelUsage` holds it. */
-export type ModelUsage = { type: string; inputTokens?: number; outputTokens?: number; charactersCount?: number; audioDurationMs?: number };
+type ModelUsage = Partial<metrics.ModelUsage>;
 
 export type ReportInputs = {
   summary: CallSummary;
   roomSid: string;
   agentName: string;
-  history: HistoryItem[];
+  history: llm.ChatItem[];
   usage: ModelUsage[];
   errors: { at: Date; source: string; message: string }[];
   hooks: HookOutcome[];
@@ -26,7 +25,7 @@ export function buildReport(i: ReportInputs): CallReport {
     job_id: summary.jobId,
     agent_name: i.agentName,
     end_reason: summary.reason,
-    ended_by: endedByFor(summary.reason),
+    ended_by: END_REASONS[summary.reason].endedBy,
     started_at: summary.startedAt.toISOString(),
     ended_at: summary.endedAt.toISOString(),
     duration_ms: Math.max(0, summary.endedAt.getTime() - summary.startedAt.getTime()),
@@ -37,13 +36,13 @@ export function buildReport(i: ReportInputs): CallReport {
   });
 }
 
-function transcriptFrom(history: HistoryItem[]) {
+function transcriptFrom(history: llm.ChatItem[]) {
   return history
-    .filter((item) => item.type === 'message' && ['user', 'assistant', 'system'].includes(item.role ?? '') && item.role !== 'system')
+    .filter((item): item is llm.ChatMessage => item.type === 'message' && (item.role === 'user' || item.role === 'assistant'))
     .map((item) => ({
       role: item.role as 'user' | 'assistant',
-      text: (item.textContent ?? (item.content ?? []).filter((c): c is string => typeof c === 'string').join('\n')).slice(0, 20_000),
-      at: new Date(item.createdAt ?? Date.now()).toISOString(),
+      text: (item.textContent ?? '').slice(0, 20_000),
+      at: new Date(item.createdAt).toISOString(),
     }))
     .filter((t) => t.text.length > 0)
     .slice(-5000);

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { END_MODES } from '../edge/wire-contract/index.ts';
+import { END_MODES } from '../wire-contract/index.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -38,6 +38,8 @@ const AgentConfigSchema = z.object({
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
   /** 0 = stock CPU-based load; N = load is active calls / N (predictable capacity per machine). */
   AGENT_MAX_CONCURRENT_CALLS: int(0, 1000).default(0),
+  /** Path of a module exporting `registerHooks(lifecycle, ctx)`: the deployer's end-of-call hooks. */
+  AGENT_HOOKS_MODULE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
 

@@ -1,22 +1,11 @@
 import { log as agentsLog, voice, type JobContext } from '@livekit/agents';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, type EndMode, type EndReason } from '../edge/wire-contract/index.ts';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, END_REASONS, type EndMode } from '../wire-contract/index.ts';
 import type { EndSteps } from './call-lifecycle.ts';
-import { buildReport, deliverReport, type HistoryItem, type ModelUsage } from './call-report.ts';
+import { buildReport, deliverReport } from './call-report.ts';
 import type { AgentConfig } from './config.ts';
 
-const GOODBYES: Partial<Record<EndReason, string>> = {
-  agent_leave: 'Goodbye!',
-  agent_end_call: 'Goodbye!',
-  max_duration: "We've reached the time limit for this call. Thanks for talking with me, goodbye!",
-  idle_timeout: "I haven't heard from you, so I'll end the call now. Goodbye!",
-  drain: 'I need to end our call now for maintenance. Sorry about that, and goodbye!',
-};
-
 const CAPTION_FLUSH_MS = 500;
-
-/** Reasons the agent itself chose, where the call's end mode decides leave vs end-for-all. */
-const AGENT_CHOSEN: EndReason[] = ['agent_end_call', 'max_duration', 'idle_timeout', 'drain'];
 
 export type CallContext = {
   ctx: JobContext;
@@ -49,14 +38,14 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       ]);
     },
     async sayGoodbye(reason) {
-      const text = GOODBYES[reason];
+      const text = END_REASONS[reason].goodbye;
       if (!text || !room.isConnected) return;
       await speakLine(c.session, text, c.realtime, false).waitForPlayout();
     },
     async finish(reason) {
       if (!room.isConnected) return;
-      const forAll = reason === 'agent_end_call' || (AGENT_CHOSEN.includes(reason) && c.endMode === 'end_for_all');
-      if (forAll) {
+      const { finish } = END_REASONS[reason];
+      if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
         // agents 1.9 closes the caption text stream in a background task after playout; deleting
         // the room at once cuts the goodbye's last words from clients' captions.
         await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
@@ -72,9 +61,15 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         agentsLog().warn('EDGE_URL is not set: the end-of-call report is not sent');
         return;
       }
-      const history = c.session.history.items as unknown as HistoryItem[];
-      const usage = (c.session.usage?.modelUsage ?? []) as unknown as ModelUsage[];
-      const report = buildReport({ summary, roomSid: c.roomSid(), agentName: c.agentName, history, usage, errors: c.errors, hooks });
+      const report = buildReport({
+        summary,
+        roomSid: c.roomSid(),
+        agentName: c.agentName,
+        history: c.session.history.items,
+        usage: c.session.usage?.modelUsage ?? [],
+        errors: c.errors,
+        hooks,
+      });
       const result = await deliverReport(report, {
         edgeUrl: c.config.EDGE_URL,
         apiKey: c.config.LIVEKIT_API_KEY,

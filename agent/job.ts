@@ -1,24 +1,14 @@
 import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/agents';
 import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
-import { pathToFileURL } from 'node:url';
-import { DispatchMetadata, type EndReason } from '../edge/wire-contract/index.ts';
+import { DispatchMetadata, endReasonForAgentDisconnect, type EndReason } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
 import { loadAgentConfig } from './config.ts';
 import { readDrainDeadline, watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
+import { registerHooksFrom } from './hooks-module.ts';
 import { sessionModels } from './models.ts';
-
-/** A module that registers the deployer's own end-of-call hooks (AGENT_HOOKS_MODULE). */
-export type HooksModule = { registerHooks(lifecycle: CallLifecycle, ctx: JobContext): void | Promise<void> };
-
-const ROOM_DISCONNECT_REASONS: Partial<Record<DisconnectReason, EndReason>> = {
-  [DisconnectReason.ROOM_DELETED]: 'room_deleted',
-  [DisconnectReason.ROOM_CLOSED]: 'participant_left',
-  [DisconnectReason.PARTICIPANT_REMOVED]: 'api_remove_agent',
-  [DisconnectReason.CLIENT_INITIATED]: 'agent_leave',
-};
 
 export default defineAgent({
   entry: async (ctx: JobContext) => {
@@ -40,10 +30,7 @@ export default defineAgent({
     ctx.addShutdownCallback(async () => {
       await lifecycle.end(readDrainDeadline() !== undefined ? 'drain' : 'error');
     });
-    if (process.env.AGENT_HOOKS_MODULE) {
-      const hooks = (await import(pathToFileURL(process.env.AGENT_HOOKS_MODULE).href)) as HooksModule;
-      await hooks.registerHooks(lifecycle, ctx);
-    }
+    if (config.AGENT_HOOKS_MODULE) await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
 
     const errors: { at: Date; source: string; message: string }[] = [];
     const endMode = call.end_mode ?? config.END_MODE;
@@ -75,7 +62,7 @@ export default defineAgent({
     });
 
     let linked = call.caller_identity || undefined;
-    ctx.room.on(RoomEvent.Disconnected, (reason: DisconnectReason) => void lifecycle.end(ROOM_DISCONNECT_REASONS[reason] ?? 'error'));
+    ctx.room.on(RoomEvent.Disconnected, (reason: DisconnectReason) => void lifecycle.end(endReasonForAgentDisconnect(DisconnectReason[reason]) ?? 'error'));
     ctx.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
       if (p.identity === linked) void lifecycle.end('participant_left');
     });

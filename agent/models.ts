@@ -1,6 +1,6 @@
 import type { voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
-import type { DispatchMetadata } from '../edge/wire-contract/index.ts';
+import type { DispatchMetadata } from '../wire-contract/index.ts';
 import type { AgentConfig } from './config.ts';
 
 type SessionModels = Pick<voice.AgentSessionOptions, 'llm' | 'stt' | 'tts' | 'vad'>;

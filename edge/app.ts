@@ -7,7 +7,6 @@ import { corsFromAllowList } from './middleware/cors.ts';
 import { accessLog, loadConfig } from './middleware/request-context.ts';
 import { callRoutes } from './routes/calls.ts';
 import { healthRoutes } from './routes/health.ts';
-import { reportRoutes } from './routes/report.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { webhookRoutes } from './routes/webhook.ts';
 
@@ -17,11 +16,10 @@ export const app = new Hono<AppEnv>()
   .use(secureHeaders())
   .use(loadConfig)
   .use(corsFromAllowList)
-  .route('/', healthRoutes)
-  .route('/', tokenRoutes)
-  .route('/', reportRoutes)
-  .route('/', callRoutes)
-  .route('/', webhookRoutes);
+  .route('/healthz', healthRoutes)
+  .route('/token', tokenRoutes)
+  .route('/calls', callRoutes)
+  .route('/livekit', webhookRoutes);
 
 app.onError(onError);
 app.notFound(notFound);

@@ -1,6 +1,5 @@
 import * as z from 'zod';
-import { END_MODES } from './wire-contract/index.ts';
-import { ApiError } from './errors.ts';
+import { END_MODES } from '../wire-contract/index.ts';
 
 const csv = z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -33,11 +32,16 @@ const ConfigSchema = z.object({
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> & { AGENT_ALLOWED_NAMES: string[] };
 
+/** A missing or bad variable. The error mapper answers it as 503 `misconfigured`; the cron logs it. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
 const cache = new WeakMap<object, Config>();
 
 /**
- * Parses the Worker's env once per env object. A missing or bad variable becomes a 503
- * `misconfigured` naming the variable (never its value), instead of a runtime ReferenceError.
+ * Parses the Worker's env once per env object. A missing or bad variable throws a ConfigError
+ * naming the variable (never its value), instead of a runtime ReferenceError later.
  */
 export function configFrom(env: object): Config {
   const cached = cache.get(env);
@@ -47,12 +51,12 @@ export function configFrom(env: object): Config {
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
-    throw new ApiError(503, 'misconfigured', `server configuration is invalid: ${names.join(', ')} (${parsed.error.issues[0]?.message})`);
+    throw new ConfigError(`server configuration is invalid: ${names.join(', ')} (${parsed.error.issues[0]?.message})`);
   }
   const c = parsed.data;
   const jwtParts = [c.AUTH_JWKS_URL ?? c.AUTH_JWKS_JSON, c.AUTH_JWT_ISSUER, c.AUTH_JWT_AUDIENCE];
   if (jwtParts.some(Boolean) && !jwtParts.every(Boolean)) {
-    throw new ApiError(503, 'misconfigured', 'server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together');
+    throw new ConfigError('server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together');
   }
   const config: Config = { ...c, AGENT_ALLOWED_NAMES: c.AGENT_ALLOWED_NAMES ?? [c.AGENT_NAME] };
   cache.set(env, config);

@@ -1,6 +1,6 @@
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
-import type { DispatchMetadata, DispatchOverrides } from './wire-contract/index.ts';
+import type { DispatchMetadata, DispatchOverrides } from '../wire-contract/index.ts';
 
 /** The agent to dispatch: the requested one if it is on the allow-list, else the configured default. */
 export function chooseAgent(config: Config, requested: string | undefined, field: string): string {

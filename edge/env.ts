@@ -1,5 +1,4 @@
 import type { Config } from './config.ts';
-import type { Caller } from './middleware/caller.ts';
 
 /** The Hono environment: bindings from `wrangler types`, plus what middleware puts on the context. */
 export type AppEnv = {
@@ -10,3 +9,14 @@ export type AppEnv = {
     caller: Caller;
   };
 };
+
+/**
+ * Who is calling. `admin`: operators (ADMIN_API_KEY). `app`: a trusted backend (APP_API_KEY).
+ * `user`: an end user from the identity provider's JWT, or anonymous when enabled. `participant`:
+ * someone holding a LiveKit token this edge minted, scoped to its room.
+ */
+export type Caller =
+  | { kind: 'admin' }
+  | { kind: 'app' }
+  | { kind: 'user'; identity: string; anonymous: boolean }
+  | { kind: 'participant'; identity: string; room: string };

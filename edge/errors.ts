@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ConfigError } from './config.ts';
 import { log } from './log.ts';
 
 /** A failure with a stable code the client can switch on. Messages never carry secrets or tokens. */
@@ -26,6 +27,10 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
     if (err.status >= 500) log(c, 'warn', 'request failed', { code: err.code, message: err.message });
     return c.json(errorBody(err.code, err.message), err.status, err.headers);
+  }
+  if (err instanceof ConfigError) {
+    log(c, 'error', 'misconfigured', { message: err.message });
+    return c.json(errorBody('misconfigured', err.message), 503);
   }
   if (err instanceof HTTPException) {
     // Hono's own middleware (body limit, CORS) throws these.

@@ -1,9 +1,9 @@
-import type { CallReport, EndedBy, EndMode, EndReason } from '../wire-contract/index.ts';
+import type { CallReport, EndedBy, EndMode, EndReason } from '../../wire-contract/index.ts';
 import { ApiError } from '../errors.ts';
 
 export type EndSource = 'api' | 'cron' | 'agent' | 'webhook';
 
-type CallRow = {
+export type CallRow = {
   room: string;
   room_sid: string | null;
   agent_name: string;
@@ -23,7 +23,7 @@ type CallRow = {
   dispatch_id: string | null;
 };
 
-type ParticipantRow = {
+export type ParticipantRow = {
   identity: string;
   kind: string;
   issued_at: number | null;
@@ -31,43 +31,6 @@ type ParticipantRow = {
   left_at: number | null;
   disconnect_reason: string | null;
 };
-
-const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
-
-/** The client-facing view of a call: what `GET /calls/:room` and the end-call endpoint answer. */
-export function presentCall(row: CallRow, participants?: ParticipantRow[], report?: CallReport | null) {
-  const end = row.status === 'ended' ? (row.ended_at ?? row.created_at) : null;
-  return {
-    room: row.room,
-    room_sid: row.room_sid,
-    status: row.status,
-    agent_name: row.agent_name,
-    end_mode: row.end_mode,
-    created_at: iso(row.created_at),
-    deadline_at: iso(row.deadline_at),
-    started_at: iso(row.started_at),
-    ended_at: iso(row.ended_at),
-    duration_seconds: row.started_at != null && end != null ? Math.max(0, (end - row.started_at) / 1000) : null,
-    end_reason: row.end_reason,
-    ended_by: row.ended_by,
-    end_source: row.end_source,
-    end_note: row.end_note,
-    agent_removed_at: iso(row.agent_removed_at),
-    ...(participants && {
-      participants: participants.map((p) => ({
-        identity: p.identity,
-        kind: p.kind,
-        issued_at: iso(p.issued_at),
-        joined_at: iso(p.joined_at),
-        left_at: iso(p.left_at),
-        disconnect_reason: p.disconnect_reason,
-      })),
-    }),
-    ...(report !== undefined && {
-      report: report && { call_id: report.call_id, transcript: report.transcript, usage: report.usage, errors: report.errors, hooks: report.hooks, end_reason: report.end_reason },
-    }),
-  };
-}
 
 export type NewCall = {
   room: string;
@@ -117,7 +80,8 @@ export async function findCall(db: D1Database, room: string): Promise<CallRow | 
   return db.prepare('SELECT * FROM calls WHERE room = ?').bind(room).first<CallRow>();
 }
 
-export async function callDetails(db: D1Database, room: string) {
+/** Everything the ledger holds about one call: its row, its participants, its first report. */
+export async function callRecord(db: D1Database, room: string) {
   const [calls, participants, reports] = await db.batch([
     db.prepare('SELECT * FROM calls WHERE room = ?').bind(room),
     db.prepare('SELECT * FROM call_participants WHERE room = ? ORDER BY COALESCE(issued_at, joined_at), identity').bind(room),
@@ -126,7 +90,7 @@ export async function callDetails(db: D1Database, room: string) {
   const row = calls?.results[0] as CallRow | undefined;
   if (!row) return null;
   const reportBody = (reports?.results[0] as { body: string } | undefined)?.body;
-  return presentCall(row, participants?.results as ParticipantRow[], reportBody ? (JSON.parse(reportBody) as CallReport) : null);
+  return { row, participants: participants?.results as ParticipantRow[], report: reportBody ? (JSON.parse(reportBody) as CallReport) : null };
 }
 
 export async function wasIssuedTo(db: D1Database, room: string, identity: string): Promise<boolean> {
@@ -146,7 +110,7 @@ export async function listCalls(db: D1Database, limit: number, cursor?: { create
   const rows = (await stmt.all<CallRow>()).results;
   const page = rows.slice(0, limit);
   const last = page.at(-1);
-  return { calls: page.map((r) => presentCall(r)), next: rows.length > limit && last ? { createdAt: last.created_at, room: last.room } : null };
+  return { calls: page, next: rows.length > limit && last ? { createdAt: last.created_at, room: last.room } : null };
 }
 
 export type CallEnd = { reason: EndReason; endedBy: EndedBy; source: EndSource; at: number; note?: string | null; strong: boolean };

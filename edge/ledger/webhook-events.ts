@@ -1,5 +1,5 @@
 import type { WebhookEvent } from 'livekit-server-sdk';
-import type { EndReason } from '../wire-contract/index.ts';
+import type { EndReason } from '../../wire-contract/index.ts';
 import { closeCall } from './calls.ts';
 
 /** Disconnect reasons that mean an agent left on purpose; anything else means it vanished. */

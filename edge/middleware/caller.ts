@@ -3,19 +3,9 @@ import { timingSafeEqual } from 'hono/utils/buffer';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import type { Config } from '../config.ts';
-import type { AppEnv } from '../env.ts';
+import type { AppEnv, Caller } from '../env.ts';
 import { ApiError } from '../errors.ts';
-
-/**
- * Who is calling. `admin`: operators (ADMIN_API_KEY). `app`: a trusted backend (APP_API_KEY).
- * `user`: an end user from the identity provider's JWT, or anonymous when enabled. `participant`:
- * someone holding a LiveKit token this edge minted, scoped to its room.
- */
-export type Caller =
-  | { kind: 'admin' }
-  | { kind: 'app' }
-  | { kind: 'user'; identity: string; anonymous: boolean }
-  | { kind: 'participant'; identity: string; room: string };
+import { randomId } from '../random-id.ts';
 
 type Kind = Caller['kind'];
 
@@ -97,9 +87,4 @@ async function userFromIdentityProvider(jwt: string, config: Config): Promise<Ca
       throw new ApiError(503, 'identity_provider_unreachable', 'could not fetch the identity provider keys', { 'Retry-After': '5' });
     throw new ApiError(401, 'invalid_credential', 'JWT signature or algorithm rejected', www);
   }
-}
-
-export function randomId(bytes: number): string {
-  const buf = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(buf, (b) => b.toString(16).padStart(2, '0')).join('');
 }

@@ -1,18 +1,21 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
-import { DispatchOverrides } from '../wire-contract/index.ts';
+import { CallReport, DispatchOverrides, END_REASONS, verifySignedBody } from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
 import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
-import { callDetails, closeCall, findCall, listCalls, markAgentRemoved, openCall, recordDispatch, wasIssuedTo } from '../ledger/calls.ts';
+import { presentCall } from '../call-view.ts';
+import { callRecord, closeCall, findCall, listCalls, markAgentRemoved, openCall, recordDispatch, storeReport, wasIssuedTo } from '../ledger/calls.ts';
+import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
 import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 import { requireCaller } from '../middleware/caller.ts';
-import { jsonBody, parseWith } from '../middleware/json-body.ts';
-import { ROOM_NAME } from './token.ts';
+import { jsonBody, parseJsonText, parseWith, readBody } from '../request-body.ts';
+import { ROOM_NAME } from '../room-name.ts';
 
 const EndRequest = z.object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() }).strict();
 const DispatchRequest = z.object({ agent_name: z.string().max(128).optional(), metadata: DispatchOverrides.optional() }).strict();
+const MAX_REPORT_BYTES = 1024 * 1024;
 const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(512).optional() }).strict();
 
 function roomParam(c: Context<AppEnv>): string {
@@ -28,6 +31,11 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
 }
 
+async function callView(c: Context<AppEnv>, room: string) {
+  const record = await callRecord(c.env.LEDGER, room);
+  return record && presentCall(record.row, record.participants, record.report);
+}
+
 async function existingCall(c: Context<AppEnv>, room: string) {
   const call = await findCall(c.env.LEDGER, room);
   if (!call) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
@@ -35,24 +43,24 @@ async function existingCall(c: Context<AppEnv>, room: string) {
 }
 
 export const callRoutes = new Hono<AppEnv>()
-  .post('/calls/:room/end', requireCaller('admin', 'user', 'participant'), async (c) => {
+  .post('/:room/end', requireCaller('admin', 'user', 'participant'), async (c) => {
     const room = roomParam(c);
     await authorizeForRoom(c, room);
     const body = await jsonBody(c, EndRequest);
     const call = await existingCall(c, room);
     const config = c.get('config');
-    if (call.status === 'ended') return c.json({ already_ended: true, call: await callDetails(c.env.LEDGER, room) });
+    if (call.status === 'ended') return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
       await markAgentRemoved(c.env.LEDGER, room, Date.now());
-      return c.json({ removed_agents: removed, call: await callDetails(c.env.LEDGER, room) });
+      return c.json({ removed_agents: removed, call: await callView(c, room) });
     }
     // LiveKit first: if it fails the ledger stays as it was. "Not found" means already gone: still ended.
     await deleteRoom(config, room);
     await closeCall(c.env.LEDGER, room, { reason: 'api_end_call', endedBy: 'api', source: 'api', at: Date.now(), note: body.reason ?? null, strong: true });
-    return c.json({ already_ended: false, call: await callDetails(c.env.LEDGER, room) });
+    return c.json({ already_ended: false, call: await callView(c, room) });
   })
-  .post('/calls/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
+  .post('/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
     const room = roomParam(c);
     const body = await jsonBody(c, DispatchRequest, undefined, { allowEmpty: true });
     const config = c.get('config');
@@ -68,14 +76,37 @@ export const callRoutes = new Hono<AppEnv>()
     await recordDispatch(c.env.LEDGER, room, dispatchId);
     return c.json({ dispatch_id: dispatchId, created, room, agent_name: agentName }, created ? 201 : 200);
   })
-  .get('/calls/:room', requireCaller('admin', 'user', 'participant'), async (c) => {
+  // The agent's signed end-of-call report; accepted once per call id, retries answered 200.
+  .post('/:room/report', async (c) => {
+    const config = c.get('config');
+    const room = roomParam(c);
+    const raw = await readBody(c, MAX_REPORT_BYTES);
+    const verified = await verifySignedBody(raw, c.req.header('authorization'), config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET);
+    if (!verified.ok) throw new ApiError(401, 'invalid_signature', `report signature rejected: ${verified.problem}`);
+    const report = parseJsonText(CallReport, raw);
+    if (report.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
+    await existingCall(c, room);
+    const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
+    if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
+    // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
+    await closeCall(c.env.LEDGER, room, {
+      reason: report.end_reason,
+      endedBy: report.ended_by,
+      source: 'agent',
+      at: Date.parse(report.ended_at),
+      strong: END_REASONS[report.end_reason].authoritative,
+    });
+    log(c, 'info', 'report accepted', { room, call_id: report.call_id, end_reason: report.end_reason });
+    return c.json({ accepted: true, duplicate: false, call_id: report.call_id }, 201);
+  })
+  .get('/:room', requireCaller('admin', 'user', 'participant'), async (c) => {
     const room = roomParam(c);
     await authorizeForRoom(c, room);
-    const details = await callDetails(c.env.LEDGER, room);
+    const details = await callView(c, room);
     if (!details) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
     return c.json(details);
   })
-  .get('/calls', requireCaller('admin'), async (c) => {
+  .get('/', requireCaller('admin'), async (c) => {
     const query = parseWith(ListQuery, c.req.query(), 'query');
     let cursor: { createdAt: number; room: string } | undefined;
     if (query.cursor) {
@@ -89,5 +120,5 @@ export const callRoutes = new Hono<AppEnv>()
     }
     const page = await listCalls(c.env.LEDGER, query.limit, cursor);
     const next = page.next ? btoa(JSON.stringify([page.next.createdAt, page.next.room])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : null;
-    return c.json({ calls: page.calls, next_cursor: next });
+    return c.json({ calls: page.calls.map((row) => presentCall(row)), next_cursor: next });
   });

@@ -1,16 +1,16 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
-import { DispatchOverrides } from '../wire-contract/index.ts';
+import { DispatchOverrides } from '../../wire-contract/index.ts';
 import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken } from '../ledger/calls.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
-import { randomId, requireCaller } from '../middleware/caller.ts';
-import { jsonBody, parseWith } from '../middleware/json-body.ts';
+import { requireCaller } from '../middleware/caller.ts';
+import { jsonBody, parseWith } from '../request-body.ts';
+import { newRoomName, ROOM_NAME } from '../room-name.ts';
 import { rateLimitEndUsers } from '../middleware/rate-limit.ts';
 
-export const ROOM_NAME = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only');
 const MAX_ATTRIBUTES = 16;
 
 /** LiveKit's standard token-endpoint request (snake_case); unknown fields are refused by name. */
@@ -33,7 +33,7 @@ const TokenRequest = z
   })
   .strict();
 
-export const tokenRoutes = new Hono<AppEnv>().post('/token', requireCaller('admin', 'app', 'user'), rateLimitEndUsers, async (c) => {
+export const tokenRoutes = new Hono<AppEnv>().post('/', requireCaller('admin', 'app', 'user'), rateLimitEndUsers, async (c) => {
   const config = c.get('config');
   const caller = c.get('caller');
   const body = await jsonBody(c, TokenRequest, undefined, { allowEmpty: true });
@@ -71,7 +71,7 @@ export const tokenRoutes = new Hono<AppEnv>().post('/token', requireCaller('admi
   }
 
   const now = Date.now();
-  const room = body.room_name ?? `call-${randomId(16)}`;
+  const room = body.room_name ?? newRoomName();
   const metadata = dispatchMetadata(config, overrides, identity, now);
   await recordIssuedToken(c.env.LEDGER, {
     room,

@@ -4,12 +4,12 @@ import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { applyWebhook } from '../ledger/webhook-events.ts';
 import { log } from '../log.ts';
-import { readBody } from '../middleware/json-body.ts';
+import { readBody } from '../request-body.ts';
 
 const MAX_WEBHOOK_BYTES = 256 * 1024;
 
 /** LiveKit webhooks: the raw body and the bare Authorization JWT go to the SDK's receiver unchanged. */
-export const webhookRoutes = new Hono<AppEnv>().post('/livekit/webhook', async (c) => {
+export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
   const config = c.get('config');
   const raw = await readBody(c, MAX_WEBHOOK_BYTES);
   const auth = c.req.header('authorization');

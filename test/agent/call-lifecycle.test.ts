@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CallLifecycle, type EndSteps, type LifecycleOptions } from '../../agent/call-lifecycle.ts';
-import type { HookOutcome } from '../../edge/wire-contract/index.ts';
+import type { HookOutcome } from '../../wire-contract/index.ts';
 
 type Logged = { level: string; msg: string; fields?: Record<string, unknown> };
 

@@ -2,8 +2,8 @@ import { llm } from '@livekit/agents';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildReport, deliverReport, type HistoryItem } from '../../agent/call-report.ts';
-import { CallReport, verifySignedBody } from '../../edge/wire-contract/index.ts';
+import { buildReport, deliverReport } from '../../agent/call-report.ts';
+import { CallReport, verifySignedBody } from '../../wire-contract/index.ts';
 
 const summary = { reason: 'agent_end_call' as const, room: 'call-1', jobId: 'AJ_1', startedAt: new Date(1_000_000), endedAt: new Date(1_060_000) };
 
@@ -17,7 +17,7 @@ describe('buildReport', () => {
       summary,
       roomSid: 'RM_1',
       agentName: 'voice-agent',
-      history: chat.items as unknown as HistoryItem[],
+      history: chat.items,
       usage: [
         { type: 'llm_usage', inputTokens: 100, outputTokens: 20 },
         { type: 'llm_usage', inputTokens: 50, outputTokens: 5 },

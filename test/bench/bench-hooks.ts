@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HooksModule } from '../../agent/job.ts';
+import type { HooksModule } from '../../agent/hooks-module.ts';
 
 /** bench:agent's five hooks for our lifecycle, the first of which hangs (cut by HOOK_TIMEOUT_MS). */
 export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {

@@ -79,7 +79,7 @@ export function fakeLiveKit(replies: Record<string, (body: any) => Reply> = {}) 
 export const twirpError = (status: number, code: string, msg: string) => Response.json({ code, msg }, { status });
 
 export async function signAsLiveKit(body: string, { key = testEnv.LIVEKIT_API_KEY, secret = testEnv.LIVEKIT_API_SECRET, ttl = 300 } = {}) {
-  const { signBody } = await import('../../edge/wire-contract/index.ts');
+  const { signBody } = await import('../../wire-contract/index.ts');
   return signBody(body, key, secret, ttl);
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi, afterEach } from 'vitest';
-import { callIdFor, type CallReport } from '../../edge/wire-contract/index.ts';
+import { callIdFor, type CallReport } from '../../wire-contract/index.ts';
 import { ADMIN, call, issueToken, ledgerRow, signAsLiveKit, testEnv } from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());

@@ -1,5 +1,5 @@
 import { DisconnectReason, Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../edge/wire-contract/index.ts';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 export type TimedEvent = { at: number; kind: string; detail?: unknown };
 

@@ -3,12 +3,12 @@
 // :8787, and the agent in `dev` mode. Ctrl-C stops everything.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startEdge } from './edge-dev.ts';
-import { DEV_KEY, DEV_SECRET, resolveLiveKitServer, startLiveKit, type LiveKit } from './livekit-server.ts';
-import { startOpenAIStandIn } from './openai-stand-in.ts';
-import { startProcess, type Proc } from './processes.ts';
+import { startEdge } from '../test/support/edge-dev.ts';
+import { DEV_KEY, DEV_SECRET, resolveLiveKitServer, startLiveKit, type LiveKit } from '../test/support/livekit-server.ts';
+import { startOpenAIStandIn } from '../test/support/openai-stand-in.ts';
+import { startProcess, type Proc } from '../test/support/processes.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
+const ROOT = resolve(import.meta.dirname, '..');
 const dir = join(ROOT, '.wrangler', 'dev-system');
 mkdirSync(dir, { recursive: true });
 const EDGE_PORT = Number(process.env.EDGE_PORT ?? 8787);

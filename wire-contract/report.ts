@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { END_REASON_VALUES } from './end-reasons.ts';
+import { END_REASON_VALUES, ENDED_BY_VALUES } from './end-reasons.ts';
 
 export const TranscriptEntry = z.object({
   role: z.enum(['user', 'assistant', 'system', 'tool']),
@@ -32,7 +32,7 @@ export const CallReport = z.object({
   job_id: z.string().max(128),
   agent_name: z.string().max(128),
   end_reason: z.enum(END_REASON_VALUES),
-  ended_by: z.enum(['user', 'agent', 'api', 'system', 'unknown']),
+  ended_by: z.enum(ENDED_BY_VALUES),
   started_at: z.iso.datetime(),
   ended_at: z.iso.datetime(),
   duration_ms: z.number().nonnegative(),

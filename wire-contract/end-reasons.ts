@@ -1,0 +1,140 @@
+/**
+ * The one list of reasons a call ends, used by the agent's lifecycle, the report, the ledger, logs,
+ * the client-facing API and the call page. Values are stored in the ledger: add, never rename.
+ * This module has no imports so the browser bundle can read the wording from it.
+ */
+export const END_REASON_VALUES = [
+  'participant_left',
+  'agent_leave',
+  'agent_end_call',
+  'api_end_call',
+  'api_remove_agent',
+  'max_duration',
+  'idle_timeout',
+  'drain',
+  'room_deleted',
+  'error',
+] as const;
+export type EndReason = (typeof END_REASON_VALUES)[number];
+
+export const ENDED_BY_VALUES = ['user', 'agent', 'api', 'system', 'unknown'] as const;
+export type EndedBy = (typeof ENDED_BY_VALUES)[number];
+
+/**
+ * How the agent finishes once it has said goodbye: delete the room (everyone leaves), leave it
+ * (only the agent goes; a no-op when the room is already gone), or do what the call's end mode says.
+ */
+export type Finish = 'delete_room' | 'leave' | 'by_end_mode';
+
+/** LiveKit's DisconnectReason names (livekit_models.proto), as both SDKs spell them. */
+export type LiveKitDisconnect = 'CLIENT_INITIATED' | 'ROOM_DELETED' | 'ROOM_CLOSED' | 'PARTICIPANT_REMOVED';
+
+export type EndReasonRow = {
+  /** Who ended the call, as the report and the ledger say it. */
+  endedBy: EndedBy;
+  /** What the agent says before it finishes; null: no goodbye (nobody is listening, or it is too late). */
+  goodbye: string | null;
+  finish: Finish;
+  /** The plain words a client shows the caller. */
+  clientMessage: string;
+  /** The agent's own room disconnect that means this reason. */
+  agentDisconnect?: LiveKitDisconnect;
+  /**
+   * False when the one recording it only saw the room vanish and cannot name who ended it: the
+   * ledger keeps such an end replaceable by a better-informed one.
+   */
+  authoritative: boolean;
+};
+
+export const END_REASONS: Record<EndReason, EndReasonRow> = {
+  participant_left: {
+    endedBy: 'user',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'You left the call.',
+    agentDisconnect: 'ROOM_CLOSED',
+    authoritative: true,
+  },
+  agent_leave: {
+    endedBy: 'agent',
+    goodbye: 'Goodbye!',
+    finish: 'leave',
+    clientMessage: 'The assistant left the call.',
+    agentDisconnect: 'CLIENT_INITIATED',
+    authoritative: true,
+  },
+  agent_end_call: {
+    endedBy: 'agent',
+    goodbye: 'Goodbye!',
+    finish: 'delete_room',
+    clientMessage: 'The assistant ended the call.',
+    authoritative: true,
+  },
+  api_end_call: {
+    endedBy: 'api',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'The call was ended for everyone.',
+    authoritative: true,
+  },
+  api_remove_agent: {
+    endedBy: 'api',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'The assistant was removed from the call.',
+    agentDisconnect: 'PARTICIPANT_REMOVED',
+    authoritative: true,
+  },
+  max_duration: {
+    endedBy: 'system',
+    goodbye: "We've reached the time limit for this call. Thanks for talking with me, goodbye!",
+    finish: 'by_end_mode',
+    clientMessage: 'The call reached its time limit.',
+    authoritative: true,
+  },
+  idle_timeout: {
+    endedBy: 'system',
+    goodbye: "I haven't heard from you, so I'll end the call now. Goodbye!",
+    finish: 'by_end_mode',
+    clientMessage: 'The call ended because nobody was talking.',
+    authoritative: true,
+  },
+  drain: {
+    endedBy: 'system',
+    goodbye: 'I need to end our call now for maintenance. Sorry about that, and goodbye!',
+    finish: 'by_end_mode',
+    clientMessage: 'The assistant had to end the call for maintenance. Please call again.',
+    authoritative: true,
+  },
+  room_deleted: {
+    endedBy: 'unknown',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'The call was closed.',
+    agentDisconnect: 'ROOM_DELETED',
+    authoritative: false,
+  },
+  error: {
+    endedBy: 'system',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'The call ended because of a problem on our side. Please call again.',
+    authoritative: true,
+  },
+};
+
+export function isEndReason(value: unknown): value is EndReason {
+  return typeof value === 'string' && Object.hasOwn(END_REASONS, value);
+}
+
+/** The reason the agent's own disconnect means, if it means one. */
+export function endReasonForAgentDisconnect(name: string | undefined): EndReason | undefined {
+  return END_REASON_VALUES.find((r) => END_REASONS[r].agentDisconnect === name);
+}
+
+/**
+ * How the agent tells clients why it ended: it sets this attribute on its own participant before
+ * it leaves or deletes the room (value: an EndReason), and sends the same on the data topic below.
+ */
+export const END_REASON_ATTRIBUTE = 'call.end_reason';
+export const CALL_END_TOPIC = 'call.end';
