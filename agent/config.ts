@@ -3,7 +3,7 @@ import { END_MODES } from '../wire-contract/index.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-/** Every variable the agent reads, with its default. The README's agent table mirrors this. */
+/** Every variable the agent reads, with its default. docs/configuration.md mirrors this. */
 const AgentConfigSchema = z.object({
   LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
   LIVEKIT_API_KEY: z.string().min(1),

@@ -1,4 +1,4 @@
-import { log as agentsLog, voice, type JobContext } from '@livekit/agents';
+import { log as agentsLog, type voice, type JobContext } from '@livekit/agents';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, END_REASONS, type EndMode } from '../wire-contract/index.ts';
 import type { EndSteps } from './call-lifecycle.ts';

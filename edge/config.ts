@@ -6,7 +6,7 @@ const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const secret = z.string().min(16, 'must be at least 16 characters');
 
-/** Every variable the Worker reads, with its default. The README's variable table mirrors this. */
+/** Every variable the Worker reads, with its default. docs/configuration.md mirrors this. */
 const ConfigSchema = z.object({
   LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
   LIVEKIT_API_KEY: z.string().min(1),

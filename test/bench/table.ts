@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { resolveLiveKitServer } from '../support/livekit-server.ts';
 
-/** Prints benchmark rows as a Markdown table (pasteable into the README), with machine and date. */
+/** Prints benchmark rows as a Markdown table (pasteable into docs/benchmarks.md), with machine and date. */
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
   const os = process.platform === 'linux' ? `${process.arch}, ${navigator.hardwareConcurrency} cores` : process.platform;
   console.log(`\n### ${title}\n\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os}\n`);

@@ -1,4 +1,4 @@
-import { DisconnectReason, Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import { type DisconnectReason, Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 export type TimedEvent = { at: number; kind: string; detail?: unknown };

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -68,7 +68,7 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
   return state;
 }
 
-function streamChat(res: import('node:http').ServerResponse, body: any, rules: Rule[]) {
+function streamChat(res: ServerResponse, body: any, rules: Rule[]) {
   const messages: ChatMessage[] = body?.messages ?? [];
   const rule = rules.find((r) => r.when(messages))!;
   const reply = typeof rule.reply === 'function' ? rule.reply(messages) : rule.reply;
@@ -99,7 +99,7 @@ async function readJson(req: IncomingMessage): Promise<any> {
   }
 }
 
-function json(res: import('node:http').ServerResponse, status: number, body: unknown) {
+function json(res: ServerResponse, status: number, body: unknown) {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
 }
