@@ -14,12 +14,27 @@ export default defineConfig(async () => {
             cloudflareTest({
               main: './edge/index.ts',
               wrangler: { configPath: './wrangler.toml' },
-              miniflare: { bindings: { ...(await edgeTestBindings()), TEST_MIGRATIONS: migrations } },
+              miniflare: {
+                bindings: { ...(await edgeTestBindings()), TEST_MIGRATIONS: migrations },
+              },
             }),
           ],
-          test: { name: 'edge', include: ['test/edge/**/*.test.ts'], setupFiles: ['test/edge/setup.ts'], silent: 'passed-only' },
+          test: {
+            name: 'edge',
+            include: ['test/edge/**/*.test.ts'],
+            setupFiles: ['test/edge/setup.ts'],
+            silent: 'passed-only',
+          },
         },
-        { test: { name: 'agent', include: ['test/agent/**/*.test.ts'], environment: 'node', testTimeout: 30_000, silent: 'passed-only' } },
+        {
+          test: {
+            name: 'agent',
+            include: ['test/agent/**/*.test.ts'],
+            environment: 'node',
+            testTimeout: 30_000,
+            silent: 'passed-only',
+          },
+        },
         {
           test: {
             name: 'e2e',

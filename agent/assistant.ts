@@ -13,7 +13,8 @@ export const END_CALL_DESCRIPTION = [
   'After calling it, say one short goodbye sentence and nothing else.',
 ].join(' ');
 
-export const END_CALL_TOOL_REPLY = 'The call is ending. Say one short, warm goodbye sentence to the user and nothing else.';
+export const END_CALL_TOOL_REPLY =
+  'The call is ending. Say one short, warm goodbye sentence to the user and nothing else.';
 
 /** What the assistant needs from the call: a way to end it once the goodbye has been spoken. */
 export type EndCallRequest = (goodbyePlayedOut: Promise<void>) => void;
@@ -30,7 +31,9 @@ export class Assistant extends voice.Agent {
           execute: async (_args, { ctx }) => {
             // The tool's reply (the goodbye) is spoken on this same speech handle: the end waits
             // for it to finish playing, bounded by the lifecycle's step timeout.
-            const played = new Promise<void>((resolve) => ctx.speechHandle.addDoneCallback(() => resolve()));
+            const played = new Promise<void>((resolve) =>
+              ctx.speechHandle.addDoneCallback(() => resolve()),
+            );
             requestEnd(played);
             return END_CALL_TOOL_REPLY;
           },

@@ -74,8 +74,16 @@ export class CallLifecycle {
 
   /** Register before anything that can fail, so an early failure still runs the hook. */
   onCallEnd(name: string, fn: CallEndHook, options: HookOptions = {}): void {
-    if (this.#done) this.#opts.log('warn', 'hook registered after the call began ending; it will not run', { hook: name });
-    this.#hooks.push({ name, fn, timeoutMs: options.timeoutMs ?? this.#opts.defaultHookTimeoutMs, concurrent: options.concurrent ?? false });
+    if (this.#done)
+      this.#opts.log('warn', 'hook registered after the call began ending; it will not run', {
+        hook: name,
+      });
+    this.#hooks.push({
+      name,
+      fn,
+      timeoutMs: options.timeoutMs ?? this.#opts.defaultHookTimeoutMs,
+      concurrent: options.concurrent ?? false,
+    });
   }
 
   /** Set once the session exists; until then an end skips speaking and leaving. */
@@ -122,16 +130,31 @@ export class CallLifecycle {
     if (steps) {
       await this.#step('announce', () => steps.announce(reason));
       if (afterSpeech) await this.#step('goodbye', () => afterSpeech);
-      else if (END_REASONS[reason].goodbye !== null) await this.#step('goodbye', () => steps.sayGoodbye(reason));
+      else if (END_REASONS[reason].goodbye !== null)
+        await this.#step('goodbye', () => steps.sayGoodbye(reason));
       await this.#step('finish', () => steps.finish(reason));
     }
-    const summary: CallSummary = { reason, room: this.#opts.room, jobId: this.#opts.jobId, startedAt: this.#startedAt, endedAt: new Date(this.#now()) };
+    const summary: CallSummary = {
+      reason,
+      room: this.#opts.room,
+      jobId: this.#opts.jobId,
+      startedAt: this.#startedAt,
+      endedAt: new Date(this.#now()),
+    };
     const cleanupStart = this.#now();
-    const hooksDeadline = cleanupStart + Math.max(0, this.#opts.cleanupBudgetMs - this.#opts.reportReserveMs);
+    const hooksDeadline =
+      cleanupStart + Math.max(0, this.#opts.cleanupBudgetMs - this.#opts.reportReserveMs);
     const outcomes = await this.#runHooks(summary, hooksDeadline);
     if (steps) {
-      const left = Math.max(cleanupStart + this.#opts.cleanupBudgetMs - this.#now(), MIN_HOOK_SLICE_MS);
-      const outcome = await this.#runBounded('report', () => steps.report(summary, outcomes, this.#now() + left), left);
+      const left = Math.max(
+        cleanupStart + this.#opts.cleanupBudgetMs - this.#now(),
+        MIN_HOOK_SLICE_MS,
+      );
+      const outcome = await this.#runBounded(
+        'report',
+        () => steps.report(summary, outcomes, this.#now() + left),
+        left,
+      );
       if (outcome.status !== 'ok') this.#opts.log('error', 'report not delivered', { ...outcome });
     }
     this.#opts.log('info', 'call ended', {
@@ -145,20 +168,26 @@ export class CallLifecycle {
 
   async #runHooks(summary: CallSummary, deadline: number): Promise<HookOutcome[]> {
     const outcomes = new Map<Registered, HookOutcome>();
-    const slice = (hook: Registered) => Math.max(Math.min(hook.timeoutMs, deadline - this.#now()), MIN_HOOK_SLICE_MS);
+    const slice = (hook: Registered) =>
+      Math.max(Math.min(hook.timeoutMs, deadline - this.#now()), MIN_HOOK_SLICE_MS);
     const concurrent = this.#hooks
       .filter((h) => h.concurrent)
-      .map(async (h) => outcomes.set(h, await this.#runBounded(h.name, () => h.fn(summary), slice(h))));
-    for (const hook of this.#hooks.filter((h) => !h.concurrent)) outcomes.set(hook, await this.#runBounded(hook.name, () => hook.fn(summary), slice(hook)));
+      .map(async (h) =>
+        outcomes.set(h, await this.#runBounded(h.name, () => h.fn(summary), slice(h))),
+      );
+    for (const hook of this.#hooks.filter((h) => !h.concurrent))
+      outcomes.set(hook, await this.#runBounded(hook.name, () => hook.fn(summary), slice(hook)));
     await Promise.all(concurrent);
     const list = this.#hooks.map((h) => outcomes.get(h)!);
-    for (const o of list) if (o.status !== 'ok') this.#opts.log('warn', 'end-of-call hook failed', { ...o });
+    for (const o of list)
+      if (o.status !== 'ok') this.#opts.log('warn', 'end-of-call hook failed', { ...o });
     return list;
   }
 
   async #step(name: string, fn: () => Promise<unknown>): Promise<void> {
     const outcome = await this.#runBounded(name, fn, this.#opts.stepTimeoutMs);
-    if (outcome.status !== 'ok') this.#opts.log('warn', `end step ${name} did not complete`, { ...outcome });
+    if (outcome.status !== 'ok')
+      this.#opts.log('warn', `end step ${name} did not complete`, { ...outcome });
   }
 
   async #runBounded(name: string, fn: () => unknown, timeoutMs: number): Promise<HookOutcome> {
@@ -168,12 +197,27 @@ export class CallLifecycle {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
-      const result = await Promise.race([Promise.resolve().then(fn).then(() => 'ok' as const), timeout]);
+      const result = await Promise.race([
+        Promise.resolve()
+          .then(fn)
+          .then(() => 'ok' as const),
+        timeout,
+      ]);
       return result === 'ok'
         ? { name, status: 'ok', duration_ms: this.#now() - started }
-        : { name, status: 'timeout', duration_ms: this.#now() - started, error: `exceeded ${Math.round(timeoutMs)} ms` };
+        : {
+            name,
+            status: 'timeout',
+            duration_ms: this.#now() - started,
+            error: `exceeded ${Math.round(timeoutMs)} ms`,
+          };
     } catch (err) {
-      return { name, status: 'error', duration_ms: this.#now() - started, error: message(err).slice(0, 2000) };
+      return {
+        name,
+        status: 'error',
+        duration_ms: this.#now() - started,
+        error: message(err).slice(0, 2000),
+      };
     } finally {
       clearTimeout(timer);
     }

@@ -1,5 +1,12 @@
 import type { llm, metrics } from '@livekit/agents';
-import { callIdFor, CallReport, END_REASONS, signBody, type HookOutcome, type Usage } from '../wire-contract/index.ts';
+import {
+  callIdFor,
+  CallReport,
+  END_REASONS,
+  signBody,
+  type HookOutcome,
+  type Usage,
+} from '../wire-contract/index.ts';
 import type { CallSummary } from './call-lifecycle.ts';
 
 /** Per-model usage as `session.usage.modelUsage` holds it. */
@@ -31,14 +38,21 @@ export function buildReport(i: ReportInputs): CallReport {
     duration_ms: Math.max(0, summary.endedAt.getTime() - summary.startedAt.getTime()),
     transcript: transcriptFrom(i.history),
     usage: usageFrom(i.usage),
-    errors: i.errors.slice(-200).map((e) => ({ at: e.at.toISOString(), source: e.source.slice(0, 200), message: e.message.slice(0, 2000) })),
+    errors: i.errors.slice(-200).map((e) => ({
+      at: e.at.toISOString(),
+      source: e.source.slice(0, 200),
+      message: e.message.slice(0, 2000),
+    })),
     hooks: i.hooks,
   });
 }
 
 function transcriptFrom(history: llm.ChatItem[]) {
   return history
-    .filter((item): item is llm.ChatMessage => item.type === 'message' && (item.role === 'user' || item.role === 'assistant'))
+    .filter(
+      (item): item is llm.ChatMessage =>
+        item.type === 'message' && (item.role === 'user' || item.role === 'assistant'),
+    )
     .map((item) => ({
       role: item.role as 'user' | 'assistant',
       text: (item.textContent ?? '').slice(0, 20_000),
@@ -49,7 +63,12 @@ function transcriptFrom(history: llm.ChatItem[]) {
 }
 
 function usageFrom(models: ModelUsage[]): Usage {
-  const usage: Usage = { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 };
+  const usage: Usage = {
+    llm_prompt_tokens: 0,
+    llm_completion_tokens: 0,
+    tts_characters: 0,
+    stt_seconds: 0,
+  };
   for (const m of models) {
     if (m.type === 'llm_usage') {
       usage.llm_prompt_tokens += m.inputTokens ?? 0;
@@ -75,7 +94,10 @@ export type DeliveryOptions = {
  * lands or the deadline passes. The edge accepts a call id once, so a retry after a lost response
  * is safe. A 4xx other than 429 is final: retrying the same body cannot fix it.
  */
-export async function deliverReport(report: CallReport, o: DeliveryOptions): Promise<{ status: number; attempts: number }> {
+export async function deliverReport(
+  report: CallReport,
+  o: DeliveryOptions,
+): Promise<{ status: number; attempts: number }> {
   const body = JSON.stringify(report);
   const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(report.room)}/report`;
   const doFetch = o.fetchImpl ?? fetch;
@@ -86,19 +108,26 @@ export async function deliverReport(report: CallReport, o: DeliveryOptions): Pro
     try {
       const res = await doFetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: await signBody(body, o.apiKey, o.apiSecret) },
+        headers: {
+          'content-type': 'application/json',
+          authorization: await signBody(body, o.apiKey, o.apiSecret),
+        },
         body,
         signal: AbortSignal.timeout(Math.max(250, Math.min(5000, left))),
       });
       if (res.ok) return { status: res.status, attempts: attempt };
-      if (res.status < 500 && res.status !== 429) throw new Error(`edge refused the report: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      if (res.status < 500 && res.status !== 429)
+        throw new Error(
+          `edge refused the report: ${res.status} ${(await res.text()).slice(0, 300)}`,
+        );
       outcome = `HTTP ${res.status}`;
     } catch (err) {
       if (err instanceof Error && err.message.startsWith('edge refused')) throw err;
       outcome = err instanceof Error ? err.message : String(err);
     }
     o.log?.('warn', 'report delivery failed, retrying', { attempt, outcome });
-    if (Date.now() + delay >= o.deadline) throw new Error(`report not delivered after ${attempt} attempts: ${outcome}`);
+    if (Date.now() + delay >= o.deadline)
+      throw new Error(`report not delivered after ${attempt} attempts: ${outcome}`);
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 4000);
   }

@@ -10,7 +10,12 @@ export type TimerActions = {
   endIdle(): void;
 };
 
-export type TimerSettings = { maxDurationSeconds: number; warningSeconds: number; promptSeconds: number; endSeconds: number };
+export type TimerSettings = {
+  maxDurationSeconds: number;
+  warningSeconds: number;
+  promptSeconds: number;
+  endSeconds: number;
+};
 
 export class CallTimers {
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -30,7 +35,10 @@ export class CallTimers {
 
   start(): void {
     const { maxDurationSeconds, warningSeconds } = this.#settings;
-    if (warningSeconds > 0 && warningSeconds < maxDurationSeconds) this.#after((maxDurationSeconds - warningSeconds) * 1000, () => this.#actions.warnMaxDuration());
+    if (warningSeconds > 0 && warningSeconds < maxDurationSeconds)
+      this.#after((maxDurationSeconds - warningSeconds) * 1000, () =>
+        this.#actions.warnMaxDuration(),
+      );
     this.#after(maxDurationSeconds * 1000, () => this.#actions.endMaxDuration());
     this.userActive();
   }

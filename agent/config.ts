@@ -19,9 +19,15 @@ const AgentConfigSchema = z.object({
   TTS_VOICE: z.string().default('alloy'),
   REALTIME_MODEL: z.string().default('gpt-realtime'),
   REALTIME_VOICE: z.string().default('marin'),
-  AGENT_INSTRUCTIONS: z.string().min(1).default('You are a friendly, concise voice assistant. Keep answers short and spoken-style.'),
+  AGENT_INSTRUCTIONS: z
+    .string()
+    .min(1)
+    .default('You are a friendly, concise voice assistant. Keep answers short and spoken-style.'),
   /** Listen to the user's microphone (false = text on lk.chat only, for tests and chat clients). */
-  AGENT_AUDIO_INPUT: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  AGENT_AUDIO_INPUT: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   END_MODE: z.enum(END_MODES).default('end_for_all'),
   /** The edge's base URL; reports go to `${EDGE_URL}/calls/:room/report`. Unset: no report. */
   EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -49,7 +55,9 @@ export class ConfigError extends Error {}
 
 /** Parses `process.env`; throws a ConfigError naming every missing or bad variable (never a value). */
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const raw = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const parsed = AgentConfigSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const lines = parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`);

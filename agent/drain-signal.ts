@@ -21,7 +21,9 @@ export function clearDrain(workerPid = process.pid): void {
 
 export function readDrainDeadline(workerPid = process.ppid): number | undefined {
   try {
-    const { deadline } = JSON.parse(readFileSync(drainFile(workerPid), 'utf8')) as { deadline: number };
+    const { deadline } = JSON.parse(readFileSync(drainFile(workerPid), 'utf8')) as {
+      deadline: number;
+    };
     return Number.isFinite(deadline) ? deadline : undefined;
   } catch {
     return undefined;
@@ -29,7 +31,10 @@ export function readDrainDeadline(workerPid = process.ppid): number | undefined 
 }
 
 /** Polls for a drain and calls `onDeadline` when its deadline passes. Returns a stop function. */
-export function watchDrain(onDeadline: () => void, { pollMs = 500, workerPid = process.ppid } = {}): () => void {
+export function watchDrain(
+  onDeadline: () => void,
+  { pollMs = 500, workerPid = process.ppid } = {},
+): () => void {
   const timer = setInterval(() => {
     const deadline = readDrainDeadline(workerPid);
     if (deadline !== undefined && Date.now() >= deadline) {

@@ -1,6 +1,11 @@
 import { log as agentsLog, type voice, type JobContext } from '@livekit/agents';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, END_REASONS, type EndMode } from '../wire-contract/index.ts';
+import {
+  CALL_END_TOPIC,
+  END_REASON_ATTRIBUTE,
+  END_REASONS,
+  type EndMode,
+} from '../wire-contract/index.ts';
 import type { EndSteps } from './call-lifecycle.ts';
 import { buildReport, deliverReport } from './call-report.ts';
 import type { AgentConfig } from './config.ts';
@@ -19,9 +24,17 @@ export type CallContext = {
 };
 
 /** Speaks a fixed line: with a TTS, as is; a realtime model has none, so it is asked to say it. */
-export function speakLine(session: voice.AgentSession, text: string, realtime: boolean, allowInterruptions = true) {
+export function speakLine(
+  session: voice.AgentSession,
+  text: string,
+  realtime: boolean,
+  allowInterruptions = true,
+) {
   return realtime
-    ? session.generateReply({ instructions: `Say exactly this and nothing else: "${text}"`, allowInterruptions })
+    ? session.generateReply({
+        instructions: `Say exactly this and nothing else: "${text}"`,
+        allowInterruptions,
+      })
     : session.say(text, { allowInterruptions });
 }
 
@@ -34,7 +47,10 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       const lp = room.localParticipant;
       await Promise.all([
         lp.setAttributes({ [END_REASON_ATTRIBUTE]: reason }),
-        lp.publishData(new TextEncoder().encode(JSON.stringify({ reason })), { topic: CALL_END_TOPIC, reliable: true }),
+        lp.publishData(new TextEncoder().encode(JSON.stringify({ reason })), {
+          topic: CALL_END_TOPIC,
+          reliable: true,
+        }),
       ]);
     },
     async sayGoodbye(reason) {
@@ -51,7 +67,12 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
         const info = c.ctx.info;
         // Not ctx.deleteRoom(): it swallows errors, and a failed delete must show in the report.
-        await new RoomServiceClient(info.url, info.apiKey ?? c.config.LIVEKIT_API_KEY, info.apiSecret ?? c.config.LIVEKIT_API_SECRET, { requestTimeout: 5 }).deleteRoom(room.name!);
+        await new RoomServiceClient(
+          info.url,
+          info.apiKey ?? c.config.LIVEKIT_API_KEY,
+          info.apiSecret ?? c.config.LIVEKIT_API_SECRET,
+          { requestTimeout: 5 },
+        ).deleteRoom(room.name!);
       } else {
         await room.disconnect();
       }
@@ -75,9 +96,13 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         apiKey: c.config.LIVEKIT_API_KEY,
         apiSecret: c.config.LIVEKIT_API_SECRET,
         deadline,
-        log: (level, msg, fields) => agentsLog()[level]({ ...fields, room: summary.room, job_id: summary.jobId }, msg),
+        log: (level, msg, fields) =>
+          agentsLog()[level]({ ...fields, room: summary.room, job_id: summary.jobId }, msg),
       });
-      agentsLog().info({ room: summary.room, job_id: summary.jobId, call_id: report.call_id, ...result }, 'report delivered');
+      agentsLog().info(
+        { room: summary.room, job_id: summary.jobId, call_id: report.call_id, ...result },
+        'report delivered',
+      );
     },
   };
 }

@@ -1,6 +1,10 @@
 import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/agents';
 import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
-import { DispatchMetadata, endReasonForAgentDisconnect, type EndReason } from '../wire-contract/index.ts';
+import {
+  DispatchMetadata,
+  endReasonForAgentDisconnect,
+  type EndReason,
+} from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
@@ -30,16 +34,31 @@ export default defineAgent({
     ctx.addShutdownCallback(async () => {
       await lifecycle.end(readDrainDeadline() !== undefined ? 'drain' : 'error');
     });
-    if (config.AGENT_HOOKS_MODULE) await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
+    if (config.AGENT_HOOKS_MODULE)
+      await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
 
     const errors: { at: Date; source: string; message: string }[] = [];
     const endMode = call.end_mode ?? config.END_MODE;
     const agentReason: EndReason = endMode === 'leave' ? 'agent_leave' : 'agent_end_call';
     const session = new voice.AgentSession(sessionModels(config, call));
-    const assistant = new Assistant(call.instructions ?? config.AGENT_INSTRUCTIONS, (played) => void lifecycle.end(agentReason, { afterSpeech: played }));
+    const assistant = new Assistant(
+      call.instructions ?? config.AGENT_INSTRUCTIONS,
+      (played) => void lifecycle.end(agentReason, { afterSpeech: played }),
+    );
     let roomSid = '';
     const realtime = config.AGENT_MODEL_MODE === 'realtime';
-    lifecycle.attach(liveKitEndSteps({ ctx, session, config, endMode, agentName: config.AGENT_NAME, roomSid: () => roomSid, errors, realtime }));
+    lifecycle.attach(
+      liveKitEndSteps({
+        ctx,
+        session,
+        config,
+        endMode,
+        agentName: config.AGENT_NAME,
+        roomSid: () => roomSid,
+        errors,
+        realtime,
+      }),
+    );
 
     const timers = new CallTimers(
       {
@@ -49,7 +68,12 @@ export default defineAgent({
         endSeconds: config.IDLE_END_SECONDS,
       },
       {
-        warnMaxDuration: () => void speakLine(session, `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`, realtime),
+        warnMaxDuration: () =>
+          void speakLine(
+            session,
+            `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`,
+            realtime,
+          ),
         endMaxDuration: () => void lifecycle.end('max_duration'),
         promptIdle: () => void speakLine(session, 'Are you still there?', realtime),
         endIdle: () => void lifecycle.end('idle_timeout'),
@@ -62,7 +86,11 @@ export default defineAgent({
     });
 
     let linked = call.caller_identity || undefined;
-    ctx.room.on(RoomEvent.Disconnected, (reason: DisconnectReason) => void lifecycle.end(endReasonForAgentDisconnect(DisconnectReason[reason]) ?? 'error'));
+    ctx.room.on(
+      RoomEvent.Disconnected,
+      (reason: DisconnectReason) =>
+        void lifecycle.end(endReasonForAgentDisconnect(DisconnectReason[reason]) ?? 'error'),
+    );
     ctx.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
       if (p.identity === linked) void lifecycle.end('participant_left');
     });
@@ -72,11 +100,25 @@ export default defineAgent({
     });
     session.on(voice.AgentSessionEventTypes.Error, (ev) => {
       const error = ev.error as { message?: string; error?: { message?: string } } | undefined;
-      errors.push({ at: new Date(), source: String((ev.source as { constructor?: { name?: string } })?.constructor?.name ?? 'session'), message: String(error?.error?.message ?? error?.message ?? 'unknown error') });
+      errors.push({
+        at: new Date(),
+        source: String(
+          (ev.source as { constructor?: { name?: string } })?.constructor?.name ?? 'session',
+        ),
+        message: String(error?.error?.message ?? error?.message ?? 'unknown error'),
+      });
     });
-    session.on(voice.AgentSessionEventTypes.UserStateChanged, (ev) => ev.newState === 'speaking' && timers.userActive());
-    session.on(voice.AgentSessionEventTypes.ConversationItemAdded, (ev) => ev.item.type === 'message' && ev.item.role === 'user' && timers.userActive());
-    session.on(voice.AgentSessionEventTypes.AgentStateChanged, (ev) => timers.agentSpeaking(ev.newState === 'speaking'));
+    session.on(
+      voice.AgentSessionEventTypes.UserStateChanged,
+      (ev) => ev.newState === 'speaking' && timers.userActive(),
+    );
+    session.on(
+      voice.AgentSessionEventTypes.ConversationItemAdded,
+      (ev) => ev.item.type === 'message' && ev.item.role === 'user' && timers.userActive(),
+    );
+    session.on(voice.AgentSessionEventTypes.AgentStateChanged, (ev) =>
+      timers.agentSpeaking(ev.newState === 'speaking'),
+    );
 
     try {
       await session.start({
@@ -88,7 +130,9 @@ export default defineAgent({
       linked ??= (await ctx.waitForParticipant()).identity;
       if (!lifecycle.ending) {
         timers.start();
-        session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
+        session.generateReply({
+          instructions: 'Greet the user in one short sentence and offer help.',
+        });
       }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -102,8 +146,13 @@ export default defineAgent({
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
     // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
     setTimeout(() => {
-      logger.warn({ grace_ms: config.JOB_EXIT_GRACE_MS }, 'stock job teardown is stuck; exiting the job process');
-      void Promise.race([dispose(), new Promise((r) => setTimeout(r, 1000))]).finally(() => process.exit(0));
+      logger.warn(
+        { grace_ms: config.JOB_EXIT_GRACE_MS },
+        'stock job teardown is stuck; exiting the job process',
+      );
+      void Promise.race([dispose(), new Promise((r) => setTimeout(r, 1000))]).finally(() =>
+        process.exit(0),
+      );
     }, config.JOB_EXIT_GRACE_MS).unref();
   },
 });

@@ -25,7 +25,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 process.once('exit', () => clearDrain());
 
-const jobModule = new URL(import.meta.url.endsWith('.ts') ? './job.ts' : './job.js', import.meta.url);
+const jobModule = new URL(
+  import.meta.url.endsWith('.ts') ? './job.ts' : './job.js',
+  import.meta.url,
+);
 cli.runApp(
   new ServerOptions({
     agent: fileURLToPath(jobModule),
@@ -39,6 +42,9 @@ cli.runApp(
     logLevel: config.LOG_LEVEL,
     // Counting calls instead of CPU: a self-hosted LiveKit server drops a dispatch when no worker
     // reports spare load, and CPU spikes (a build, a noisy neighbour) should not refuse calls.
-    ...(maxCalls > 0 && { loadFunc: async (worker: AgentServer) => Math.min(1, worker.activeJobs.length / maxCalls), loadThreshold: 1 }),
+    ...(maxCalls > 0 && {
+      loadFunc: async (worker: AgentServer) => Math.min(1, worker.activeJobs.length / maxCalls),
+      loadThreshold: 1,
+    }),
   }),
 );

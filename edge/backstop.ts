@@ -8,18 +8,35 @@ import { log } from './log.ts';
  * ledger still has them open, even when the agent is dead. A LiveKit failure leaves that call open
  * for the next run; one failure does not stop the others.
  */
-export async function runBackstop(env: Env, now = Date.now()): Promise<{ ended: string[]; failed: string[] }> {
+export async function runBackstop(
+  env: Env,
+  now = Date.now(),
+): Promise<{ ended: string[]; failed: string[] }> {
   const config = configFrom(env);
   const ended: string[] = [];
   const failed: string[] = [];
-  for (const { room } of await overdueCalls(env.LEDGER, now, config.BACKSTOP_GRACE_SECONDS * 1000)) {
+  for (const { room } of await overdueCalls(
+    env.LEDGER,
+    now,
+    config.BACKSTOP_GRACE_SECONDS * 1000,
+  )) {
     try {
       await deleteRoom(config, room);
-      await closeCall(env.LEDGER, room, { reason: 'max_duration', endedBy: 'system', source: 'cron', at: now, note: 'edge backstop', strong: true });
+      await closeCall(env.LEDGER, room, {
+        reason: 'max_duration',
+        endedBy: 'system',
+        source: 'cron',
+        at: now,
+        note: 'edge backstop',
+        strong: true,
+      });
       ended.push(room);
     } catch (err) {
       failed.push(room);
-      log(undefined, 'warn', 'backstop could not end call', { room, message: err instanceof Error ? err.message : String(err) });
+      log(undefined, 'warn', 'backstop could not end call', {
+        room,
+        message: err instanceof Error ? err.message : String(err),
+      });
     }
   }
   if (ended.length || failed.length) log(undefined, 'info', 'backstop run', { ended, failed });

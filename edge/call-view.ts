@@ -4,7 +4,11 @@ import type { CallRow, ParticipantRow } from './ledger/calls.ts';
 const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
 
 /** The client-facing view of a call: what `GET /calls/:room` and the end-call endpoint answer. */
-export function presentCall(row: CallRow, participants?: ParticipantRow[], report?: CallReport | null) {
+export function presentCall(
+  row: CallRow,
+  participants?: ParticipantRow[],
+  report?: CallReport | null,
+) {
   const end = row.status === 'ended' ? (row.ended_at ?? row.created_at) : null;
   return {
     room: row.room,
@@ -16,7 +20,8 @@ export function presentCall(row: CallRow, participants?: ParticipantRow[], repor
     deadline_at: iso(row.deadline_at),
     started_at: iso(row.started_at),
     ended_at: iso(row.ended_at),
-    duration_seconds: row.started_at != null && end != null ? Math.max(0, (end - row.started_at) / 1000) : null,
+    duration_seconds:
+      row.started_at != null && end != null ? Math.max(0, (end - row.started_at) / 1000) : null,
     end_reason: row.end_reason,
     ended_by: row.ended_by,
     end_source: row.end_source,
@@ -33,7 +38,14 @@ export function presentCall(row: CallRow, participants?: ParticipantRow[], repor
       })),
     }),
     ...(report !== undefined && {
-      report: report && { call_id: report.call_id, transcript: report.transcript, usage: report.usage, errors: report.errors, hooks: report.hooks, end_reason: report.end_reason },
+      report: report && {
+        call_id: report.call_id,
+        transcript: report.transcript,
+        usage: report.usage,
+        errors: report.errors,
+        hooks: report.hooks,
+        end_reason: report.end_reason,
+      },
     }),
   };
 }

@@ -1,7 +1,12 @@
 import * as z from 'zod';
 import { END_MODES } from '../wire-contract/index.ts';
 
-const csv = z.string().transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean),
+);
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const secret = z.string().min(16, 'must be at least 16 characters');
@@ -30,7 +35,9 @@ const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
 });
 
-export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> & { AGENT_ALLOWED_NAMES: string[] };
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> & {
+  AGENT_ALLOWED_NAMES: string[];
+};
 
 /** A missing or bad variable. The error mapper answers it as 503 `misconfigured`; the cron logs it. */
 export class ConfigError extends Error {
@@ -47,16 +54,22 @@ export function configFrom(env: object): Config {
   const cached = cache.get(env);
   if (cached) return cached;
   // Empty strings (unset vars in some tooling) count as missing so defaults apply.
-  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === 'string' && v !== ''));
+  const raw = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => typeof v === 'string' && v !== ''),
+  );
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const names = [...new Set(parsed.error.issues.map((i) => String(i.path[0])))];
-    throw new ConfigError(`server configuration is invalid: ${names.join(', ')} (${parsed.error.issues[0]?.message})`);
+    throw new ConfigError(
+      `server configuration is invalid: ${names.join(', ')} (${parsed.error.issues[0]?.message})`,
+    );
   }
   const c = parsed.data;
   const jwtParts = [c.AUTH_JWKS_URL ?? c.AUTH_JWKS_JSON, c.AUTH_JWT_ISSUER, c.AUTH_JWT_AUDIENCE];
   if (jwtParts.some(Boolean) && !jwtParts.every(Boolean)) {
-    throw new ConfigError('server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together');
+    throw new ConfigError(
+      'server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together',
+    );
   }
   const config: Config = { ...c, AGENT_ALLOWED_NAMES: c.AGENT_ALLOWED_NAMES ?? [c.AGENT_NAME] };
   cache.set(env, config);

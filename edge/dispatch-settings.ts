@@ -5,7 +5,12 @@ import type { DispatchMetadata, DispatchOverrides } from '../wire-contract/index
 /** The agent to dispatch: the requested one if it is on the allow-list, else the configured default. */
 export function chooseAgent(config: Config, requested: string | undefined, field: string): string {
   const agentName = requested || config.AGENT_NAME;
-  if (!config.AGENT_ALLOWED_NAMES.includes(agentName)) throw new ApiError(400, 'unknown_agent', `${field}: unknown agent ${JSON.stringify(agentName)}`);
+  if (!config.AGENT_ALLOWED_NAMES.includes(agentName))
+    throw new ApiError(
+      400,
+      'unknown_agent',
+      `${field}: unknown agent ${JSON.stringify(agentName)}`,
+    );
   return agentName;
 }
 
@@ -13,12 +18,20 @@ export function chooseAgent(config: Config, requested: string | undefined, field
  * The dispatch metadata the agent receives: a backend's overrides, the caller, and the server's
  * limits (a requested max duration never exceeds MAX_CALL_DURATION_SECONDS).
  */
-export function dispatchMetadata(config: Config, overrides: DispatchOverrides | undefined, callerIdentity: string, now: number): DispatchMetadata {
+export function dispatchMetadata(
+  config: Config,
+  overrides: DispatchOverrides | undefined,
+  callerIdentity: string,
+  now: number,
+): DispatchMetadata {
   return {
     ...overrides,
     caller_identity: callerIdentity,
     issued_at: new Date(now).toISOString(),
-    max_duration_seconds: Math.min(overrides?.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS, config.MAX_CALL_DURATION_SECONDS),
+    max_duration_seconds: Math.min(
+      overrides?.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS,
+      config.MAX_CALL_DURATION_SECONDS,
+    ),
     end_mode: overrides?.end_mode ?? config.AGENT_END_MODE,
   };
 }

@@ -10,7 +10,12 @@ export class ApiError extends Error {
   readonly code: string;
   readonly headers: Record<string, string>;
 
-  constructor(status: ContentfulStatusCode, code: string, message: string, headers: Record<string, string> = {}) {
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
@@ -25,7 +30,8 @@ export function errorBody(code: string, message: string) {
 /** The one error mapper: every thrown thing becomes `{ error: { code, message } }`. */
 export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
-    if (err.status >= 500) log(c, 'warn', 'request failed', { code: err.code, message: err.message });
+    if (err.status >= 500)
+      log(c, 'warn', 'request failed', { code: err.code, message: err.message });
     return c.json(errorBody(err.code, err.message), err.status, err.headers);
   }
   if (err instanceof ConfigError) {
@@ -35,13 +41,20 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof HTTPException) {
     // Hono's own middleware (body limit, CORS) throws these.
     const status = err.status;
-    const code = status === 413 ? 'body_too_large' : status === 401 ? 'unauthenticated' : 'bad_request';
+    const code =
+      status === 413 ? 'body_too_large' : status === 401 ? 'unauthenticated' : 'bad_request';
     return c.json(errorBody(code, err.message || 'bad request'), status);
   }
-  log(c, 'error', 'unhandled error', { name: err?.name, message: String(err?.message ?? err).slice(0, 500) });
+  log(c, 'error', 'unhandled error', {
+    name: err?.name,
+    message: String(err?.message ?? err).slice(0, 500),
+  });
   return c.json(errorBody('internal', 'internal error'), 500);
 }
 
 export function notFound(c: Context): Response {
-  return c.json(errorBody('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`), 404);
+  return c.json(
+    errorBody('not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+    404,
+  );
 }

@@ -40,11 +40,17 @@ function tooLarge(maxBytes: number) {
 }
 
 /** Content type, size, JSON syntax, then the schema: each failure names what is wrong. */
-export async function jsonBody<S extends z.ZodType>(c: Context, schema: S, maxBytes = MAX_JSON_BODY, { allowEmpty = false } = {}): Promise<z.infer<S>> {
+export async function jsonBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  maxBytes = MAX_JSON_BODY,
+  { allowEmpty = false } = {},
+): Promise<z.infer<S>> {
   const type = c.req.header('content-type') ?? '';
   const text = await readBody(c, maxBytes);
   if (allowEmpty && text.trim() === '') return parseWith(schema, {});
-  if (!/^application\/(.+\+)?json\s*(;|$)/i.test(type)) throw new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  if (!/^application\/(.+\+)?json\s*(;|$)/i.test(type))
+    throw new ApiError(415, 'unsupported_media_type', 'Content-Type must be application/json');
   return parseJsonText(schema, text);
 }
 
@@ -59,7 +65,11 @@ export function parseJsonText<S extends z.ZodType>(schema: S, text: string): z.i
   return parseWith(schema, value);
 }
 
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what = 'body'): z.infer<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what = 'body',
+): z.infer<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;

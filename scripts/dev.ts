@@ -4,7 +4,13 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startEdge } from '../test/support/edge-dev.ts';
-import { DEV_KEY, DEV_SECRET, resolveLiveKitServer, startLiveKit, type LiveKit } from '../test/support/livekit-server.ts';
+import {
+  DEV_KEY,
+  DEV_SECRET,
+  resolveLiveKitServer,
+  startLiveKit,
+  type LiveKit,
+} from '../test/support/livekit-server.ts';
 import { startOpenAIStandIn } from '../test/support/openai-stand-in.ts';
 import { startProcess, type Proc } from '../test/support/processes.ts';
 
@@ -21,26 +27,36 @@ let livekit: LiveKit | undefined;
 if (!livekitUrl) {
   const bin = resolveLiveKitServer();
   if (!bin) {
-    console.error('No LiveKit server: install Go >= 1.26 (npm run dev builds it once), put livekit-server on PATH, or set LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET for LiveKit Cloud.');
+    console.error(
+      'No LiveKit server: install Go >= 1.26 (npm run dev builds it once), put livekit-server on PATH, or set LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET for LiveKit Cloud.',
+    );
     process.exit(1);
   }
   // LiveKit's usual ports, so the URL in wrangler.toml and client examples work as they are.
-  livekit = await startLiveKit(bin, dir, { webhookUrl: `http://127.0.0.1:${EDGE_PORT}/livekit/webhook`, ports: [7880, 7881, 7882] });
+  livekit = await startLiveKit(bin, dir, {
+    webhookUrl: `http://127.0.0.1:${EDGE_PORT}/livekit/webhook`,
+    ports: [7880, 7881, 7882],
+  });
   stops.push(() => livekit!.stop());
   livekitUrl = livekit.url;
   key = DEV_KEY;
   secret = DEV_SECRET;
 }
 
-const edge = await startEdge(join(dir, 'edge'), {
-  LIVEKIT_URL: livekitUrl,
-  LIVEKIT_API_KEY: key,
-  LIVEKIT_API_SECRET: secret,
-  AUTH_ALLOW_ANONYMOUS: 'true',
-  ADMIN_API_KEY: process.env.ADMIN_API_KEY ?? 'dev-admin-key-0123456789',
-  APP_API_KEY: process.env.APP_API_KEY ?? 'dev-app-key-0123456789',
-  CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? 'http://localhost:5173,http://127.0.0.1:5173',
-}, EDGE_PORT);
+const edge = await startEdge(
+  join(dir, 'edge'),
+  {
+    LIVEKIT_URL: livekitUrl,
+    LIVEKIT_API_KEY: key,
+    LIVEKIT_API_SECRET: secret,
+    AUTH_ALLOW_ANONYMOUS: 'true',
+    ADMIN_API_KEY: process.env.ADMIN_API_KEY ?? 'dev-admin-key-0123456789',
+    APP_API_KEY: process.env.APP_API_KEY ?? 'dev-app-key-0123456789',
+    CORS_ALLOWED_ORIGINS:
+      process.env.CORS_ALLOWED_ORIGINS ?? 'http://localhost:5173,http://127.0.0.1:5173',
+  },
+  EDGE_PORT,
+);
 stops.push(() => edge.stop());
 
 let openaiKey = process.env.OPENAI_API_KEY;
@@ -55,7 +71,16 @@ let agent: Proc | undefined;
 if (openaiKey) {
   agent = startProcess(process.execPath, [join(ROOT, 'agent/main.ts'), 'dev'], {
     cwd: ROOT,
-    env: { ...process.env, LIVEKIT_URL: livekitUrl, LIVEKIT_API_KEY: key, LIVEKIT_API_SECRET: secret, OPENAI_API_KEY: openaiKey, ...(openaiBase && { OPENAI_BASE_URL: openaiBase }), EDGE_URL: edge.url, AGENT_HEALTH_PORT: '0' },
+    env: {
+      ...process.env,
+      LIVEKIT_URL: livekitUrl,
+      LIVEKIT_API_KEY: key,
+      LIVEKIT_API_SECRET: secret,
+      OPENAI_API_KEY: openaiKey,
+      ...(openaiBase && { OPENAI_BASE_URL: openaiBase }),
+      EDGE_URL: edge.url,
+      AGENT_HEALTH_PORT: '0',
+    },
     logFile: join(dir, 'agent.log'),
   });
   stops.push(() => agent!.stop('SIGINT'));

@@ -14,7 +14,12 @@ export const DispatchOverrides = z
     instructions: z.string().min(1).max(8000).optional(),
     voice: z.string().min(1).max(64).optional(),
     model: z.string().min(1).max(128).optional(),
-    max_duration_seconds: z.number().int().min(5).max(24 * 3600).optional(),
+    max_duration_seconds: z
+      .number()
+      .int()
+      .min(5)
+      .max(24 * 3600)
+      .optional(),
   })
   .strict();
 export type DispatchOverrides = z.infer<typeof DispatchOverrides>;

@@ -27,7 +27,8 @@ export type EndedBy = (typeof ENDED_BY_VALUES)[number];
 export type Finish = 'delete_room' | 'leave' | 'by_end_mode';
 
 /** LiveKit's DisconnectReason names (livekit_models.proto), as both SDKs spell them. */
-export type LiveKitDisconnect = 'CLIENT_INITIATED' | 'ROOM_DELETED' | 'ROOM_CLOSED' | 'PARTICIPANT_REMOVED';
+export type LiveKitDisconnect =
+  'CLIENT_INITIATED' | 'ROOM_DELETED' | 'ROOM_CLOSED' | 'PARTICIPANT_REMOVED';
 
 export type EndReasonRow = {
   /** Who ended the call, as the report and the ledger say it. */

@@ -38,7 +38,15 @@ export const CallReport = z.object({
   duration_ms: z.number().nonnegative(),
   transcript: z.array(TranscriptEntry).max(5000),
   usage: Usage,
-  errors: z.array(z.object({ at: z.iso.datetime(), source: z.string().max(200), message: z.string().max(2000) })).max(200),
+  errors: z
+    .array(
+      z.object({
+        at: z.iso.datetime(),
+        source: z.string().max(200),
+        message: z.string().max(2000),
+      }),
+    )
+    .max(200),
   hooks: z.array(HookOutcome).max(100),
 });
 export type CallReport = z.infer<typeof CallReport>;

@@ -47,7 +47,14 @@ function insertCall(db: D1Database, call: NewCall) {
       `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (room) DO NOTHING`,
     )
-    .bind(call.room, call.agentName, call.endMode, call.maxDurationSeconds, call.now, call.deadlineAt);
+    .bind(
+      call.room,
+      call.agentName,
+      call.endMode,
+      call.maxDurationSeconds,
+      call.now,
+      call.deadlineAt,
+    );
 }
 
 /** Opens a call the edge did not mint a token for (an explicit dispatch into an existing room). */
@@ -60,7 +67,10 @@ export async function openCall(db: D1Database, call: NewCall): Promise<void> {
  * round trip: the participant row is only added while the call is not ended, and the returned
  * status says whether the room name was already spent.
  */
-export async function recordIssuedToken(db: D1Database, call: NewCall & { identity: string }): Promise<void> {
+export async function recordIssuedToken(
+  db: D1Database,
+  call: NewCall & { identity: string },
+): Promise<void> {
   const [, , status] = await db.batch([
     insertCall(db, call),
     db
@@ -73,7 +83,11 @@ export async function recordIssuedToken(db: D1Database, call: NewCall & { identi
     db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room),
   ]);
   if ((status?.results[0] as { status?: string } | undefined)?.status === 'ended')
-    throw new ApiError(409, 'call_ended', `room ${call.room} already hosted a call that ended; room names are single-use`);
+    throw new ApiError(
+      409,
+      'call_ended',
+      `room ${call.room} already hosted a call that ended; room names are single-use`,
+    );
 }
 
 export async function findCall(db: D1Database, room: string): Promise<CallRow | null> {
@@ -84,36 +98,70 @@ export async function findCall(db: D1Database, room: string): Promise<CallRow | 
 export async function callRecord(db: D1Database, room: string) {
   const [calls, participants, reports] = await db.batch([
     db.prepare('SELECT * FROM calls WHERE room = ?').bind(room),
-    db.prepare('SELECT * FROM call_participants WHERE room = ? ORDER BY COALESCE(issued_at, joined_at), identity').bind(room),
-    db.prepare('SELECT body FROM call_reports WHERE room = ? ORDER BY received_at LIMIT 1').bind(room),
+    db
+      .prepare(
+        'SELECT * FROM call_participants WHERE room = ? ORDER BY COALESCE(issued_at, joined_at), identity',
+      )
+      .bind(room),
+    db
+      .prepare('SELECT body FROM call_reports WHERE room = ? ORDER BY received_at LIMIT 1')
+      .bind(room),
   ]);
   const row = calls?.results[0] as CallRow | undefined;
   if (!row) return null;
   const reportBody = (reports?.results[0] as { body: string } | undefined)?.body;
-  return { row, participants: participants?.results as ParticipantRow[], report: reportBody ? (JSON.parse(reportBody) as CallReport) : null };
+  return {
+    row,
+    participants: participants?.results as ParticipantRow[],
+    report: reportBody ? (JSON.parse(reportBody) as CallReport) : null,
+  };
 }
 
-export async function wasIssuedTo(db: D1Database, room: string, identity: string): Promise<boolean> {
+export async function wasIssuedTo(
+  db: D1Database,
+  room: string,
+  identity: string,
+): Promise<boolean> {
   const row = await db
-    .prepare('SELECT 1 AS ok FROM call_participants WHERE room = ? AND identity = ? AND issued_at IS NOT NULL')
+    .prepare(
+      'SELECT 1 AS ok FROM call_participants WHERE room = ? AND identity = ? AND issued_at IS NOT NULL',
+    )
     .bind(room, identity)
     .first();
   return row != null;
 }
 
-export async function listCalls(db: D1Database, limit: number, cursor?: { createdAt: number; room: string }) {
+export async function listCalls(
+  db: D1Database,
+  limit: number,
+  cursor?: { createdAt: number; room: string },
+) {
   const stmt = cursor
     ? db
-        .prepare('SELECT * FROM calls WHERE (created_at, room) < (?1, ?2) ORDER BY created_at DESC, room DESC LIMIT ?3')
+        .prepare(
+          'SELECT * FROM calls WHERE (created_at, room) < (?1, ?2) ORDER BY created_at DESC, room DESC LIMIT ?3',
+        )
         .bind(cursor.createdAt, cursor.room, limit + 1)
-    : db.prepare('SELECT * FROM calls ORDER BY created_at DESC, room DESC LIMIT ?1').bind(limit + 1);
+    : db
+        .prepare('SELECT * FROM calls ORDER BY created_at DESC, room DESC LIMIT ?1')
+        .bind(limit + 1);
   const rows = (await stmt.all<CallRow>()).results;
   const page = rows.slice(0, limit);
   const last = page.at(-1);
-  return { calls: page, next: rows.length > limit && last ? { createdAt: last.created_at, room: last.room } : null };
+  return {
+    calls: page,
+    next: rows.length > limit && last ? { createdAt: last.created_at, room: last.room } : null,
+  };
 }
 
-export type CallEnd = { reason: EndReason; endedBy: EndedBy; source: EndSource; at: number; note?: string | null; strong: boolean };
+export type CallEnd = {
+  reason: EndReason;
+  endedBy: EndedBy;
+  source: EndSource;
+  at: number;
+  note?: string | null;
+  strong: boolean;
+};
 
 /**
  * Closes the call, or replaces an inferred end with an authoritative one. Returns whether the row
@@ -133,26 +181,50 @@ export async function closeCall(db: D1Database, room: string, end: CallEnd): Pro
 }
 
 export async function markAgentRemoved(db: D1Database, room: string, at: number): Promise<void> {
-  await db.prepare('UPDATE calls SET agent_removed_at = COALESCE(agent_removed_at, ?2) WHERE room = ?1').bind(room, at).run();
+  await db
+    .prepare('UPDATE calls SET agent_removed_at = COALESCE(agent_removed_at, ?2) WHERE room = ?1')
+    .bind(room, at)
+    .run();
 }
 
-export async function recordDispatch(db: D1Database, room: string, dispatchId: string): Promise<void> {
-  await db.prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1').bind(room, dispatchId).run();
+export async function recordDispatch(
+  db: D1Database,
+  room: string,
+  dispatchId: string,
+): Promise<void> {
+  await db
+    .prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1')
+    .bind(room, dispatchId)
+    .run();
 }
 
 /** Stores a report once per call id; returns false for a duplicate (a retry), which changes nothing. */
-export async function storeReport(db: D1Database, report: CallReport, body: string, now: number): Promise<boolean> {
+export async function storeReport(
+  db: D1Database,
+  report: CallReport,
+  body: string,
+  now: number,
+): Promise<boolean> {
   const result = await db
-    .prepare('INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING')
+    .prepare(
+      'INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING',
+    )
     .bind(report.call_id, report.room, now, body)
     .run();
   return result.meta.changes > 0;
 }
 
-export async function overdueCalls(db: D1Database, now: number, graceMs: number, limit = 50): Promise<{ room: string }[]> {
+export async function overdueCalls(
+  db: D1Database,
+  now: number,
+  graceMs: number,
+  limit = 50,
+): Promise<{ room: string }[]> {
   return (
     await db
-      .prepare(`SELECT room FROM calls WHERE status = 'open' AND deadline_at + ?2 < ?1 ORDER BY deadline_at LIMIT ?3`)
+      .prepare(
+        `SELECT room FROM calls WHERE status = 'open' AND deadline_at + ?2 < ?1 ORDER BY deadline_at LIMIT ?3`,
+      )
       .bind(now, graceMs, limit)
       .all<{ room: string }>()
   ).results;

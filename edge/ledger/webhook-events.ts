@@ -3,20 +3,35 @@ import type { EndReason } from '../../wire-contract/index.ts';
 import { closeCall } from './calls.ts';
 
 /** Disconnect reasons that mean an agent left on purpose; anything else means it vanished. */
-const CLEAN_DISCONNECTS = new Set(['CLIENT_INITIATED', 'ROOM_DELETED', 'ROOM_CLOSED', 'PARTICIPANT_REMOVED', 'SERVER_SHUTDOWN']);
+const CLEAN_DISCONNECTS = new Set([
+  'CLIENT_INITIATED',
+  'ROOM_DELETED',
+  'ROOM_CLOSED',
+  'PARTICIPANT_REMOVED',
+  'SERVER_SHUTDOWN',
+]);
 
 /**
  * Applies one LiveKit webhook to the ledger; duplicates (same event id) are ignored. Rooms the edge
  * never issued a token for are not tracked. Returns what happened, for the response and the log.
  */
-export async function applyWebhook(db: D1Database, event: WebhookEvent, now: number): Promise<'applied' | 'duplicate' | 'untracked'> {
+export async function applyWebhook(
+  db: D1Database,
+  event: WebhookEvent,
+  now: number,
+): Promise<'applied' | 'duplicate' | 'untracked'> {
   const room = event.room?.name ?? '';
   const seen = await db
-    .prepare('INSERT INTO webhook_events (id, event, room, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING')
+    .prepare(
+      'INSERT INTO webhook_events (id, event, room, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING',
+    )
     .bind(event.id || `${event.event}:${room}:${event.createdAt}`, event.event, room, now)
     .run();
   if (seen.meta.changes === 0) return 'duplicate';
-  const tracked = await db.prepare('SELECT max_duration_seconds FROM calls WHERE room = ?').bind(room).first<{ max_duration_seconds: number }>();
+  const tracked = await db
+    .prepare('SELECT max_duration_seconds FROM calls WHERE room = ?')
+    .bind(room)
+    .first<{ max_duration_seconds: number }>();
   if (!tracked) return 'untracked';
   const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
   const p = event.participant;
@@ -24,7 +39,9 @@ export async function applyWebhook(db: D1Database, event: WebhookEvent, now: num
     case 'room_started':
       // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
       await db
-        .prepare('UPDATE calls SET room_sid = ?2, started_at = COALESCE(started_at, ?3), deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1')
+        .prepare(
+          'UPDATE calls SET room_sid = ?2, started_at = COALESCE(started_at, ?3), deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1',
+        )
         .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
         .run();
       break;
@@ -37,7 +54,12 @@ export async function applyWebhook(db: D1Database, event: WebhookEvent, now: num
           )
           .bind(room, p.identity, kindName(p.kind), at)
           .run();
-      await db.prepare('UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = COALESCE(started_at, ?3) WHERE room = ?1').bind(room, event.room?.sid ?? null, at).run();
+      await db
+        .prepare(
+          'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = COALESCE(started_at, ?3) WHERE room = ?1',
+        )
+        .bind(room, event.room?.sid ?? null, at)
+        .run();
       break;
     case 'participant_left':
     case 'participant_connection_aborted':
@@ -51,7 +73,13 @@ export async function applyWebhook(db: D1Database, event: WebhookEvent, now: num
           .run();
       break;
     case 'room_finished':
-      await closeCall(db, room, { reason: await inferEndReason(db, room), endedBy: 'unknown', source: 'webhook', at, strong: false });
+      await closeCall(db, room, {
+        reason: await inferEndReason(db, room),
+        endedBy: 'unknown',
+        source: 'webhook',
+        at,
+        strong: false,
+      });
       break;
   }
   return 'applied';
@@ -60,23 +88,49 @@ export async function applyWebhook(db: D1Database, event: WebhookEvent, now: num
 /** When only LiveKit speaks, name the end from who left how; the agent's report may replace it. */
 async function inferEndReason(db: D1Database, room: string): Promise<EndReason> {
   const { results } = await db
-    .prepare('SELECT kind, disconnect_reason FROM call_participants WHERE room = ? AND left_at IS NOT NULL ORDER BY left_at')
+    .prepare(
+      'SELECT kind, disconnect_reason FROM call_participants WHERE room = ? AND left_at IS NOT NULL ORDER BY left_at',
+    )
     .bind(room)
     .all<{ kind: string; disconnect_reason: string | null }>();
-  if (results.some((p) => p.kind === 'AGENT' && !CLEAN_DISCONNECTS.has(p.disconnect_reason ?? ''))) return 'error';
-  if (results.some((p) => p.kind !== 'AGENT' && p.disconnect_reason === 'CLIENT_INITIATED')) return 'participant_left';
+  if (results.some((p) => p.kind === 'AGENT' && !CLEAN_DISCONNECTS.has(p.disconnect_reason ?? '')))
+    return 'error';
+  if (results.some((p) => p.kind !== 'AGENT' && p.disconnect_reason === 'CLIENT_INITIATED'))
+    return 'participant_left';
   return 'room_deleted';
 }
 
 // livekit.ParticipantInfo.Kind and livekit.DisconnectReason numbers (the SDK does not export the enums).
-const KINDS: Record<number, string> = { 0: 'STANDARD', 1: 'INGRESS', 2: 'EGRESS', 3: 'SIP', 4: 'AGENT', 7: 'CONNECTOR', 8: 'BRIDGE' };
+const KINDS: Record<number, string> = {
+  0: 'STANDARD',
+  1: 'INGRESS',
+  2: 'EGRESS',
+  3: 'SIP',
+  4: 'AGENT',
+  7: 'CONNECTOR',
+  8: 'BRIDGE',
+};
 function kindName(kind: unknown): string {
   return typeof kind === 'number' ? (KINDS[kind] ?? String(kind)) : String(kind ?? 'STANDARD');
 }
 const DISCONNECTS = [
-  'UNKNOWN_REASON', 'CLIENT_INITIATED', 'DUPLICATE_IDENTITY', 'SERVER_SHUTDOWN', 'PARTICIPANT_REMOVED', 'ROOM_DELETED',
-  'STATE_MISMATCH', 'JOIN_FAILURE', 'MIGRATION', 'SIGNAL_CLOSE', 'ROOM_CLOSED', 'USER_UNAVAILABLE', 'USER_REJECTED',
-  'SIP_TRUNK_FAILURE', 'CONNECTION_TIMEOUT', 'MEDIA_FAILURE', 'AGENT_ERROR',
+  'UNKNOWN_REASON',
+  'CLIENT_INITIATED',
+  'DUPLICATE_IDENTITY',
+  'SERVER_SHUTDOWN',
+  'PARTICIPANT_REMOVED',
+  'ROOM_DELETED',
+  'STATE_MISMATCH',
+  'JOIN_FAILURE',
+  'MIGRATION',
+  'SIGNAL_CLOSE',
+  'ROOM_CLOSED',
+  'USER_UNAVAILABLE',
+  'USER_REJECTED',
+  'SIP_TRUNK_FAILURE',
+  'CONNECTION_TIMEOUT',
+  'MEDIA_FAILURE',
+  'AGENT_ERROR',
 ];
 function disconnectName(reason: unknown): string | null {
   if (reason == null) return null;

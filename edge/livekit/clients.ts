@@ -7,9 +7,19 @@ function options(config: Config) {
 }
 
 export function roomService(config: Config): RoomServiceClient {
-  return new RoomServiceClient(config.LIVEKIT_URL, config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET, options(config));
+  return new RoomServiceClient(
+    config.LIVEKIT_URL,
+    config.LIVEKIT_API_KEY,
+    config.LIVEKIT_API_SECRET,
+    options(config),
+  );
 }
 
 export function agentDispatch(config: Config): AgentDispatchClient {
-  return new AgentDispatchClient(config.LIVEKIT_URL, config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET, options(config));
+  return new AgentDispatchClient(
+    config.LIVEKIT_URL,
+    config.LIVEKIT_API_KEY,
+    config.LIVEKIT_API_SECRET,
+    options(config),
+  );
 }

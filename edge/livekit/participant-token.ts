@@ -15,7 +15,10 @@ export type ParticipantTokenRequest = {
  * Mints a join-only token for one room. The dispatch rides in the room configuration, which
  * LiveKit applies only when this join creates the room: hence fresh room names.
  */
-export async function mintParticipantToken(config: Config, req: ParticipantTokenRequest): Promise<string> {
+export async function mintParticipantToken(
+  config: Config,
+  req: ParticipantTokenRequest,
+): Promise<string> {
   const token = new AccessToken(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET, {
     identity: req.identity,
     name: req.name,
@@ -23,7 +26,13 @@ export async function mintParticipantToken(config: Config, req: ParticipantToken
     attributes: req.attributes,
     ttl: config.TOKEN_TTL_SECONDS,
   });
-  token.addGrant({ roomJoin: true, room: req.room, canPublish: true, canSubscribe: true, canPublishData: true });
+  token.addGrant({
+    roomJoin: true,
+    room: req.room,
+    canPublish: true,
+    canSubscribe: true,
+    canPublishData: true,
+  });
   token.roomConfig = new RoomConfiguration({
     agents: [new RoomAgentDispatch({ agentName: req.agentName, metadata: req.agentMetadata })],
   });

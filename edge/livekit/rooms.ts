@@ -4,7 +4,9 @@ import { roomService } from './clients.ts';
 
 /** Deletes the room (everyone is disconnected). Returns false when LiveKit no longer has it. */
 export async function deleteRoom(config: Config, room: string): Promise<boolean> {
-  const result = await callLiveKit('DeleteRoom', config.LIVEKIT_TIMEOUT_MS, () => roomService(config).deleteRoom(room));
+  const result = await callLiveKit('DeleteRoom', config.LIVEKIT_TIMEOUT_MS, () =>
+    roomService(config).deleteRoom(room),
+  );
   return result !== NOT_FOUND;
 }
 
@@ -13,18 +15,24 @@ const AGENT_KIND = 4; // livekit.ParticipantInfo.Kind.AGENT
 /** Removes every agent participant and leaves the others in the room. Returns the removed identities. */
 export async function removeAgents(config: Config, room: string): Promise<string[]> {
   const client = roomService(config);
-  const participants = await callLiveKit('ListParticipants', config.LIVEKIT_TIMEOUT_MS, () => client.listParticipants(room));
+  const participants = await callLiveKit('ListParticipants', config.LIVEKIT_TIMEOUT_MS, () =>
+    client.listParticipants(room),
+  );
   if (participants === NOT_FOUND) return [];
   const agents = participants.filter((p) => Number(p.kind) === AGENT_KIND).map((p) => p.identity);
   const removed: string[] = [];
   for (const identity of agents) {
-    const r = await callLiveKit('RemoveParticipant', config.LIVEKIT_TIMEOUT_MS, () => client.removeParticipant(room, identity));
+    const r = await callLiveKit('RemoveParticipant', config.LIVEKIT_TIMEOUT_MS, () =>
+      client.removeParticipant(room, identity),
+    );
     if (r !== NOT_FOUND) removed.push(identity);
   }
   return removed;
 }
 
 export async function roomExists(config: Config, room: string): Promise<boolean> {
-  const rooms = await callLiveKit('ListRooms', config.LIVEKIT_TIMEOUT_MS, () => roomService(config).listRooms([room]));
+  const rooms = await callLiveKit('ListRooms', config.LIVEKIT_TIMEOUT_MS, () =>
+    roomService(config).listRooms([room]),
+  );
   return rooms !== NOT_FOUND && rooms.length > 0;
 }

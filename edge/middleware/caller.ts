@@ -1,6 +1,13 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import type { Config } from '../config.ts';
 import type { AppEnv, Caller } from '../env.ts';
@@ -13,7 +20,8 @@ type Kind = Caller['kind'];
 export function requireCaller(...allowed: Kind[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const caller = await resolveCaller(c, c.get('config'), allowed);
-    if (!allowed.includes(caller.kind)) throw new ApiError(403, 'forbidden', `a ${caller.kind} credential cannot call this endpoint`);
+    if (!allowed.includes(caller.kind))
+      throw new ApiError(403, 'forbidden', `a ${caller.kind} credential cannot call this endpoint`);
     c.set('caller', caller);
     await next();
   };
@@ -22,19 +30,31 @@ export function requireCaller(...allowed: Kind[]): MiddlewareHandler<AppEnv> {
 async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promise<Caller> {
   const header = c.req.header('authorization');
   if (!header) {
-    if (config.AUTH_ALLOW_ANONYMOUS && allowed.includes('user')) return { kind: 'user', identity: `anon-${randomId(12)}`, anonymous: true };
-    throw new ApiError(401, 'unauthenticated', 'missing credential: send Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer' });
+    if (config.AUTH_ALLOW_ANONYMOUS && allowed.includes('user'))
+      return { kind: 'user', identity: `anon-${randomId(12)}`, anonymous: true };
+    throw new ApiError(
+      401,
+      'unauthenticated',
+      'missing credential: send Authorization: Bearer <token>',
+      { 'WWW-Authenticate': 'Bearer' },
+    );
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match || match[1]!.length > 8192) throw new ApiError(401, 'invalid_credential', 'Authorization must be "Bearer <token>"', { 'WWW-Authenticate': 'Bearer' });
+  if (!match || match[1]!.length > 8192)
+    throw new ApiError(401, 'invalid_credential', 'Authorization must be "Bearer <token>"', {
+      'WWW-Authenticate': 'Bearer',
+    });
   const credential = match[1]!;
   if (await timingSafeEqual(credential, config.ADMIN_API_KEY)) return { kind: 'admin' };
-  if (config.APP_API_KEY && (await timingSafeEqual(credential, config.APP_API_KEY))) return { kind: 'app' };
+  if (config.APP_API_KEY && (await timingSafeEqual(credential, config.APP_API_KEY)))
+    return { kind: 'app' };
   let claims: { iss?: string };
   try {
     claims = decodeJwt(credential);
   } catch {
-    throw new ApiError(401, 'invalid_credential', 'credential is neither a known key nor a JWT', { 'WWW-Authenticate': 'Bearer' });
+    throw new ApiError(401, 'invalid_credential', 'credential is neither a known key nor a JWT', {
+      'WWW-Authenticate': 'Bearer',
+    });
   }
   if (claims.iss === config.LIVEKIT_API_KEY) return participantFromLiveKitToken(credential, config);
   return userFromIdentityProvider(credential, config);
@@ -42,11 +62,16 @@ async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promi
 
 async function participantFromLiveKitToken(jwt: string, config: Config): Promise<Caller> {
   try {
-    const grants = await new TokenVerifier(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).verify(jwt, 10);
+    const grants = await new TokenVerifier(
+      config.LIVEKIT_API_KEY,
+      config.LIVEKIT_API_SECRET,
+    ).verify(jwt, 10);
     if (!grants.sub || !grants.video?.room) throw new Error('no identity or room');
     return { kind: 'participant', identity: grants.sub, room: grants.video.room };
   } catch {
-    throw new ApiError(401, 'invalid_credential', 'LiveKit token is invalid or expired', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    throw new ApiError(401, 'invalid_credential', 'LiveKit token is invalid or expired', {
+      'WWW-Authenticate': 'Bearer error="invalid_token"',
+    });
   }
 }
 
@@ -60,7 +85,11 @@ function keySet(config: Config): JWTVerifyGetKey | undefined {
   if (!set) {
     set = config.AUTH_JWKS_JSON
       ? createLocalJWKSet(JSON.parse(config.AUTH_JWKS_JSON))
-      : createRemoteJWKSet(new URL(source), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+      : createRemoteJWKSet(new URL(source), {
+          timeoutDuration: 3000,
+          cooldownDuration: 30_000,
+          cacheMaxAge: 600_000,
+        });
     keySets.set(source, set);
   }
   return set;
@@ -68,7 +97,10 @@ function keySet(config: Config): JWTVerifyGetKey | undefined {
 
 async function userFromIdentityProvider(jwt: string, config: Config): Promise<Caller> {
   const keys = keySet(config);
-  if (!keys) throw new ApiError(401, 'invalid_credential', 'end-user JWTs are not enabled on this server', { 'WWW-Authenticate': 'Bearer' });
+  if (!keys)
+    throw new ApiError(401, 'invalid_credential', 'end-user JWTs are not enabled on this server', {
+      'WWW-Authenticate': 'Bearer',
+    });
   try {
     const { payload } = await jwtVerify(jwt, keys, {
       issuer: config.AUTH_JWT_ISSUER,
@@ -76,15 +108,31 @@ async function userFromIdentityProvider(jwt: string, config: Config): Promise<Ca
       algorithms: config.AUTH_JWT_ALGORITHMS,
       requiredClaims: ['sub', 'exp'],
     });
-    if (!payload.sub || payload.sub.length > 128) throw new ApiError(401, 'invalid_credential', 'JWT sub must be 1-128 characters');
+    if (!payload.sub || payload.sub.length > 128)
+      throw new ApiError(401, 'invalid_credential', 'JWT sub must be 1-128 characters');
     return { kind: 'user', identity: payload.sub, anonymous: false };
   } catch (err) {
     if (err instanceof ApiError) throw err;
     const www = { 'WWW-Authenticate': 'Bearer error="invalid_token"' };
-    if (err instanceof joseErrors.JWTExpired) throw new ApiError(401, 'token_expired', 'JWT has expired', www);
-    if (err instanceof joseErrors.JWTClaimValidationFailed) throw new ApiError(401, 'invalid_credential', `JWT claim rejected: ${err.claim} (${err.reason})`, www);
-    if (err instanceof joseErrors.JWKSTimeout || (err instanceof Error && /fetch|network/i.test(err.message)))
-      throw new ApiError(503, 'identity_provider_unreachable', 'could not fetch the identity provider keys', { 'Retry-After': '5' });
+    if (err instanceof joseErrors.JWTExpired)
+      throw new ApiError(401, 'token_expired', 'JWT has expired', www);
+    if (err instanceof joseErrors.JWTClaimValidationFailed)
+      throw new ApiError(
+        401,
+        'invalid_credential',
+        `JWT claim rejected: ${err.claim} (${err.reason})`,
+        www,
+      );
+    if (
+      err instanceof joseErrors.JWKSTimeout ||
+      (err instanceof Error && /fetch|network/i.test(err.message))
+    )
+      throw new ApiError(
+        503,
+        'identity_provider_unreachable',
+        'could not fetch the identity provider keys',
+        { 'Retry-After': '5' },
+      );
     throw new ApiError(401, 'invalid_credential', 'JWT signature or algorithm rejected', www);
   }
 }

@@ -4,7 +4,8 @@ import type { AppEnv } from '../env.ts';
 
 /** CORS from the allow-list only: no wildcard, since browsers send the user's credential. */
 export const corsFromAllowList = cors({
-  origin: (origin, c) => ((c as Context<AppEnv>).get('config').CORS_ALLOWED_ORIGINS.includes(origin) ? origin : null),
+  origin: (origin, c) =>
+    (c as Context<AppEnv>).get('config').CORS_ALLOWED_ORIGINS.includes(origin) ? origin : null,
   allowMethods: ['GET', 'POST', 'OPTIONS'],
   allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
   exposeHeaders: ['X-Request-Id', 'Retry-After'],

@@ -11,11 +11,18 @@ export const rateLimitEndUsers: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (caller.kind === 'user') {
     const ip = c.req.header('cf-connecting-ip') ?? 'unknown';
     const [byIdentity, byIp] = await Promise.all([
-      caller.anonymous ? { success: true } : c.env.RATE_LIMIT_IDENTITY.limit({ key: `id:${caller.identity}` }),
+      caller.anonymous
+        ? { success: true }
+        : c.env.RATE_LIMIT_IDENTITY.limit({ key: `id:${caller.identity}` }),
       c.env.RATE_LIMIT_IP.limit({ key: `ip:${ip}` }),
     ]);
     if (!byIdentity.success || !byIp.success) {
-      throw new ApiError(429, 'rate_limited', `too many token requests for this ${byIdentity.success ? 'address' : 'identity'}`, { 'Retry-After': '60' });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `too many token requests for this ${byIdentity.success ? 'address' : 'identity'}`,
+        { 'Retry-After': '60' },
+      );
     }
   }
   await next();

@@ -7,7 +7,12 @@ import { log } from '../log.ts';
 export const accessLog: MiddlewareHandler<AppEnv> = async (c, next) => {
   const started = Date.now();
   await next();
-  log(c, 'info', 'request', { method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Date.now() - started });
+  log(c, 'info', 'request', {
+    method: c.req.method,
+    path: new URL(c.req.url).pathname,
+    status: c.res.status,
+    ms: Date.now() - started,
+  });
 };
 
 /** Parses config once per env; a bad or missing variable becomes a 503 naming it. */

@@ -1,11 +1,26 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
-import { CallReport, DispatchOverrides, END_REASONS, verifySignedBody } from '../../wire-contract/index.ts';
+import {
+  CallReport,
+  DispatchOverrides,
+  END_REASONS,
+  verifySignedBody,
+} from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
 import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
 import { presentCall } from '../call-view.ts';
-import { callRecord, closeCall, findCall, listCalls, markAgentRemoved, openCall, recordDispatch, storeReport, wasIssuedTo } from '../ledger/calls.ts';
+import {
+  callRecord,
+  closeCall,
+  findCall,
+  listCalls,
+  markAgentRemoved,
+  openCall,
+  recordDispatch,
+  storeReport,
+  wasIssuedTo,
+} from '../ledger/calls.ts';
 import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
 import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
@@ -13,10 +28,19 @@ import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, parseJsonText, parseWith, readBody } from '../request-body.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
-const EndRequest = z.object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() }).strict();
-const DispatchRequest = z.object({ agent_name: z.string().max(128).optional(), metadata: DispatchOverrides.optional() }).strict();
+const EndRequest = z
+  .object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() })
+  .strict();
+const DispatchRequest = z
+  .object({ agent_name: z.string().max(128).optional(), metadata: DispatchOverrides.optional() })
+  .strict();
 const MAX_REPORT_BYTES = 1024 * 1024;
-const ListQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(512).optional() }).strict();
+const ListQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(512).optional(),
+  })
+  .strict();
 
 function roomParam(c: Context<AppEnv>): string {
   return parseWith(ROOM_NAME, c.req.param('room'), 'room');
@@ -26,8 +50,13 @@ function roomParam(c: Context<AppEnv>): string {
 async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void> {
   const caller = c.get('caller');
   if (caller.kind === 'admin') return;
-  if (caller.kind === 'participant' && caller.room !== room) throw new ApiError(403, 'not_a_participant', 'this LiveKit token is for another room');
-  if ((caller.kind === 'participant' || (caller.kind === 'user' && !caller.anonymous)) && (await wasIssuedTo(c.env.LEDGER, room, caller.identity))) return;
+  if (caller.kind === 'participant' && caller.room !== room)
+    throw new ApiError(403, 'not_a_participant', 'this LiveKit token is for another room');
+  if (
+    (caller.kind === 'participant' || (caller.kind === 'user' && !caller.anonymous)) &&
+    (await wasIssuedTo(c.env.LEDGER, room, caller.identity))
+  )
+    return;
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
 }
 
@@ -49,7 +78,8 @@ export const callRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, EndRequest);
     const call = await existingCall(c, room);
     const config = c.get('config');
-    if (call.status === 'ended') return c.json({ already_ended: true, call: await callView(c, room) });
+    if (call.status === 'ended')
+      return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
       await markAgentRemoved(c.env.LEDGER, room, Date.now());
@@ -57,7 +87,14 @@ export const callRoutes = new Hono<AppEnv>()
     }
     // LiveKit first: if it fails the ledger stays as it was. "Not found" means already gone: still ended.
     await deleteRoom(config, room);
-    await closeCall(c.env.LEDGER, room, { reason: 'api_end_call', endedBy: 'api', source: 'api', at: Date.now(), note: body.reason ?? null, strong: true });
+    await closeCall(c.env.LEDGER, room, {
+      reason: 'api_end_call',
+      endedBy: 'api',
+      source: 'api',
+      at: Date.now(),
+      note: body.reason ?? null,
+      strong: true,
+    });
     return c.json({ already_ended: false, call: await callView(c, room) });
   })
   .post('/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
@@ -66,25 +103,54 @@ export const callRoutes = new Hono<AppEnv>()
     const config = c.get('config');
     const agentName = chooseAgent(config, body.agent_name, 'agent_name');
     const known = await findCall(c.env.LEDGER, room);
-    if (known?.status === 'ended') throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
-    if (!(await roomExists(config, room))) throw new ApiError(404, 'room_not_found', `LiveKit has no active room ${room}`);
+    if (known?.status === 'ended')
+      throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
+    if (!(await roomExists(config, room)))
+      throw new ApiError(404, 'room_not_found', `LiveKit has no active room ${room}`);
     const now = Date.now();
     const metadata = dispatchMetadata(config, body.metadata, '', now);
     const maxDurationSeconds = metadata.max_duration_seconds;
-    if (!known) await openCall(c.env.LEDGER, { room, agentName, endMode: metadata.end_mode, maxDurationSeconds, now, deadlineAt: now + maxDurationSeconds * 1000 });
-    const { dispatchId, created } = await ensureDispatch(config, room, agentName, JSON.stringify(metadata));
+    if (!known)
+      await openCall(c.env.LEDGER, {
+        room,
+        agentName,
+        endMode: metadata.end_mode,
+        maxDurationSeconds,
+        now,
+        deadlineAt: now + maxDurationSeconds * 1000,
+      });
+    const { dispatchId, created } = await ensureDispatch(
+      config,
+      room,
+      agentName,
+      JSON.stringify(metadata),
+    );
     await recordDispatch(c.env.LEDGER, room, dispatchId);
-    return c.json({ dispatch_id: dispatchId, created, room, agent_name: agentName }, created ? 201 : 200);
+    return c.json(
+      { dispatch_id: dispatchId, created, room, agent_name: agentName },
+      created ? 201 : 200,
+    );
   })
   // The agent's signed end-of-call report; accepted once per call id, retries answered 200.
   .post('/:room/report', async (c) => {
     const config = c.get('config');
     const room = roomParam(c);
     const raw = await readBody(c, MAX_REPORT_BYTES);
-    const verified = await verifySignedBody(raw, c.req.header('authorization'), config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET);
-    if (!verified.ok) throw new ApiError(401, 'invalid_signature', `report signature rejected: ${verified.problem}`);
+    const verified = await verifySignedBody(
+      raw,
+      c.req.header('authorization'),
+      config.LIVEKIT_API_KEY,
+      config.LIVEKIT_API_SECRET,
+    );
+    if (!verified.ok)
+      throw new ApiError(
+        401,
+        'invalid_signature',
+        `report signature rejected: ${verified.problem}`,
+      );
     const report = parseJsonText(CallReport, raw);
-    if (report.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
+    if (report.room !== room)
+      throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
     await existingCall(c, room);
     const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
     if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
@@ -96,7 +162,11 @@ export const callRoutes = new Hono<AppEnv>()
       at: Date.parse(report.ended_at),
       strong: END_REASONS[report.end_reason].authoritative,
     });
-    log(c, 'info', 'report accepted', { room, call_id: report.call_id, end_reason: report.end_reason });
+    log(c, 'info', 'report accepted', {
+      room,
+      call_id: report.call_id,
+      end_reason: report.end_reason,
+    });
     return c.json({ accepted: true, duplicate: false, call_id: report.call_id }, 201);
   })
   .get('/:room', requireCaller('admin', 'user', 'participant'), async (c) => {
@@ -111,7 +181,9 @@ export const callRoutes = new Hono<AppEnv>()
     let cursor: { createdAt: number; room: string } | undefined;
     if (query.cursor) {
       try {
-        const [createdAt, room] = JSON.parse(atob(query.cursor.replace(/-/g, '+').replace(/_/g, '/'))) as [number, string];
+        const [createdAt, room] = JSON.parse(
+          atob(query.cursor.replace(/-/g, '+').replace(/_/g, '/')),
+        ) as [number, string];
         if (!Number.isFinite(createdAt) || typeof room !== 'string') throw new Error();
         cursor = { createdAt, room };
       } catch {
@@ -119,6 +191,11 @@ export const callRoutes = new Hono<AppEnv>()
       }
     }
     const page = await listCalls(c.env.LEDGER, query.limit, cursor);
-    const next = page.next ? btoa(JSON.stringify([page.next.createdAt, page.next.room])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '') : null;
+    const next = page.next
+      ? btoa(JSON.stringify([page.next.createdAt, page.next.room]))
+          .replace(/\+/g, '-')
+          .replace(/\//g, '_')
+          .replace(/=+$/, '')
+      : null;
     return c.json({ calls: page.calls.map((row) => presentCall(row)), next_cursor: next });
   });

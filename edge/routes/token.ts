@@ -24,7 +24,14 @@ const TokenRequest = z
     room_config: z
       .object({
         agents: z
-          .array(z.object({ agent_name: z.string().max(128).optional(), metadata: z.string().max(8192).optional() }).strict())
+          .array(
+            z
+              .object({
+                agent_name: z.string().max(128).optional(),
+                metadata: z.string().max(8192).optional(),
+              })
+              .strict(),
+          )
           .max(1, 'at most one agent per call')
           .optional(),
       })
@@ -33,68 +40,108 @@ const TokenRequest = z
   })
   .strict();
 
-export const tokenRoutes = new Hono<AppEnv>().post('/', requireCaller('admin', 'app', 'user'), rateLimitEndUsers, async (c) => {
-  const config = c.get('config');
-  const caller = c.get('caller');
-  const body = await jsonBody(c, TokenRequest, undefined, { allowEmpty: true });
-  const trusted = caller.kind === 'admin' || caller.kind === 'app';
+export const tokenRoutes = new Hono<AppEnv>().post(
+  '/',
+  requireCaller('admin', 'app', 'user'),
+  rateLimitEndUsers,
+  async (c) => {
+    const config = c.get('config');
+    const caller = c.get('caller');
+    const body = await jsonBody(c, TokenRequest, undefined, { allowEmpty: true });
+    const trusted = caller.kind === 'admin' || caller.kind === 'app';
 
-  let identity: string;
-  if (trusted) {
-    if (!body.participant_identity) throw new ApiError(400, 'invalid_field', 'participant_identity: required for backend callers');
-    identity = body.participant_identity;
-  } else {
-    identity = caller.kind === 'user' ? caller.identity : '';
-    if (body.participant_identity !== undefined && body.participant_identity !== identity)
-      throw new ApiError(403, 'field_not_allowed', 'participant_identity: end users get the identity from their credential');
-    if (body.room_name !== undefined) throw new ApiError(403, 'field_not_allowed', 'room_name: end users cannot choose the room');
-  }
-
-  const attributes = body.participant_attributes ?? {};
-  const keys = Object.keys(attributes);
-  if (keys.length > MAX_ATTRIBUTES) throw new ApiError(400, 'invalid_field', `participant_attributes: at most ${MAX_ATTRIBUTES} attributes`);
-  const reserved = keys.find((k) => k.startsWith('lk.'));
-  if (reserved) throw new ApiError(400, 'invalid_field', `participant_attributes.${reserved}: keys beginning with lk. are reserved`);
-
-  const requested = body.room_config?.agents?.[0];
-  const agentName = chooseAgent(config, requested?.agent_name, 'room_config.agents.0.agent_name');
-  let overrides: DispatchOverrides = {};
-  if (requested?.metadata) {
-    if (!trusted) throw new ApiError(403, 'field_not_allowed', 'room_config.agents.0.metadata: the agent metadata is chosen by the server');
-    let json: unknown;
-    try {
-      json = JSON.parse(requested.metadata);
-    } catch {
-      throw new ApiError(400, 'invalid_field', 'room_config.agents.0.metadata: must be a JSON object');
+    let identity: string;
+    if (trusted) {
+      if (!body.participant_identity)
+        throw new ApiError(
+          400,
+          'invalid_field',
+          'participant_identity: required for backend callers',
+        );
+      identity = body.participant_identity;
+    } else {
+      identity = caller.kind === 'user' ? caller.identity : '';
+      if (body.participant_identity !== undefined && body.participant_identity !== identity)
+        throw new ApiError(
+          403,
+          'field_not_allowed',
+          'participant_identity: end users get the identity from their credential',
+        );
+      if (body.room_name !== undefined)
+        throw new ApiError(403, 'field_not_allowed', 'room_name: end users cannot choose the room');
     }
-    overrides = parseWith(DispatchOverrides, json, 'room_config.agents.0.metadata');
-  }
 
-  const now = Date.now();
-  const room = body.room_name ?? newRoomName();
-  const metadata = dispatchMetadata(config, overrides, identity, now);
-  await recordIssuedToken(c.env.LEDGER, {
-    room,
-    identity,
-    agentName,
-    endMode: metadata.end_mode,
-    maxDurationSeconds: metadata.max_duration_seconds,
-    now,
-    // The latest the call can start is when the token expires; room_started tightens this.
-    deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
-  });
-  const participantToken = await mintParticipantToken(config, {
-    room,
-    identity,
-    name: body.participant_name,
-    metadata: body.participant_metadata,
-    attributes,
-    agentName,
-    agentMetadata: JSON.stringify(metadata),
-  });
-  return c.json(
-    { server_url: config.LIVEKIT_URL, participant_token: participantToken, room_name: room, participant_identity: identity, participant_name: body.participant_name ?? null },
-    201,
-    { 'Cache-Control': 'no-store' },
-  );
-});
+    const attributes = body.participant_attributes ?? {};
+    const keys = Object.keys(attributes);
+    if (keys.length > MAX_ATTRIBUTES)
+      throw new ApiError(
+        400,
+        'invalid_field',
+        `participant_attributes: at most ${MAX_ATTRIBUTES} attributes`,
+      );
+    const reserved = keys.find((k) => k.startsWith('lk.'));
+    if (reserved)
+      throw new ApiError(
+        400,
+        'invalid_field',
+        `participant_attributes.${reserved}: keys beginning with lk. are reserved`,
+      );
+
+    const requested = body.room_config?.agents?.[0];
+    const agentName = chooseAgent(config, requested?.agent_name, 'room_config.agents.0.agent_name');
+    let overrides: DispatchOverrides = {};
+    if (requested?.metadata) {
+      if (!trusted)
+        throw new ApiError(
+          403,
+          'field_not_allowed',
+          'room_config.agents.0.metadata: the agent metadata is chosen by the server',
+        );
+      let json: unknown;
+      try {
+        json = JSON.parse(requested.metadata);
+      } catch {
+        throw new ApiError(
+          400,
+          'invalid_field',
+          'room_config.agents.0.metadata: must be a JSON object',
+        );
+      }
+      overrides = parseWith(DispatchOverrides, json, 'room_config.agents.0.metadata');
+    }
+
+    const now = Date.now();
+    const room = body.room_name ?? newRoomName();
+    const metadata = dispatchMetadata(config, overrides, identity, now);
+    await recordIssuedToken(c.env.LEDGER, {
+      room,
+      identity,
+      agentName,
+      endMode: metadata.end_mode,
+      maxDurationSeconds: metadata.max_duration_seconds,
+      now,
+      // The latest the call can start is when the token expires; room_started tightens this.
+      deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
+    });
+    const participantToken = await mintParticipantToken(config, {
+      room,
+      identity,
+      name: body.participant_name,
+      metadata: body.participant_metadata,
+      attributes,
+      agentName,
+      agentMetadata: JSON.stringify(metadata),
+    });
+    return c.json(
+      {
+        server_url: config.LIVEKIT_URL,
+        participant_token: participantToken,
+        room_name: room,
+        participant_identity: identity,
+        participant_name: body.participant_name ?? null,
+      },
+      201,
+      { 'Cache-Control': 'no-store' },
+    );
+  },
+);

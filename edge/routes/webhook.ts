@@ -13,12 +13,21 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
   const config = c.get('config');
   const raw = await readBody(c, MAX_WEBHOOK_BYTES);
   const auth = c.req.header('authorization');
-  if (!auth) throw new ApiError(401, 'invalid_signature', 'webhook signature rejected: missing Authorization');
+  if (!auth)
+    throw new ApiError(
+      401,
+      'invalid_signature',
+      'webhook signature rejected: missing Authorization',
+    );
   let event;
   try {
-    event = await new WebhookReceiver(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).receive(raw, auth);
+    event = await new WebhookReceiver(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).receive(
+      raw,
+      auth,
+    );
   } catch (err) {
-    const problem = err instanceof Error && /sha256/i.test(err.message) ? 'body_hash_mismatch' : 'bad_signature';
+    const problem =
+      err instanceof Error && /sha256/i.test(err.message) ? 'body_hash_mismatch' : 'bad_signature';
     throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${problem}`);
   }
   const outcome = await applyWebhook(c.env.LEDGER, event, Date.now());

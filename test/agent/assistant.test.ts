@@ -20,7 +20,9 @@ afterEach(async () => {
 
 async function start() {
   const endRequests: Promise<void>[] = [];
-  session = new voice.AgentSession({ llm: new openai.LLM({ apiKey: 'sk-local', baseURL: standIn.url, model: 'stand-in' }) });
+  session = new voice.AgentSession({
+    llm: new openai.LLM({ apiKey: 'sk-local', baseURL: standIn.url, model: 'stand-in' }),
+  });
   await session.start({ agent: new Assistant('Be brief.', (played) => endRequests.push(played)) });
   return endRequests;
 }
@@ -29,7 +31,9 @@ describe('Assistant', () => {
   it('offers the model an end_call tool that says when not to use it', async () => {
     await start();
     await session!.run({ userInput: 'Hello there' }).wait();
-    const request = standIn.requests.filter((r) => r.path.endsWith('/chat/completions')).at(-1)!.body;
+    const request = standIn.requests
+      .filter((r) => r.path.endsWith('/chat/completions'))
+      .at(-1)!.body;
     const tool = request.tools.find((t: any) => t.function.name === 'end_call');
     expect(tool.function.description).toBe(END_CALL_DESCRIPTION);
     expect(END_CALL_DESCRIPTION).toMatch(/Do NOT call it on a greeting/);
@@ -43,7 +47,9 @@ describe('Assistant', () => {
     result.expect.nextEvent().isMessage({ role: 'assistant' });
     expect(endRequests).toHaveLength(1);
     await expect(endRequests[0]).resolves.toBeUndefined();
-    const goodbye = session!.history.items.filter((i: any) => i.type === 'message' && i.role === 'assistant').at(-1) as any;
+    const goodbye = session!.history.items
+      .filter((i: any) => i.type === 'message' && i.role === 'assistant')
+      .at(-1) as any;
     expect(goodbye.textContent).toBe('Goodbye, take care!');
   });
 

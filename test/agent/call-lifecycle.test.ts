@@ -53,7 +53,14 @@ describe('CallLifecycle', () => {
     const done = lifecycle.end('idle_timeout');
     await vi.runAllTimersAsync();
     await done;
-    expect(trace).toEqual(['announce:idle_timeout', 'goodbye:idle_timeout', 'finish:idle_timeout', 'hook:first', 'hook:second', 'report:idle_timeout']);
+    expect(trace).toEqual([
+      'announce:idle_timeout',
+      'goodbye:idle_timeout',
+      'finish:idle_timeout',
+      'hook:first',
+      'hook:second',
+      'report:idle_timeout',
+    ]);
   });
 
   it('says no goodbye when the user hung up, and waits for a goodbye already being spoken', async () => {
@@ -68,13 +75,20 @@ describe('CallLifecycle', () => {
     tool.lifecycle.attach(tool.steps);
     let played!: () => void;
     const speech = new Promise<void>((r) => (played = r));
-    const b = tool.lifecycle.end('agent_end_call', { afterSpeech: speech.then(() => void tool.trace.push('goodbye played')) });
+    const b = tool.lifecycle.end('agent_end_call', {
+      afterSpeech: speech.then(() => void tool.trace.push('goodbye played')),
+    });
     await vi.advanceTimersByTimeAsync(200);
     expect(tool.trace).toEqual(['announce:agent_end_call']);
     played();
     await vi.runAllTimersAsync();
     await b;
-    expect(tool.trace).toEqual(['announce:agent_end_call', 'goodbye played', 'finish:agent_end_call', 'report:agent_end_call']);
+    expect(tool.trace).toEqual([
+      'announce:agent_end_call',
+      'goodbye played',
+      'finish:agent_end_call',
+      'report:agent_end_call',
+    ]);
   });
 
   it('bounds a goodbye that never plays out (a hung TTS) by the step timeout', async () => {
@@ -87,7 +101,11 @@ describe('CallLifecycle', () => {
     await vi.runAllTimersAsync();
     await done;
     expect(trace).toContain('finish:max_duration');
-    expect(logs.some((l) => l.msg === 'end step goodbye did not complete' && l.fields?.status === 'timeout')).toBe(true);
+    expect(
+      logs.some(
+        (l) => l.msg === 'end step goodbye did not complete' && l.fields?.status === 'timeout',
+      ),
+    ).toBe(true);
   });
 
   it('tells every hook the reason and a summary; a throwing and a hanging hook skip none of the others', async () => {
@@ -113,11 +131,20 @@ describe('CallLifecycle', () => {
 
   it('starts concurrent hooks together and still waits for them', async () => {
     const { lifecycle, steps, trace } = setup();
-    lifecycle.onCallEnd('slow-sequential', () => new Promise<void>((r) => setTimeout(() => r(void trace.push('seq done')), 500)));
-    lifecycle.onCallEnd('concurrent', () => {
-      trace.push('concurrent started');
-      return new Promise<void>((r) => setTimeout(() => r(void trace.push('concurrent done')), 800));
-    }, { concurrent: true });
+    lifecycle.onCallEnd(
+      'slow-sequential',
+      () => new Promise<void>((r) => setTimeout(() => r(void trace.push('seq done')), 500)),
+    );
+    lifecycle.onCallEnd(
+      'concurrent',
+      () => {
+        trace.push('concurrent started');
+        return new Promise<void>((r) =>
+          setTimeout(() => r(void trace.push('concurrent done')), 800),
+        );
+      },
+      { concurrent: true },
+    );
     lifecycle.attach(steps);
     const done = lifecycle.end('drain');
     await vi.runAllTimersAsync();
@@ -129,7 +156,9 @@ describe('CallLifecycle', () => {
   it('cuts every hook to the cleanup budget, and still calls hooks after the budget is spent', async () => {
     const { lifecycle, steps, reported } = setup({ cleanupBudgetMs: 2_000, reportReserveMs: 500 });
     const started: string[] = [];
-    lifecycle.onCallEnd('hog', () => new Promise(() => void started.push('hog')), { timeoutMs: 60_000 });
+    lifecycle.onCallEnd('hog', () => new Promise(() => void started.push('hog')), {
+      timeoutMs: 60_000,
+    });
     lifecycle.onCallEnd('late', () => void started.push('late'));
     lifecycle.attach(steps);
     const t0 = Date.now();
@@ -150,7 +179,10 @@ describe('CallLifecycle', () => {
     const done = lifecycle.end('participant_left');
     await vi.runAllTimersAsync();
     await done;
-    expect(logs.find((l) => l.msg === 'report not delivered')?.fields).toMatchObject({ name: 'report', status: 'timeout' });
+    expect(logs.find((l) => l.msg === 'report not delivered')?.fields).toMatchObject({
+      name: 'report',
+      status: 'timeout',
+    });
     expect(logs.at(-1)).toMatchObject({ level: 'info', msg: 'call ended' });
   });
 

@@ -5,7 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildReport, deliverReport } from '../../agent/call-report.ts';
 import { CallReport, verifySignedBody } from '../../wire-contract/index.ts';
 
-const summary = { reason: 'agent_end_call' as const, room: 'call-1', jobId: 'AJ_1', startedAt: new Date(1_000_000), endedAt: new Date(1_060_000) };
+const summary = {
+  reason: 'agent_end_call' as const,
+  room: 'call-1',
+  jobId: 'AJ_1',
+  startedAt: new Date(1_000_000),
+  endedAt: new Date(1_060_000),
+};
 
 describe('buildReport', () => {
   it('turns a real session history and usage into the wire report', () => {
@@ -28,12 +34,22 @@ describe('buildReport', () => {
       hooks: [{ name: 'x', status: 'ok', duration_ms: 1 }],
     });
     expect(() => CallReport.parse(report)).not.toThrow();
-    expect(report).toMatchObject({ call_id: 'RM_1:AJ_1', end_reason: 'agent_end_call', ended_by: 'agent', duration_ms: 60_000 });
+    expect(report).toMatchObject({
+      call_id: 'RM_1:AJ_1',
+      end_reason: 'agent_end_call',
+      ended_by: 'agent',
+      duration_ms: 60_000,
+    });
     expect(report.transcript.map((t) => [t.role, t.text])).toEqual([
       ['assistant', 'Hello! How can I help?'],
       ['user', 'Goodbye'],
     ]);
-    expect(report.usage).toEqual({ llm_prompt_tokens: 150, llm_completion_tokens: 25, tts_characters: 42, stt_seconds: 3.5 });
+    expect(report.usage).toEqual({
+      llm_prompt_tokens: 150,
+      llm_completion_tokens: 25,
+      tts_characters: 42,
+      stt_seconds: 3.5,
+    });
   });
 });
 
@@ -53,24 +69,54 @@ describe('deliverReport', () => {
     close = () => server.close();
     return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
   }
-  const report = buildReport({ summary, roomSid: 'RM_1', agentName: 'a', history: [], usage: [], errors: [], hooks: [] });
+  const report = buildReport({
+    summary,
+    roomSid: 'RM_1',
+    agentName: 'a',
+    history: [],
+    usage: [],
+    errors: [],
+    hooks: [],
+  });
 
   it('retries 5xx and 429 with backoff, signing every attempt verifiably', async () => {
     const edge = await edgeAnswering([503, 429, 201]);
-    const result = await deliverReport(report, { edgeUrl: edge.url, apiKey: 'k', apiSecret: 's'.repeat(32), deadline: Date.now() + 10_000 });
+    const result = await deliverReport(report, {
+      edgeUrl: edge.url,
+      apiKey: 'k',
+      apiSecret: 's'.repeat(32),
+      deadline: Date.now() + 10_000,
+    });
     expect(result).toEqual({ status: 201, attempts: 3 });
-    for (const attempt of edge.seen) expect(await verifySignedBody(attempt.body, attempt.auth, 'k', 's'.repeat(32))).toEqual({ ok: true });
+    for (const attempt of edge.seen)
+      expect(await verifySignedBody(attempt.body, attempt.auth, 'k', 's'.repeat(32))).toEqual({
+        ok: true,
+      });
   });
 
   it('does not retry a 4xx the edge will never accept', async () => {
     const edge = await edgeAnswering([400]);
-    await expect(deliverReport(report, { edgeUrl: edge.url, apiKey: 'k', apiSecret: 's', deadline: Date.now() + 10_000 })).rejects.toThrow(/refused the report: 400/);
+    await expect(
+      deliverReport(report, {
+        edgeUrl: edge.url,
+        apiKey: 'k',
+        apiSecret: 's',
+        deadline: Date.now() + 10_000,
+      }),
+    ).rejects.toThrow(/refused the report: 400/);
     expect(edge.seen).toHaveLength(1);
   });
 
   it('gives up at the deadline when the edge is unreachable', async () => {
     const started = Date.now();
-    await expect(deliverReport(report, { edgeUrl: 'http://127.0.0.1:9', apiKey: 'k', apiSecret: 's', deadline: started + 1_500 })).rejects.toThrow(/not delivered after \d+ attempts/);
+    await expect(
+      deliverReport(report, {
+        edgeUrl: 'http://127.0.0.1:9',
+        apiKey: 'k',
+        apiSecret: 's',
+        deadline: started + 1_500,
+      }),
+    ).rejects.toThrow(/not delivered after \d+ attempts/);
     expect(Date.now()).toBeLessThan(started + 1_500 + 1_500);
   });
 });

@@ -6,13 +6,21 @@ import { loadAgentConfig, shutdownBudget } from '../../agent/config.ts';
 const fly = parse(readFileSync('fly.toml', 'utf8')) as any;
 const dockerfile = readFileSync('agent/Dockerfile', 'utf8');
 // The agent as Fly runs it: fly.toml's [env] over the defaults, secrets present.
-const config = loadAgentConfig({ ...fly.env, LIVEKIT_URL: 'wss://example.livekit.cloud', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 's', OPENAI_API_KEY: 'sk' });
+const config = loadAgentConfig({
+  ...fly.env,
+  LIVEKIT_URL: 'wss://example.livekit.cloud',
+  LIVEKIT_API_KEY: 'k',
+  LIVEKIT_API_SECRET: 's',
+  OPENAI_API_KEY: 'sk',
+});
 
 describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
-  it('kill_timeout covers the drain window, every call\'s end and the worker close, within Fly\'s 300 s cap', () => {
+  it("kill_timeout covers the drain window, every call's end and the worker close, within Fly's 300 s cap", () => {
     expect(['SIGTERM', 'SIGINT']).toContain(fly.kill_signal);
     expect(fly.kill_timeout).toBeLessThanOrEqual(300);
-    expect(fly.kill_timeout * 1000).toBeGreaterThanOrEqual(shutdownBudget(config).requiredKillTimeoutMs);
+    expect(fly.kill_timeout * 1000).toBeGreaterThanOrEqual(
+      shutdownBudget(config).requiredKillTimeoutMs,
+    );
   });
 
   it('checks the agent health port, deploys bluegreen, and exposes no service that could auto-stop calls', () => {
@@ -45,7 +53,9 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
 
 describe('agent config', () => {
   it('names every missing variable and never prints a value', () => {
-    expect(() => loadAgentConfig({ LIVEKIT_URL: 'ws://x', LIVEKIT_API_SECRET: 'supersecretvalue' })).toThrow(/LIVEKIT_API_KEY[\s\S]*OPENAI_API_KEY/);
+    expect(() =>
+      loadAgentConfig({ LIVEKIT_URL: 'ws://x', LIVEKIT_API_SECRET: 'supersecretvalue' }),
+    ).toThrow(/LIVEKIT_API_KEY[\s\S]*OPENAI_API_KEY/);
     try {
       loadAgentConfig({ LIVEKIT_API_SECRET: 'supersecretvalue', END_MODE: 'explode' });
     } catch (err) {

@@ -24,10 +24,32 @@ afterAll(() => server.close());
 
 function steps(endMode: 'end_for_all' | 'leave') {
   const calls: string[] = [];
-  const room = { name: 'call-x', isConnected: true, localParticipant: undefined, disconnect: async () => void calls.push('disconnect') };
-  const config = loadAgentConfig({ LIVEKIT_URL: url, LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: 's', OPENAI_API_KEY: 'sk' });
+  const room = {
+    name: 'call-x',
+    isConnected: true,
+    localParticipant: undefined,
+    disconnect: async () => void calls.push('disconnect'),
+  };
+  const config = loadAgentConfig({
+    LIVEKIT_URL: url,
+    LIVEKIT_API_KEY: 'k',
+    LIVEKIT_API_SECRET: 's',
+    OPENAI_API_KEY: 'sk',
+  });
   const ctx = { room, info: { url, apiKey: 'k', apiSecret: 's' } } as unknown as CallContext['ctx'];
-  return { s: liveKitEndSteps({ ctx, session: {} as CallContext['session'], config, endMode, agentName: 'a', roomSid: () => 'RM', errors: [], realtime: false }), calls };
+  return {
+    s: liveKitEndSteps({
+      ctx,
+      session: {} as CallContext['session'],
+      config,
+      endMode,
+      agentName: 'a',
+      roomSid: () => 'RM',
+      errors: [],
+      realtime: false,
+    }),
+    calls,
+  };
 }
 
 describe('ending by mode', () => {

@@ -23,13 +23,30 @@ const bin = prepareLiveKitBench('bench:agent');
 const dir = mkdtempSync(join(tmpdir(), 'lkvc-bench-agent-'));
 const openai = await startOpenAIStandIn();
 const livekit = await startLiveKit(bin, dir);
-const common = { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, OPENAI_API_KEY: 'sk-local', OPENAI_BASE_URL: openai.url, LOG_LEVEL: 'info' };
+const common = {
+  LIVEKIT_URL: livekit.url,
+  LIVEKIT_API_KEY: DEV_KEY,
+  LIVEKIT_API_SECRET: DEV_SECRET,
+  OPENAI_API_KEY: 'sk-local',
+  OPENAI_BASE_URL: openai.url,
+  LOG_LEVEL: 'info',
+};
 
 type Variant = { label: string; agentName: string; hooksDir: string; worker: AgentWorker };
 const variants: Variant[] = [];
-async function variant(label: string, agentName: string, env: Record<string, string>, entry?: string) {
+async function variant(
+  label: string,
+  agentName: string,
+  env: Record<string, string>,
+  entry?: string,
+) {
   const hooksDir = join(dir, agentName);
-  const worker = await startAgentWorker(dir, { ...common, AGENT_NAME: agentName, E2E_HOOKS_DIR: hooksDir, ...env }, agentName, entry);
+  const worker = await startAgentWorker(
+    dir,
+    { ...common, AGENT_NAME: agentName, E2E_HOOKS_DIR: hooksDir, ...env },
+    agentName,
+    entry,
+  );
   variants.push({ label, agentName, hooksDir, worker });
 }
 await variant('ours: lifecycle, 5 hooks (1 hangs, cut at HOOK_TIMEOUT_MS=2000)', 'ours', {
@@ -39,12 +56,26 @@ await variant('ours: lifecycle, 5 hooks (1 hangs, cut at HOOK_TIMEOUT_MS=2000)',
   AGENT_MAX_CONCURRENT_CALLS: '20',
 });
 const stockEntry = join(ROOT, 'test/bench/stock-agent.ts');
-await variant('stock: ctx.shutdown on hang-up + 5 addShutdownCallback (1 hangs)', 'stock-hang', { STOCK_HOOKS: '5', STOCK_HANG: '1', STOCK_SHUTDOWN_ON_LEAVE: '1' }, stockEntry);
-await variant('stock: ctx.shutdown on hang-up + 5 addShutdownCallback (none hang)', 'stock-ok', { STOCK_HOOKS: '5', STOCK_SHUTDOWN_ON_LEAVE: '1' }, stockEntry);
+await variant(
+  'stock: ctx.shutdown on hang-up + 5 addShutdownCallback (1 hangs)',
+  'stock-hang',
+  { STOCK_HOOKS: '5', STOCK_HANG: '1', STOCK_SHUTDOWN_ON_LEAVE: '1' },
+  stockEntry,
+);
+await variant(
+  'stock: ctx.shutdown on hang-up + 5 addShutdownCallback (none hang)',
+  'stock-ok',
+  { STOCK_HOOKS: '5', STOCK_SHUTDOWN_ON_LEAVE: '1' },
+  stockEntry,
+);
 
 function childRss(pid: number): number[] {
   try {
-    return execFileSync('ps', ['-o', 'rss=', '--ppid', String(pid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).map((kb) => Number(kb) / 1024);
+    return execFileSync('ps', ['-o', 'rss=', '--ppid', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((kb) => Number(kb) / 1024);
   } catch {
     return [];
   }
@@ -58,14 +89,26 @@ for (const v of [variants[0]!, variants[2]!]) {
   });
   await new Promise((r) => setTimeout(r, 3000));
   const settled = childRss(v.worker.proc.child.pid!);
-  rssRows.push([v.agentName === 'ours' ? 'ours (agent/job.ts)' : 'stock minimal agent', settled.length, settled.map((m) => m.toFixed(0)).join(', '), (percentile(settled, 50) || rss[0]!).toFixed(0)]);
+  rssRows.push([
+    v.agentName === 'ours' ? 'ours (agent/job.ts)' : 'stock minimal agent',
+    settled.length,
+    settled.map((m) => m.toFixed(0)).join(', '),
+    (percentile(settled, 50) || rss[0]!).toFixed(0),
+  ]);
 }
 
 async function oneCall(v: Variant, i: number, settleMs: number): Promise<number | undefined> {
   const room = `bench-${v.agentName}-${i}-${settleMs}-${Date.now().toString(36)}`;
   const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity: `caller-${i}`, ttl: 600 });
   at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true });
-  at.roomConfig = new RoomConfiguration({ agents: [new RoomAgentDispatch({ agentName: v.agentName, metadata: JSON.stringify({ caller_identity: `caller-${i}` }) })] });
+  at.roomConfig = new RoomConfiguration({
+    agents: [
+      new RoomAgentDispatch({
+        agentName: v.agentName,
+        metadata: JSON.stringify({ caller_identity: `caller-${i}` }),
+      }),
+    ],
+  });
   const client = new CallClient();
   await client.connect(livekit.url, await at.toJwt(), room, `caller-${i}`);
   const marker = join(v.hooksDir, `${room}.ran.json`);
@@ -85,12 +128,23 @@ async function oneCall(v: Variant, i: number, settleMs: number): Promise<number 
 }
 
 const exitRows: (string | number)[][] = [];
-for (const [when, settleMs] of [['3 s after the agent joined', 3000], ['as soon as the agent joined', 0]] as const) {
+for (const [when, settleMs] of [
+  ['3 s after the agent joined', 3000],
+  ['as soon as the agent joined', 0],
+] as const) {
   for (const v of variants) {
     // Calls of one variant run side by side: a stock job that never exits must not stall the others.
-    const results = await Promise.all(Array.from({ length: RUNS }, (_, i) => oneCall(v, i, settleMs)));
+    const results = await Promise.all(
+      Array.from({ length: RUNS }, (_, i) => oneCall(v, i, settleMs)),
+    );
     const done = results.filter((r): r is number => r !== undefined);
-    exitRows.push([v.label, when, `${done.length}/${RUNS}`, done.length ? percentile(done, 50) : `> ${CAP_MS / 1000} s`, done.length ? percentile(done, 90) : `> ${CAP_MS / 1000} s`]);
+    exitRows.push([
+      v.label,
+      when,
+      `${done.length}/${RUNS}`,
+      done.length ? percentile(done, 50) : `> ${CAP_MS / 1000} s`,
+      done.length ? percentile(done, 90) : `> ${CAP_MS / 1000} s`,
+    ]);
   }
 }
 
@@ -99,5 +153,13 @@ await livekit.stop();
 await openai.close();
 await dispose();
 
-printTable('Hang-up → job process exit (bench:agent)', ['agent', 'user hangs up', 'exited', 'median ms', 'p90 ms'], exitRows);
-printTable('Idle warmed job processes (bench:agent)', ['agent', 'processes', 'RSS each (MiB)', 'median MiB'], rssRows);
+printTable(
+  'Hang-up → job process exit (bench:agent)',
+  ['agent', 'user hangs up', 'exited', 'median ms', 'p90 ms'],
+  exitRows,
+);
+printTable(
+  'Idle warmed job processes (bench:agent)',
+  ['agent', 'processes', 'RSS each (MiB)', 'median MiB'],
+  rssRows,
+);

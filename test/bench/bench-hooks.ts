@@ -7,7 +7,10 @@ export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
   const dir = process.env.E2E_HOOKS_DIR!;
   mkdirSync(dir, { recursive: true });
   const room = ctx.job.room?.name ?? 'unknown';
-  writeFileSync(join(dir, `${room}.ran.json`), JSON.stringify({ pid: process.pid, at: Date.now() }));
+  writeFileSync(
+    join(dir, `${room}.ran.json`),
+    JSON.stringify({ pid: process.pid, at: Date.now() }),
+  );
   lifecycle.onCallEnd('hangs', () => new Promise(() => {}));
   for (let i = 1; i < 5; i++) lifecycle.onCallEnd(`quick-${i}`, async () => {});
 };

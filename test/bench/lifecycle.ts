@@ -14,17 +14,30 @@ const CALLS = Math.max(10, Number(process.env.BENCH_CALLS ?? 10));
 const ROOT = resolve(import.meta.dirname, '../..');
 const bin = prepareLiveKitBench('bench:lifecycle');
 // LiveKit's default departure timeout (20 s): the stock agent's linger depends on it.
-const system = await new System(bin, { edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,stock-agent' } }).start();
-const stockWorker = await startAgentWorker(system.dir, system.agentEnv({ AGENT_NAME: 'stock-agent', STOCK_GREET: '1' }), 'stock-agent', join(ROOT, 'test/bench/stock-agent.ts'));
+const system = await new System(bin, {
+  edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,stock-agent' },
+}).start();
+const stockWorker = await startAgentWorker(
+  system.dir,
+  system.agentEnv({ AGENT_NAME: 'stock-agent', STOCK_GREET: '1' }),
+  'stock-agent',
+  join(ROOT, 'test/bench/stock-agent.ts'),
+);
 
-async function call(agentName?: string): Promise<{ client: CallClient; requestedAt: number; joinedMs: number }> {
+async function call(
+  agentName?: string,
+): Promise<{ client: CallClient; requestedAt: number; joinedMs: number }> {
   const client = new CallClient();
   const requestedAt = Date.now();
   await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
     participant_identity: `bench-${Math.random().toString(36).slice(2)}`,
     ...(agentName && { room_config: { agents: [{ agent_name: agentName }] } }),
   });
-  const joined = await client.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+  const joined = await client.waitForEvent(
+    'participant-joined',
+    (d) => d.identity.startsWith('agent-'),
+    30_000,
+  );
   // A settled call: the greeting has been delivered before anything ends it.
   await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
   return { client, requestedAt, joinedMs: joined.at - requestedAt };
@@ -38,24 +51,44 @@ for (let i = 0; i < CALLS; i++) {
   const a = await call();
   dispatch.push(a.joinedMs);
   let t = Date.now();
-  const res = await fetch(`${system.edge.url}/calls/${a.client.roomName}/end`, { method: 'POST', headers: { authorization: `Bearer ${system.edge.adminKey}`, 'content-type': 'application/json' }, body: '{"mode":"end_for_all"}' });
+  const res = await fetch(`${system.edge.url}/calls/${a.client.roomName}/end`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${system.edge.adminKey}`,
+      'content-type': 'application/json',
+    },
+    body: '{"mode":"end_for_all"}',
+  });
   if (res.status !== 200) throw new Error(`end-call answered ${res.status}`);
   await a.client.waitForDisconnect();
-  await waitFor('room empty', async () => (await system.rooms.listParticipants(a.client.roomName)).length === 0, { intervalMs: 10 });
+  await waitFor(
+    'room empty',
+    async () => (await system.rooms.listParticipants(a.client.roomName)).length === 0,
+    { intervalMs: 10 },
+  );
   endCall.push(Date.now() - t);
 
   const b = await call();
   t = Date.now();
   await system.rooms.deleteRoom(b.client.roomName);
   await b.client.waitForDisconnect();
-  await waitFor('room empty', async () => (await system.rooms.listParticipants(b.client.roomName)).length === 0, { intervalMs: 10 });
+  await waitFor(
+    'room empty',
+    async () => (await system.rooms.listParticipants(b.client.roomName)).length === 0,
+    { intervalMs: 10 },
+  );
   bareDelete.push(Date.now() - t);
 
   const c = await call();
-  const marker = await waitFor('hooks registered', async () => system.hookMarker(c.client.roomName, 'registered'));
+  const marker = await waitFor('hooks registered', async () =>
+    system.hookMarker(c.client.roomName, 'registered'),
+  );
   t = Date.now();
   await c.client.leave();
-  await waitFor('job exit', async () => !pidAlive(marker.pid), { timeoutMs: 60_000, intervalMs: 10 });
+  await waitFor('job exit', async () => !pidAlive(marker.pid), {
+    timeoutMs: 60_000,
+    intervalMs: 10,
+  });
   hangUpOurs.push(Date.now() - t);
 }
 
@@ -68,7 +101,10 @@ const hangUpStock = await Promise.all(
     const { pid } = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
     const t = Date.now();
     await c.client.leave();
-    await waitFor('stock job exit', async () => !pidAlive(pid), { timeoutMs: 90_000, intervalMs: 20 });
+    await waitFor('stock job exit', async () => !pidAlive(pid), {
+      timeoutMs: 90_000,
+      intervalMs: 20,
+    });
     return Date.now() - t;
   }),
 );
@@ -78,10 +114,14 @@ await system.stop();
 await dispose();
 
 const row = (label: string, v: number[]) => [label, v.length, percentile(v, 50), percentile(v, 90)];
-printTable('Call lifecycle on the real LiveKit server (bench:lifecycle)', ['measure', 'calls', 'median ms', 'p90 ms'], [
-  row('token request → agent joined (dispatch in the token)', dispatch),
-  row('POST /calls/:room/end → every participant gone', endCall),
-  row('bare RoomService.DeleteRoom → every participant gone', bareDelete),
-  row('user hang-up → agent job exit (ours)', hangUpOurs),
-  row('user hang-up → agent job exit (stock minimal agent)', hangUpStock),
-]);
+printTable(
+  'Call lifecycle on the real LiveKit server (bench:lifecycle)',
+  ['measure', 'calls', 'median ms', 'p90 ms'],
+  [
+    row('token request → agent joined (dispatch in the token)', dispatch),
+    row('POST /calls/:room/end → every participant gone', endCall),
+    row('bare RoomService.DeleteRoom → every participant gone', bareDelete),
+    row('user hang-up → agent job exit (ours)', hangUpOurs),
+    row('user hang-up → agent job exit (stock minimal agent)', hangUpStock),
+  ],
+);

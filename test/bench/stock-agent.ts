@@ -14,7 +14,11 @@ export default defineAgent({
     const dir = process.env.E2E_HOOKS_DIR!;
     mkdirSync(dir, { recursive: true });
     const room = ctx.job.room?.name ?? 'unknown';
-    const mark = (hook: string) => writeFileSync(join(dir, `${room}.${hook}.json`), JSON.stringify({ hook, pid: process.pid, at: Date.now() }));
+    const mark = (hook: string) =>
+      writeFileSync(
+        join(dir, `${room}.${hook}.json`),
+        JSON.stringify({ hook, pid: process.pid, at: Date.now() }),
+      );
     const hooks = Number(process.env.STOCK_HOOKS ?? 0);
     for (let i = 0; i < hooks; i++) {
       ctx.addShutdownCallback(async () => {
@@ -22,15 +26,36 @@ export default defineAgent({
         if (i === 0 && process.env.STOCK_HANG === '1') await new Promise(() => {});
       });
     }
-    const session = new voice.AgentSession({ llm: new openai.LLM({ baseURL: process.env.OPENAI_BASE_URL, apiKey: process.env.OPENAI_API_KEY }), vad: null });
-    await session.start({ agent: new voice.Agent({ instructions: 'Be brief.' }), room: ctx.room, inputOptions: { audioEnabled: false }, outputOptions: { audioEnabled: process.env.STOCK_GREET !== '1' } });
+    const session = new voice.AgentSession({
+      llm: new openai.LLM({
+        baseURL: process.env.OPENAI_BASE_URL,
+        apiKey: process.env.OPENAI_API_KEY,
+      }),
+      vad: null,
+    });
+    await session.start({
+      agent: new voice.Agent({ instructions: 'Be brief.' }),
+      room: ctx.room,
+      inputOptions: { audioEnabled: false },
+      outputOptions: { audioEnabled: process.env.STOCK_GREET !== '1' },
+    });
     // STOCK_GREET=1: greet like agent-starter-node does (text only: this agent has no TTS).
-    if (process.env.STOCK_GREET === '1') session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
-    if (process.env.STOCK_SHUTDOWN_ON_LEAVE === '1') ctx.room.on(RoomEvent.ParticipantDisconnected, () => ctx.shutdown('participant left'));
+    if (process.env.STOCK_GREET === '1')
+      session.generateReply({
+        instructions: 'Greet the user in one short sentence and offer help.',
+      });
+    if (process.env.STOCK_SHUTDOWN_ON_LEAVE === '1')
+      ctx.room.on(RoomEvent.ParticipantDisconnected, () => ctx.shutdown('participant left'));
     mark('ran');
   },
 });
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: process.env.AGENT_NAME ?? 'stock-agent', port: Number(process.env.AGENT_HEALTH_PORT ?? 8081) }));
+  cli.runApp(
+    new ServerOptions({
+      agent: fileURLToPath(import.meta.url),
+      agentName: process.env.AGENT_NAME ?? 'stock-agent',
+      port: Number(process.env.AGENT_HEALTH_PORT ?? 8081),
+    }),
+  );
 }

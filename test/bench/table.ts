@@ -4,8 +4,13 @@ import { resolveLiveKitServer } from '../support/livekit-server.ts';
 
 /** Prints benchmark rows as a Markdown table (pasteable into docs/benchmarks.md), with machine and date. */
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
-  const os = process.platform === 'linux' ? `${process.arch}, ${navigator.hardwareConcurrency} cores` : process.platform;
-  console.log(`\n### ${title}\n\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os}\n`);
+  const os =
+    process.platform === 'linux'
+      ? `${process.arch}, ${navigator.hardwareConcurrency} cores`
+      : process.platform;
+  console.log(
+    `\n### ${title}\n\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os}\n`,
+  );
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
@@ -23,6 +28,9 @@ export function prepareLiveKitBench(name: string): string {
     console.error(`${name} needs the LiveKit server: install Go >= 1.26 or set LIVEKIT_SERVER_BIN`);
     process.exit(1);
   }
-  execFileSync(process.execPath, ['agent/build.ts'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
+  execFileSync(process.execPath, ['agent/build.ts'], {
+    cwd: resolve(import.meta.dirname, '../..'),
+    stdio: 'pipe',
+  });
   return bin;
 }

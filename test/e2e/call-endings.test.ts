@@ -18,7 +18,10 @@ afterAll(async () => {
   await dispose();
 });
 
-async function caller(body: Record<string, unknown> = {}, auth = 'Bearer none'): Promise<CallClient> {
+async function caller(
+  body: Record<string, unknown> = {},
+  auth = 'Bearer none',
+): Promise<CallClient> {
   const client = new CallClient();
   clients.push(client);
   // Anonymous callers send no credential at all; backends use the app key.
@@ -26,10 +29,16 @@ async function caller(body: Record<string, unknown> = {}, auth = 'Bearer none'):
   return client;
 }
 const appKey = () => `Bearer ${system.edge.appKey}`;
-const greeted = (c: CallClient) => c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+const greeted = (c: CallClient) =>
+  c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
 const jobExit = async (room: string, timeoutMs = 30_000) => {
-  const marker = await waitFor(`hooks of ${room}`, async () => system.hookMarker(room, 'ran'), { timeoutMs });
-  await waitFor(`job process ${marker.pid} exit`, async () => !pidAlive(marker.pid), { timeoutMs, intervalMs: 20 });
+  const marker = await waitFor(`hooks of ${room}`, async () => system.hookMarker(room, 'ran'), {
+    timeoutMs,
+  });
+  await waitFor(`job process ${marker.pid} exit`, async () => !pidAlive(marker.pid), {
+    timeoutMs,
+    intervalMs: 20,
+  });
   return { marker, exitedAt: Date.now() };
 };
 
@@ -37,12 +46,18 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
   it('1. a token from the edge dispatches the agent, which joins and greets', async () => {
     const c = await caller();
     expect(c.roomName).toMatch(/^call-/);
-    const joined = await c.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
+    const joined = await c.waitForEvent(
+      'participant-joined',
+      (d) => d.identity.startsWith('agent-'),
+      30_000,
+    );
     expect(joined).toBeTruthy();
     await greeted(c);
     const call = await system.call(c.roomName);
     expect(call.status).toBe('open');
-    await waitFor('ledger sees the agent join', async () => (await system.call(c.roomName)).participants.some((p: any) => p.kind === 'AGENT'));
+    await waitFor('ledger sees the agent join', async () =>
+      (await system.call(c.roomName)).participants.some((p: any) => p.kind === 'AGENT'),
+    );
     await c.leave();
   });
 
@@ -52,14 +67,20 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     await c.say('Thanks, that is all. Goodbye!');
     const reason = await c.waitForDisconnect(30_000);
     expect(reason).toBe(DisconnectReason.ROOM_DELETED);
-    const goodbye = await c.waitForEvent('transcription-chunk', (d) => /Goodbye, take care/.test(d.text));
+    const goodbye = await c.waitForEvent('transcription-chunk', (d) =>
+      /Goodbye, take care/.test(d.text),
+    );
     const disconnected = c.events.find((e) => e.kind === 'disconnected')!;
     expect(goodbye.at).toBeLessThanOrEqual(disconnected.at);
     const notice = c.events.find((e) => e.kind === 'end-notice')!;
     expect(notice.detail).toEqual({ reason: 'agent_end_call' });
     expect(await system.roomExists(c.roomName)).toBe(false);
     const call = await system.reportedCall(c.roomName);
-    expect(call).toMatchObject({ status: 'ended', end_reason: 'agent_end_call', ended_by: 'agent' });
+    expect(call).toMatchObject({
+      status: 'ended',
+      end_reason: 'agent_end_call',
+      ended_by: 'agent',
+    });
     const texts = call.report.transcript.map((t: any) => `${t.role}: ${t.text}`);
     expect(texts).toContain('user: Thanks, that is all. Goodbye!');
     expect(texts).toContain('assistant: Goodbye, take care!');
@@ -68,7 +89,13 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
   });
 
   it('3. mode leave: the agent says goodbye and leaves; the caller and the room stay', async () => {
-    const c = await caller({ participant_identity: `leave-${Date.now()}`, room_config: { agents: [{ metadata: JSON.stringify({ end_mode: 'leave' }) }] } }, appKey());
+    const c = await caller(
+      {
+        participant_identity: `leave-${Date.now()}`,
+        room_config: { agents: [{ metadata: JSON.stringify({ end_mode: 'leave' }) }] },
+      },
+      appKey(),
+    );
     await greeted(c);
     await c.say('Goodbye!');
     await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
@@ -86,7 +113,10 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     const end = () =>
       fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${c.participantToken}` },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${c.participantToken}`,
+        },
         body: JSON.stringify({ mode: 'end_for_all', reason: 'user tapped hang up for all' }),
       });
     const first = await end();
@@ -122,7 +152,9 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
   it('5b. the user hangs up while the agent is still preparing its greeting: the job still exits promptly', async () => {
     const c = await caller();
     await c.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
-    await waitFor('agent hooks registered', async () => system.hookMarker(c.roomName, 'registered'));
+    await waitFor('agent hooks registered', async () =>
+      system.hookMarker(c.roomName, 'registered'),
+    );
     const hungUpAt = Date.now();
     await c.leave();
     const { exitedAt, marker } = await jobExit(c.roomName, 20_000);

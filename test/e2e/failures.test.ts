@@ -17,7 +17,11 @@ beforeAll(async () => {
   system = await new System(bin, {
     departureTimeout: 2,
     edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-flaky,voice-agent-idle' },
-    agentEnv: { CLEANUP_BUDGET_MS: String(CLEANUP_BUDGET_MS), MAX_DURATION_WARNING_SECONDS: '3', DRAIN_TIMEOUT_SECONDS: '4' },
+    agentEnv: {
+      CLEANUP_BUDGET_MS: String(CLEANUP_BUDGET_MS),
+      MAX_DURATION_WARNING_SECONDS: '3',
+      DRAIN_TIMEOUT_SECONDS: '4',
+    },
   }).start();
   proxy = await startFaultProxy(system.edge.url);
 });
@@ -28,13 +32,19 @@ afterAll(async () => {
   await dispose();
 });
 
-async function backendCaller(room: string, metadata: Record<string, unknown> = {}, agentName?: string): Promise<CallClient> {
+async function backendCaller(
+  room: string,
+  metadata: Record<string, unknown> = {},
+  agentName?: string,
+): Promise<CallClient> {
   const client = new CallClient();
   clients.push(client);
   await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
     room_name: room,
     participant_identity: `user-${room}`,
-    room_config: { agents: [{ ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) }] },
+    room_config: {
+      agents: [{ ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) }],
+    },
   });
   await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
   return client;
@@ -44,24 +54,44 @@ const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
 describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit server', () => {
   it('6a. a short maximum duration: a spoken warning, then the end for everyone with max_duration', async () => {
     const c = await backendCaller(unique('maxdur'), { max_duration_seconds: 8 });
-    const warning = await c.waitForEvent('transcription', (d) => /seconds left/.test(d.text), 15_000);
+    const warning = await c.waitForEvent(
+      'transcription',
+      (d) => /seconds left/.test(d.text),
+      15_000,
+    );
     expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
     const ended = c.events.find((e) => e.kind === 'disconnected')!;
     expect(ended.at).toBeGreaterThan(warning.at);
-    expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'max_duration' });
+    expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({
+      reason: 'max_duration',
+    });
     const call = await system.reportedCall(c.roomName);
     expect(call).toMatchObject({ end_reason: 'max_duration', ended_by: 'system' });
   });
 
   it('idle ladder: a silent user is asked "Are you still there?", then the call ends with idle_timeout', async () => {
-    const idle = await system.startAgent('agent-idle', { AGENT_NAME: 'voice-agent-idle', IDLE_PROMPT_SECONDS: '3', IDLE_END_SECONDS: '3' });
+    const idle = await system.startAgent('agent-idle', {
+      AGENT_NAME: 'voice-agent-idle',
+      IDLE_PROMPT_SECONDS: '3',
+      IDLE_END_SECONDS: '3',
+    });
     try {
       const c = await backendCaller(unique('idle'), {}, 'voice-agent-idle');
-      const prompt = await c.waitForEvent('transcription', (d) => /still there/.test(d.text), 15_000);
+      const prompt = await c.waitForEvent(
+        'transcription',
+        (d) => /still there/.test(d.text),
+        15_000,
+      );
       expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
-      expect(c.events.find((e) => e.kind === 'disconnected')!.at - prompt.at).toBeGreaterThanOrEqual(2_500);
-      expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'idle_timeout' });
-      const goodbye = await c.waitForEvent('transcription-chunk', (d) => /haven't heard from you/.test(d.text));
+      expect(
+        c.events.find((e) => e.kind === 'disconnected')!.at - prompt.at,
+      ).toBeGreaterThanOrEqual(2_500);
+      expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({
+        reason: 'idle_timeout',
+      });
+      const goodbye = await c.waitForEvent('transcription-chunk', (d) =>
+        /haven't heard from you/.test(d.text),
+      );
       expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
       expect((await system.reportedCall(c.roomName)).end_reason).toBe('idle_timeout');
     } finally {
@@ -73,11 +103,16 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     const c = await backendCaller(unique('chaos'));
     const hungUpAt = Date.now();
     await c.leave();
-    const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), { timeoutMs: 15_000 });
+    const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), {
+      timeoutMs: 15_000,
+    });
     expect(ran.reason).toBe('participant_left');
     expect(system.hookMarker(c.roomName, 'hang-started')).toBeTruthy();
     expect(system.hookMarker(c.roomName, 'throw-started')).toBeTruthy();
-    await waitFor('job exit', async () => !pidAlive(ran.pid), { timeoutMs: 30_000, intervalMs: 20 });
+    await waitFor('job exit', async () => !pidAlive(ran.pid), {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
     const exitMs = Date.now() - hungUpAt;
     console.log(`chaos hooks: hang-up → job exit ${exitMs} ms (budget ${CLEANUP_BUDGET_MS} ms)`);
     expect(exitMs).toBeLessThan(CLEANUP_BUDGET_MS + 3000);
@@ -92,7 +127,10 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
   describe('9. the report endpoint down during cleanup', () => {
     let flaky: AgentWorker;
     beforeAll(async () => {
-      flaky = await system.startAgent('agent-flaky', { AGENT_NAME: 'voice-agent-flaky', EDGE_URL: proxy.url });
+      flaky = await system.startAgent('agent-flaky', {
+        AGENT_NAME: 'voice-agent-flaky',
+        EDGE_URL: proxy.url,
+      });
     });
     afterAll(() => flaky?.stop('SIGKILL'));
 
@@ -111,11 +149,20 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
       proxy.reportAttempts = 0;
       proxy.refuseReports = 1_000;
       await c.leave();
-      const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), { timeoutMs: 15_000 });
-      await waitFor('job exit', async () => !pidAlive(ran.pid), { timeoutMs: CLEANUP_BUDGET_MS + 10_000, intervalMs: 50 });
+      const ran = await waitFor('user hook', async () => system.hookMarker(c.roomName, 'ran'), {
+        timeoutMs: 15_000,
+      });
+      await waitFor('job exit', async () => !pidAlive(ran.pid), {
+        timeoutMs: CLEANUP_BUDGET_MS + 10_000,
+        intervalMs: 50,
+      });
       expect(proxy.reportAttempts).toBeGreaterThan(1);
       const call = await system.endedCall(c.roomName, 'ledger closed by webhook');
-      expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'participant_left', report: null });
+      expect(call).toMatchObject({
+        end_source: 'webhook',
+        end_reason: 'participant_left',
+        report: null,
+      });
       proxy.refuseReports = 0;
     });
   });
@@ -142,9 +189,16 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
   });
 
   it('6b. the agent SIGKILLed mid-call: the edge cron backstop deletes the overdue room and records max_duration', async () => {
-    const c = await backendCaller(unique('backstop'), { max_duration_seconds: 5, end_mode: 'leave' });
+    const c = await backendCaller(unique('backstop'), {
+      max_duration_seconds: 5,
+      end_mode: 'leave',
+    });
     await system.agent.stop('SIGKILL');
-    await waitFor('deadline passed', async () => Date.now() > Date.parse((await system.call(c.roomName)).deadline_at), { timeoutMs: 20_000, intervalMs: 250 });
+    await waitFor(
+      'deadline passed',
+      async () => Date.now() > Date.parse((await system.call(c.roomName)).deadline_at),
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
     const cron = await fetch(`${system.edge.url}/__scheduled?cron=*+*+*+*+*`);
     expect(cron.status).toBe(200);
     expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);

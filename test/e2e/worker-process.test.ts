@@ -18,11 +18,26 @@ describe.skipIf(!bin)('the built agent in start mode', () => {
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
-  ] as const)('registers (health 200), then on %s with no call drains and exits %i', async (signal, code) => {
-    const worker = await startAgentWorker(dir, { LIVEKIT_URL: livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, OPENAI_API_KEY: 'sk-unused' }, `worker-${signal}`);
-    const info = (await (await fetch(`${worker.healthUrl}/worker`)).json()) as { agent_name: string; active_jobs: number };
-    expect(info).toMatchObject({ agent_name: 'voice-agent', active_jobs: 0 });
-    worker.proc.child.kill(signal);
-    expect((await worker.proc.exited).code).toBe(code);
-  });
+  ] as const)(
+    'registers (health 200), then on %s with no call drains and exits %i',
+    async (signal, code) => {
+      const worker = await startAgentWorker(
+        dir,
+        {
+          LIVEKIT_URL: livekit.url,
+          LIVEKIT_API_KEY: DEV_KEY,
+          LIVEKIT_API_SECRET: DEV_SECRET,
+          OPENAI_API_KEY: 'sk-unused',
+        },
+        `worker-${signal}`,
+      );
+      const info = (await (await fetch(`${worker.healthUrl}/worker`)).json()) as {
+        agent_name: string;
+        active_jobs: number;
+      };
+      expect(info).toMatchObject({ agent_name: 'voice-agent', active_jobs: 0 });
+      worker.proc.child.kill(signal);
+      expect((await worker.proc.exited).code).toBe(code);
+    },
+  );
 });

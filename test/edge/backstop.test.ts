@@ -11,12 +11,25 @@ describe('max-duration backstop (cron)', () => {
     const overdue = await issueToken('late');
     const inTime = await issueToken('fine');
     const closed = await issueToken('done');
-    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ? WHERE room IN (?, ?)').bind(Date.now() - 120_000, overdue.room_name, closed.room_name).run();
-    await testEnv.LEDGER.prepare("UPDATE calls SET status = 'ended', end_reason = 'participant_left' WHERE room = ?").bind(closed.room_name).run();
+    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ? WHERE room IN (?, ?)')
+      .bind(Date.now() - 120_000, overdue.room_name, closed.room_name)
+      .run();
+    await testEnv.LEDGER.prepare(
+      "UPDATE calls SET status = 'ended', end_reason = 'participant_left' WHERE room = ?",
+    )
+      .bind(closed.room_name)
+      .run();
     const lk = fakeLiveKit();
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '* * * * *' }), testEnv);
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: '* * * * *' }),
+      testEnv,
+    );
     expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: overdue.room_name } }]);
-    expect(await ledgerRow(overdue.room_name)).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
+    expect(await ledgerRow(overdue.room_name)).toMatchObject({
+      status: 'ended',
+      end_reason: 'max_duration',
+      end_source: 'cron',
+    });
     expect((await ledgerRow(inTime.room_name))!.status).toBe('open');
     expect((await ledgerRow(closed.room_name))!.end_reason).toBe('participant_left');
   });
@@ -24,8 +37,15 @@ describe('max-duration backstop (cron)', () => {
   it('closes an overdue call whose room LiveKit already dropped, and retries one LiveKit refused', async () => {
     const gone = await issueToken('gone');
     const refused = await issueToken('refused');
-    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = 0 WHERE room IN (?, ?)').bind(gone.room_name, refused.room_name).run();
-    fakeLiveKit({ DeleteRoom: (b) => (b.room === gone.room_name ? twirpError(404, 'not_found', 'requested room does not exist') : twirpError(500, 'internal', 'x')) });
+    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = 0 WHERE room IN (?, ?)')
+      .bind(gone.room_name, refused.room_name)
+      .run();
+    fakeLiveKit({
+      DeleteRoom: (b) =>
+        b.room === gone.room_name
+          ? twirpError(404, 'not_found', 'requested room does not exist')
+          : twirpError(500, 'internal', 'x'),
+    });
     const result = await runBackstop(testEnv);
     expect(result).toEqual({ ended: [gone.room_name], failed: [refused.room_name] });
     expect((await ledgerRow(refused.room_name))!.status).toBe('open');

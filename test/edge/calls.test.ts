@@ -1,5 +1,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ADMIN, APP, bearerFor, call, fakeLiveKit, issueToken, ledgerRow, liveKitTokenFor, twirpError } from './helpers.ts';
+import {
+  ADMIN,
+  APP,
+  bearerFor,
+  call,
+  fakeLiveKit,
+  issueToken,
+  ledgerRow,
+  liveKitTokenFor,
+  twirpError,
+} from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 const endBody = { mode: 'end_for_all', reason: 'support closed the ticket' };
@@ -11,7 +21,12 @@ describe('POST /calls/:room/end', () => {
     const first = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
     expect(first.status).toBe(200);
     expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: room_name } }]);
-    expect(first.data.call).toMatchObject({ status: 'ended', end_reason: 'api_end_call', ended_by: 'api', end_note: 'support closed the ticket' });
+    expect(first.data.call).toMatchObject({
+      status: 'ended',
+      end_reason: 'api_end_call',
+      ended_by: 'api',
+      end_note: 'support closed the ticket',
+    });
     const second = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
     expect(second.status).toBe(200);
     expect(second.data.already_ended).toBe(true);
@@ -22,22 +37,37 @@ describe('POST /calls/:room/end', () => {
   it('lets the participant end their own call by their app JWT or by their LiveKit token', async () => {
     const a = await issueToken('p1');
     fakeLiveKit();
-    expect((await call(`/calls/${a.room_name}/end`, { headers: await bearerFor('p1'), json: endBody })).status).toBe(200);
+    expect(
+      (await call(`/calls/${a.room_name}/end`, { headers: await bearerFor('p1'), json: endBody }))
+        .status,
+    ).toBe(200);
     const b = await issueToken('p2');
-    const res = await call(`/calls/${b.room_name}/end`, { headers: { Authorization: `Bearer ${b.participant_token}` }, json: endBody });
+    const res = await call(`/calls/${b.room_name}/end`, {
+      headers: { Authorization: `Bearer ${b.participant_token}` },
+      json: endBody,
+    });
     expect(res.status).toBe(200);
     expect(res.data.call.end_reason).toBe('api_end_call');
   });
 
-  it('forbids anyone else: another user, another room\'s participant, an app key', async () => {
+  it("forbids anyone else: another user, another room's participant, an app key", async () => {
     const { room_name } = await issueToken('owner');
     const other = await issueToken('stranger');
     const lk = fakeLiveKit();
-    const byUser = await call(`/calls/${room_name}/end`, { headers: await bearerFor('stranger'), json: endBody });
+    const byUser = await call(`/calls/${room_name}/end`, {
+      headers: await bearerFor('stranger'),
+      json: endBody,
+    });
     expect([byUser.status, byUser.data.error.code]).toEqual([403, 'not_a_participant']);
-    const byOtherRoom = await call(`/calls/${room_name}/end`, { headers: { Authorization: `Bearer ${other.participant_token}` }, json: endBody });
+    const byOtherRoom = await call(`/calls/${room_name}/end`, {
+      headers: { Authorization: `Bearer ${other.participant_token}` },
+      json: endBody,
+    });
     expect([byOtherRoom.status, byOtherRoom.data.error.code]).toEqual([403, 'not_a_participant']);
-    const forged = await call(`/calls/${room_name}/end`, { headers: { Authorization: `Bearer ${await liveKitTokenFor('intruder', room_name)}` }, json: endBody });
+    const forged = await call(`/calls/${room_name}/end`, {
+      headers: { Authorization: `Bearer ${await liveKitTokenFor('intruder', room_name)}` },
+      json: endBody,
+    });
     expect(forged.status).toBe(403);
     const byApp = await call(`/calls/${room_name}/end`, { headers: APP, json: endBody });
     expect(byApp.status).toBe(403);
@@ -48,18 +78,28 @@ describe('POST /calls/:room/end', () => {
   });
 
   it('answers 404 for an unknown room and 400 for a bad mode or room name', async () => {
-    expect((await call('/calls/no-such-room/end', { headers: ADMIN, json: endBody })).data.error.code).toBe('call_not_found');
+    expect(
+      (await call('/calls/no-such-room/end', { headers: ADMIN, json: endBody })).data.error.code,
+    ).toBe('call_not_found');
     const { room_name } = await issueToken('m');
-    const mode = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: { mode: 'explode' } });
+    const mode = await call(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: { mode: 'explode' },
+    });
     expect([mode.status, mode.data.error.code]).toEqual([400, 'invalid_field']);
     expect(mode.data.error.message).toContain('mode');
-    const name = await call(`/calls/${encodeURIComponent('bad room!')}/end`, { headers: ADMIN, json: endBody });
+    const name = await call(`/calls/${encodeURIComponent('bad room!')}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
     expect([name.status, name.data.error.code]).toEqual([400, 'invalid_field']);
   });
 
   it('treats LiveKit "not found" as already gone: success, never a 500', async () => {
     const { room_name } = await issueToken('nf');
-    fakeLiveKit({ DeleteRoom: () => twirpError(404, 'not_found', 'requested room does not exist') });
+    fakeLiveKit({
+      DeleteRoom: () => twirpError(404, 'not_found', 'requested room does not exist'),
+    });
     const res = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
     expect(res.status).toBe(200);
     expect(res.data.call.end_reason).toBe('api_end_call');
@@ -82,12 +122,24 @@ describe('POST /calls/:room/end', () => {
   it('remove_agent removes only agent participants and keeps the call open', async () => {
     const { room_name } = await issueToken('ra');
     const lk = fakeLiveKit({
-      ListParticipants: () => Response.json({ participants: [{ identity: 'ra', kind: 'STANDARD' }, { identity: 'agent-AJ_1', kind: 'AGENT' }] }),
+      ListParticipants: () =>
+        Response.json({
+          participants: [
+            { identity: 'ra', kind: 'STANDARD' },
+            { identity: 'agent-AJ_1', kind: 'AGENT' },
+          ],
+        }),
     });
-    const res = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: { mode: 'remove_agent' } });
+    const res = await call(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: { mode: 'remove_agent' },
+    });
     expect(res.status).toBe(200);
     expect(res.data.removed_agents).toEqual(['agent-AJ_1']);
-    expect(lk.calls.map((c) => [c.method, c.body.identity])).toEqual([['ListParticipants', undefined], ['RemoveParticipant', 'agent-AJ_1']]);
+    expect(lk.calls.map((c) => [c.method, c.body.identity])).toEqual([
+      ['ListParticipants', undefined],
+      ['RemoveParticipant', 'agent-AJ_1'],
+    ]);
     expect(res.data.call.status).toBe('open');
     expect(res.data.call.agent_removed_at).toBeTruthy();
   });
@@ -116,9 +168,16 @@ describe('POST /calls/:room/dispatch', () => {
 
   it('answers 404 when LiveKit has no such room, 400 for an unknown agent, 403 for end users', async () => {
     fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
-    expect((await call('/calls/ghost/dispatch', { headers: ADMIN, json: {} })).data.error.code).toBe('room_not_found');
-    expect((await call('/calls/ghost/dispatch', { headers: ADMIN, json: { agent_name: 'nope' } })).data.error.code).toBe('unknown_agent');
-    expect((await call('/calls/ghost/dispatch', { headers: await bearerFor('u'), json: {} })).status).toBe(403);
+    expect(
+      (await call('/calls/ghost/dispatch', { headers: ADMIN, json: {} })).data.error.code,
+    ).toBe('room_not_found');
+    expect(
+      (await call('/calls/ghost/dispatch', { headers: ADMIN, json: { agent_name: 'nope' } })).data
+        .error.code,
+    ).toBe('unknown_agent');
+    expect(
+      (await call('/calls/ghost/dispatch', { headers: await bearerFor('u'), json: {} })).status,
+    ).toBe(403);
   });
 });
 
@@ -130,7 +189,9 @@ describe('GET /calls/:room and GET /calls', () => {
     expect(mine.data).toMatchObject({ room: room_name, status: 'open', report: null });
     expect(mine.data.participants.map((p: any) => p.identity)).toEqual(['viewer']);
     expect((await call(`/calls/${room_name}`, { headers: ADMIN })).status).toBe(200);
-    expect((await call(`/calls/${room_name}`, { headers: await bearerFor('nosy') })).status).toBe(403);
+    expect((await call(`/calls/${room_name}`, { headers: await bearerFor('nosy') })).status).toBe(
+      403,
+    );
   });
 
   it('pages through all calls for the admin only', async () => {

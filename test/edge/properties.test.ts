@@ -11,14 +11,26 @@ const tokenish = fc.record(
     participant_identity: fc.oneof(fc.string(), fc.constant(null)),
     participant_name: fc.string({ maxLength: 200 }),
     participant_attributes: fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer())),
-    room_config: fc.oneof(anyJson, fc.record({ agents: fc.array(fc.record({ agent_name: fc.string(), metadata: fc.string() }, { requiredKeys: [] })) })),
+    room_config: fc.oneof(
+      anyJson,
+      fc.record({
+        agents: fc.array(
+          fc.record({ agent_name: fc.string(), metadata: fc.string() }, { requiredKeys: [] }),
+        ),
+      }),
+    ),
     extra: anyJson,
   },
   { requiredKeys: [] },
 );
 const headers = fc.record(
   {
-    authorization: fc.oneof(fc.string(), fc.constant('Bearer '), fc.string().map((s) => `Bearer ${s}`), fc.constant('Bearer a.b.c')),
+    authorization: fc.oneof(
+      fc.string(),
+      fc.constant('Bearer '),
+      fc.string().map((s) => `Bearer ${s}`),
+      fc.constant('Bearer a.b.c'),
+    ),
     'content-type': fc.oneof(fc.constant('application/json'), fc.string()),
   },
   { requiredKeys: [] },
@@ -33,10 +45,19 @@ describe('properties: no input makes the edge answer 5xx or a non-JSON error', (
   it('POST /token with arbitrary bodies and headers', async () => {
     const auth = await bearerFor('prop-user');
     await fc.assert(
-      fc.asyncProperty(fc.oneof(tokenish, anyJson), headers, fc.boolean(), async (body, hdrs, authed) => {
-        const res = await call('/token', { method: 'POST', headers: { 'content-type': 'application/json', ...hdrs, ...(authed ? auth : {}) }, body: JSON.stringify(body) });
-        expectJsonError(res);
-      }),
+      fc.asyncProperty(
+        fc.oneof(tokenish, anyJson),
+        headers,
+        fc.boolean(),
+        async (body, hdrs, authed) => {
+          const res = await call('/token', {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...hdrs, ...(authed ? auth : {}) },
+            body: JSON.stringify(body),
+          });
+          expectJsonError(res);
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -45,10 +66,20 @@ describe('properties: no input makes the edge answer 5xx or a non-JSON error', (
     const { room_name } = await issueToken('prop-owner');
     fakeLiveKit();
     await fc.assert(
-      fc.asyncProperty(anyJson, headers, fc.oneof(fc.constant(room_name), fc.string({ minLength: 1 })), fc.boolean(), async (body, hdrs, room, admin) => {
-        const res = await call(`/calls/${encodeURIComponent(room)}/end`, { method: 'POST', headers: { 'content-type': 'application/json', ...hdrs, ...(admin ? ADMIN : {}) }, body: JSON.stringify(body) });
-        expectJsonError(res);
-      }),
+      fc.asyncProperty(
+        anyJson,
+        headers,
+        fc.oneof(fc.constant(room_name), fc.string({ minLength: 1 })),
+        fc.boolean(),
+        async (body, hdrs, room, admin) => {
+          const res = await call(`/calls/${encodeURIComponent(room)}/end`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...hdrs, ...(admin ? ADMIN : {}) },
+            body: JSON.stringify(body),
+          });
+          expectJsonError(res);
+        },
+      ),
       { numRuns: 150 },
     );
   });

@@ -3,18 +3,28 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { APP, bearerFor, call, fakeLiveKit, ledgerRow, testEnv, userJwt } from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
-const verify = (jwt: string) => new TokenVerifier(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET).verify(jwt);
+const verify = (jwt: string) =>
+  new TokenVerifier(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET).verify(jwt);
 
 describe('POST /token (LiveKit standard token endpoint)', () => {
   it('mints a join-only token for the JWT subject in a fresh room, with the agent dispatch and a short TTL', async () => {
-    const res = await call('/token', { headers: await bearerFor('alice'), json: { participant_name: 'Alice' } });
+    const res = await call('/token', {
+      headers: await bearerFor('alice'),
+      json: { participant_name: 'Alice' },
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.data.server_url).toBe(testEnv.LIVEKIT_URL);
     const claims = await verify(res.data.participant_token);
     expect(claims.sub).toBe('alice');
     expect(claims.name).toBe('Alice');
-    expect(claims.video).toEqual({ roomJoin: true, room: res.data.room_name, canPublish: true, canSubscribe: true, canPublishData: true });
+    expect(claims.video).toEqual({
+      roomJoin: true,
+      room: res.data.room_name,
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+    });
     expect(res.data.room_name).toMatch(/^call-[0-9a-f]{32}$/);
     const ttl = (claims as { exp: number; nbf: number }).exp - (claims as { nbf: number }).nbf;
     expect(ttl).toBe(600);
@@ -22,9 +32,17 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     expect(agents).toHaveLength(1);
     expect(agents[0].agentName).toBe('voice-agent');
     const metadata = JSON.parse(agents[0].metadata);
-    expect(metadata).toMatchObject({ caller_identity: 'alice', end_mode: 'end_for_all', max_duration_seconds: 1800 });
+    expect(metadata).toMatchObject({
+      caller_identity: 'alice',
+      end_mode: 'end_for_all',
+      max_duration_seconds: 1800,
+    });
     const row = await ledgerRow(res.data.room_name);
-    expect(row).toMatchObject({ status: 'open', agent_name: 'voice-agent', end_mode: 'end_for_all' });
+    expect(row).toMatchObject({
+      status: 'open',
+      agent_name: 'voice-agent',
+      end_mode: 'end_for_all',
+    });
     expect(row!.deadline_at - row!.created_at).toBe((600 + 1800) * 1000);
   });
 
@@ -36,14 +54,26 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   });
 
   it('accepts an empty body and the room_config {} that Swift always sends', async () => {
-    expect((await call('/token', { headers: await bearerFor('c1'), method: 'POST' })).status).toBe(201);
-    expect((await call('/token', { headers: await bearerFor('c2'), json: { room_config: {} } })).status).toBe(201);
+    expect((await call('/token', { headers: await bearerFor('c1'), method: 'POST' })).status).toBe(
+      201,
+    );
+    expect(
+      (await call('/token', { headers: await bearerFor('c2'), json: { room_config: {} } })).status,
+    ).toBe(201);
   });
 
   it('lets a client pick an allow-listed agent, and refuses any other by name', async () => {
-    const ok = await call('/token', { headers: await bearerFor('d'), json: { room_config: { agents: [{ agent_name: 'support-agent' }] } } });
-    expect((await verify(ok.data.participant_token)).roomConfig!.agents![0]!.agentName).toBe('support-agent');
-    const bad = await call('/token', { headers: await bearerFor('d'), json: { room_config: { agents: [{ agent_name: 'root-agent' }] } } });
+    const ok = await call('/token', {
+      headers: await bearerFor('d'),
+      json: { room_config: { agents: [{ agent_name: 'support-agent' }] } },
+    });
+    expect((await verify(ok.data.participant_token)).roomConfig!.agents![0]!.agentName).toBe(
+      'support-agent',
+    );
+    const bad = await call('/token', {
+      headers: await bearerFor('d'),
+      json: { room_config: { agents: [{ agent_name: 'root-agent' }] } },
+    });
     expect(bad.status).toBe(400);
     expect(bad.data.error.code).toBe('unknown_agent');
     expect(bad.data.error.message).toContain('room_config.agents.0.agent_name');
@@ -52,9 +82,19 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   it.each([
     [{ room_name: 'my-room' }, 403, 'field_not_allowed', 'room_name'],
     [{ participant_identity: 'mallory' }, 403, 'field_not_allowed', 'participant_identity'],
-    [{ room_config: { agents: [{ agent_name: 'voice-agent', metadata: '{}' }] } }, 403, 'field_not_allowed', 'room_config.agents.0.metadata'],
+    [
+      { room_config: { agents: [{ agent_name: 'voice-agent', metadata: '{}' }] } },
+      403,
+      'field_not_allowed',
+      'room_config.agents.0.metadata',
+    ],
     [{ room_config: { egress: {} } }, 400, 'unsupported_field', 'room_config.egress'],
-    [{ room_config: { departure_timeout: 1 } }, 400, 'unsupported_field', 'room_config.departure_timeout'],
+    [
+      { room_config: { departure_timeout: 1 } },
+      400,
+      'unsupported_field',
+      'room_config.departure_timeout',
+    ],
     [{ can_publish: true }, 400, 'unsupported_field', 'can_publish'],
     [{ participant_attributes: { 'lk.agent.state': 'x' } }, 400, 'invalid_field', 'lk.agent.state'],
     [{ participant_name: 'x'.repeat(129) }, 400, 'invalid_field', 'participant_name'],
@@ -67,7 +107,14 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   });
 
   it('lets an end user repeat their own identity', async () => {
-    expect((await call('/token', { headers: await bearerFor('same'), json: { participant_identity: 'same' } })).status).toBe(201);
+    expect(
+      (
+        await call('/token', {
+          headers: await bearerFor('same'),
+          json: { participant_identity: 'same' },
+        })
+      ).status,
+    ).toBe(201);
   });
 
   it.each([
@@ -83,29 +130,62 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
 
   it('denies expired, wrong-audience, wrong-issuer and wrong-algorithm JWTs', async () => {
     const expired = await userJwt('u', {}, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
-    expect((await call('/token', { headers: { Authorization: `Bearer ${expired}` }, json: {} })).data.error.code).toBe('token_expired');
-    const aud = await call('/token', { headers: { Authorization: `Bearer ${await userJwt('u', { aud: 'other-app' })}` }, json: {} });
+    expect(
+      (await call('/token', { headers: { Authorization: `Bearer ${expired}` }, json: {} })).data
+        .error.code,
+    ).toBe('token_expired');
+    const aud = await call('/token', {
+      headers: { Authorization: `Bearer ${await userJwt('u', { aud: 'other-app' })}` },
+      json: {},
+    });
     expect(aud.status).toBe(401);
     expect(aud.data.error.message).toContain('aud');
-    const iss = await call('/token', { headers: { Authorization: `Bearer ${await userJwt('u', { iss: 'https://evil.example/' })}` }, json: {} });
+    const iss = await call('/token', {
+      headers: { Authorization: `Bearer ${await userJwt('u', { iss: 'https://evil.example/' })}` },
+      json: {},
+    });
     expect(iss.status).toBe(401);
     expect(iss.data.error.message).toContain('iss');
     const { SignJWT } = await import('jose');
-    const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setIssuer(testEnv.AUTH_JWT_ISSUER!).setAudience(testEnv.AUTH_JWT_AUDIENCE!).setExpirationTime('5m').sign(new TextEncoder().encode('x'.repeat(32)));
-    expect((await call('/token', { headers: { Authorization: `Bearer ${hs}` }, json: {} })).status).toBe(401);
+    const hs = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setIssuer(testEnv.AUTH_JWT_ISSUER!)
+      .setAudience(testEnv.AUTH_JWT_AUDIENCE!)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('x'.repeat(32)));
+    expect(
+      (await call('/token', { headers: { Authorization: `Bearer ${hs}` }, json: {} })).status,
+    ).toBe(401);
   });
 
   it('lets a trusted backend choose room, identity and per-call agent settings', async () => {
     const res = await call('/token', {
       headers: APP,
-      json: { room_name: 'support-42', participant_identity: 'customer-42', room_config: { agents: [{ metadata: JSON.stringify({ end_mode: 'leave', max_duration_seconds: 60 }) }] } },
+      json: {
+        room_name: 'support-42',
+        participant_identity: 'customer-42',
+        room_config: {
+          agents: [{ metadata: JSON.stringify({ end_mode: 'leave', max_duration_seconds: 60 }) }],
+        },
+      },
     });
     expect(res.status).toBe(201);
     const claims = await verify(res.data.participant_token);
     expect(claims.sub).toBe('customer-42');
     expect(claims.video?.room).toBe('support-42');
-    expect(JSON.parse(claims.roomConfig!.agents![0]!.metadata)).toMatchObject({ end_mode: 'leave', max_duration_seconds: 60, caller_identity: 'customer-42' });
-    const bad = await call('/token', { headers: APP, json: { participant_identity: 'x', room_config: { agents: [{ metadata: '{"end_mode":"explode"}' }] } } });
+    expect(JSON.parse(claims.roomConfig!.agents![0]!.metadata)).toMatchObject({
+      end_mode: 'leave',
+      max_duration_seconds: 60,
+      caller_identity: 'customer-42',
+    });
+    const bad = await call('/token', {
+      headers: APP,
+      json: {
+        participant_identity: 'x',
+        room_config: { agents: [{ metadata: '{"end_mode":"explode"}' }] },
+      },
+    });
     expect(bad.status).toBe(400);
     expect(bad.data.error.message).toContain('end_mode');
     const noIdentity = await call('/token', { headers: APP, json: {} });
@@ -115,25 +195,40 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   it('refuses to reuse the name of a room whose call ended', async () => {
     await call('/token', { headers: APP, json: { room_name: 'once', participant_identity: 'p' } });
     await testEnv.LEDGER.prepare("UPDATE calls SET status = 'ended' WHERE room = 'once'").run();
-    const again = await call('/token', { headers: APP, json: { room_name: 'once', participant_identity: 'p' } });
+    const again = await call('/token', {
+      headers: APP,
+      json: { room_name: 'once', participant_identity: 'p' },
+    });
     expect(again.status).toBe(409);
     expect(again.data.error.code).toBe('call_ended');
   });
 
   it('answers malformed JSON, a wrong content type and an oversized body with named 4xx errors', async () => {
     const headers = await bearerFor('f');
-    const malformed = await call('/token', { headers: { ...headers, 'content-type': 'application/json' }, method: 'POST', body: '{"room_config": ' });
+    const malformed = await call('/token', {
+      headers: { ...headers, 'content-type': 'application/json' },
+      method: 'POST',
+      body: '{"room_config": ',
+    });
     expect([malformed.status, malformed.data.error.code]).toEqual([400, 'malformed_json']);
-    const form = await call('/token', { headers: { ...headers, 'content-type': 'text/plain' }, method: 'POST', body: '{}' });
+    const form = await call('/token', {
+      headers: { ...headers, 'content-type': 'text/plain' },
+      method: 'POST',
+      body: '{}',
+    });
     expect([form.status, form.data.error.code]).toEqual([415, 'unsupported_media_type']);
-    const big = await call('/token', { headers, json: { participant_metadata: 'x'.repeat(20_000) } });
+    const big = await call('/token', {
+      headers,
+      json: { participant_metadata: 'x'.repeat(20_000) },
+    });
     expect([big.status, big.data.error.code]).toEqual([413, 'body_too_large']);
   });
 
   it('rate-limits one identity with 429 and Retry-After', async () => {
     const headers = await bearerFor('greedy');
     const statuses: number[] = [];
-    for (let i = 0; i < 22; i++) statuses.push((await call('/token', { headers, json: {} })).status);
+    for (let i = 0; i < 22; i++)
+      statuses.push((await call('/token', { headers, json: {} })).status);
     expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
     const limited = await call('/token', { headers, json: {} });
     expect(limited.status).toBe(429);
@@ -151,19 +246,31 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   it('verifies JWTs against a JWKS URL, and answers 503 when the identity provider is down', async () => {
     const jwks = { keys: JSON.parse(testEnv.AUTH_JWKS_JSON!).keys };
     const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async () => Response.json(jwks));
-    const ok = await call('/token', { headers: await bearerFor('url-user'), json: {} }, { AUTH_JWKS_JSON: undefined, AUTH_JWKS_URL: 'https://id.example.com/jwks-ok.json' });
+    const ok = await call(
+      '/token',
+      { headers: await bearerFor('url-user'), json: {} },
+      { AUTH_JWKS_JSON: undefined, AUTH_JWKS_URL: 'https://id.example.com/jwks-ok.json' },
+    );
     expect(ok.status).toBe(201);
     expect(String(spy.mock.calls[0]?.[0])).toContain('jwks-ok.json');
     spy.mockImplementation(async () => {
       throw new TypeError('fetch failed');
     });
-    const down = await call('/token', { headers: await bearerFor('url-user'), json: {} }, { AUTH_JWKS_JSON: undefined, AUTH_JWKS_URL: 'https://id.example.com/jwks-down.json' });
+    const down = await call(
+      '/token',
+      { headers: await bearerFor('url-user'), json: {} },
+      { AUTH_JWKS_JSON: undefined, AUTH_JWKS_URL: 'https://id.example.com/jwks-down.json' },
+    );
     expect(down.status).toBe(503);
     expect(down.data.error.code).toBe('identity_provider_unreachable');
   });
 
   it('names a missing variable instead of crashing, and leaks no secret', async () => {
-    const res = await call('/token', { headers: await bearerFor('g'), json: {} }, { LIVEKIT_API_SECRET: undefined });
+    const res = await call(
+      '/token',
+      { headers: await bearerFor('g'), json: {} },
+      { LIVEKIT_API_SECRET: undefined },
+    );
     expect(res.status).toBe(503);
     expect(res.data.error).toMatchObject({ code: 'misconfigured' });
     expect(res.data.error.message).toContain('LIVEKIT_API_SECRET');
@@ -182,7 +289,9 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
 
 describe('cross-cutting', () => {
   it('echoes a request id, sets secure headers and CORS only for allow-listed origins', async () => {
-    const res = await call('/healthz', { headers: { Origin: 'https://app.example.com', 'X-Request-Id': 'req-123' } });
+    const res = await call('/healthz', {
+      headers: { Origin: 'https://app.example.com', 'X-Request-Id': 'req-123' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('req-123');
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
@@ -190,7 +299,14 @@ describe('cross-cutting', () => {
     const evil = await call('/healthz', { headers: { Origin: 'https://evil.example' } });
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
     expect(evil.headers.get('x-request-id')).toBeTruthy();
-    const preflight = await call('/token', { method: 'OPTIONS', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type' } });
+    const preflight = await call('/token', {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'https://app.example.com',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'authorization,content-type',
+      },
+    });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-headers')).toMatch(/authorization/i);
   });

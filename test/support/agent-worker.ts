@@ -4,18 +4,39 @@ import { freePort, httpOk, startProcess, waitFor, type Proc } from './processes.
 const ROOT = resolve(import.meta.dirname, '../..');
 export const AGENT_ENTRY = join(ROOT, 'dist/agent/main.js');
 
-export type AgentWorker = { healthUrl: string; proc: Proc; activeJobs(): Promise<number>; stop(signal?: NodeJS.Signals): Promise<void> };
+export type AgentWorker = {
+  healthUrl: string;
+  proc: Proc;
+  activeJobs(): Promise<number>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+};
 
 /** The built agent (`node dist/agent/main.js start`), ready once its health endpoint says registered. */
-export async function startAgentWorker(dir: string, env: Record<string, string>, name = 'agent', entry = AGENT_ENTRY): Promise<AgentWorker> {
+export async function startAgentWorker(
+  dir: string,
+  env: Record<string, string>,
+  name = 'agent',
+  entry = AGENT_ENTRY,
+): Promise<AgentWorker> {
   const port = await freePort();
   const proc = startProcess(process.execPath, [entry, 'start'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, AGENT_HEALTH_PORT: String(port), AGENT_AUDIO_INPUT: 'false', LOG_LEVEL: 'debug', ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: process.env.TMPDIR,
+      AGENT_HEALTH_PORT: String(port),
+      AGENT_AUDIO_INPUT: 'false',
+      LOG_LEVEL: 'debug',
+      ...env,
+    },
     logFile: join(dir, `${name}.log`),
   });
   const healthUrl = `http://127.0.0.1:${port}`;
-  await waitFor(`${name} registered with LiveKit`, () => httpOk(healthUrl), { timeoutMs: 60_000, intervalMs: 200 });
+  await waitFor(`${name} registered with LiveKit`, () => httpOk(healthUrl), {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+  });
   return {
     healthUrl,
     proc,

@@ -37,13 +37,22 @@ export class CallClient {
       }
       this.#log('transcription', { from: info.identity, text });
     });
-    this.room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) => this.#log('participant-joined', { identity: p.identity, kind: p.kind }));
-    this.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => this.#log('participant-left', { identity: p.identity }));
+    this.room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) =>
+      this.#log('participant-joined', { identity: p.identity, kind: p.kind }),
+    );
+    this.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) =>
+      this.#log('participant-left', { identity: p.identity }),
+    );
     this.room.on(RoomEvent.ParticipantAttributesChanged, (changed, p) => {
-      if (changed[END_REASON_ATTRIBUTE]) this.#log('end-reason-attribute', { identity: p.identity, reason: changed[END_REASON_ATTRIBUTE] });
+      if (changed[END_REASON_ATTRIBUTE])
+        this.#log('end-reason-attribute', {
+          identity: p.identity,
+          reason: changed[END_REASON_ATTRIBUTE],
+        });
     });
     this.room.on(RoomEvent.DataReceived, (data, _p, _k, topic) => {
-      if (topic === CALL_END_TOPIC) this.#log('end-notice', JSON.parse(new TextDecoder().decode(data)));
+      if (topic === CALL_END_TOPIC)
+        this.#log('end-notice', JSON.parse(new TextDecoder().decode(data)));
     });
   }
 
@@ -53,9 +62,15 @@ export class CallClient {
 
   /** POST /token exactly as TokenSource.endpoint does (snake_case body, auth header), then join. */
   async join(edgeUrl: string, authorization: string, body: Record<string, unknown> = {}) {
-    const res = await fetch(`${edgeUrl}/token`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
-    if (res.status !== 201) throw new Error(`token endpoint answered ${res.status}: ${await res.text()}`);
-    const { server_url, participant_token, room_name, participant_identity } = (await res.json()) as Record<string, string>;
+    const res = await fetch(`${edgeUrl}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization },
+      body: JSON.stringify(body),
+    });
+    if (res.status !== 201)
+      throw new Error(`token endpoint answered ${res.status}: ${await res.text()}`);
+    const { server_url, participant_token, room_name, participant_identity } =
+      (await res.json()) as Record<string, string>;
     return this.connect(server_url!, participant_token!, room_name!, participant_identity!);
   }
 
@@ -74,18 +89,29 @@ export class CallClient {
   }
 
   /** Resolves when an event matching `pred` has been recorded (already, or later). */
-  async waitForEvent(kind: string, pred: (detail: any) => boolean = () => true, timeoutMs = 20_000): Promise<TimedEvent> {
+  async waitForEvent(
+    kind: string,
+    pred: (detail: any) => boolean = () => true,
+    timeoutMs = 20_000,
+  ): Promise<TimedEvent> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const found = this.events.find((e) => e.kind === kind && pred(e.detail));
       if (found) return found;
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`no ${kind} event within ${timeoutMs} ms; saw: ${JSON.stringify(this.events.map((e) => e.kind))}`);
+    throw new Error(
+      `no ${kind} event within ${timeoutMs} ms; saw: ${JSON.stringify(this.events.map((e) => e.kind))}`,
+    );
   }
 
   waitForDisconnect(timeoutMs = 20_000): Promise<DisconnectReason> {
-    return Promise.race([this.#disconnected, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('client was not disconnected')), timeoutMs))]);
+    return Promise.race([
+      this.#disconnected,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('client was not disconnected')), timeoutMs),
+      ),
+    ]);
   }
 
   async leave() {

@@ -21,5 +21,8 @@ export default function setup(project: TestProject) {
     console.warn(`\n*** e2e tests SKIPPED: no LiveKit server found. To run them: ${how}.\n`);
   }
   project.provide('livekitServerBin', bin ?? '');
-  execFileSync(process.execPath, ['agent/build.ts'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
+  execFileSync(process.execPath, ['agent/build.ts'], {
+    cwd: resolve(import.meta.dirname, '../..'),
+    stdio: 'pipe',
+  });
 }

@@ -13,14 +13,21 @@ export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
   mkdirSync(dir, { recursive: true });
   const room = ctx.job.room?.name ?? 'unknown';
   const mark = (hook: string, extra: Record<string, unknown> = {}) =>
-    writeFileSync(join(dir, `${room}.${hook}.json`), JSON.stringify({ hook, pid: process.pid, at: Date.now(), ...extra }));
+    writeFileSync(
+      join(dir, `${room}.${hook}.json`),
+      JSON.stringify({ hook, pid: process.pid, at: Date.now(), ...extra }),
+    );
   mark('registered');
   if (room.startsWith('chaos-')) {
-    lifecycle.onCallEnd('hangs-forever', () => new Promise(() => mark('hang-started')), { timeoutMs: 1500 });
+    lifecycle.onCallEnd('hangs-forever', () => new Promise(() => mark('hang-started')), {
+      timeoutMs: 1500,
+    });
     lifecycle.onCallEnd('throws', () => {
       mark('throw-started');
       throw new Error('hook failed on purpose');
     });
   }
-  lifecycle.onCallEnd('save-transcript-elsewhere', (summary) => mark('ran', { reason: summary.reason, startedAt: summary.startedAt, endedAt: summary.endedAt }));
+  lifecycle.onCallEnd('save-transcript-elsewhere', (summary) =>
+    mark('ran', { reason: summary.reason, startedAt: summary.startedAt, endedAt: summary.endedAt }),
+  );
 };

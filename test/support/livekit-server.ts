@@ -10,12 +10,18 @@ export const DEV_SECRET = 'secret';
 
 /** The binary cache lives outside the clone, keyed by version, so CI builds it once per machine. */
 export function livekitCacheDir(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'livekit-voice-calls', `livekit-server-${LIVEKIT_SERVER_VERSION}`);
+  return join(
+    process.env.XDG_CACHE_HOME || join(homedir(), '.cache'),
+    'livekit-voice-calls',
+    `livekit-server-${LIVEKIT_SERVER_VERSION}`,
+  );
 }
 
 function onPath(cmd: string): string | undefined {
   try {
-    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined;
+    return (
+      execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined
+    );
   } catch {
     return undefined;
   }
@@ -26,25 +32,42 @@ function onPath(cmd: string): string | undefined {
  * it with `go install` at the pinned tag when Go is installed. Undefined when none of these works.
  */
 export function resolveLiveKitServer({ build = true } = {}): string | undefined {
-  if (process.env.LIVEKIT_SERVER_BIN && existsSync(process.env.LIVEKIT_SERVER_BIN)) return process.env.LIVEKIT_SERVER_BIN;
+  if (process.env.LIVEKIT_SERVER_BIN && existsSync(process.env.LIVEKIT_SERVER_BIN))
+    return process.env.LIVEKIT_SERVER_BIN;
   const cached = join(livekitCacheDir(), 'server');
   if (existsSync(cached)) return cached;
   const installed = onPath('livekit-server');
   if (installed) return installed;
   if (!build || !onPath('go')) return undefined;
   mkdirSync(livekitCacheDir(), { recursive: true });
-  console.log(`building livekit-server ${LIVEKIT_SERVER_VERSION} into ${livekitCacheDir()} (once per machine)…`);
-  execFileSync('go', ['install', `github.com/livekit/livekit-server/cmd/server@${LIVEKIT_SERVER_VERSION}`], {
-    env: { ...process.env, GOBIN: livekitCacheDir(), GOFLAGS: '-mod=mod' },
-    stdio: 'inherit',
-  });
+  console.log(
+    `building livekit-server ${LIVEKIT_SERVER_VERSION} into ${livekitCacheDir()} (once per machine)…`,
+  );
+  execFileSync(
+    'go',
+    ['install', `github.com/livekit/livekit-server/cmd/server@${LIVEKIT_SERVER_VERSION}`],
+    {
+      env: { ...process.env, GOBIN: livekitCacheDir(), GOFLAGS: '-mod=mod' },
+      stdio: 'inherit',
+    },
+  );
   return existsSync(cached) ? cached : undefined;
 }
 
-export type LiveKit = { url: string; httpUrl: string; port: number; proc: Proc; stop(): Promise<void> };
+export type LiveKit = {
+  url: string;
+  httpUrl: string;
+  port: number;
+  proc: Proc;
+  stop(): Promise<void>;
+};
 
 /** `server --dev` on loopback only, with free ports and webhooks pointed at `webhookUrl`. */
-export async function startLiveKit(bin: string, dir: string, opts: { webhookUrl?: string; departureTimeout?: number; ports?: [number, number, number] } = {}): Promise<LiveKit> {
+export async function startLiveKit(
+  bin: string,
+  dir: string,
+  opts: { webhookUrl?: string; departureTimeout?: number; ports?: [number, number, number] } = {},
+): Promise<LiveKit> {
   const [port, tcp, udp] = opts.ports ?? [await freePort(), await freePort(), await freePort()];
   mkdirSync(dir, { recursive: true });
   const config = [
@@ -61,11 +84,15 @@ export async function startLiveKit(bin: string, dir: string, opts: { webhookUrl?
     '  stun_servers: [127.0.0.1:3478]',
     `room: { empty_timeout: 120, departure_timeout: ${opts.departureTimeout ?? 20} }`,
     'logging: { level: info }',
-    ...(opts.webhookUrl ? ['webhook:', `  api_key: ${DEV_KEY}`, `  urls: [${opts.webhookUrl}]`] : []),
+    ...(opts.webhookUrl
+      ? ['webhook:', `  api_key: ${DEV_KEY}`, `  urls: [${opts.webhookUrl}]`]
+      : []),
   ].join('\n');
   const configFile = join(dir, 'livekit.yaml');
   writeFileSync(configFile, config);
-  const proc = startProcess(bin, ['--dev', '--config', configFile], { logFile: join(dir, 'livekit.log') });
+  const proc = startProcess(bin, ['--dev', '--config', configFile], {
+    logFile: join(dir, 'livekit.log'),
+  });
   const httpUrl = `http://127.0.0.1:${port}`;
   await waitFor('LiveKit server', () => httpOk(httpUrl), { timeoutMs: 30_000 });
   return { url: `ws://127.0.0.1:${port}`, httpUrl, port, proc, stop: () => proc.stop('SIGTERM') };

@@ -7,9 +7,21 @@ import type { AddressInfo } from 'node:net';
  * and follow `rules` (first match wins), so a test scripts what "the model" does; TTS answers
  * 24 kHz 16-bit mono PCM, 40 ms per character, so playout takes a known, real time.
  */
-export type ChatMessage = { role: string; content?: unknown; tool_calls?: unknown[]; tool_call_id?: string };
-export type Reply = { content?: string; toolCalls?: { name: string; arguments?: Record<string, unknown> }[] };
-export type Rule = { name: string; when: (messages: ChatMessage[]) => boolean; reply: Reply | ((messages: ChatMessage[]) => Reply) };
+export type ChatMessage = {
+  role: string;
+  content?: unknown;
+  tool_calls?: unknown[];
+  tool_call_id?: string;
+};
+export type Reply = {
+  content?: string;
+  toolCalls?: { name: string; arguments?: Record<string, unknown> }[];
+};
+export type Rule = {
+  name: string;
+  when: (messages: ChatMessage[]) => boolean;
+  reply: Reply | ((messages: ChatMessage[]) => Reply);
+};
 
 export const TTS_SAMPLE_RATE = 24_000;
 export const TTS_MS_PER_CHAR = 40;
@@ -17,7 +29,8 @@ export const TTS_MS_PER_CHAR = 40;
 export function textOf(m: ChatMessage | undefined): string {
   if (!m) return '';
   if (typeof m.content === 'string') return m.content;
-  if (Array.isArray(m.content)) return m.content.map((p: any) => (typeof p === 'string' ? p : (p?.text ?? ''))).join(' ');
+  if (Array.isArray(m.content))
+    return m.content.map((p: any) => (typeof p === 'string' ? p : (p?.text ?? ''))).join(' ');
   return '';
 }
 const lastUser = (ms: ChatMessage[]) => [...ms].reverse().find((m) => m.role === 'user');
@@ -26,10 +39,26 @@ const last = (ms: ChatMessage[]) => ms.at(-1);
 /** The default script: greet, end the call on goodbye, say goodbye after end_call, echo otherwise. */
 export function defaultRules(): Rule[] {
   return [
-    { name: 'goodbye-after-end_call', when: (ms) => last(ms)?.role === 'tool', reply: { content: 'Goodbye, take care!' } },
-    { name: 'greeting', when: (ms) => /greet the user/i.test(textOf(last(ms))) && last(ms)?.role !== 'user', reply: { content: 'Hello! How can I help you today?' } },
-    { name: 'end_call-on-goodbye', when: (ms) => last(ms)?.role === 'user' && /\b(bye|goodbye)\b/i.test(textOf(lastUser(ms))), reply: { toolCalls: [{ name: 'end_call' }] } },
-    { name: 'echo', when: () => true, reply: (ms) => ({ content: `You said: ${textOf(lastUser(ms))}` }) },
+    {
+      name: 'goodbye-after-end_call',
+      when: (ms) => last(ms)?.role === 'tool',
+      reply: { content: 'Goodbye, take care!' },
+    },
+    {
+      name: 'greeting',
+      when: (ms) => /greet the user/i.test(textOf(last(ms))) && last(ms)?.role !== 'user',
+      reply: { content: 'Hello! How can I help you today?' },
+    },
+    {
+      name: 'end_call-on-goodbye',
+      when: (ms) => last(ms)?.role === 'user' && /\b(bye|goodbye)\b/i.test(textOf(lastUser(ms))),
+      reply: { toolCalls: [{ name: 'end_call' }] },
+    },
+    {
+      name: 'echo',
+      when: () => true,
+      reply: (ms) => ({ content: `You said: ${textOf(lastUser(ms))}` }),
+    },
   ];
 }
 
@@ -43,7 +72,13 @@ export type StandIn = {
 };
 
 export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
-  const state: StandIn = { url: '', rules: defaultRules(), requests: [], ttsDelayMs: 0, close: async () => {} };
+  const state: StandIn = {
+    url: '',
+    rules: defaultRules(),
+    requests: [],
+    ttsDelayMs: 0,
+    close: async () => {},
+  };
   const server: Server = createServer(async (req, res) => {
     const body = await readJson(req);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -51,9 +86,15 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
     if (path.endsWith('/chat/completions')) return streamChat(res, body, state.rules);
     if (path.endsWith('/audio/speech')) {
       const text = String(body?.input ?? '');
-      const samples = Math.round((Math.min(text.length, 500) * TTS_MS_PER_CHAR * TTS_SAMPLE_RATE) / 1000);
+      const samples = Math.round(
+        (Math.min(text.length, 500) * TTS_MS_PER_CHAR * TTS_SAMPLE_RATE) / 1000,
+      );
       const pcm = Buffer.alloc(samples * 2);
-      for (let i = 0; i < samples; i++) pcm.writeInt16LE(Math.round(3000 * Math.sin((2 * Math.PI * 440 * i) / TTS_SAMPLE_RATE)), i * 2);
+      for (let i = 0; i < samples; i++)
+        pcm.writeInt16LE(
+          Math.round(3000 * Math.sin((2 * Math.PI * 440 * i) / TTS_SAMPLE_RATE)),
+          i * 2,
+        );
       if (state.ttsDelayMs === Infinity) return; // hold the socket open: a TTS that never answers
       if (state.ttsDelayMs > 0) await new Promise((r) => setTimeout(r, state.ttsDelayMs));
       res.writeHead(200, { 'content-type': 'audio/pcm' });
@@ -64,7 +105,11 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  state.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); });
+  state.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return state;
 }
 
@@ -73,18 +118,38 @@ function streamChat(res: ServerResponse, body: any, rules: Rule[]) {
   const rule = rules.find((r) => r.when(messages))!;
   const reply = typeof rule.reply === 'function' ? rule.reply(messages) : rule.reply;
   const id = `chatcmpl-${Math.random().toString(36).slice(2)}`;
-  const base = { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: body?.model ?? 'stand-in' };
+  const base = {
+    id,
+    object: 'chat.completion.chunk',
+    created: Math.floor(Date.now() / 1000),
+    model: body?.model ?? 'stand-in',
+  };
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  const send = (delta: object, finish: string | null = null) => res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`);
+  const send = (delta: object, finish: string | null = null) =>
+    res.write(
+      `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`,
+    );
   send({ role: 'assistant', content: '' });
-  if (reply.content) for (const word of reply.content.match(/\S+\s*/g) ?? []) send({ content: word });
+  if (reply.content)
+    for (const word of reply.content.match(/\S+\s*/g) ?? []) send({ content: word });
   (reply.toolCalls ?? []).forEach((call, index) => {
-    send({ tool_calls: [{ index, id: `call_${index}_${id}`, type: 'function', function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) } }] });
+    send({
+      tool_calls: [
+        {
+          index,
+          id: `call_${index}_${id}`,
+          type: 'function',
+          function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
+        },
+      ],
+    });
   });
   send({}, reply.toolCalls?.length ? 'tool_calls' : 'stop');
   const promptTokens = JSON.stringify(messages).length >> 2;
   const completionTokens = ((reply.content?.length ?? 0) >> 2) + (reply.toolCalls?.length ?? 0) * 5;
-  res.write(`data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } })}\n\n`);
+  res.write(
+    `data: ${JSON.stringify({ ...base, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } })}\n\n`,
+  );
   res.end('data: [DONE]\n\n');
 }
 

@@ -3,14 +3,30 @@ import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A child process whose output goes to a log file, and that is killed with its group on stop. */
-export type Proc = { child: ChildProcess; logFile: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stop(signal?: NodeJS.Signals): Promise<void> };
+export type Proc = {
+  child: ChildProcess;
+  logFile: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+};
 
-export function startProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile: string }): Proc {
+export function startProcess(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile: string },
+): Proc {
   const out = createWriteStream(opts.logFile, { flags: 'a' });
-  const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     logFile: opts.logFile,
@@ -47,7 +63,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `probe` until it returns a value (readiness by probing, never by sleeping a guess). */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 30_000, intervalMs = 100 } = {}): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  { timeoutMs = 30_000, intervalMs = 100 } = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -59,7 +79,9 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
+  );
 }
 
 export async function httpOk(url: string): Promise<boolean> {

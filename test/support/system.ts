@@ -8,7 +8,11 @@ import { DEV_KEY, DEV_SECRET, startLiveKit, type LiveKit } from './livekit-serve
 import { startOpenAIStandIn, type StandIn } from './openai-stand-in.ts';
 import { freePort, waitFor } from './processes.ts';
 
-export type SystemOptions = { agentEnv?: Record<string, string>; edgeVars?: Record<string, string>; departureTimeout?: number };
+export type SystemOptions = {
+  agentEnv?: Record<string, string>;
+  edgeVars?: Record<string, string>;
+  departureTimeout?: number;
+};
 
 /**
  * The whole system on loopback: the OpenAI stand-in, the real LiveKit server (webhooks to the
@@ -35,11 +39,21 @@ export class System {
   async start(): Promise<this> {
     this.openai = await startOpenAIStandIn();
     const edgePort = await freePort();
-    this.livekit = await startLiveKit(this.#bin, this.dir, { webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`, departureTimeout: this.#opts.departureTimeout });
+    this.livekit = await startLiveKit(this.#bin, this.dir, {
+      webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`,
+      departureTimeout: this.#opts.departureTimeout,
+    });
     this.rooms = new RoomServiceClient(this.livekit.httpUrl, DEV_KEY, DEV_SECRET);
     this.edge = await startEdge(
       join(this.dir, 'edge'),
-      { LIVEKIT_URL: this.livekit.url, LIVEKIT_API_KEY: DEV_KEY, LIVEKIT_API_SECRET: DEV_SECRET, AUTH_ALLOW_ANONYMOUS: 'true', BACKSTOP_GRACE_SECONDS: '0', ...this.#opts.edgeVars },
+      {
+        LIVEKIT_URL: this.livekit.url,
+        LIVEKIT_API_KEY: DEV_KEY,
+        LIVEKIT_API_SECRET: DEV_SECRET,
+        AUTH_ALLOW_ANONYMOUS: 'true',
+        BACKSTOP_GRACE_SECONDS: '0',
+        ...this.#opts.edgeVars,
+      },
       edgePort,
     );
     this.agent = await this.startAgent('agent');
@@ -75,24 +89,34 @@ export class System {
 
   /** The ledger's view of a call, through the edge's own API (admin). */
   async call(room: string): Promise<any> {
-    const res = await fetch(`${this.edge.url}/calls/${room}`, { headers: { authorization: `Bearer ${this.edge.adminKey}` } });
+    const res = await fetch(`${this.edge.url}/calls/${room}`, {
+      headers: { authorization: `Bearer ${this.edge.adminKey}` },
+    });
     return res.json();
   }
 
   /** The ledger's view once the agent's report has landed. */
   reportedCall(room: string): Promise<any> {
-    return waitFor(`report for ${room}`, async () => {
-      const view = await this.call(room);
-      return view.report ? view : undefined;
-    }, { timeoutMs: 30_000 });
+    return waitFor(
+      `report for ${room}`,
+      async () => {
+        const view = await this.call(room);
+        return view.report ? view : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 
   /** The ledger's view once the call is closed, by whichever source closes it. */
   endedCall(room: string, what = 'ledger closed'): Promise<any> {
-    return waitFor(what, async () => {
-      const view = await this.call(room);
-      return view.status === 'ended' ? view : undefined;
-    }, { timeoutMs: 30_000 });
+    return waitFor(
+      what,
+      async () => {
+        const view = await this.call(room);
+        return view.status === 'ended' ? view : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
   }
 
   async roomExists(room: string): Promise<boolean> {
@@ -105,7 +129,10 @@ export class System {
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.agent?.stop('SIGKILL'), ...this.extraAgents.map((a) => a.stop('SIGKILL'))]);
+    await Promise.allSettled([
+      this.agent?.stop('SIGKILL'),
+      ...this.extraAgents.map((a) => a.stop('SIGKILL')),
+    ]);
     await Promise.allSettled([this.edge?.stop(), this.livekit?.stop(), this.openai?.close()]);
   }
 }
