@@ -1,4 +1,15 @@
-import { type DisconnectReason, Room, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import {
+  AudioFrame,
+  AudioSource,
+  LocalAudioTrack,
+  Room,
+  RoomEvent,
+  TrackPublishOptions,
+  TrackSource,
+  type DisconnectReason,
+  type RemoteParticipant,
+} from '@livekit/rtc-node';
+import { readWav, SPEECH_SAMPLE_RATE } from './speech.ts';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 export type TimedEvent = { at: number; kind: string; detail?: unknown };
@@ -35,7 +46,11 @@ export class CallClient {
       } catch {
         /* stream cut by a disconnect: what arrived is recorded */
       }
-      this.#log('transcription', { from: info.identity, text });
+      this.#log('transcription', {
+        from: info.identity,
+        text,
+        final: info.attributes?.['lk.transcription_final'] === 'true',
+      });
     });
     this.room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) =>
       this.#log('participant-joined', { identity: p.identity, kind: p.kind }),
@@ -44,6 +59,8 @@ export class CallClient {
       this.#log('participant-left', { identity: p.identity }),
     );
     this.room.on(RoomEvent.ParticipantAttributesChanged, (changed, p) => {
+      if (changed['lk.agent.state'])
+        this.#log('agent-state', { identity: p.identity, state: changed['lk.agent.state'] });
       if (changed[END_REASON_ATTRIBUTE])
         this.#log('end-reason-attribute', {
           identity: p.identity,
@@ -81,6 +98,48 @@ export class CallClient {
     await this.room.connect(serverUrl, token, { autoSubscribe: true, dynacast: false });
     this.#log('connected');
     return this;
+  }
+
+  #mic: AudioSource | undefined;
+
+  /**
+   * Publishes a microphone track (at the speech files' rate) and resolves once a remote participant,
+   * the agent, has subscribed to it, so speech played afterwards is heard from its first word.
+   */
+  async publishMicrophone(sampleRate = SPEECH_SAMPLE_RATE) {
+    if (this.#mic) return;
+    this.#mic = new AudioSource(sampleRate, 1);
+    const subscribed = new Promise<void>((resolve) =>
+      this.room.once(RoomEvent.LocalTrackSubscribed, () => resolve()),
+    );
+    const track = LocalAudioTrack.createAudioTrack('microphone', this.#mic);
+    await this.room.localParticipant!.publishTrack(
+      track,
+      new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }),
+    );
+    await subscribed;
+    this.#log('microphone-subscribed');
+  }
+
+  /**
+   * Plays a WAV as this caller's microphone in real time (captureFrame waits while the source's
+   * queue is full). Resolves when the last frame has been sent.
+   */
+  async speak(wavPath: string) {
+    const pcm = readWav(wavPath);
+    await this.publishMicrophone(pcm.sampleRate);
+    const mic = this.#mic!;
+    if (pcm.sampleRate !== mic.sampleRate || pcm.channels !== 1)
+      throw new Error(`${wavPath}: expected mono ${mic.sampleRate} Hz`);
+    this.#log('speaking', wavPath);
+    const perFrame = pcm.sampleRate / 100; // 10 ms frames
+    for (let at = 0; at + perFrame <= pcm.samples.length; at += perFrame) {
+      await mic.captureFrame(
+        new AudioFrame(pcm.samples.slice(at, at + perFrame), pcm.sampleRate, 1, perFrame),
+      );
+    }
+    await mic.waitForPlayout();
+    this.#log('spoke', wavPath);
   }
 
   say(text: string) {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loudMilliseconds, parseWav } from './speech.ts';
 
 /**
  * A local OpenAI-compatible server: the only stand-in in the system (OpenAI is unreachable here).
@@ -68,8 +69,19 @@ export type StandIn = {
   requests: { path: string; body: any }[];
   /** Milliseconds to hold each TTS response; Infinity = never answer (a hung TTS). */
   ttsDelayMs: number;
+  /**
+   * The words of each utterance the test plays as the caller, in order. The STT answers the next
+   * one only for an upload that holds speech (at least MIN_SPEECH_MS louder than the floor), so a
+   * pipeline that sends silence or nothing never hears them; a VAD that cuts one utterance in two
+   * gets the words once and an empty text for the rest.
+   */
+  utterances: string[];
+  /** Every transcription request: how much speech its WAV held, and what was answered. */
+  transcriptions: { durationMs: number; speechMs: number; text: string }[];
   close(): Promise<void>;
 };
+
+export const MIN_SPEECH_MS = 300;
 
 export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
   const state: StandIn = {
@@ -77,11 +89,16 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
     rules: defaultRules(),
     requests: [],
     ttsDelayMs: 0,
+    utterances: [],
+    transcriptions: [],
     close: async () => {},
   };
   const server: Server = createServer(async (req, res) => {
-    const body = await readJson(req);
+    const raw = await readRaw(req);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path.endsWith('/audio/transcriptions'))
+      return transcribe(res, raw, req.headers['content-type'], state);
+    const body = parseJson(raw);
     state.requests.push({ path, body });
     if (path.endsWith('/chat/completions')) return streamChat(res, body, state.rules);
     if (path.endsWith('/audio/speech')) {
@@ -100,7 +117,6 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
       res.writeHead(200, { 'content-type': 'audio/pcm' });
       return res.end(pcm);
     }
-    if (path.endsWith('/audio/transcriptions')) return json(res, 200, { text: '' });
     json(res, 404, { error: { message: `stand-in has no ${path}` } });
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
@@ -153,15 +169,56 @@ function streamChat(res: ServerResponse, body: any, rules: Rule[]) {
   res.end('data: [DONE]\n\n');
 }
 
-async function readJson(req: IncomingMessage): Promise<any> {
+async function readRaw(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+function parseJson(raw: Buffer): any {
+  const text = raw.toString('utf8');
   try {
     return JSON.parse(text);
   } catch {
     return { raw: text.slice(0, 200) };
   }
+}
+
+/** The `file` part of the multipart upload the OpenAI SDK sends. */
+function uploadedFile(raw: Buffer, contentType: string | undefined): Buffer | undefined {
+  const boundary = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(contentType ?? '');
+  if (!boundary) return undefined;
+  const delimiter = Buffer.from(`--${boundary[1] ?? boundary[2]}`);
+  for (let at = raw.indexOf(delimiter); at >= 0;) {
+    const next = raw.indexOf(delimiter, at + delimiter.length);
+    const part = raw.subarray(at + delimiter.length, next < 0 ? raw.length : next);
+    const headerEnd = part.indexOf('\r\n\r\n');
+    if (headerEnd >= 0 && /name="file"/.test(part.subarray(0, headerEnd).toString('utf8')))
+      return part.subarray(headerEnd + 4, part.length - 2); // drop the CRLF before the delimiter
+    at = next;
+  }
+  return undefined;
+}
+
+function transcribe(
+  res: ServerResponse,
+  raw: Buffer,
+  contentType: string | undefined,
+  state: StandIn,
+) {
+  const file = uploadedFile(raw, contentType);
+  if (!file) return json(res, 400, { error: { message: 'no file part in the upload' } });
+  let pcm;
+  try {
+    pcm = parseWav(file);
+  } catch (err) {
+    return json(res, 400, { error: { message: `file is not a PCM WAV: ${String(err)}` } });
+  }
+  const durationMs = Math.round((pcm.samples.length / pcm.channels / pcm.sampleRate) * 1000);
+  const speechMs = loudMilliseconds(pcm);
+  const text = speechMs >= MIN_SPEECH_MS ? (state.utterances.shift() ?? '') : '';
+  state.transcriptions.push({ durationMs, speechMs, text });
+  json(res, 200, { text });
 }
 
 function json(res: ServerResponse, status: number, body: unknown) {
