@@ -63,27 +63,29 @@ describe('CallLifecycle', () => {
     ]);
   });
 
-  it('says no goodbye when the user hung up, and waits for a goodbye already being spoken', async () => {
-    const hungUp = setup();
-    hungUp.lifecycle.attach(hungUp.steps);
-    const a = hungUp.lifecycle.end('participant_left');
+  it('says no goodbye when the user hung up', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.attach(steps);
+    const done = lifecycle.end('participant_left');
     await vi.runAllTimersAsync();
-    await a;
-    expect(hungUp.trace).not.toContain('goodbye:participant_left');
+    await done;
+    expect(trace).not.toContain('goodbye:participant_left');
+  });
 
-    const tool = setup();
-    tool.lifecycle.attach(tool.steps);
+  it('waits for a goodbye already being spoken instead of saying another', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.attach(steps);
     let played!: () => void;
     const speech = new Promise<void>((r) => (played = r));
-    const b = tool.lifecycle.end('agent_end_call', {
-      afterSpeech: speech.then(() => void tool.trace.push('goodbye played')),
+    const done = lifecycle.end('agent_end_call', {
+      afterSpeech: speech.then(() => void trace.push('goodbye played')),
     });
     await vi.advanceTimersByTimeAsync(200);
-    expect(tool.trace).toEqual(['announce:agent_end_call']);
+    expect(trace).toEqual(['announce:agent_end_call']);
     played();
     await vi.runAllTimersAsync();
-    await b;
-    expect(tool.trace).toEqual([
+    await done;
+    expect(trace).toEqual([
       'announce:agent_end_call',
       'goodbye played',
       'finish:agent_end_call',

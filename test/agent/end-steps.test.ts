@@ -1,11 +1,12 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 
 // LiveKit faked at the Twirp boundary to see which operation each end mode uses; the e2e suite
-// shows the same against the real server (scenarios 2 and 3).
+// shows the same against the real server (call-endings.test.ts: the goodbye that deletes the room
+// for everyone, and mode leave).
 const twirp: string[] = [];
 let url = '';
 const server = createServer((req, res) => {
@@ -53,14 +54,18 @@ function steps(endMode: 'end_for_all' | 'leave') {
 }
 
 describe('ending by mode', () => {
-  it('end_for_all deletes the room; leave only disconnects the agent', async () => {
+  beforeEach(() => {
     twirp.length = 0;
+  });
+
+  it('end_for_all deletes the room', async () => {
     const forAll = steps('end_for_all');
     await forAll.s.finish('max_duration');
     expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
     expect(forAll.calls).toEqual([]);
+  });
 
-    twirp.length = 0;
+  it('leave only disconnects the agent', async () => {
     const leave = steps('leave');
     await leave.s.finish('max_duration');
     await leave.s.finish('agent_leave');
@@ -69,7 +74,6 @@ describe('ending by mode', () => {
   });
 
   it('when the user hung up or the API ended the call, the agent only leaves', async () => {
-    twirp.length = 0;
     const { s, calls } = steps('end_for_all');
     await s.finish('participant_left');
     await s.finish('api_end_call');

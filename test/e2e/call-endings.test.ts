@@ -43,7 +43,7 @@ const jobExit = async (room: string, timeoutMs = 30_000) => {
 };
 
 describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', () => {
-  it('1. a token from the edge dispatches the agent, which joins and greets', async () => {
+  it('a token from the edge dispatches the agent, which joins and greets', async () => {
     const c = await caller();
     expect(c.roomName).toMatch(/^call-/);
     const joined = await c.waitForEvent(
@@ -61,7 +61,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     await c.leave();
   });
 
-  it('2. goodbye → end_call → the goodbye arrives, then the room is deleted for everyone; ledger agent_end_call with transcript', async () => {
+  it('goodbye → end_call → the goodbye arrives, then the room is deleted for everyone; ledger agent_end_call with transcript', async () => {
     const c = await caller();
     await greeted(c);
     await c.say('Thanks, that is all. Goodbye!');
@@ -88,7 +88,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     expect(system.hookMarker(c.roomName, 'ran')!.reason).toBe('agent_end_call');
   });
 
-  it('3. mode leave: the agent says goodbye and leaves; the caller and the room stay', async () => {
+  it('mode leave: the agent says goodbye and leaves; the caller and the room stay', async () => {
     const c = await caller(
       {
         participant_identity: `leave-${Date.now()}`,
@@ -107,7 +107,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     await c.leave();
   });
 
-  it('4. POST /calls/:room/end deletes the room; the job ends and its hooks run; a second call changes nothing', async () => {
+  it('POST /calls/:room/end deletes the room; the job ends and its hooks run; a second call changes nothing', async () => {
     const c = await caller();
     await greeted(c);
     const end = () =>
@@ -136,7 +136,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     expect(after.end_reason).toBe('api_end_call');
   });
 
-  it('5. the user hangs up: the agent job exits within 2 s, the report says participant_left', async () => {
+  it('the user hangs up: the agent job exits within 2 s, the report says participant_left', async () => {
     const c = await caller();
     await greeted(c);
     const hungUpAt = Date.now();
@@ -149,7 +149,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     expect(call.report.end_reason).toBe('participant_left');
   });
 
-  it('5b. the user hangs up while the agent is still preparing its greeting: the job still exits promptly', async () => {
+  it('the user hangs up while the agent is still preparing its greeting: the job still exits promptly', async () => {
     const c = await caller();
     await c.waitForEvent('participant-joined', (d) => d.identity.startsWith('agent-'), 30_000);
     await waitFor('agent hooks registered', async () =>

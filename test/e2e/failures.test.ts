@@ -1,5 +1,5 @@
 import { DisconnectReason, dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
@@ -16,7 +16,18 @@ beforeAll(async () => {
   if (!bin) return;
   system = await new System(bin, {
     departureTimeout: 2,
-    edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-flaky,voice-agent-idle' },
+    // Tests that kill, drain or reconfigure a worker start their own under their own agent name, so
+    // LiveKit can only dispatch their calls to that worker; `system.agent` serves the rest throughout.
+    edgeVars: {
+      AGENT_ALLOWED_NAMES: [
+        'voice-agent',
+        'voice-agent-idle',
+        'voice-agent-flaky',
+        'voice-agent-drain',
+        'voice-agent-backstop',
+        'voice-agent-killed',
+      ].join(','),
+    },
     agentEnv: {
       CLEANUP_BUDGET_MS: String(CLEANUP_BUDGET_MS),
       MAX_DURATION_WARNING_SECONDS: '3',
@@ -52,7 +63,7 @@ async function backendCaller(
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
 
 describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit server', () => {
-  it('6a. a short maximum duration: a spoken warning, then the end for everyone with max_duration', async () => {
+  it('a short maximum duration: a spoken warning, then the end for everyone with max_duration', async () => {
     const c = await backendCaller(unique('maxdur'), { max_duration_seconds: 8 });
     const warning = await c.waitForEvent(
       'transcription',
@@ -99,7 +110,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     }
   });
 
-  it('8. a hook that hangs and one that throws: the others run, the report arrives, the job exits within the budget', async () => {
+  it('a hook that hangs and one that throws: the others run, the report arrives, the job exits within the budget', async () => {
     const c = await backendCaller(unique('chaos'));
     const hungUpAt = Date.now();
     await c.leave();
@@ -124,7 +135,7 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
     ]);
   });
 
-  describe('9. the report endpoint down during cleanup', () => {
+  describe('the report endpoint down during cleanup', () => {
     let flaky: AgentWorker;
     beforeAll(async () => {
       flaky = await system.startAgent('agent-flaky', {
@@ -133,6 +144,10 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
       });
     });
     afterAll(() => flaky?.stop('SIGKILL'));
+    afterEach(() => {
+      proxy.reportAttempts = 0;
+      proxy.refuseReports = 0;
+    });
 
     it('back within the budget: retried, delivered once', async () => {
       const c = await backendCaller(unique('flaky-back'), {}, 'voice-agent-flaky');
@@ -163,57 +178,81 @@ describe.skipIf(!bin)('limits, deploys and failures, against the real LiveKit se
         end_reason: 'participant_left',
         report: null,
       });
-      proxy.refuseReports = 0;
     });
   });
 
-  it('7. SIGTERM mid-call: the call goes on until the drain deadline, ends with drain, the worker exits 143; a second worker takes the next call', async () => {
-    const c = await backendCaller(unique('drain'));
-    const second = await system.startAgent('agent-2');
-    const signalledAt = Date.now();
-    system.agent.proc.child.kill('SIGTERM');
-    expect(await c.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
-    const endedAfter = Date.now() - signalledAt;
-    expect(endedAfter).toBeGreaterThanOrEqual(4000);
-    expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'drain' });
-    const goodbye = await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
-    expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
-    const call = await system.reportedCall(c.roomName);
-    expect(call.end_reason).toBe('drain');
-    const exit = await system.agent.proc.exited;
-    expect(exit.code).toBe(143);
-    const next = await backendCaller(unique('after-drain'));
-    expect(await second.activeJobs()).toBe(1);
-    await next.leave();
-    system.agent = second;
+  it('SIGTERM mid-call: the call goes on until the drain deadline, ends with drain, the worker exits 143; a second worker takes the next call', async () => {
+    const draining = await system.startAgent('agent-drain', { AGENT_NAME: 'voice-agent-drain' });
+    let successor: AgentWorker | undefined;
+    try {
+      const c = await backendCaller(unique('drain'), {}, 'voice-agent-drain');
+      successor = await system.startAgent('agent-drain-successor', {
+        AGENT_NAME: 'voice-agent-drain',
+      });
+      const signalledAt = Date.now();
+      draining.proc.child.kill('SIGTERM');
+      expect(await c.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
+      const endedAfter = Date.now() - signalledAt;
+      expect(endedAfter).toBeGreaterThanOrEqual(4000);
+      expect(c.events.find((e) => e.kind === 'end-notice')!.detail).toEqual({ reason: 'drain' });
+      const goodbye = await c.waitForEvent('transcription-chunk', (d) =>
+        /maintenance/.test(d.text),
+      );
+      expect(goodbye.at).toBeLessThanOrEqual(c.events.find((e) => e.kind === 'disconnected')!.at);
+      const call = await system.reportedCall(c.roomName);
+      expect(call.end_reason).toBe('drain');
+      const exit = await draining.proc.exited;
+      expect(exit.code).toBe(143);
+      const next = await backendCaller(unique('after-drain'), {}, 'voice-agent-drain');
+      expect(await successor.activeJobs()).toBe(1);
+      await next.leave();
+    } finally {
+      await Promise.allSettled([draining.stop('SIGKILL'), successor?.stop('SIGKILL')]);
+    }
   });
 
-  it('6b. the agent SIGKILLed mid-call: the edge cron backstop deletes the overdue room and records max_duration', async () => {
-    const c = await backendCaller(unique('backstop'), {
-      max_duration_seconds: 5,
-      end_mode: 'leave',
+  it('the agent SIGKILLed mid-call: the edge cron backstop deletes the overdue room and records max_duration', async () => {
+    const doomed = await system.startAgent('agent-backstop', {
+      AGENT_NAME: 'voice-agent-backstop',
     });
-    await system.agent.stop('SIGKILL');
-    await waitFor(
-      'deadline passed',
-      async () => Date.now() > Date.parse((await system.call(c.roomName)).deadline_at),
-      { timeoutMs: 20_000, intervalMs: 250 },
-    );
-    const cron = await fetch(`${system.edge.url}/__scheduled?cron=*+*+*+*+*`);
-    expect(cron.status).toBe(200);
-    expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
-    // The room is deleted first, then the ledger written: wait for the write, not for the disconnect.
-    const call = await system.endedCall(c.roomName, 'ledger closed by the cron');
-    expect(call).toMatchObject({ status: 'ended', end_reason: 'max_duration', end_source: 'cron' });
+    try {
+      const c = await backendCaller(
+        unique('backstop'),
+        { max_duration_seconds: 5, end_mode: 'leave' },
+        'voice-agent-backstop',
+      );
+      await doomed.stop('SIGKILL');
+      await waitFor(
+        'deadline passed',
+        async () => Date.now() > Date.parse((await system.call(c.roomName)).deadline_at),
+        { timeoutMs: 20_000, intervalMs: 250 },
+      );
+      const cron = await fetch(`${system.edge.url}/__scheduled?cron=*+*+*+*+*`);
+      expect(cron.status).toBe(200);
+      expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
+      // The room is deleted first, then the ledger written: wait for the write, not for the disconnect.
+      const call = await system.endedCall(c.roomName, 'ledger closed by the cron');
+      expect(call).toMatchObject({
+        status: 'ended',
+        end_reason: 'max_duration',
+        end_source: 'cron',
+      });
+    } finally {
+      await doomed.stop('SIGKILL');
+    }
   });
 
-  it('10. the agent SIGKILLed mid-call, then the user leaves: the ledger closes from the webhook with reason error', async () => {
-    system.agent = await system.startAgent('agent-3');
-    const c = await backendCaller(unique('killed'));
-    await system.agent.stop('SIGKILL');
-    await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
-    await c.leave();
-    const call = await system.endedCall(c.roomName, 'ledger closed by webhook');
-    expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'error', report: null });
+  it('the agent SIGKILLed mid-call, then the user leaves: the ledger closes from the webhook with reason error', async () => {
+    const doomed = await system.startAgent('agent-killed', { AGENT_NAME: 'voice-agent-killed' });
+    try {
+      const c = await backendCaller(unique('killed'), {}, 'voice-agent-killed');
+      await doomed.stop('SIGKILL');
+      await c.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
+      await c.leave();
+      const call = await system.endedCall(c.roomName, 'ledger closed by webhook');
+      expect(call).toMatchObject({ end_source: 'webhook', end_reason: 'error', report: null });
+    } finally {
+      await doomed.stop('SIGKILL');
+    }
   });
 });
