@@ -1,10 +1,14 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
+import { execFileSync } from 'node:child_process';
 import { defineConfig } from 'vitest/config';
 import { edgeTestBindings } from './test/support/edge-test-bindings.ts';
 
-// Three projects: `edge` runs inside workerd with local D1 and rate limits; `agent` is Node unit
-// tests; `e2e` drives the real LiveKit server, workerd and the built agent (test/support/harness).
+// Four projects: `edge` runs inside workerd with local D1 and rate limits; `agent` and `web` are
+// Node unit tests; `e2e` drives the real LiveKit server, workerd, the built agent and the call page
+// in Chromium (test/support/system.ts).
 export default defineConfig(async () => {
+  // wrangler.toml serves the built call page as static assets: the Worker's config needs it.
+  execFileSync(process.execPath, ['edge/web/build.ts'], { stdio: 'inherit' });
   const migrations = await readD1Migrations('edge/migrations');
   return {
     test: {
@@ -32,6 +36,14 @@ export default defineConfig(async () => {
             include: ['test/agent/**/*.test.ts'],
             environment: 'node',
             testTimeout: 30_000,
+            silent: 'passed-only',
+          },
+        },
+        {
+          test: {
+            name: 'web',
+            include: ['test/web/**/*.test.ts'],
+            environment: 'node',
             silent: 'passed-only',
           },
         },

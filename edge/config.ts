@@ -22,7 +22,7 @@ const ConfigSchema = z.object({
   AGENT_NAME: z.string().min(1).max(128),
   AGENT_ALLOWED_NAMES: csv.optional(),
   AGENT_END_MODE: z.enum(END_MODES).default('end_for_all'),
-  TOKEN_TTL_SECONDS: int(60, 3600).default(600),
+  TOKEN_TTL_SECONDS: int(10, 3600).default(600),
   MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
   BACKSTOP_GRACE_SECONDS: int(0, 3600).default(60),
   CORS_ALLOWED_ORIGINS: csv.default([]),

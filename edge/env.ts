@@ -13,10 +13,11 @@ export type AppEnv = {
 /**
  * Who is calling. `admin`: operators (ADMIN_API_KEY). `app`: a trusted backend (APP_API_KEY).
  * `user`: an end user from the identity provider's JWT, or anonymous when enabled. `participant`:
- * someone holding a LiveKit token this edge minted, scoped to its room.
+ * someone holding a LiveKit token this edge minted, scoped to its room (`expired`: usable only
+ * while that call is open).
  */
 export type Caller =
   | { kind: 'admin' }
   | { kind: 'app' }
   | { kind: 'user'; identity: string; anonymous: boolean }
-  | { kind: 'participant'; identity: string; room: string };
+  | { kind: 'participant'; identity: string; room: string; expired: boolean };

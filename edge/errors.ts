@@ -23,8 +23,13 @@ export class ApiError extends Error {
   }
 }
 
-export function errorBody(code: string, message: string) {
-  return { error: { code, message } };
+/**
+ * The error body. A wait from Retry-After is repeated as `retry_after_seconds`: browser clients
+ * using LiveKit's TokenSource see the body of a refused token request but not its headers.
+ */
+export function errorBody(code: string, message: string, headers: Record<string, string> = {}) {
+  const retryAfter = Number(headers['Retry-After']);
+  return { error: { code, message, ...(retryAfter > 0 && { retry_after_seconds: retryAfter }) } };
 }
 
 /** The one error mapper: every thrown thing becomes `{ error: { code, message } }`. */
@@ -32,7 +37,7 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
     if (err.status >= 500)
       log(c, 'warn', 'request failed', { code: err.code, message: err.message });
-    return c.json(errorBody(err.code, err.message), err.status, err.headers);
+    return c.json(errorBody(err.code, err.message, err.headers), err.status, err.headers);
   }
   if (err instanceof ConfigError) {
     log(c, 'error', 'misconfigured', { message: err.message });

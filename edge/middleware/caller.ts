@@ -60,20 +60,31 @@ async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promi
   return userFromIdentityProvider(credential, config);
 }
 
+/**
+ * A LiveKit token this edge minted. Its signature, issuer, identity and room are checked; its
+ * expiry only marks it `expired`, because LiveKit refreshes a connected client's token inside the
+ * SDK where the app cannot read it: the routes let an expired one act only while its call is open.
+ * Beyond the longest possible call it is refused outright.
+ */
 async function participantFromLiveKitToken(jwt: string, config: Config): Promise<Caller> {
+  const longestCallSeconds = config.TOKEN_TTL_SECONDS + config.MAX_CALL_DURATION_SECONDS;
   try {
     const grants = await new TokenVerifier(
       config.LIVEKIT_API_KEY,
       config.LIVEKIT_API_SECRET,
-    ).verify(jwt, 10);
+    ).verify(jwt, longestCallSeconds);
     if (!grants.sub || !grants.video?.room) throw new Error('no identity or room');
-    return { kind: 'participant', identity: grants.sub, room: grants.video.room };
+    const exp = (grants as { exp?: number }).exp;
+    const expired = exp === undefined || exp * 1000 < Date.now() - CLOCK_TOLERANCE_MS;
+    return { kind: 'participant', identity: grants.sub, room: grants.video.room, expired };
   } catch {
     throw new ApiError(401, 'invalid_credential', 'LiveKit token is invalid or expired', {
       'WWW-Authenticate': 'Bearer error="invalid_token"',
     });
   }
 }
+
+const CLOCK_TOLERANCE_MS = 10_000;
 
 // Module-level, one set per JWKS source per isolate: jose caches imported and fetched keys per set.
 const keySets = new Map<string, JWTVerifyGetKey>();

@@ -46,12 +46,28 @@ function roomParam(c: Context<AppEnv>): string {
   return parseWith(ROOM_NAME, c.req.param('room'), 'room');
 }
 
-/** Admin, or someone this edge issued a token for in this room (by app JWT or by that LiveKit token). */
+/**
+ * Admin, or someone this edge issued a token for in this room (by app JWT or by that LiveKit
+ * token; an expired LiveKit token only while the call is open).
+ */
 async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void> {
   const caller = c.get('caller');
   if (caller.kind === 'admin') return;
   if (caller.kind === 'participant' && caller.room !== room)
     throw new ApiError(403, 'not_a_participant', 'this LiveKit token is for another room');
+  if (
+    caller.kind === 'participant' &&
+    caller.expired &&
+    (await findCall(c.env.LEDGER, room))?.status !== 'open'
+  )
+    throw new ApiError(
+      401,
+      'token_expired',
+      'this LiveKit token has expired and its call is no longer open',
+      {
+        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      },
+    );
   if (
     (caller.kind === 'participant' || (caller.kind === 'user' && !caller.anonymous)) &&
     (await wasIssuedTo(c.env.LEDGER, room, caller.identity))

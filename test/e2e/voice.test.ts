@@ -96,8 +96,9 @@ describe.skipIf(!bin || missingTools)('a spoken call, against the real LiveKit s
         30_000,
       );
       await spoke;
-      expect(cut.detail.text.length).toBeLessThan(greeting.length);
-      expect(greeting.startsWith(cut.detail.text.trim())).toBe(true);
+      const cutText = (cut.detail as { text: string }).text;
+      expect(cutText.length).toBeLessThan(greeting.length);
+      expect(greeting.startsWith(cutText.trim())).toBe(true);
       await c.waitForEvent('transcription', (d) => d.text === `You said: ${words}`, 30_000);
       await c.leave();
     } finally {

@@ -2,7 +2,7 @@ import { createScheduledController } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import worker from '../../edge/index.ts';
 import { runBackstop } from '../../edge/backstop.ts';
-import { fakeLiveKit, issueToken, ledgerRow, testEnv, twirpError } from './helpers.ts';
+import { fakeLiveKit, issueToken, ledgerRow, seedCall, testEnv, twirpError } from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -11,14 +11,9 @@ describe('max-duration backstop (cron)', () => {
     const overdue = await issueToken('late');
     const inTime = await issueToken('fine');
     const closed = await issueToken('done');
-    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ? WHERE room IN (?, ?)')
-      .bind(Date.now() - 120_000, overdue.room_name, closed.room_name)
-      .run();
-    await testEnv.LEDGER.prepare(
-      "UPDATE calls SET status = 'ended', end_reason = 'participant_left' WHERE room = ?",
-    )
-      .bind(closed.room_name)
-      .run();
+    await seedCall.overdue(overdue.room_name, Date.now() - 120_000);
+    await seedCall.overdue(closed.room_name, Date.now() - 120_000);
+    await seedCall.ended(closed.room_name, { reason: 'participant_left' });
     const lk = fakeLiveKit();
     await worker.scheduled(
       createScheduledController({ scheduledTime: Date.now(), cron: '* * * * *' }),
@@ -37,9 +32,8 @@ describe('max-duration backstop (cron)', () => {
   it('closes an overdue call whose room LiveKit already dropped, and retries one LiveKit refused', async () => {
     const gone = await issueToken('gone');
     const refused = await issueToken('refused');
-    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = 0 WHERE room IN (?, ?)')
-      .bind(gone.room_name, refused.room_name)
-      .run();
+    await seedCall.overdue(gone.room_name, 0);
+    await seedCall.overdue(refused.room_name, 0);
     fakeLiveKit({
       DeleteRoom: (b) =>
         b.room === gone.room_name

@@ -1,14 +1,23 @@
+import { AccessToken } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ADMIN,
   APP,
   bearerFor,
   call,
+  expectError,
   fakeLiveKit,
   issueToken,
   ledgerRow,
   liveKitTokenFor,
+  seedCall,
+  testEnv,
   twirpError,
+  type CallList,
+  type CallView,
+  type DispatchResponse,
+  type EndCallResponse,
+  type TokenResponse,
 } from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -18,7 +27,10 @@ describe('POST /calls/:room/end', () => {
   it('deletes the room for the admin and records api_end_call; a second call answers the recorded end', async () => {
     const { room_name } = await issueToken('alice');
     const lk = fakeLiveKit();
-    const first = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
+    const first = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
     expect(first.status).toBe(200);
     expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: room_name } }]);
     expect(first.data.call).toMatchObject({
@@ -27,72 +39,141 @@ describe('POST /calls/:room/end', () => {
       ended_by: 'api',
       end_note: 'support closed the ticket',
     });
-    const second = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
+    const second = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
     expect(second.status).toBe(200);
     expect(second.data.already_ended).toBe(true);
     expect(second.data.call.ended_at).toBe(first.data.call.ended_at);
     expect(lk.calls).toHaveLength(1);
   });
 
-  it('lets the participant end their own call by their app JWT or by their LiveKit token', async () => {
-    const a = await issueToken('p1');
+  type Credential = (token: TokenResponse) => Promise<HeadersInit>;
+  it.each<[string, string, Credential]>([
+    ['their app JWT', 'p1', (token) => bearerFor(token.participant_identity)],
+    [
+      'their LiveKit token',
+      'p2',
+      async (token) => ({ Authorization: `Bearer ${token.participant_token}` }),
+    ],
+  ])('lets the participant end their own call by %s', async (_name, sub, credential) => {
+    const token = await issueToken(sub);
     fakeLiveKit();
-    expect(
-      (await call(`/calls/${a.room_name}/end`, { headers: await bearerFor('p1'), json: endBody }))
-        .status,
-    ).toBe(200);
-    const b = await issueToken('p2');
-    const res = await call(`/calls/${b.room_name}/end`, {
-      headers: { Authorization: `Bearer ${b.participant_token}` },
+    const res = await call<EndCallResponse>(`/calls/${token.room_name}/end`, {
+      headers: await credential(token),
       json: endBody,
     });
     expect(res.status).toBe(200);
     expect(res.data.call.end_reason).toBe('api_end_call');
   });
 
-  it("forbids anyone else: another user, another room's participant, an app key", async () => {
+  describe('with a participant token past its TTL', () => {
+    const expiredFor = async (room: string, identity: string) => ({
+      Authorization: `Bearer ${await liveKitTokenFor(identity, room, -120)}`,
+    });
+
+    it('still ends the call while it is open', async () => {
+      const token = await issueToken('long-caller');
+      const lk = fakeLiveKit();
+      const res = await call<EndCallResponse>(`/calls/${token.room_name}/end`, {
+        headers: await expiredFor(token.room_name, 'long-caller'),
+        json: endBody,
+      });
+      expect(res.status).toBe(200);
+      expect(res.data.call.end_reason).toBe('api_end_call');
+      expect(lk.methods()).toEqual(['DeleteRoom']);
+    });
+
+    it('still reads the call while it is open', async () => {
+      const token = await issueToken('long-reader');
+      const res = await call<CallView>(`/calls/${token.room_name}`, {
+        headers: await expiredFor(token.room_name, 'long-reader'),
+      });
+      expect(res.status).toBe(200);
+      expect(res.data.status).toBe('open');
+    });
+
+    it('is refused once the call has ended', async () => {
+      const token = await issueToken('late-caller');
+      await seedCall.ended(token.room_name);
+      const lk = fakeLiveKit();
+      const res = await call(`/calls/${token.room_name}/end`, {
+        headers: await expiredFor(token.room_name, 'late-caller'),
+        json: endBody,
+      });
+      expectError(res, 401, 'token_expired');
+      expect(lk.calls).toHaveLength(0);
+    });
+
+    it('is refused when signed with another secret', async () => {
+      const token = await issueToken('forger');
+      const forged = new AccessToken(testEnv.LIVEKIT_API_KEY, 'not-the-edge-secret-not-the-edge', {
+        identity: 'forger',
+        ttl: -120,
+      });
+      forged.addGrant({ roomJoin: true, room: token.room_name });
+      const res = await call(`/calls/${token.room_name}/end`, {
+        headers: { Authorization: `Bearer ${await forged.toJwt()}` },
+        json: endBody,
+      });
+      expectError(res, 401, 'invalid_credential');
+    });
+  });
+
+  type Intruder = (room: string, other: TokenResponse) => Promise<HeadersInit>;
+  it.each<[string, Intruder, number, string]>([
+    ['another user', () => bearerFor('stranger'), 403, 'not_a_participant'],
+    [
+      "another room's participant",
+      async (_room, other) => ({ Authorization: `Bearer ${other.participant_token}` }),
+      403,
+      'not_a_participant',
+    ],
+    [
+      'a LiveKit token for this room the edge never issued',
+      async (room) => ({ Authorization: `Bearer ${await liveKitTokenFor('intruder', room)}` }),
+      403,
+      'not_a_participant',
+    ],
+    ['an app key', async () => APP, 403, 'forbidden'],
+    ['no credential', async () => ({}), 401, 'unauthenticated'],
+  ])('forbids %s, leaving LiveKit and the ledger alone', async (_name, intruder, status, code) => {
     const { room_name } = await issueToken('owner');
     const other = await issueToken('stranger');
     const lk = fakeLiveKit();
-    const byUser = await call(`/calls/${room_name}/end`, {
-      headers: await bearerFor('stranger'),
+    const res = await call(`/calls/${room_name}/end`, {
+      headers: await intruder(room_name, other),
       json: endBody,
     });
-    expect([byUser.status, byUser.data.error.code]).toEqual([403, 'not_a_participant']);
-    const byOtherRoom = await call(`/calls/${room_name}/end`, {
-      headers: { Authorization: `Bearer ${other.participant_token}` },
-      json: endBody,
-    });
-    expect([byOtherRoom.status, byOtherRoom.data.error.code]).toEqual([403, 'not_a_participant']);
-    const forged = await call(`/calls/${room_name}/end`, {
-      headers: { Authorization: `Bearer ${await liveKitTokenFor('intruder', room_name)}` },
-      json: endBody,
-    });
-    expect(forged.status).toBe(403);
-    const byApp = await call(`/calls/${room_name}/end`, { headers: APP, json: endBody });
-    expect(byApp.status).toBe(403);
-    const none = await call(`/calls/${room_name}/end`, { json: endBody });
-    expect(none.status).toBe(401);
+    expectError(res, status, code);
     expect(lk.calls).toEqual([]);
     expect((await ledgerRow(room_name))!.status).toBe('open');
   });
 
-  it('answers 404 for an unknown room and 400 for a bad mode or room name', async () => {
-    expect(
-      (await call('/calls/no-such-room/end', { headers: ADMIN, json: endBody })).data.error.code,
-    ).toBe('call_not_found');
+  it('answers 404 for an unknown room', async () => {
+    expectError(
+      await call('/calls/no-such-room/end', { headers: ADMIN, json: endBody }),
+      404,
+      'call_not_found',
+    );
+  });
+
+  it('answers 400 for a bad mode, naming the field', async () => {
     const { room_name } = await issueToken('m');
-    const mode = await call(`/calls/${room_name}/end`, {
+    const res = await call(`/calls/${room_name}/end`, {
       headers: ADMIN,
       json: { mode: 'explode' },
     });
-    expect([mode.status, mode.data.error.code]).toEqual([400, 'invalid_field']);
-    expect(mode.data.error.message).toContain('mode');
-    const name = await call(`/calls/${encodeURIComponent('bad room!')}/end`, {
+    expect(expectError(res, 400, 'invalid_field').message).toContain('mode');
+  });
+
+  it('answers 400 for a bad room name', async () => {
+    const res = await call(`/calls/${encodeURIComponent('bad room!')}/end`, {
       headers: ADMIN,
       json: endBody,
     });
-    expect([name.status, name.data.error.code]).toEqual([400, 'invalid_field']);
+    expectError(res, 400, 'invalid_field');
   });
 
   it('treats LiveKit "not found" as already gone: success, never a 500', async () => {
@@ -100,7 +181,10 @@ describe('POST /calls/:room/end', () => {
     fakeLiveKit({
       DeleteRoom: () => twirpError(404, 'not_found', 'requested room does not exist'),
     });
-    const res = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
+    const res = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
     expect(res.status).toBe(200);
     expect(res.data.call.end_reason).toBe('api_end_call');
   });
@@ -113,8 +197,7 @@ describe('POST /calls/:room/end', () => {
     const { room_name } = await issueToken(`u-${code}`);
     fakeLiveKit({ DeleteRoom: reply });
     const res = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
-    expect(res.status).toBe(status);
-    expect(res.data.error.code).toBe(code);
+    expectError(res, status, code);
     if (status === 503) expect(res.headers.get('retry-after')).toBe('5');
     expect((await ledgerRow(room_name))!.status).toBe('open');
   });
@@ -130,7 +213,7 @@ describe('POST /calls/:room/end', () => {
           ],
         }),
     });
-    const res = await call(`/calls/${room_name}/end`, {
+    const res = await call<EndCallResponse>(`/calls/${room_name}/end`, {
       headers: ADMIN,
       json: { mode: 'remove_agent' },
     });
@@ -147,7 +230,7 @@ describe('POST /calls/:room/end', () => {
 
 describe('POST /calls/:room/dispatch', () => {
   it('dispatches once: a retry finds the existing dispatch instead of adding a second agent', async () => {
-    const dispatches: any[] = [];
+    const dispatches: { id: string; agentName: string; room: string }[] = [];
     const lk = fakeLiveKit({
       ListRooms: (b) => Response.json({ rooms: [{ name: b.names[0], sid: 'RM_1' }] }),
       ListDispatch: () => Response.json({ agentDispatches: dispatches }),
@@ -156,54 +239,102 @@ describe('POST /calls/:room/dispatch', () => {
         return Response.json(dispatches[0]);
       },
     });
-    const first = await call('/calls/sip-room-1/dispatch', { headers: ADMIN, method: 'POST' });
+    const first = await call<DispatchResponse>('/calls/sip-room-1/dispatch', {
+      headers: ADMIN,
+      method: 'POST',
+    });
     expect([first.status, first.data.dispatch_id, first.data.created]).toEqual([201, 'AD_1', true]);
-    const created = lk.calls.find((c) => c.method === 'CreateDispatch')!;
-    expect(created.body.agentName).toBe('voice-agent');
-    expect(JSON.parse(created.body.metadata)).toMatchObject({ end_mode: 'end_for_all' });
-    const second = await call('/calls/sip-room-1/dispatch', { headers: APP, json: {} });
+    const [created] = lk.bodiesOf('CreateDispatch');
+    expect(created!.agentName).toBe('voice-agent');
+    expect(JSON.parse(created!.metadata)).toMatchObject({ end_mode: 'end_for_all' });
+    const second = await call<DispatchResponse>('/calls/sip-room-1/dispatch', {
+      headers: APP,
+      json: {},
+    });
     expect([second.status, second.data.created]).toEqual([200, false]);
     expect(lk.methods().filter((m) => m === 'CreateDispatch')).toHaveLength(1);
   });
 
-  it('answers 404 when LiveKit has no such room, 400 for an unknown agent, 403 for end users', async () => {
+  it('answers 404 when LiveKit has no such room', async () => {
     fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
-    expect(
-      (await call('/calls/ghost/dispatch', { headers: ADMIN, json: {} })).data.error.code,
-    ).toBe('room_not_found');
-    expect(
-      (await call('/calls/ghost/dispatch', { headers: ADMIN, json: { agent_name: 'nope' } })).data
-        .error.code,
-    ).toBe('unknown_agent');
-    expect(
-      (await call('/calls/ghost/dispatch', { headers: await bearerFor('u'), json: {} })).status,
-    ).toBe(403);
-  });
-});
-
-describe('GET /calls/:room and GET /calls', () => {
-  it('shows the call to its participant and the admin, not to others', async () => {
-    const { room_name } = await issueToken('viewer');
-    const mine = await call(`/calls/${room_name}`, { headers: await bearerFor('viewer') });
-    expect(mine.status).toBe(200);
-    expect(mine.data).toMatchObject({ room: room_name, status: 'open', report: null });
-    expect(mine.data.participants.map((p: any) => p.identity)).toEqual(['viewer']);
-    expect((await call(`/calls/${room_name}`, { headers: ADMIN })).status).toBe(200);
-    expect((await call(`/calls/${room_name}`, { headers: await bearerFor('nosy') })).status).toBe(
-      403,
+    expectError(
+      await call('/calls/ghost/dispatch', { headers: ADMIN, json: {} }),
+      404,
+      'room_not_found',
     );
   });
 
-  it('pages through all calls for the admin only', async () => {
+  it('answers 400 for an agent that is not allow-listed', async () => {
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    expectError(
+      await call('/calls/ghost/dispatch', { headers: ADMIN, json: { agent_name: 'nope' } }),
+      400,
+      'unknown_agent',
+    );
+    expect(lk.calls).toEqual([]);
+  });
+
+  it('answers 403 to end users', async () => {
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    expectError(
+      await call('/calls/ghost/dispatch', { headers: await bearerFor('u'), json: {} }),
+      403,
+      'forbidden',
+    );
+    expect(lk.calls).toEqual([]);
+  });
+});
+
+describe('GET /calls/:room', () => {
+  it('shows the call to its participant', async () => {
+    const { room_name } = await issueToken('viewer');
+    const mine = await call<CallView>(`/calls/${room_name}`, {
+      headers: await bearerFor('viewer'),
+    });
+    expect(mine.status).toBe(200);
+    expect(mine.data).toMatchObject({ room: room_name, status: 'open', report: null });
+    expect(mine.data.participants!.map((p) => p.identity)).toEqual(['viewer']);
+  });
+
+  it('shows the call to the admin', async () => {
+    const { room_name } = await issueToken('viewer-a');
+    const res = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
+    expect(res.status).toBe(200);
+    expect(res.data.room).toBe(room_name);
+  });
+
+  it('does not show the call to anyone else', async () => {
+    const { room_name } = await issueToken('viewer-b');
+    expectError(
+      await call(`/calls/${room_name}`, { headers: await bearerFor('nosy') }),
+      403,
+      'not_a_participant',
+    );
+  });
+});
+
+describe('GET /calls', () => {
+  it('pages through all calls for the admin, each call once', async () => {
     for (const who of ['l1', 'l2', 'l3']) await issueToken(who);
-    const page1 = await call('/calls?limit=2', { headers: ADMIN });
+    const page1 = await call<CallList>('/calls?limit=2', { headers: ADMIN });
     expect(page1.data.calls).toHaveLength(2);
     expect(page1.data.next_cursor).toBeTruthy();
-    const page2 = await call(`/calls?limit=2&cursor=${page1.data.next_cursor}`, { headers: ADMIN });
-    const rooms = [...page1.data.calls, ...page2.data.calls].map((c: any) => c.room);
+    const page2 = await call<CallList>(`/calls?limit=2&cursor=${page1.data.next_cursor}`, {
+      headers: ADMIN,
+    });
+    const rooms = [...page1.data.calls, ...page2.data.calls].map((c) => c.room);
     expect(new Set(rooms).size).toBe(rooms.length);
-    expect((await call('/calls?limit=500', { headers: ADMIN })).status).toBe(400);
-    expect((await call('/calls?cursor=%%%', { headers: ADMIN })).status).toBe(400);
-    expect((await call('/calls', { headers: await bearerFor('l1') })).status).toBe(403);
+  });
+
+  it.each([
+    ['a limit over 100', '/calls?limit=500', 'limit'],
+    ['a cursor it never returned', '/calls?cursor=%%%', 'cursor'],
+  ])('answers 400 for %s, naming the field', async (_name, path, field) => {
+    const res = await call(path, { headers: ADMIN });
+    expect(expectError(res, 400, 'invalid_field').message).toContain(field);
+  });
+
+  it('is for the admin only', async () => {
+    expectError(await call('/calls', { headers: await bearerFor('l1') }), 403, 'forbidden');
   });
 });

@@ -1,8 +1,12 @@
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import { importJWK, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
+import type { EndedBy, EndReason } from '../../wire-contract/index.ts';
+import type { presentCall } from '../../edge/call-view.ts';
 import worker from '../../edge/index.ts';
+import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
+import type { applyWebhook } from '../../edge/ledger/webhook-events.ts';
 
 export const testEnv = env as unknown as Env & {
   TEST_JWT_PRIVATE_JWK: string;
@@ -14,12 +18,44 @@ export const testEnv = env as unknown as Env & {
 export const ADMIN = { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}` };
 export const APP = { Authorization: `Bearer ${testEnv.APP_API_KEY}` };
 
-/** Calls the Worker's real fetch handler, optionally with env overrides (config is parsed per env). */
-export async function call(
+/** Every error the edge answers: `{ error: { code, message } }`. */
+export type ErrorBody = { error: { code: string; message: string } };
+/** What `GET /calls/:room` answers, and what the end-call endpoint nests under `call`. */
+export type CallView = ReturnType<typeof presentCall>;
+export type TokenResponse = {
+  server_url: string;
+  participant_token: string;
+  room_name: string;
+  participant_identity: string;
+  participant_name: string | null;
+};
+export type EndCallResponse = {
+  call: CallView;
+  already_ended?: boolean;
+  removed_agents?: string[];
+};
+export type DispatchResponse = {
+  dispatch_id: string;
+  created: boolean;
+  room: string;
+  agent_name: string;
+};
+export type CallList = { calls: CallView[]; next_cursor: string | null };
+export type ReportResponse = { accepted: boolean; duplicate: boolean; call_id: string };
+export type WebhookResponse = { outcome: Awaited<ReturnType<typeof applyWebhook>> };
+
+/** A response from the Worker: `data` is the parsed JSON body (or the text when it is not JSON). */
+export type ApiResponse<T = unknown> = { status: number; headers: Headers; data: T };
+
+/**
+ * Calls the Worker's real fetch handler, optionally with env overrides (config is parsed per env).
+ * `T` is the body the test expects on success; errors are read with `expectError`.
+ */
+export async function call<T = unknown>(
   path: string,
   init: RequestInit & { json?: unknown } = {},
   overrides: Record<string, string | undefined> = {},
-) {
+): Promise<ApiResponse<T>> {
   const headers = new Headers(init.headers);
   let body = init.body;
   if (init.json !== undefined) {
@@ -38,13 +74,25 @@ export async function call(
   );
   await waitOnExecutionContext(ctx);
   const text = await res.text();
-  let data: any;
+  let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
     data = text;
   }
-  return { status: res.status, headers: res.headers, data };
+  return { status: res.status, headers: res.headers, data: data as T };
+}
+
+/** Asserts an error answer (status and code together) and returns its `{ code, message }`. */
+export function expectError(
+  res: ApiResponse<unknown>,
+  status: number,
+  code: string,
+): ErrorBody['error'] {
+  const error = (res.data as Partial<ErrorBody> | null)?.error;
+  expect({ status: res.status, code: error?.code }).toEqual({ status, code });
+  expect(typeof error!.message).toBe('string');
+  return error!;
 }
 
 export async function userJwt(
@@ -67,27 +115,43 @@ export async function bearerFor(sub: string) {
   return { Authorization: `Bearer ${await userJwt(sub)}` };
 }
 
-export async function issueToken(sub: string, json: unknown = {}) {
-  const res = await call('/token', { headers: await bearerFor(sub), json });
+export async function issueToken(sub: string, json: unknown = {}): Promise<TokenResponse> {
+  const res = await call<TokenResponse>('/token', { headers: await bearerFor(sub), json });
   if (res.status !== 201)
     throw new Error(`token failed: ${res.status} ${JSON.stringify(res.data)}`);
-  return res.data as {
-    server_url: string;
-    participant_token: string;
-    room_name: string;
-    participant_identity: string;
-  };
+  return res.data;
 }
 
-type TwirpCall = { method: string; body: any };
+/** The Twirp request bodies the edge sends (protobuf JSON, camelCase), by method. */
+type TwirpRequests = {
+  DeleteRoom: { room: string };
+  ListRooms: { names: string[] };
+  ListParticipants: { room: string };
+  RemoveParticipant: { room: string; identity: string };
+  ListDispatch: { room: string };
+  CreateDispatch: { room: string; agentName: string; metadata: string };
+};
+type TwirpMethod = keyof TwirpRequests;
+/** One recorded request, of whichever method: each field is there for the methods that send it. */
+type TwirpCall = {
+  method: string;
+  body: {
+    room?: string;
+    names?: string[];
+    identity?: string;
+    agentName?: string;
+    metadata?: string;
+  };
+};
 type Reply = Response | Error | 'hang';
+type Replies = { [M in TwirpMethod]?: (body: TwirpRequests[M]) => Reply };
 
 /**
  * LiveKit faked at the HTTP boundary (Twirp over fetch) for these in-workerd tests only; the e2e
  * suite runs the same paths against the real server. Responses are built inside the mock, in the
  * Worker's I/O context.
  */
-export function fakeLiveKit(replies: Record<string, (body: any) => Reply> = {}) {
+export function fakeLiveKit(replies: Replies = {}) {
   const calls: TwirpCall[] = [];
   const spy = vi
     .spyOn(globalThis, 'fetch')
@@ -97,8 +161,10 @@ export function fakeLiveKit(replies: Record<string, (body: any) => Reply> = {}) 
       if (!url.pathname.startsWith('/twirp/')) throw new Error(`unexpected fetch ${req.url}`);
       const method = url.pathname.split('/').pop()!;
       const body = await req.json().catch(() => ({}));
-      calls.push({ method, body });
-      const reply = replies[method]?.(body) ?? Response.json({});
+      calls.push({ method, body: body as TwirpCall['body'] });
+      const reply =
+        (replies[method as TwirpMethod] as ((b: unknown) => Reply) | undefined)?.(body) ??
+        Response.json({});
       if (reply === 'hang')
         return new Promise<Response>((_, reject) =>
           req.signal.addEventListener('abort', () => reject(req.signal.reason)),
@@ -106,7 +172,14 @@ export function fakeLiveKit(replies: Record<string, (body: any) => Reply> = {}) 
       if (reply instanceof Error) throw reply;
       return reply;
     });
-  return { calls, methods: () => calls.map((c) => c.method), restore: () => spy.mockRestore() };
+  return {
+    calls,
+    methods: () => calls.map((c) => c.method),
+    /** The bodies of every request for `method`, in order. */
+    bodiesOf: <M extends TwirpMethod>(method: M) =>
+      calls.filter((c) => c.method === method).map((c) => c.body as TwirpRequests[M]),
+    restore: () => spy.mockRestore(),
+  };
 }
 
 export const twirpError = (status: number, code: string, msg: string) =>
@@ -120,17 +193,51 @@ export async function signAsLiveKit(
   return signBody(body, key, secret, ttl);
 }
 
-export async function liveKitTokenFor(identity: string, room: string) {
-  const at = new AccessToken(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET, {
-    identity,
-    ttl: 600,
-  });
+/** A LiveKit token signed with the edge's key; a negative `ttl` makes one that expired that long ago. */
+export async function liveKitTokenFor(identity: string, room: string, ttl = 600) {
+  const at = new AccessToken(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET, { identity, ttl });
   at.addGrant({ roomJoin: true, room });
   return at.toJwt();
 }
 
-export async function ledgerRow(room: string) {
-  return testEnv.LEDGER.prepare('SELECT * FROM calls WHERE room = ?')
-    .bind(room)
-    .first<Record<string, any>>();
+/** The ledger's row for a call, as the edge stores it. */
+export async function ledgerRow(room: string): Promise<CallRow | null> {
+  return testEnv.LEDGER.prepare('SELECT * FROM calls WHERE room = ?').bind(room).first<CallRow>();
 }
+
+/**
+ * Puts calls the edge opened into states a test needs and no request reaches quickly. The SQL for
+ * each state lives here once; tests name the state.
+ */
+export const seedCall = {
+  /** The call ended earlier (by default from the webhook, inferred, at `at`). */
+  async ended(
+    room: string,
+    {
+      reason = 'participant_left',
+      endedBy = null,
+      source = 'webhook',
+      strength = 0,
+      at = Date.now(),
+    }: {
+      reason?: EndReason;
+      endedBy?: EndedBy | null;
+      source?: EndSource;
+      strength?: 0 | 1;
+      at?: number;
+    } = {},
+  ): Promise<void> {
+    await testEnv.LEDGER.prepare(
+      `UPDATE calls SET status = 'ended', end_reason = ?2, ended_by = ?3, end_source = ?4,
+         end_strength = ?5, ended_at = ?6 WHERE room = ?1`,
+    )
+      .bind(room, reason, endedBy, source, strength, at)
+      .run();
+  },
+  /** The call's deadline passed at `deadlineAt` (epoch ms); the backstop owes it an end. */
+  async overdue(room: string, deadlineAt: number): Promise<void> {
+    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ?2 WHERE room = ?1')
+      .bind(room, deadlineAt)
+      .run();
+  },
+};

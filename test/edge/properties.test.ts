@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ADMIN, bearerFor, call, fakeLiveKit, issueToken } from './helpers.ts';
+import { ADMIN, bearerFor, call, fakeLiveKit, issueToken, type ApiResponse } from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -36,9 +36,9 @@ const headers = fc.record(
   { requiredKeys: [] },
 );
 
-function expectJsonError(res: { status: number; data: any }) {
+function expectJsonError(res: ApiResponse) {
   expect(res.status).toBeLessThan(500);
-  if (res.status >= 400) expect(typeof res.data?.error?.code).toBe('string');
+  if (res.status >= 400) expect(res.data).toMatchObject({ error: { code: expect.any(String) } });
 }
 
 describe('properties: no input makes the edge answer 5xx or a non-JSON error', () => {

@@ -1,6 +1,17 @@
-import { describe, expect, it, vi, afterEach } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { callIdFor, type CallReport } from '../../wire-contract/index.ts';
-import { ADMIN, call, issueToken, ledgerRow, signAsLiveKit, testEnv } from './helpers.ts';
+import {
+  ADMIN,
+  call,
+  expectError,
+  issueToken,
+  ledgerRow,
+  seedCall,
+  signAsLiveKit,
+  type CallView,
+  type ReportResponse,
+  type WebhookResponse,
+} from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -35,7 +46,7 @@ function reportFor(room: string, overrides: Partial<CallReport> = {}): CallRepor
 }
 
 async function postReport(room: string, body: string, auth?: string) {
-  return call(`/calls/${room}/report`, {
+  return call<ReportResponse>(`/calls/${room}/report`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(auth ? { Authorization: auth } : {}) },
     body,
@@ -48,15 +59,15 @@ describe('POST /calls/:room/report', () => {
     const body = JSON.stringify(reportFor(room_name));
     const first = await postReport(room_name, body, await signAsLiveKit(body));
     expect([first.status, first.data.accepted]).toEqual([201, true]);
-    const view = await call(`/calls/${room_name}`, { headers: ADMIN });
+    const view = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
     expect(view.data).toMatchObject({
       status: 'ended',
       end_reason: 'agent_end_call',
       ended_by: 'agent',
       end_source: 'agent',
     });
-    expect(view.data.report.transcript.map((t: any) => t.text)).toEqual(['Hello!', 'Goodbye']);
-    expect(view.data.report.usage.llm_prompt_tokens).toBe(120);
+    expect(view.data.report!.transcript.map((t) => t.text)).toEqual(['Hello!', 'Goodbye']);
+    expect(view.data.report!.usage.llm_prompt_tokens).toBe(120);
     // A retry (same call id), even with a different reason, changes nothing.
     const retryBody = JSON.stringify(
       reportFor(room_name, { end_reason: 'error', ended_by: 'system' }),
@@ -88,54 +99,61 @@ describe('POST /calls/:room/report', () => {
     const { room_name } = await issueToken(`r-${problem}`);
     const body = JSON.stringify(reportFor(room_name));
     const res = await postReport(room_name, body, await sign(body));
-    expect(res.status).toBe(401);
-    expect(res.data.error).toMatchObject({ code: 'invalid_signature' });
-    expect(res.data.error.message).toContain(problem);
+    expect(expectError(res, 401, 'invalid_signature').message).toContain(problem);
     expect((await ledgerRow(room_name))!.status).toBe('open');
   });
 
-  it('rejects a signed but invalid report naming the field, and a report for another room', async () => {
+  it('rejects a signed but invalid report, naming the field', async () => {
     const { room_name } = await issueToken('r2');
     const bad = JSON.stringify({ ...reportFor(room_name), end_reason: 'bored' });
     const res = await postReport(room_name, bad, await signAsLiveKit(bad));
-    expect([res.status, res.data.error.code]).toEqual([400, 'invalid_field']);
-    expect(res.data.error.message).toContain('end_reason');
-    const other = JSON.stringify(reportFor('some-other-room'));
-    expect((await postReport(room_name, other, await signAsLiveKit(other))).status).toBe(400);
+    expect(expectError(res, 400, 'invalid_field').message).toContain('end_reason');
   });
 
-  it('lets an authoritative agent reason replace an inferred webhook end, but not an API end', async () => {
-    const a = await issueToken('r3');
+  it('rejects a signed report for another room', async () => {
+    const { room_name } = await issueToken('r2b');
+    const other = JSON.stringify(reportFor('some-other-room'));
+    const res = await postReport(room_name, other, await signAsLiveKit(other));
+    expect(expectError(res, 400, 'invalid_field').message).toContain('room');
+    expect((await ledgerRow(room_name))!.status).toBe('open');
+  });
+
+  it('lets an authoritative agent reason replace an inferred webhook end', async () => {
+    const { room_name } = await issueToken('r3');
     await sendWebhook({
       event: 'room_finished',
-      room: { name: a.room_name, sid: 'RM_x' },
-      id: `EV_${a.room_name}`,
+      room: { name: room_name, sid: 'RM_x' },
+      id: `EV_${room_name}`,
     });
-    expect((await ledgerRow(a.room_name))!.end_source).toBe('webhook');
-    const body = JSON.stringify(reportFor(a.room_name));
-    await postReport(a.room_name, body, await signAsLiveKit(body));
-    expect(await ledgerRow(a.room_name)).toMatchObject({
+    expect((await ledgerRow(room_name))!.end_source).toBe('webhook');
+    const body = JSON.stringify(reportFor(room_name));
+    await postReport(room_name, body, await signAsLiveKit(body));
+    expect(await ledgerRow(room_name)).toMatchObject({
       end_reason: 'agent_end_call',
       end_source: 'agent',
     });
+  });
 
-    const b = await issueToken('r4');
-    await testEnv.LEDGER.prepare(
-      "UPDATE calls SET status='ended', end_reason='api_end_call', end_source='api', end_strength=1, ended_at=1 WHERE room=?",
-    )
-      .bind(b.room_name)
-      .run();
+  it("keeps an API end when the agent's report only saw the room go", async () => {
+    const { room_name } = await issueToken('r4');
+    await seedCall.ended(room_name, {
+      reason: 'api_end_call',
+      endedBy: 'api',
+      source: 'api',
+      strength: 1,
+      at: 1,
+    });
     const seen = JSON.stringify(
-      reportFor(b.room_name, { end_reason: 'room_deleted', ended_by: 'unknown' }),
+      reportFor(room_name, { end_reason: 'room_deleted', ended_by: 'unknown' }),
     );
-    await postReport(b.room_name, seen, await signAsLiveKit(seen));
-    expect((await ledgerRow(b.room_name))!.end_reason).toBe('api_end_call');
+    await postReport(room_name, seen, await signAsLiveKit(seen));
+    expect((await ledgerRow(room_name))!.end_reason).toBe('api_end_call');
   });
 });
 
 async function sendWebhook(event: Record<string, unknown>, sign = signAsLiveKit) {
   const body = JSON.stringify({ createdAt: String(Math.floor(Date.now() / 1000)), ...event });
-  return call('/livekit/webhook', {
+  return call<WebhookResponse>('/livekit/webhook', {
     method: 'POST',
     headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
     body,
@@ -168,17 +186,17 @@ describe('POST /livekit/webhook', () => {
       id: 'EV_4',
     });
     await sendWebhook({ event: 'room_finished', room, id: 'EV_5' });
-    const view = await call(`/calls/${room_name}`, { headers: ADMIN });
+    const view = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
     expect(view.data).toMatchObject({
       status: 'ended',
       room_sid: 'RM_w1',
       end_reason: 'participant_left',
       end_source: 'webhook',
     });
-    expect(view.data.participants.find((p: any) => p.identity === 'agent-1').kind).toBe('AGENT');
-    expect(view.data.participants.find((p: any) => p.identity === 'w1').disconnect_reason).toBe(
-      'CLIENT_INITIATED',
-    );
+    const participant = (identity: string) =>
+      view.data.participants!.find((p) => p.identity === identity)!;
+    expect(participant('agent-1').kind).toBe('AGENT');
+    expect(participant('w1').disconnect_reason).toBe('CLIENT_INITIATED');
     expect(view.data.started_at).toBeTruthy();
   });
 
@@ -195,35 +213,65 @@ describe('POST /livekit/webhook', () => {
     expect((await ledgerRow(room_name))!.end_reason).toBe('error');
   });
 
-  it('ignores a duplicate event id and untracked rooms', async () => {
+  it('ignores a duplicate event id', async () => {
     const { room_name } = await issueToken('w3');
     const event = { event: 'room_started', room: { name: room_name, sid: 'RM_w3' }, id: 'EV_dup' };
     expect((await sendWebhook(event)).data.outcome).toBe('applied');
     expect((await sendWebhook(event)).data.outcome).toBe('duplicate');
+  });
+
+  it('ignores rooms the edge does not track', async () => {
     expect(
       (await sendWebhook({ event: 'room_started', room: { name: 'elsewhere' }, id: 'EV_other' }))
         .data.outcome,
     ).toBe('untracked');
   });
 
-  it('rejects a tampered body, a Bearer-prefixed or wrong-key signature, with the ledger unchanged', async () => {
-    const { room_name } = await issueToken('w4');
-    const body = JSON.stringify({ event: 'room_finished', room: { name: room_name }, id: 'EV_t' });
-    const auth = await signAsLiveKit(body);
-    const send = (b: string, a: string) =>
-      call('/livekit/webhook', {
-        method: 'POST',
-        headers: { 'content-type': 'application/webhook+json', Authorization: a },
+  type Delivery = (body: string) => Promise<{ body: string; authorization?: string }>;
+  it.each<[string, Delivery, string]>([
+    [
+      'a tampered body',
+      async (b) => ({
+        body: b.replace('room_finished', 'room_started'),
+        authorization: await signAsLiveKit(b),
+      }),
+      'body_hash_mismatch',
+    ],
+    [
+      'a Bearer-prefixed signature',
+      async (b) => ({ body: b, authorization: `Bearer ${await signAsLiveKit(b)}` }),
+      'bad_signature',
+    ],
+    [
+      'a signature with the wrong secret',
+      async (b) => ({
         body: b,
-      });
-    expect(
-      (await send(body.replace('room_finished', 'room_started'), auth)).data.error.message,
-    ).toContain('body_hash_mismatch');
-    expect(
-      (await send(body, await signAsLiveKit(body, { secret: 'wrong-secret-wrong-secret' }))).status,
-    ).toBe(401);
-    expect((await send(body, await signAsLiveKit(body, { ttl: -60 }))).status).toBe(401);
-    expect((await call('/livekit/webhook', { method: 'POST', body })).status).toBe(401);
+        authorization: await signAsLiveKit(b, { secret: 'wrong-secret-wrong-secret' }),
+      }),
+      'bad_signature',
+    ],
+    [
+      'an expired signature',
+      async (b) => ({ body: b, authorization: await signAsLiveKit(b, { ttl: -60 }) }),
+      'bad_signature',
+    ],
+    ['no signature', async (b) => ({ body: b }), 'missing Authorization'],
+  ])('rejects %s with 401, the ledger unchanged', async (_name, deliver, problem) => {
+    const { room_name } = await issueToken('w4');
+    const signed = JSON.stringify({
+      event: 'room_finished',
+      room: { name: room_name },
+      id: `EV_${room_name}`,
+    });
+    const { body, authorization } = await deliver(signed);
+    const res = await call('/livekit/webhook', {
+      method: 'POST',
+      headers: authorization
+        ? { 'content-type': 'application/webhook+json', Authorization: authorization }
+        : {},
+      body,
+    });
+    expect(expectError(res, 401, 'invalid_signature').message).toContain(problem);
     expect((await ledgerRow(room_name))!.status).toBe('open');
   });
 });

@@ -1,6 +1,18 @@
+import { SignJWT } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { APP, bearerFor, call, fakeLiveKit, ledgerRow, testEnv, userJwt } from './helpers.ts';
+import {
+  APP,
+  bearerFor,
+  call,
+  expectError,
+  fakeLiveKit,
+  ledgerRow,
+  seedCall,
+  testEnv,
+  userJwt,
+  type TokenResponse,
+} from './helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 const verify = (jwt: string) =>
@@ -8,7 +20,7 @@ const verify = (jwt: string) =>
 
 describe('POST /token (LiveKit standard token endpoint)', () => {
   it('mints a join-only token for the JWT subject in a fresh room, with the agent dispatch and a short TTL', async () => {
-    const res = await call('/token', {
+    const res = await call<TokenResponse>('/token', {
       headers: await bearerFor('alice'),
       json: { participant_name: 'Alice' },
     });
@@ -28,10 +40,10 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     expect(res.data.room_name).toMatch(/^call-[0-9a-f]{32}$/);
     const ttl = (claims as { exp: number; nbf: number }).exp - (claims as { nbf: number }).nbf;
     expect(ttl).toBe(600);
-    const agents = (claims.roomConfig as any).agents;
+    const agents = claims.roomConfig!.agents!;
     expect(agents).toHaveLength(1);
-    expect(agents[0].agentName).toBe('voice-agent');
-    const metadata = JSON.parse(agents[0].metadata);
+    expect(agents[0]!.agentName).toBe('voice-agent');
+    const metadata = JSON.parse(agents[0]!.metadata);
     expect(metadata).toMatchObject({
       caller_identity: 'alice',
       end_mode: 'end_for_all',
@@ -48,35 +60,36 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
 
   it('gives every request its own unguessable room', async () => {
     const headers = await bearerFor('bob');
-    const a = await call('/token', { headers, json: {} });
-    const b = await call('/token', { headers, json: {} });
+    const a = await call<TokenResponse>('/token', { headers, json: {} });
+    const b = await call<TokenResponse>('/token', { headers, json: {} });
     expect(a.data.room_name).not.toBe(b.data.room_name);
   });
 
-  it('accepts an empty body and the room_config {} that Swift always sends', async () => {
-    expect((await call('/token', { headers: await bearerFor('c1'), method: 'POST' })).status).toBe(
-      201,
-    );
-    expect(
-      (await call('/token', { headers: await bearerFor('c2'), json: { room_config: {} } })).status,
-    ).toBe(201);
+  it.each<[string, string, RequestInit & { json?: unknown }]>([
+    ['an empty body', 'c1', { method: 'POST' }],
+    ['the room_config {} that Swift always sends', 'c2', { json: { room_config: {} } }],
+  ])('accepts %s', async (_name, sub, init) => {
+    expect((await call('/token', { ...init, headers: await bearerFor(sub) })).status).toBe(201);
   });
 
-  it('lets a client pick an allow-listed agent, and refuses any other by name', async () => {
-    const ok = await call('/token', {
+  it('lets a client pick an allow-listed agent', async () => {
+    const ok = await call<TokenResponse>('/token', {
       headers: await bearerFor('d'),
       json: { room_config: { agents: [{ agent_name: 'support-agent' }] } },
     });
     expect((await verify(ok.data.participant_token)).roomConfig!.agents![0]!.agentName).toBe(
       'support-agent',
     );
+  });
+
+  it('refuses an agent that is not allow-listed, naming the field', async () => {
     const bad = await call('/token', {
       headers: await bearerFor('d'),
       json: { room_config: { agents: [{ agent_name: 'root-agent' }] } },
     });
-    expect(bad.status).toBe(400);
-    expect(bad.data.error.code).toBe('unknown_agent');
-    expect(bad.data.error.message).toContain('room_config.agents.0.agent_name');
+    expect(expectError(bad, 400, 'unknown_agent').message).toContain(
+      'room_config.agents.0.agent_name',
+    );
   });
 
   it.each([
@@ -101,9 +114,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     [{ participant_metadata: 7 }, 400, 'invalid_field', 'participant_metadata'],
   ])('refuses %j from an end user, naming the field', async (json, status, code, field) => {
     const res = await call('/token', { headers: await bearerFor('eve'), json });
-    expect(res.status).toBe(status);
-    expect(res.data.error.code).toBe(code);
-    expect(res.data.error.message).toContain(field);
+    expect(expectError(res, status, code).message).toContain(field);
   });
 
   it('lets an end user repeat their own identity', async () => {
@@ -123,44 +134,52 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     ['a Basic header', 'Basic YTpi', 401, 'invalid_credential'],
   ])('denies %s', async (_name, auth, status, code) => {
     const res = await call('/token', { headers: auth ? { Authorization: auth } : {}, json: {} });
-    expect(res.status).toBe(status);
-    expect(res.data.error.code).toBe(code);
+    expectError(res, status, code);
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });
 
-  it('denies expired, wrong-audience, wrong-issuer and wrong-algorithm JWTs', async () => {
-    const expired = await userJwt('u', {}, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
-    expect(
-      (await call('/token', { headers: { Authorization: `Bearer ${expired}` }, json: {} })).data
-        .error.code,
-    ).toBe('token_expired');
-    const aud = await call('/token', {
-      headers: { Authorization: `Bearer ${await userJwt('u', { aud: 'other-app' })}` },
+  it.each<[string, () => Promise<string>, string, string]>([
+    [
+      'an expired JWT',
+      () => userJwt('u', {}, { expiresIn: Math.floor(Date.now() / 1000) - 60 }),
+      'token_expired',
+      'expired',
+    ],
+    [
+      'a JWT for another audience',
+      () => userJwt('u', { aud: 'other-app' }),
+      'invalid_credential',
+      'aud',
+    ],
+    [
+      'a JWT from another issuer',
+      () => userJwt('u', { iss: 'https://evil.example/' }),
+      'invalid_credential',
+      'iss',
+    ],
+    [
+      'a JWT signed with another algorithm (HS256)',
+      () =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'HS256' })
+          .setSubject('u')
+          .setIssuer(testEnv.AUTH_JWT_ISSUER)
+          .setAudience(testEnv.AUTH_JWT_AUDIENCE)
+          .setExpirationTime('5m')
+          .sign(new TextEncoder().encode('x'.repeat(32))),
+      'invalid_credential',
+      'algorithm',
+    ],
+  ])('denies %s with 401, saying why', async (_name, jwt, code, why) => {
+    const res = await call('/token', {
+      headers: { Authorization: `Bearer ${await jwt()}` },
       json: {},
     });
-    expect(aud.status).toBe(401);
-    expect(aud.data.error.message).toContain('aud');
-    const iss = await call('/token', {
-      headers: { Authorization: `Bearer ${await userJwt('u', { iss: 'https://evil.example/' })}` },
-      json: {},
-    });
-    expect(iss.status).toBe(401);
-    expect(iss.data.error.message).toContain('iss');
-    const { SignJWT } = await import('jose');
-    const hs = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('u')
-      .setIssuer(testEnv.AUTH_JWT_ISSUER!)
-      .setAudience(testEnv.AUTH_JWT_AUDIENCE!)
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode('x'.repeat(32)));
-    expect(
-      (await call('/token', { headers: { Authorization: `Bearer ${hs}` }, json: {} })).status,
-    ).toBe(401);
+    expect(expectError(res, 401, code).message).toContain(why);
   });
 
   it('lets a trusted backend choose room, identity and per-call agent settings', async () => {
-    const res = await call('/token', {
+    const res = await call<TokenResponse>('/token', {
       headers: APP,
       json: {
         room_name: 'support-42',
@@ -179,6 +198,9 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
       max_duration_seconds: 60,
       caller_identity: 'customer-42',
     });
+  });
+
+  it("refuses a trusted backend's invalid agent settings, naming the field", async () => {
     const bad = await call('/token', {
       headers: APP,
       json: {
@@ -186,42 +208,54 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
         room_config: { agents: [{ metadata: '{"end_mode":"explode"}' }] },
       },
     });
-    expect(bad.status).toBe(400);
-    expect(bad.data.error.message).toContain('end_mode');
+    expect(expectError(bad, 400, 'invalid_field').message).toContain('end_mode');
+  });
+
+  it('requires a participant identity from a trusted backend', async () => {
     const noIdentity = await call('/token', { headers: APP, json: {} });
-    expect(noIdentity.data.error.message).toContain('participant_identity');
+    expect(expectError(noIdentity, 400, 'invalid_field').message).toContain('participant_identity');
   });
 
   it('refuses to reuse the name of a room whose call ended', async () => {
     await call('/token', { headers: APP, json: { room_name: 'once', participant_identity: 'p' } });
-    await testEnv.LEDGER.prepare("UPDATE calls SET status = 'ended' WHERE room = 'once'").run();
+    await seedCall.ended('once');
     const again = await call('/token', {
       headers: APP,
       json: { room_name: 'once', participant_identity: 'p' },
     });
-    expect(again.status).toBe(409);
-    expect(again.data.error.code).toBe('call_ended');
+    expectError(again, 409, 'call_ended');
   });
 
-  it('answers malformed JSON, a wrong content type and an oversized body with named 4xx errors', async () => {
-    const headers = await bearerFor('f');
-    const malformed = await call('/token', {
-      headers: { ...headers, 'content-type': 'application/json' },
-      method: 'POST',
-      body: '{"room_config": ',
-    });
-    expect([malformed.status, malformed.data.error.code]).toEqual([400, 'malformed_json']);
-    const form = await call('/token', {
-      headers: { ...headers, 'content-type': 'text/plain' },
-      method: 'POST',
-      body: '{}',
-    });
-    expect([form.status, form.data.error.code]).toEqual([415, 'unsupported_media_type']);
-    const big = await call('/token', {
-      headers,
-      json: { participant_metadata: 'x'.repeat(20_000) },
-    });
-    expect([big.status, big.data.error.code]).toEqual([413, 'body_too_large']);
+  it.each<[string, (auth: HeadersInit) => RequestInit & { json?: unknown }, number, string]>([
+    [
+      'malformed JSON',
+      (auth) => ({
+        headers: { ...auth, 'content-type': 'application/json' },
+        method: 'POST',
+        body: '{"room_config": ',
+      }),
+      400,
+      'malformed_json',
+    ],
+    [
+      'a wrong content type',
+      (auth) => ({
+        headers: { ...auth, 'content-type': 'text/plain' },
+        method: 'POST',
+        body: '{}',
+      }),
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'an oversized body',
+      (auth) => ({ headers: auth, json: { participant_metadata: 'x'.repeat(20_000) } }),
+      413,
+      'body_too_large',
+    ],
+  ])('answers %s with a named 4xx error', async (_name, request, status, code) => {
+    const auth = await bearerFor('f');
+    expectError(await call('/token', request(auth)), status, code);
   });
 
   it('rate-limits one identity with 429 and Retry-After', async () => {
@@ -231,19 +265,23 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
       statuses.push((await call('/token', { headers, json: {} })).status);
     expect(statuses.slice(0, 20).every((s) => s === 201)).toBe(true);
     const limited = await call('/token', { headers, json: {} });
-    expect(limited.status).toBe(429);
+    expectError(limited, 429, 'rate_limited');
     expect(limited.headers.get('retry-after')).toBe('60');
-    expect(limited.data.error.code).toBe('rate_limited');
+    // Browser clients on TokenSource see only the body: the wait is repeated there.
+    expect((limited.data as { error: { retry_after_seconds?: number } }).error.retry_after_seconds).toBe(60);
   });
 
-  it('gives anonymous callers a random identity only when enabled', async () => {
-    const on = await call('/token', { json: {} }, { AUTH_ALLOW_ANONYMOUS: 'true' });
+  it('gives anonymous callers a random identity when enabled', async () => {
+    const on = await call<TokenResponse>('/token', { json: {} }, { AUTH_ALLOW_ANONYMOUS: 'true' });
     expect(on.status).toBe(201);
     expect(on.data.participant_identity).toMatch(/^anon-[0-9a-f]{24}$/);
-    expect((await call('/token', { json: {} })).status).toBe(401);
   });
 
-  it('verifies JWTs against a JWKS URL, and answers 503 when the identity provider is down', async () => {
+  it('denies anonymous callers when not enabled', async () => {
+    expectError(await call('/token', { json: {} }), 401, 'unauthenticated');
+  });
+
+  it('verifies JWTs against a JWKS URL', async () => {
     const jwks = { keys: JSON.parse(testEnv.AUTH_JWKS_JSON!).keys };
     const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async () => Response.json(jwks));
     const ok = await call(
@@ -253,7 +291,10 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     );
     expect(ok.status).toBe(201);
     expect(String(spy.mock.calls[0]?.[0])).toContain('jwks-ok.json');
-    spy.mockImplementation(async () => {
+  });
+
+  it('answers 503 when the JWKS URL cannot be fetched', async () => {
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async () => {
       throw new TypeError('fetch failed');
     });
     const down = await call(
@@ -261,23 +302,22 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
       { headers: await bearerFor('url-user'), json: {} },
       { AUTH_JWKS_JSON: undefined, AUTH_JWKS_URL: 'https://id.example.com/jwks-down.json' },
     );
-    expect(down.status).toBe(503);
-    expect(down.data.error.code).toBe('identity_provider_unreachable');
+    expectError(down, 503, 'identity_provider_unreachable');
   });
 
-  it('names a missing variable instead of crashing, and leaks no secret', async () => {
+  it('names a missing variable instead of crashing', async () => {
     const res = await call(
       '/token',
       { headers: await bearerFor('g'), json: {} },
       { LIVEKIT_API_SECRET: undefined },
     );
-    expect(res.status).toBe(503);
-    expect(res.data.error).toMatchObject({ code: 'misconfigured' });
-    expect(res.data.error.message).toContain('LIVEKIT_API_SECRET');
+    expect(expectError(res, 503, 'misconfigured').message).toContain('LIVEKIT_API_SECRET');
+  });
+
+  it('names a variable with a bad value and leaks no secret', async () => {
     const health = await call('/healthz', {}, { ADMIN_API_KEY: 'short' });
-    expect(health.status).toBe(503);
+    expect(expectError(health, 503, 'misconfigured').message).toContain('ADMIN_API_KEY');
     expect(JSON.stringify(health.data)).not.toContain('short"');
-    expect(health.data.error.message).toContain('ADMIN_API_KEY');
   });
 
   it('makes no LiveKit call to mint a token (dispatch rides in the token)', async () => {
@@ -288,7 +328,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
 });
 
 describe('cross-cutting', () => {
-  it('echoes a request id, sets secure headers and CORS only for allow-listed origins', async () => {
+  it('echoes a request id and sets secure headers and CORS for an allow-listed origin', async () => {
     const res = await call('/healthz', {
       headers: { Origin: 'https://app.example.com', 'X-Request-Id': 'req-123' },
     });
@@ -296,9 +336,15 @@ describe('cross-cutting', () => {
     expect(res.headers.get('x-request-id')).toBe('req-123');
     expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('sets no CORS header for another origin, and still a request id', async () => {
     const evil = await call('/healthz', { headers: { Origin: 'https://evil.example' } });
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
     expect(evil.headers.get('x-request-id')).toBeTruthy();
+  });
+
+  it('answers a CORS preflight from an allow-listed origin', async () => {
     const preflight = await call('/token', {
       method: 'OPTIONS',
       headers: {
@@ -312,8 +358,6 @@ describe('cross-cutting', () => {
   });
 
   it('answers unknown routes with a JSON 404', async () => {
-    const res = await call('/nope');
-    expect(res.status).toBe(404);
-    expect(res.data.error.code).toBe('not_found');
+    expectError(await call('/nope'), 404, 'not_found');
   });
 });

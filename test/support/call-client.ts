@@ -49,7 +49,7 @@ export class CallClient {
       this.#log('transcription', {
         from: info.identity,
         text,
-        final: info.attributes?.['lk.transcription_final'] === 'true',
+        final: reader.info.attributes?.['lk.transcription_final'] === 'true',
       });
     });
     this.room.on(RoomEvent.ParticipantConnected, (p: RemoteParticipant) =>

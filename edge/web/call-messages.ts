@@ -1,0 +1,111 @@
+import { END_REASONS, isEndReason } from '../../wire-contract/end-reasons.ts';
+
+/**
+ * What the call page says to a person, in plain words. End reasons come from the contract's one
+ * table; only what LiveKit alone can tell (a disconnect with no reason from the agent) and the
+ * page's own failures are worded here.
+ */
+
+/** What the page knows when a call is over. */
+export type CallOutcome = {
+  /** The agent's `call.end` notice or `call.end_reason` attribute, if one arrived. */
+  reason?: string;
+  /** LiveKit's DisconnectReason name, if the page was disconnected. */
+  disconnect?: string;
+  /** What this person did: hung up, or ended the call for everyone. */
+  byMe?: 'hang_up' | 'end_for_all';
+  /** The assistant left the room without saying why (it crashed or lost its connection). */
+  agentVanished?: boolean;
+};
+
+const DISCONNECTS: Record<string, string> = {
+  ROOM_DELETED: END_REASONS.api_end_call.clientMessage,
+  ROOM_CLOSED: END_REASONS.room_deleted.clientMessage,
+  CLIENT_INITIATED: END_REASONS.participant_left.clientMessage,
+  PARTICIPANT_REMOVED: 'You were removed from the call.',
+  DUPLICATE_IDENTITY: 'You joined this call from another tab or device, so this one was closed.',
+  SERVER_SHUTDOWN: 'The call service restarted. Please call again.',
+};
+const CONNECTION_LOST = 'Connection lost. Check your network and call again.';
+
+export function endedInWords(o: CallOutcome): string {
+  if (o.byMe === 'hang_up') return END_REASONS.participant_left.clientMessage;
+  if (o.byMe === 'end_for_all') return END_REASONS.api_end_call.clientMessage;
+  if (isEndReason(o.reason)) return END_REASONS[o.reason].clientMessage;
+  if (o.agentVanished) return END_REASONS.error.clientMessage;
+  return (o.disconnect && DISCONNECTS[o.disconnect]) || CONNECTION_LOST;
+}
+
+/** An error answer from the edge: `{ error: { code, message, retry_after_seconds? } }`. */
+export type EdgeError = {
+  status: number;
+  code?: string;
+  message?: string;
+  retryAfterSeconds?: number;
+};
+
+/**
+ * livekit-client's TokenSource.endpoint throws `Error generating token from endpoint <url>:
+ * received <status> / <body>`; the status and the edge's JSON body are read back from it.
+ */
+export function edgeErrorFromTokenSource(err: unknown): EdgeError | undefined {
+  const match = /received (\d{3}) \/ ([\s\S]*)$/.exec(
+    err instanceof Error ? err.message : String(err),
+  );
+  if (!match) return undefined;
+  return { status: Number(match[1]), ...errorFields(match[2]!) };
+}
+
+export function errorFields(body: string): Omit<EdgeError, 'status'> {
+  try {
+    const { error } = JSON.parse(body) as {
+      error?: { code?: string; message?: string; retry_after_seconds?: number };
+    };
+    return {
+      code: error?.code,
+      message: error?.message,
+      retryAfterSeconds: error?.retry_after_seconds,
+    };
+  } catch {
+    return {};
+  }
+}
+
+export function tokenRefusedInWords(e: EdgeError | undefined): string {
+  if (!e) return 'Could not reach the call service. Check your connection and try again.';
+  switch (e.status) {
+    case 401:
+      return 'You are not signed in, or your sign-in has expired. Sign in again, then call.';
+    case 403:
+      return `You are not allowed to start this call${e.message ? ` (${e.message})` : ''}.`;
+    case 429: {
+      const wait = e.retryAfterSeconds ?? 60;
+      return `Too many calls started just now. Please wait ${wait} second${wait === 1 ? '' : 's'} and try again.`;
+    }
+    default:
+      return e.status >= 500
+        ? 'The call service is not available right now. Please try again in a moment.'
+        : `The call could not start: ${e.message ?? `error ${e.status}`}.`;
+  }
+}
+
+export function microphoneFailureInWords(err: unknown): string {
+  const name = err instanceof Error ? err.name : '';
+  if (name === 'NotAllowedError' || name === 'SecurityError')
+    return 'Microphone access was refused. Allow the microphone for this site in your browser, then call again.';
+  if (name === 'NotFoundError' || name === 'OverconstrainedError')
+    return 'No microphone was found. Connect one, then call again.';
+  if (name === 'NotReadableError')
+    return 'Your microphone is in use by another app. Close it, then call again.';
+  return 'The microphone could not be started. Check it, then call again.';
+}
+
+export const NO_ASSISTANT = 'No assistant is available right now. Please try again in a moment.';
+export const LIVEKIT_UNREACHABLE =
+  'Could not connect to the call. Check your connection and try again.';
+
+export function endForAllRefusedInWords(e: EdgeError): string {
+  if (e.status === 401 || e.status === 403)
+    return 'You are not allowed to end this call for everyone.';
+  return `The call could not be ended for everyone: ${e.message ?? `error ${e.status}`}. Try again, or hang up.`;
+}

@@ -1,0 +1,238 @@
+import {
+  createLocalAudioTrack,
+  DisconnectReason,
+  Room,
+  RoomEvent,
+  Track,
+  TokenSource,
+  type LocalAudioTrack,
+  type Participant,
+  type RemoteParticipant,
+  type RemoteTrack,
+} from 'livekit-client';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/end-reasons.ts';
+import {
+  edgeErrorFromTokenSource,
+  endedInWords,
+  endForAllRefusedInWords,
+  errorFields,
+  LIVEKIT_UNREACHABLE,
+  microphoneFailureInWords,
+  NO_ASSISTANT,
+  tokenRefusedInWords,
+  type CallOutcome,
+} from './call-messages.ts';
+import { Captions } from './captions.ts';
+import { CallView } from './call-view.ts';
+
+/**
+ * How a page hosts the call. The defaults fit the page the edge serves itself; an app that embeds
+ * the call sets `window.voiceCallConfig` before loading call-page.js (see docs/web-client.md).
+ */
+export type CallPageOptions = {
+  /** LiveKit's standard token endpoint. Default: `/token` on this origin. */
+  tokenUrl?: string;
+  /** The end user's credential for /token, e.g. `Bearer <JWT from your identity provider>`. */
+  getAuthorization?: () => string | undefined | Promise<string | undefined>;
+  participantName?: string;
+  /** How long to wait for the assistant to join before giving up. */
+  agentJoinTimeoutMs?: number;
+};
+
+const AGENT_STATE = 'lk.agent.state';
+
+export function mountCallPage(root: HTMLElement, options: CallPageOptions = {}): void {
+  const view = new CallView(root);
+  const tokenUrl = new URL(options.tokenUrl ?? '/token', location.href);
+  let call: ActiveCall | undefined;
+
+  view.onCall(async () => {
+    if (call) return;
+    call = new ActiveCall(view, tokenUrl, options);
+    try {
+      await call.start();
+    } finally {
+      if (!call.live) call = undefined;
+    }
+  });
+  view.onHangUp(() => call?.hangUp());
+  view.onEndForAll(() => call?.endForAll());
+  view.onSend((text) => call?.send(text));
+  view.onCallOver(() => (call = undefined));
+}
+
+/** One call, from the click on Call to the words that say why it ended. */
+class ActiveCall {
+  readonly #view: CallView;
+  readonly #tokenUrl: URL;
+  readonly #options: CallPageOptions;
+  readonly #room = new Room({ adaptiveStream: false, dynacast: false });
+  readonly #captions: Captions;
+  readonly #outcome: CallOutcome = {};
+  #participantToken = '';
+  #mic: LocalAudioTrack | undefined;
+  live = false;
+
+  constructor(view: CallView, tokenUrl: URL, options: CallPageOptions) {
+    this.#view = view;
+    this.#tokenUrl = tokenUrl;
+    this.#options = options;
+    this.#captions = new Captions(view.captionList, () => this.#room.localParticipant.identity);
+  }
+
+  async start(): Promise<void> {
+    const view = this.#view;
+    view.connecting();
+    // Inside the click: browsers only let a page start audio from a user gesture.
+    void this.#room.startAudio();
+    try {
+      this.#mic = await createLocalAudioTrack({ echoCancellation: true, noiseSuppression: true });
+    } catch (err) {
+      return view.failed(microphoneFailureInWords(err));
+    }
+    let credentials;
+    try {
+      const authorization = await this.#options.getAuthorization?.();
+      const source = TokenSource.endpoint(this.#tokenUrl.href, {
+        headers: authorization ? { Authorization: authorization } : {},
+      });
+      credentials = await source.fetch(
+        this.#options.participantName ? { participantName: this.#options.participantName } : {},
+      );
+    } catch (err) {
+      this.#mic.stop();
+      return view.failed(tokenRefusedInWords(edgeErrorFromTokenSource(err)));
+    }
+    this.#participantToken = credentials.participantToken;
+    this.#listen();
+    try {
+      await this.#room.connect(credentials.serverUrl, credentials.participantToken);
+      await this.#room.localParticipant.publishTrack(this.#mic, {
+        source: Track.Source.Microphone,
+      });
+    } catch {
+      this.#mic.stop();
+      await this.#room.disconnect();
+      return view.failed(LIVEKIT_UNREACHABLE);
+    }
+    this.live = true;
+    view.inCall(this.#room.name);
+    if (!(await this.#agentJoined())) {
+      this.live = false;
+      this.#outcome.byMe = 'hang_up';
+      await this.#room.disconnect();
+      return view.failed(NO_ASSISTANT);
+    }
+    view.assistantJoined();
+  }
+
+  #agentJoined(): Promise<boolean> {
+    const present = () => [...this.#room.remoteParticipants.values()].some((p) => p.isAgent);
+    if (present()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), this.#options.agentJoinTimeoutMs ?? 15_000);
+      const joined = (p: RemoteParticipant) => p.isAgent && done(true);
+      const gone = () => done(false);
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#room.off(RoomEvent.ParticipantConnected, joined).off(RoomEvent.Disconnected, gone);
+        resolve(ok);
+      };
+      this.#room.on(RoomEvent.ParticipantConnected, joined).on(RoomEvent.Disconnected, gone);
+    });
+  }
+
+  #listen(): void {
+    const room = this.#room;
+    const view = this.#view;
+    room.registerTextStreamHandler(
+      'lk.transcription',
+      (reader, from) => void this.#captions.follow(reader, from.identity),
+    );
+    room.on(RoomEvent.AudioPlaybackStatusChanged, () =>
+      view.audioBlocked(!room.canPlaybackAudio, () => room.startAudio()),
+    );
+    room.on(
+      RoomEvent.TrackSubscribed,
+      (track: RemoteTrack, _pub, participant: RemoteParticipant) => {
+        if (track.kind === Track.Kind.Audio && participant.isAgent)
+          view.playAgentAudio(track.attach() as HTMLAudioElement);
+      },
+    );
+    room.on(RoomEvent.TrackUnsubscribed, (track: RemoteTrack) =>
+      track.detach().forEach((el) => el.remove()),
+    );
+    room.on(
+      RoomEvent.ParticipantAttributesChanged,
+      (changed: Record<string, string>, p: Participant) => {
+        if (!p.isAgent) return;
+        if (changed[AGENT_STATE]) view.agentState(changed[AGENT_STATE]);
+        if (changed[END_REASON_ATTRIBUTE]) this.#outcome.reason ??= changed[END_REASON_ATTRIBUTE];
+      },
+    );
+    room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
+      if (topic !== CALL_END_TOPIC) return;
+      try {
+        this.#outcome.reason ??= (
+          JSON.parse(new TextDecoder().decode(payload)) as { reason?: string }
+        ).reason;
+      } catch {
+        /* a malformed notice: the disconnect reason still says something */
+      }
+    });
+    // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
+    // for them too. An assistant that goes without a reason has crashed or lost its connection.
+    room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
+      if (!p.isAgent || !this.live) return;
+      if (!this.#outcome.reason) this.#outcome.agentVanished = true;
+      void room.disconnect();
+    });
+    room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
+      this.#outcome.disconnect ??= reason === undefined ? undefined : DisconnectReason[reason];
+      this.#mic?.stop();
+      const wasLive = this.live;
+      this.live = false;
+      if (wasLive) view.ended(endedInWords(this.#outcome));
+    });
+  }
+
+  async hangUp(): Promise<void> {
+    this.#outcome.byMe ??= 'hang_up';
+    await this.#room.disconnect();
+  }
+
+  /** Ends the call for everyone through the edge, with this participant's own LiveKit token. */
+  async endForAll(): Promise<void> {
+    const room = this.#room.name;
+    this.#view.endingForAll(true);
+    // Set first: LiveKit's disconnect can arrive before the edge's answer.
+    this.#outcome.byMe = 'end_for_all';
+    try {
+      const res = await fetch(new URL(`/calls/${encodeURIComponent(room)}/end`, this.#tokenUrl), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.#participantToken}`,
+        },
+        body: JSON.stringify({ mode: 'end_for_all' }),
+      });
+      if (res.ok) return;
+      delete this.#outcome.byMe;
+      this.#view.notice(
+        endForAllRefusedInWords({ status: res.status, ...errorFields(await res.text()) }),
+      );
+    } catch {
+      delete this.#outcome.byMe;
+      this.#view.notice(
+        endForAllRefusedInWords({ status: 0, message: 'the call service could not be reached' }),
+      );
+    } finally {
+      this.#view.endingForAll(false);
+    }
+  }
+
+  async send(text: string): Promise<void> {
+    await this.#room.localParticipant.sendText(text, { topic: 'lk.chat' });
+    this.#captions.typed(text);
+  }
+}

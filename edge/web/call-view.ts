@@ -1,0 +1,159 @@
+/**
+ * The page's DOM: buttons, status line, agent state, timer, captions and the text box. It knows
+ * nothing of LiveKit; the call tells it what happened and it shows it. `data-phase` on the root
+ * (idle, connecting, in-call, ended) lets styles and tests follow the page as a person does.
+ */
+export class CallView {
+  readonly #root: HTMLElement;
+  readonly captionList: HTMLOListElement;
+  readonly #status: HTMLElement;
+  readonly #alert: HTMLElement;
+  readonly #state: HTMLElement;
+  readonly #timer: HTMLElement;
+  readonly #roomName: HTMLElement;
+  readonly #call: HTMLButtonElement;
+  readonly #hangUp: HTMLButtonElement;
+  readonly #endForAll: HTMLButtonElement;
+  readonly #enableAudio: HTMLButtonElement;
+  readonly #chat: HTMLFormElement;
+  readonly #message: HTMLInputElement;
+  readonly #audio: HTMLElement;
+  #clock: ReturnType<typeof setInterval> | undefined;
+  #callOver: () => void = () => {};
+
+  constructor(root: HTMLElement) {
+    this.#root = root;
+    const $ = <T extends HTMLElement>(selector: string) => {
+      const el = root.querySelector<T>(selector);
+      if (!el) throw new Error(`call page markup is missing ${selector}`);
+      return el;
+    };
+    this.captionList = $('#captions');
+    this.#status = $('#status');
+    this.#alert = $('#alert');
+    this.#state = $('#agent-state');
+    this.#timer = $('#timer');
+    this.#roomName = $('#room-name');
+    this.#call = $('#call');
+    this.#hangUp = $('#hang-up');
+    this.#endForAll = $('#end-for-all');
+    this.#enableAudio = $('#enable-audio');
+    this.#chat = $('#chat');
+    this.#message = $('#message');
+    this.#audio = $('#agent-audio');
+    this.#phase('idle', 'Press Call to talk to the assistant.');
+  }
+
+  onCall(fn: () => void): void {
+    this.#call.addEventListener('click', fn);
+  }
+  onHangUp(fn: () => void): void {
+    this.#hangUp.addEventListener('click', fn);
+  }
+  onEndForAll(fn: () => void): void {
+    this.#endForAll.addEventListener('click', fn);
+  }
+  onCallOver(fn: () => void): void {
+    this.#callOver = fn;
+  }
+  onSend(fn: (text: string) => void): void {
+    this.#chat.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const text = this.#message.value.trim();
+      if (!text) return;
+      this.#message.value = '';
+      fn(text);
+    });
+  }
+
+  connecting(): void {
+    this.captionList.replaceChildren();
+    this.#audio.replaceChildren();
+    this.#showAlert('');
+    this.#roomName.textContent = '';
+    this.#state.textContent = '—';
+    this.#timer.textContent = '0:00';
+    this.#phase('connecting', 'Connecting…');
+  }
+
+  inCall(room: string): void {
+    this.#roomName.textContent = room;
+    this.#phase('in-call', 'Waiting for the assistant to join…');
+    const started = Date.now();
+    this.#clock = setInterval(() => {
+      const s = Math.floor((Date.now() - started) / 1000);
+      this.#timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+    }, 1000);
+  }
+
+  assistantJoined(): void {
+    this.#status.textContent = 'In a call with the assistant. Speak, or type below.';
+    this.#message.focus();
+  }
+
+  agentState(state: string): void {
+    this.#state.textContent = state;
+    this.#root.dataset.agentState = state;
+  }
+
+  playAgentAudio(el: HTMLAudioElement): void {
+    el.addEventListener('playing', () => (this.#root.dataset.agentAudio = 'playing'));
+    this.#audio.append(el);
+  }
+
+  /** Shown when the browser blocks sound until the person clicks. */
+  audioBlocked(blocked: boolean, unblock: () => Promise<void>): void {
+    this.#enableAudio.hidden = !blocked;
+    this.#enableAudio.onclick = () => void unblock();
+  }
+
+  endingForAll(busy: boolean): void {
+    this.#endForAll.disabled = busy;
+  }
+
+  /** A problem during the call that does not end it. */
+  notice(message: string): void {
+    this.#showAlert(message);
+  }
+
+  /** The call could not start: say why, and let the person try again. */
+  failed(message: string): void {
+    this.#stopClock();
+    this.#showAlert(message);
+    this.#phase('idle', 'Press Call to try again.');
+    this.#callOver();
+  }
+
+  ended(words: string): void {
+    this.#stopClock();
+    this.#enableAudio.hidden = true;
+    this.#state.textContent = '—';
+    delete this.#root.dataset.agentState;
+    this.#phase('ended', words);
+    this.#callOver();
+    this.#call.focus();
+  }
+
+  #phase(phase: 'idle' | 'connecting' | 'in-call' | 'ended', status: string): void {
+    this.#root.dataset.phase = phase;
+    this.#status.textContent = status;
+    const inCall = phase === 'in-call';
+    this.#call.disabled = phase === 'connecting' || inCall;
+    this.#call.textContent = phase === 'ended' ? 'Call again' : 'Call';
+    this.#hangUp.disabled = !inCall;
+    this.#endForAll.disabled = !inCall;
+    this.#message.disabled = !inCall;
+    this.#chat.querySelector('button')!.disabled = !inCall;
+    if (!inCall) delete this.#root.dataset.agentAudio;
+  }
+
+  #showAlert(message: string): void {
+    this.#alert.textContent = message;
+    this.#alert.hidden = !message;
+  }
+
+  #stopClock(): void {
+    clearInterval(this.#clock);
+    this.#clock = undefined;
+  }
+}

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import {
+  edgeErrorFromTokenSource,
+  endedInWords,
+  microphoneFailureInWords,
+  tokenRefusedInWords,
+} from '../../edge/web/call-messages.ts';
+import { END_REASONS, END_REASON_VALUES } from '../../wire-contract/end-reasons.ts';
+
+describe('what the call page says when a call ends', () => {
+  it.each(END_REASON_VALUES)('uses the contract table for the agent reason %s', (reason) => {
+    expect(endedInWords({ reason, disconnect: 'ROOM_DELETED' })).toBe(
+      END_REASONS[reason].clientMessage,
+    );
+  });
+
+  it.each([
+    ['ROOM_DELETED', 'The call was ended for everyone.'],
+    ['CLIENT_INITIATED', 'You left the call.'],
+    [
+      'DUPLICATE_IDENTITY',
+      'You joined this call from another tab or device, so this one was closed.',
+    ],
+    ['SIGNAL_CLOSE', 'Connection lost. Check your network and call again.'],
+    [undefined, 'Connection lost. Check your network and call again.'],
+  ])('words LiveKit disconnect %s when the agent sent no reason', (disconnect, words) => {
+    expect(endedInWords({ disconnect })).toBe(words);
+  });
+
+  it('says what the person did before anything else', () => {
+    expect(endedInWords({ byMe: 'hang_up', reason: 'agent_end_call' })).toBe('You left the call.');
+    expect(endedInWords({ byMe: 'end_for_all', disconnect: 'ROOM_DELETED' })).toBe(
+      'The call was ended for everyone.',
+    );
+  });
+
+  it('names an assistant that vanished without a reason as a problem on our side', () => {
+    expect(endedInWords({ agentVanished: true, disconnect: 'CLIENT_INITIATED' })).toBe(
+      END_REASONS.error.clientMessage,
+    );
+  });
+
+  it('never says a bare "disconnected"', () => {
+    for (const disconnect of ['UNKNOWN_REASON', 'JOIN_FAILURE', 'MEDIA_FAILURE', 'STATE_MISMATCH'])
+      expect(endedInWords({ disconnect })).not.toMatch(/^disconnected\.?$/i);
+  });
+});
+
+describe('what the call page says when the token is refused', () => {
+  const fromTokenSource = (status: number, body: unknown) =>
+    edgeErrorFromTokenSource(
+      new Error(
+        `Error generating token from endpoint https://edge/token: received ${status} / ${JSON.stringify(body)}`,
+      ),
+    );
+
+  it('reads the status and the edge error out of TokenSource.endpoint’s error', () => {
+    expect(
+      fromTokenSource(429, {
+        error: { code: 'rate_limited', message: 'x', retry_after_seconds: 42 },
+      }),
+    ).toEqual({
+      status: 429,
+      code: 'rate_limited',
+      message: 'x',
+      retryAfterSeconds: 42,
+    });
+  });
+
+  it('tells a rate-limited caller how long to wait', () => {
+    const e = fromTokenSource(429, {
+      error: { code: 'rate_limited', message: 'x', retry_after_seconds: 42 },
+    });
+    expect(tokenRefusedInWords(e)).toBe(
+      'Too many calls started just now. Please wait 42 seconds and try again.',
+    );
+  });
+
+  it.each([
+    [401, /sign in again/i],
+    [403, /not allowed/i],
+    [503, /not available right now/i],
+  ])('words a %i so the person knows what to do', (status, words) => {
+    expect(
+      tokenRefusedInWords(fromTokenSource(status, { error: { code: 'x', message: 'y' } })),
+    ).toMatch(words);
+  });
+
+  it('words a network failure (no status) as unreachable', () => {
+    expect(tokenRefusedInWords(edgeErrorFromTokenSource(new TypeError('Failed to fetch')))).toMatch(
+      /could not reach/i,
+    );
+  });
+});
+
+describe('what the call page says when the microphone fails', () => {
+  it.each([
+    ['NotAllowedError', /refused/],
+    ['NotFoundError', /No microphone was found/],
+    ['NotReadableError', /in use/],
+  ])('%s', (name, words) => {
+    expect(microphoneFailureInWords(Object.assign(new Error('x'), { name }))).toMatch(words);
+  });
+});
