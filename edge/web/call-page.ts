@@ -35,6 +35,8 @@ export type CallPageOptions = {
   /** The end user's credential for /token, e.g. `Bearer <JWT from your identity provider>`. */
   getAuthorization?: () => string | undefined | Promise<string | undefined>;
   participantName?: string;
+  /** An agent on the edge's allow-list; default: the edge's AGENT_NAME. */
+  agentName?: string;
   /** How long to wait for the assistant to join before giving up. */
   agentJoinTimeoutMs?: number;
 };
@@ -96,9 +98,11 @@ class ActiveCall {
       const source = TokenSource.endpoint(this.#tokenUrl.href, {
         headers: authorization ? { Authorization: authorization } : {},
       });
-      credentials = await source.fetch(
-        this.#options.participantName ? { participantName: this.#options.participantName } : {},
-      );
+      const { participantName, agentName } = this.#options;
+      credentials = await source.fetch({
+        ...(participantName && { participantName }),
+        ...(agentName && { agentName }),
+      });
     } catch (err) {
       this.#mic.stop();
       return view.failed(tokenRefusedInWords(edgeErrorFromTokenSource(err)));

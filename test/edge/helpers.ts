@@ -195,7 +195,10 @@ export async function signAsLiveKit(
 
 /** A LiveKit token signed with the edge's key; a negative `ttl` makes one that expired that long ago. */
 export async function liveKitTokenFor(identity: string, room: string, ttl = 600) {
-  const at = new AccessToken(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET, { identity, ttl });
+  const at = new AccessToken(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET, {
+    identity,
+    ttl,
+  });
   at.addGrant({ roomJoin: true, room });
   return at.toJwt();
 }

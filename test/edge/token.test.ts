@@ -268,7 +268,9 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     expectError(limited, 429, 'rate_limited');
     expect(limited.headers.get('retry-after')).toBe('60');
     // Browser clients on TokenSource see only the body: the wait is repeated there.
-    expect((limited.data as { error: { retry_after_seconds?: number } }).error.retry_after_seconds).toBe(60);
+    expect(
+      (limited.data as { error: { retry_after_seconds?: number } }).error.retry_after_seconds,
+    ).toBe(60);
   });
 
   it('gives anonymous callers a random identity when enabled', async () => {

@@ -1,0 +1,196 @@
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  chromiumPath,
+  HOW_TO_GET_CHROMIUM,
+  openCallPage,
+  screenshot,
+  type CallPage,
+} from '../support/browser.ts';
+import { waitFor } from '../support/processes.ts';
+import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
+import { pidAlive, System } from '../support/system.ts';
+
+/**
+ * The edge's own call page in headless Chromium, as a person uses it: the microphone is faked from
+ * a speech WAV, everything else is real (LiveKit server, the edge under wrangler dev serving the
+ * page, the built agent with audio input on, the OpenAI stand-in). Screenshots of each ending go
+ * to test-artifacts/call-page/.
+ */
+const bin = inject('livekitServerBin');
+const missing = !chromiumPath() ? HOW_TO_GET_CHROMIUM : speechToolsMissing();
+if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
+if (missing) console.warn(`\n*** call page tests SKIPPED: install ${missing}.\n`);
+
+const TOKEN_TTL_SECONDS = 10;
+const NO_WORKER_AGENT = 'voice-agent-nobody';
+const ISSUER = 'https://id.example.test/';
+const AUDIENCE = 'voice-app';
+let system: System;
+let signUserJwt: (sub: string) => Promise<string>;
+let open: CallPage | undefined;
+
+beforeAll(async () => {
+  if (!bin || missing) return;
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'page-test', alg: 'RS256', use: 'sig' };
+  signUserJwt = (sub) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: 'RS256', kid: 'page-test' })
+      .setSubject(sub)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+  system = await new System(bin, {
+    agentEnv: { AGENT_AUDIO_INPUT: 'true' },
+    edgeVars: {
+      TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
+      AGENT_ALLOWED_NAMES: `voice-agent,${NO_WORKER_AGENT}`,
+      AUTH_JWKS_JSON: JSON.stringify({ keys: [jwk] }),
+      AUTH_JWT_ISSUER: ISSUER,
+      AUTH_JWT_AUDIENCE: AUDIENCE,
+    },
+  }).start();
+});
+afterEach(async () => {
+  await open?.close();
+  open = undefined;
+});
+afterAll(async () => {
+  await system?.stop();
+});
+
+const silence = () => renderSilence(`${system.dir}/speech`, 60);
+const config = (c: Record<string, unknown>, jwt?: string) =>
+  `window.voiceCallConfig = Object.assign(${JSON.stringify(c)}, ${
+    jwt ? `{ getAuthorization: () => ${JSON.stringify(`Bearer ${jwt}`)} }` : '{}'
+  });`;
+
+async function openPage(opts: Parameters<typeof openCallPage>[1]): Promise<CallPage> {
+  open = await openCallPage(`${system.edge.url}/`, opts);
+  return open;
+}
+const callButton = (p: CallPage) => p.page.getByRole('button', { name: /^Call( again)?$/ });
+const status = (p: CallPage, text: string | RegExp) =>
+  p.page.locator('#status', { hasText: text }).waitFor({ timeout: 30_000 });
+const alert = (p: CallPage, text: string | RegExp) =>
+  p.page.locator('#alert', { hasText: text }).waitFor({ timeout: 30_000 });
+const caption = (p: CallPage, who: 'you' | 'assistant', text: string | RegExp) =>
+  p.page
+    .locator(`#captions li[data-who=${who}]`, { hasText: text })
+    .first()
+    .waitFor({ timeout: 30_000 });
+
+/** Clicks Call, waits for the assistant's greeting, and returns the room and the participant token. */
+async function startCall(p: CallPage): Promise<{ room: string; token: string }> {
+  const tokenResponse = p.page.waitForResponse(
+    (r) => r.url().endsWith('/token') && r.request().method() === 'POST',
+  );
+  await callButton(p).click();
+  const token = ((await (await tokenResponse).json()) as { participant_token: string })
+    .participant_token;
+  await caption(p, 'assistant', 'Hello!');
+  const room = (await p.page.locator('#room-name').textContent())!;
+  expect(room).toMatch(/^call-/);
+  return { room, token };
+}
+
+describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real system', () => {
+  it('Call: the greeting is captioned and heard; a spoken goodbye ends the call, and the page says the assistant ended it', async () => {
+    const words = 'Okay, thank you. Goodbye!';
+    system.openai.utterances.push(words);
+    const p = await openPage({
+      micWav: renderSpeech(`${system.dir}/speech`, words, { leadSeconds: 6 }),
+    });
+    await status(p, 'Press Call to talk to the assistant.');
+    const { room } = await startCall(p);
+    await p.page.locator('#app[data-agent-audio=playing]').waitFor({ timeout: 15_000 });
+    await screenshot(p.page, 'in-call');
+    await caption(p, 'you', 'Goodbye');
+    await caption(p, 'assistant', 'Goodbye, take care!');
+    await status(p, 'The assistant ended the call.');
+    await screenshot(p.page, 'ended-by-assistant');
+    expect(await callButton(p).isEnabled()).toBe(true);
+    const call = await system.reportedCall(room);
+    expect(call.end_reason).toBe('agent_end_call');
+    expect(await system.roomExists(room)).toBe(false);
+  });
+
+  it('End for everyone, after the participant token has expired: everyone leaves, the ledger says api_end_call', async () => {
+    const p = await openPage({ micWav: silence() });
+    const { room, token } = await startCall(p);
+    // The edge judges expiry with 10 s of clock tolerance: wait until the token is past it.
+    const exp = decodeJwt(token).exp!;
+    expect(exp - decodeJwt(token).nbf!).toBe(TOKEN_TTL_SECONDS);
+    await waitFor('participant token past its TTL', async () => Date.now() > exp * 1000 + 11_000, {
+      timeoutMs: 40_000,
+      intervalMs: 250,
+    });
+    await p.page.getByRole('button', { name: 'End for everyone' }).click();
+    await status(p, 'The call was ended for everyone.');
+    await screenshot(p.page, 'ended-for-everyone');
+    const call = await system.endedCall(room);
+    expect(call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
+    expect(await system.roomExists(room)).toBe(false);
+  });
+
+  it('Hang up, signed in with the app’s JWT: the agent job exits within 2 s and the ledger says participant_left', async () => {
+    const p = await openPage({
+      micWav: silence(),
+      init: config({}, await signUserJwt('web-user-1')),
+    });
+    const { room } = await startCall(p);
+    const clicked = Date.now();
+    await p.page.getByRole('button', { name: 'Hang up' }).click();
+    await status(p, 'You left the call.');
+    await screenshot(p.page, 'hung-up');
+    const marker = await waitFor('hooks ran', async () => system.hookMarker(room, 'ran'), {
+      timeoutMs: 10_000,
+    });
+    await waitFor('job exit', async () => !pidAlive(marker.pid), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    expect(Date.now() - clicked).toBeLessThan(2_000 + 250);
+    const call = await system.reportedCall(room);
+    expect(call.end_reason).toBe('participant_left');
+    expect(call.participants.map((x: { identity: string }) => x.identity)).toContain('web-user-1');
+  });
+
+  it('a microphone the browser refuses: the page says how to fix it, and calls once it is allowed', async () => {
+    const p = await openPage({ micWav: silence(), microphone: 'refused' });
+    await callButton(p).click();
+    await alert(p, 'Microphone access was refused.');
+    await status(p, 'Press Call to try again.');
+    await screenshot(p.page, 'microphone-refused');
+    await p.context.grantPermissions(['microphone']);
+    await startCall(p);
+    expect(await p.page.locator('#alert').isHidden()).toBe(true);
+  });
+
+  it('a token the edge refuses: the page says to sign in again', async () => {
+    const p = await openPage({ micWav: silence(), init: config({}, 'not-a-jwt.at-all.really') });
+    await callButton(p).click();
+    await alert(p, 'You are not signed in, or your sign-in has expired.');
+    await status(p, 'Press Call to try again.');
+  });
+
+  it('no agent worker: "No assistant is available right now", and the next Call works once one is up', async () => {
+    const p = await openPage({
+      micWav: silence(),
+      init: config({ agentName: NO_WORKER_AGENT, agentJoinTimeoutMs: 5_000 }),
+    });
+    await callButton(p).click();
+    await alert(p, 'No assistant is available right now.');
+    await status(p, 'Press Call to try again.');
+    await screenshot(p.page, 'no-assistant');
+    const late = await system.startAgent('agent-late', { AGENT_NAME: NO_WORKER_AGENT });
+    try {
+      await startCall(p);
+    } finally {
+      await late.stop('SIGKILL');
+    }
+  });
+});

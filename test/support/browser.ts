@@ -1,0 +1,73 @@
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+/**
+ * Debian's Chromium driven by playwright-core (no browser download: this machine cannot fetch one).
+ * Each page gets its own browser, because the fake microphone is a launch flag: it plays `micWav`
+ * once (`%noloop`), then silence.
+ */
+export const SCREENSHOTS = resolve(import.meta.dirname, '../../test-artifacts/call-page');
+
+export function chromiumPath(): string | undefined {
+  const candidates = [process.env.CHROMIUM_BIN, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+  return candidates.find((p): p is string => !!p && existsSync(p));
+}
+
+export const HOW_TO_GET_CHROMIUM =
+  "Debian's chromium (apt-get install chromium) or CHROMIUM_BIN pointing at a Chromium binary";
+
+export type CallPage = {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  close(): Promise<void>;
+};
+
+export async function openCallPage(
+  url: string,
+  {
+    micWav,
+    microphone = 'granted',
+    init,
+  }: { micWav: string; microphone?: 'granted' | 'refused'; init?: string },
+): Promise<CallPage> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error(`no Chromium: ${HOW_TO_GET_CHROMIUM}`);
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=user-gesture-required',
+      '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${micWav}%noloop`,
+    ],
+  });
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 }, // a phone-width screen
+    permissions: microphone === 'granted' ? ['microphone'] : [],
+  });
+  if (init) await context.addInitScript(init);
+  const page = await context.newPage();
+  await page.goto(url);
+  return { browser, context, page, close: () => browser.close() };
+}
+
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+export function browserTempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'lkvc-browser-'));
+}
