@@ -87,6 +87,8 @@ if (openaiKey) {
 }
 
 console.log(`
+Call page ${edge.url}/   ← open this, press Call${openaiBase && !process.env.OPENAI_BASE_URL ? ' (stand-in: type on the text box; "goodbye" ends the call)' : ''}
+
 LiveKit   ${livekitUrl}  (key ${key}${livekit ? `, secret ${secret}; log ${join(dir, 'livekit.log')}` : ''})
 Edge      ${edge.url}  (log ${edge.proc.logFile}; admin key ${edge.adminKey})
 Agent     ${agent ? `dev mode, log ${agent.logFile}` : 'NOT STARTED: set OPENAI_API_KEY (or DEV_OPENAI_STAND_IN=1 for the local stand-in) and run again'}
