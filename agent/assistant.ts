@@ -21,7 +21,13 @@ export type EndCallRequest = (goodbyePlayedOut: Promise<void>) => void;
 
 /** The voice assistant: its instructions and its one tool. */
 export class Assistant extends voice.Agent {
-  constructor(instructions: string, requestEnd: EndCallRequest) {
+  readonly #ending: () => boolean;
+
+  constructor(
+    instructions: string,
+    requestEnd: EndCallRequest,
+    ending: () => boolean = () => false,
+  ) {
     super({
       instructions,
       tools: {
@@ -29,16 +35,38 @@ export class Assistant extends voice.Agent {
           description: END_CALL_DESCRIPTION,
           parameters: z.object({}),
           execute: async (_args, { ctx }) => {
-            // The tool's reply (the goodbye) is spoken on this same speech handle: the end waits
-            // for it to finish playing, bounded by the lifecycle's step timeout.
-            const played = new Promise<void>((resolve) =>
-              ctx.speechHandle.addDoneCallback(() => resolve()),
-            );
-            requestEnd(played);
+            requestEnd(goodbyePlayed(ctx.session, ctx.speechHandle));
             return END_CALL_TOOL_REPLY;
           },
         }),
       },
     });
+    this.#ending = ending;
   }
+
+  /** Once the call is ending, a turn the caller finishes gets no reply: the end is under way. */
+  override async onUserTurnCompleted(): Promise<void> {
+    if (this.#ending()) throw new voice.StopResponse();
+  }
+}
+
+/**
+ * Resolves when the goodbye that answers the end_call tool has played. A pipeline model speaks it
+ * on the tool's own speech handle; a realtime model's reply plays on a new handle whose parent is
+ * the tool's, created before the tool's handle is done: then that one is awaited.
+ */
+function goodbyePlayed(session: voice.AgentSession, toolHandle: voice.SpeechHandle): Promise<void> {
+  const replies: voice.SpeechHandle[] = [];
+  const onSpeech = (ev: voice.SpeechCreatedEvent) => {
+    if (ev.speechHandle.parent === toolHandle) replies.push(ev.speechHandle);
+  };
+  session.on(voice.AgentSessionEventTypes.SpeechCreated, onSpeech);
+  return new Promise((resolve) =>
+    toolHandle.addDoneCallback(() => {
+      session.off(voice.AgentSessionEventTypes.SpeechCreated, onSpeech);
+      const reply = replies.at(-1);
+      if (reply) reply.addDoneCallback(() => resolve());
+      else resolve();
+    }),
+  );
 }

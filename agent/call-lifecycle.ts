@@ -9,7 +9,11 @@ export type CallSummary = {
   endedAt: Date;
 };
 
-export type CallEndHook = (summary: CallSummary) => unknown;
+/**
+ * An end-of-call hook. `signal` aborts when the hook's time is up: a hook that honours it stops
+ * its work, so hooks that run in order really do stay in order.
+ */
+export type CallEndHook = (summary: CallSummary, signal: AbortSignal) => unknown;
 export type HookOptions = {
   /** This hook's own limit; it is also cut by what is left of the cleanup budget. */
   timeoutMs?: number;
@@ -23,6 +27,8 @@ export type EndSteps = {
   announce(reason: EndReason): Promise<void>;
   /** Speak the goodbye for this reason and resolve when it has played out. */
   sayGoodbye(reason: EndReason): Promise<void>;
+  /** Stop any speech now: nobody is left to hear the goodbye. */
+  interruptSpeech(): void;
   /** Leave the room or delete it, as the reason and the call's mode say. */
   finish(reason: EndReason): Promise<void>;
   /** Deliver the end-of-call report; gets the hooks' outcomes. Runs last, until `deadline` (epoch ms). */
@@ -46,19 +52,27 @@ export type LifecycleOptions = {
 
 /** Below this a hook is still called (told the reason) but given only this long. */
 const MIN_HOOK_SLICE_MS = 100;
+/** More hooks than this are refused at registration (and named in the report), never run. */
+export const MAX_HOOKS = 64;
+const MAX_HOOK_NAME = 200;
 
 type Registered = { name: string; fn: CallEndHook; timeoutMs: number; concurrent: boolean };
 
 /**
- * Owns how one call ends. The first reason wins; later triggers join the same end. The steps run
- * in a fixed order, each bounded: announce, goodbye (if the reason calls for one and it was not
- * already spoken), finish (leave or delete the room), hooks in registration order (or concurrent
- * where declared, each with its own timeout, none skipped), then the report.
+ * Owns how one call ends. The first reason wins; later triggers join the same end, and one that
+ * means nobody is listening any more (a hang-up, the room deleted) cuts a goodbye short. The steps
+ * run in a fixed order, each bounded: announce, goodbye (if the reason calls for one and it was
+ * not already spoken), finish (leave or delete the room), hooks in registration order (or
+ * concurrent where declared, each with its own timeout and abort signal, none skipped), then the
+ * report. `finished` always resolves, whatever a step or hook does.
  */
 export class CallLifecycle {
   readonly #opts: LifecycleOptions;
   readonly #hooks: Registered[] = [];
+  /** Registrations refused (too late or too many): reported, never run. */
+  readonly #refused: HookOutcome[] = [];
   readonly #startedAt: Date;
+  readonly #speechCut = new AbortController();
   #steps: EndSteps | undefined;
   #reason: EndReason | undefined;
   #done: Promise<CallSummary> | undefined;
@@ -72,21 +86,32 @@ export class CallLifecycle {
     this.#startedAt = opts.startedAt ?? new Date(this.#now());
   }
 
-  /** Register before anything that can fail, so an early failure still runs the hook. */
-  onCallEnd(name: string, fn: CallEndHook, options: HookOptions = {}): void {
-    if (this.#done)
-      this.#opts.log('warn', 'hook registered after the call began ending; it will not run', {
-        hook: name,
-      });
+  /**
+   * Register before anything that can fail, so an early failure still runs the hook. Refused
+   * (returns false, and the report names it) once the call is ending or past MAX_HOOKS.
+   */
+  onCallEnd(name: string, fn: CallEndHook, options: HookOptions = {}): boolean {
+    const shortName = name.slice(0, MAX_HOOK_NAME);
+    const refusal = this.#done
+      ? 'registered after the call began ending'
+      : this.#hooks.length >= MAX_HOOKS
+        ? `more than ${MAX_HOOKS} hooks registered`
+        : undefined;
+    if (refusal) {
+      this.#opts.log('warn', `hook refused: ${refusal}`, { hook: shortName });
+      this.#refused.push({ name: shortName, status: 'skipped', duration_ms: 0, error: refusal });
+      return false;
+    }
     this.#hooks.push({
-      name,
+      name: shortName,
       fn,
       timeoutMs: options.timeoutMs ?? this.#opts.defaultHookTimeoutMs,
       concurrent: options.concurrent ?? false,
     });
+    return true;
   }
 
-  /** Set once the session exists; until then an end skips speaking and leaving. */
+  /** Set as soon as the call's context exists; until then an end skips speaking and leaving. */
   attach(steps: EndSteps): void {
     this.#steps = steps;
   }
@@ -109,12 +134,21 @@ export class CallLifecycle {
    * model is already speaking (the end_call tool): wait for it, bounded, instead of a new one.
    */
   end(reason: EndReason, opts: { afterSpeech?: Promise<unknown> } = {}): Promise<CallSummary> {
-    if (this.#done) return this.#done;
+    if (this.#done) {
+      if (END_REASONS[reason].goodbye === null && !this.#speechCut.signal.aborted) {
+        this.#opts.log('info', 'goodbye cut: nobody is left to hear it', { trigger: reason });
+        this.#speechCut.abort();
+      }
+      return this.#done;
+    }
     this.#reason = reason;
     this.#opts.log('info', 'call ending', { reason });
     // Set before the listeners run so they can await it; the steps start after them.
     this.#done = Promise.resolve().then(() => this.#run(reason, opts.afterSpeech));
-    void this.#done.then(this.#resolveFinished);
+    this.#done.then(this.#resolveFinished, (err: unknown) => {
+      this.#opts.log('error', 'call end failed; finishing anyway', { error: message(err) });
+      this.#resolveFinished(this.#summary(reason));
+    });
     for (const fn of this.#onEnding) {
       try {
         fn(reason);
@@ -129,22 +163,19 @@ export class CallLifecycle {
     const steps = this.#steps;
     if (steps) {
       await this.#step('announce', () => steps.announce(reason));
-      if (afterSpeech) await this.#step('goodbye', () => afterSpeech);
-      else if (END_REASONS[reason].goodbye !== null)
-        await this.#step('goodbye', () => steps.sayGoodbye(reason));
+      const goodbye = afterSpeech
+        ? () => afterSpeech
+        : END_REASONS[reason].goodbye !== null
+          ? () => steps.sayGoodbye(reason)
+          : undefined;
+      if (goodbye) await this.#step('goodbye', () => this.#unlessCut(goodbye, steps));
       await this.#step('finish', () => steps.finish(reason));
     }
-    const summary: CallSummary = {
-      reason,
-      room: this.#opts.room,
-      jobId: this.#opts.jobId,
-      startedAt: this.#startedAt,
-      endedAt: new Date(this.#now()),
-    };
+    const summary = this.#summary(reason);
     const cleanupStart = this.#now();
     const hooksDeadline =
       cleanupStart + Math.max(0, this.#opts.cleanupBudgetMs - this.#opts.reportReserveMs);
-    const outcomes = await this.#runHooks(summary, hooksDeadline);
+    const outcomes = [...(await this.#runHooks(summary, hooksDeadline)), ...this.#refused];
     if (steps) {
       const left = Math.max(
         cleanupStart + this.#opts.cleanupBudgetMs - this.#now(),
@@ -166,19 +197,43 @@ export class CallLifecycle {
     return summary;
   }
 
+  /** The goodbye, unless a later trigger says nobody can hear it: then speech stops at once. */
+  #unlessCut(goodbye: () => Promise<unknown>, steps: EndSteps): Promise<unknown> {
+    const cut = this.#speechCut.signal;
+    if (cut.aborted) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onCut = () => {
+        steps.interruptSpeech();
+        resolve(undefined);
+      };
+      cut.addEventListener('abort', onCut, { once: true });
+      goodbye()
+        .then(resolve, reject)
+        .finally(() => cut.removeEventListener('abort', onCut));
+    });
+  }
+
+  #summary(reason: EndReason): CallSummary {
+    return {
+      reason,
+      room: this.#opts.room,
+      jobId: this.#opts.jobId,
+      startedAt: this.#startedAt,
+      endedAt: new Date(this.#now()),
+    };
+  }
+
   async #runHooks(summary: CallSummary, deadline: number): Promise<HookOutcome[]> {
+    const hooks = [...this.#hooks];
     const outcomes = new Map<Registered, HookOutcome>();
     const slice = (hook: Registered) =>
       Math.max(Math.min(hook.timeoutMs, deadline - this.#now()), MIN_HOOK_SLICE_MS);
-    const concurrent = this.#hooks
-      .filter((h) => h.concurrent)
-      .map(async (h) =>
-        outcomes.set(h, await this.#runBounded(h.name, () => h.fn(summary), slice(h))),
-      );
-    for (const hook of this.#hooks.filter((h) => !h.concurrent))
-      outcomes.set(hook, await this.#runBounded(hook.name, () => hook.fn(summary), slice(hook)));
+    const run = async (h: Registered) =>
+      outcomes.set(h, await this.#runBounded(h.name, (signal) => h.fn(summary, signal), slice(h)));
+    const concurrent = hooks.filter((h) => h.concurrent).map(run);
+    for (const hook of hooks.filter((h) => !h.concurrent)) await run(hook);
     await Promise.all(concurrent);
-    const list = this.#hooks.map((h) => outcomes.get(h)!);
+    const list = hooks.map((h) => outcomes.get(h)!);
     for (const o of list)
       if (o.status !== 'ok') this.#opts.log('warn', 'end-of-call hook failed', { ...o });
     return list;
@@ -190,16 +245,26 @@ export class CallLifecycle {
       this.#opts.log('warn', `end step ${name} did not complete`, { ...outcome });
   }
 
-  async #runBounded(name: string, fn: () => unknown, timeoutMs: number): Promise<HookOutcome> {
+  async #runBounded(
+    name: string,
+    fn: (signal: AbortSignal) => unknown,
+    timeoutMs: number,
+  ): Promise<HookOutcome> {
     const started = this.#now();
+    const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      timer = setTimeout(() => {
+        abort.abort(
+          new DOMException(`${name} exceeded ${Math.round(timeoutMs)} ms`, 'TimeoutError'),
+        );
+        resolve('timeout');
+      }, timeoutMs);
     });
     try {
       const result = await Promise.race([
         Promise.resolve()
-          .then(fn)
+          .then(() => fn(abort.signal))
           .then(() => 'ok' as const),
         timeout,
       ]);

@@ -22,29 +22,79 @@ export type ReportInputs = {
   hooks: HookOutcome[];
 };
 
+const MAX_HOOKS_IN_REPORT = 100;
+
+/**
+ * The wire report for this call. Never throws: every field is cut to the contract's limits (hooks
+ * past the limit are counted in one last entry), and should the full report still not validate,
+ * a minimal one (no transcript) that names the problem is sent instead of none.
+ */
 export function buildReport(i: ReportInputs): CallReport {
   const { summary } = i;
-  return CallReport.parse({
-    version: 1,
-    call_id: callIdFor(i.roomSid || 'RM_unknown', summary.jobId),
-    room: summary.room,
-    room_sid: i.roomSid,
-    job_id: summary.jobId,
-    agent_name: i.agentName,
+  const base = {
+    version: 1 as const,
+    call_id: callIdFor(i.roomSid || 'RM_unknown', summary.jobId).slice(0, 256),
+    room: summary.room.slice(0, 256),
+    room_sid: i.roomSid.slice(0, 128),
+    job_id: summary.jobId.slice(0, 128),
+    agent_name: i.agentName.slice(0, 128),
     end_reason: summary.reason,
     ended_by: END_REASONS[summary.reason].endedBy,
     started_at: summary.startedAt.toISOString(),
     ended_at: summary.endedAt.toISOString(),
     duration_ms: Math.max(0, summary.endedAt.getTime() - summary.startedAt.getTime()),
+  };
+  const errors = i.errors.slice(-200).map((e) => ({
+    at: e.at.toISOString(),
+    source: e.source.slice(0, 200),
+    message: e.message.slice(0, 2000),
+  }));
+  const full = CallReport.safeParse({
+    ...base,
     transcript: transcriptFrom(i.history),
     usage: usageFrom(i.usage),
-    errors: i.errors.slice(-200).map((e) => ({
-      at: e.at.toISOString(),
-      source: e.source.slice(0, 200),
-      message: e.message.slice(0, 2000),
-    })),
-    hooks: i.hooks,
+    errors,
+    hooks: boundedHooks(i.hooks),
   });
+  if (full.success) return full.data;
+  const problem = full.error.issues[0];
+  return CallReport.parse({
+    ...base,
+    transcript: [],
+    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
+    errors: [
+      {
+        at: base.ended_at,
+        source: 'report',
+        message: `full report invalid at ${problem?.path.join('.')}: ${problem?.message}`.slice(
+          0,
+          2000,
+        ),
+      },
+    ],
+    hooks: [],
+  });
+}
+
+function boundedHooks(hooks: HookOutcome[]): HookOutcome[] {
+  const bounded = hooks.map((h) => ({
+    ...h,
+    name: h.name.slice(0, 200),
+    ...(h.error !== undefined && { error: h.error.slice(0, 2000) }),
+  }));
+  if (bounded.length <= MAX_HOOKS_IN_REPORT) return bounded;
+  const kept = bounded.slice(0, MAX_HOOKS_IN_REPORT - 1);
+  const rest = bounded.slice(MAX_HOOKS_IN_REPORT - 1);
+  const failed = rest.filter((h) => h.status !== 'ok').length;
+  return [
+    ...kept,
+    {
+      name: `${rest.length} more hooks`,
+      status: failed ? 'error' : 'ok',
+      duration_ms: rest.reduce((sum, h) => sum + h.duration_ms, 0),
+      ...(failed && { error: `${failed} of them did not complete` }),
+    },
+  ];
 }
 
 function transcriptFrom(history: llm.ChatItem[]) {

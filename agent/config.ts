@@ -39,6 +39,8 @@ const AgentConfigSchema = z.object({
   CLEANUP_BUDGET_MS: int(500, 120_000).default(20_000),
   HOOK_TIMEOUT_MS: int(50, 120_000).default(5_000),
   END_STEP_TIMEOUT_MS: int(100, 60_000).default(8_000),
+  /** How long a caller who dropped (not a clean leave) has to come back before the call ends. */
+  RECONNECT_GRACE_SECONDS: int(0, 300).default(10),
   /** After the lifecycle, how long the stock job teardown may take before the process exits anyway. */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),

@@ -1,29 +1,63 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
  * The worker (parent) tells its job processes that a deploy is draining it. agents-js gives no
- * parent-to-job channel and job processes ignore SIGTERM, so the parent writes the deadline to a
- * file named by its pid, and each job (whose ppid is that pid) polls for it during a call.
+ * parent-to-job channel and job processes ignore SIGTERM, so the worker writes the deadline to a
+ * file and each job polls it during a call. The path is chosen once per boot and handed to the
+ * jobs in the environment they inherit, so a stale file from an earlier boot (even one with the
+ * same pid) is never read. If the file cannot be written, the worker's own drain still runs: its
+ * jobs end when agents-js asks them to shut down (job.ts listens for that request).
  */
-function drainFile(workerPid: number): string {
-  return join(tmpdir(), `livekit-voice-agent-drain-${workerPid}.json`);
+export const DRAIN_FILE_ENV = 'AGENT_DRAIN_FILE';
+
+/** Called once in the worker before jobs start: picks this boot's drain file. */
+export function chooseDrainFile(env: NodeJS.ProcessEnv = process.env): string {
+  const path = join(tmpdir(), `livekit-voice-agent-drain-${process.pid}-${randomUUID()}.json`);
+  env[DRAIN_FILE_ENV] = path;
+  return path;
 }
 
-export function announceDrain(deadlineMs: number, workerPid = process.pid): void {
-  writeFileSync(drainFile(workerPid), JSON.stringify({ deadline: deadlineMs }));
-}
-
-export function clearDrain(workerPid = process.pid): void {
-  rmSync(drainFile(workerPid), { force: true });
-}
-
-export function readDrainDeadline(workerPid = process.ppid): number | undefined {
+/**
+ * Writes the deadline (write, then rename: a job never reads half a file). Returns false, never
+ * throws, when it cannot: a signal handler that throws would stop agents-js' own drain.
+ */
+export function announceDrain(deadlineMs: number, path = process.env[DRAIN_FILE_ENV]): boolean {
+  if (!path) return false;
+  const partial = `${path}.${process.pid}.partial`;
   try {
-    const { deadline } = JSON.parse(readFileSync(drainFile(workerPid), 'utf8')) as {
-      deadline: number;
-    };
+    writeFileSync(partial, JSON.stringify({ deadline: deadlineMs }));
+    renameSync(partial, path);
+    return true;
+  } catch (err) {
+    rmSync(partial, { force: true });
+    console.error(
+      JSON.stringify({
+        level: 'warn',
+        msg: 'could not write the drain file; calls end when the worker shuts their jobs down',
+        path,
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
+    return false;
+  }
+}
+
+export function clearDrain(path = process.env[DRAIN_FILE_ENV]): void {
+  if (!path) return;
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    /* nothing to clear */
+  }
+}
+
+export function readDrainDeadline(path = process.env[DRAIN_FILE_ENV]): number | undefined {
+  if (!path) return undefined;
+  try {
+    const { deadline } = JSON.parse(readFileSync(path, 'utf8')) as { deadline: number };
     return Number.isFinite(deadline) ? deadline : undefined;
   } catch {
     return undefined;
@@ -33,10 +67,10 @@ export function readDrainDeadline(workerPid = process.ppid): number | undefined 
 /** Polls for a drain and calls `onDeadline` when its deadline passes. Returns a stop function. */
 export function watchDrain(
   onDeadline: () => void,
-  { pollMs = 500, workerPid = process.ppid } = {},
+  { pollMs = 500, path = process.env[DRAIN_FILE_ENV] } = {},
 ): () => void {
   const timer = setInterval(() => {
-    const deadline = readDrainDeadline(workerPid);
+    const deadline = readDrainDeadline(path);
     if (deadline !== undefined && Date.now() >= deadline) {
       clearInterval(timer);
       onDeadline();

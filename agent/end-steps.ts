@@ -11,10 +11,12 @@ import { buildReport, deliverReport } from './call-report.ts';
 import type { AgentConfig } from './config.ts';
 
 const CAPTION_FLUSH_MS = 500;
+const ANNOUNCE_WAIT_MS = 1_000;
 
 export type CallContext = {
   ctx: JobContext;
-  session: voice.AgentSession;
+  /** The session, once it exists: a call can end during setup, before it does. */
+  session: () => voice.AgentSession | undefined;
   config: AgentConfig;
   endMode: EndMode;
   agentName: string;
@@ -23,19 +25,31 @@ export type CallContext = {
   realtime: boolean;
 };
 
-/** Speaks a fixed line: with a TTS, as is; a realtime model has none, so it is asked to say it. */
+/**
+ * Speaks a fixed line: with a TTS, as is; a realtime model has none, so it is asked to say it.
+ * A session that is closing throws synchronously from say/generateReply: then nothing is spoken
+ * (undefined), and the caller's timer or step goes on instead of crashing the job.
+ */
 export function speakLine(
   session: voice.AgentSession,
   text: string,
   realtime: boolean,
   allowInterruptions = true,
-) {
-  return realtime
-    ? session.generateReply({
-        instructions: `Say exactly this and nothing else: "${text}"`,
-        allowInterruptions,
-      })
-    : session.say(text, { allowInterruptions });
+): voice.SpeechHandle | undefined {
+  try {
+    return realtime
+      ? session.generateReply({
+          instructions: `Say exactly this and nothing else: "${text}"`,
+          allowInterruptions,
+        })
+      : session.say(text, { allowInterruptions });
+  } catch (err) {
+    agentsLog().warn(
+      { error: err instanceof Error ? err.message : String(err) },
+      'could not speak',
+    );
+    return undefined;
+  }
 }
 
 /** The lifecycle's steps for a real LiveKit room. */
@@ -43,25 +57,40 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
   const room = c.ctx.room;
   return {
     async announce(reason) {
-      if (!room.isConnected || !room.localParticipant) return;
+      // Nobody left to tell (the caller hung up): waiting on acks would only delay the end.
+      if (!room.isConnected || !room.localParticipant || room.remoteParticipants.size === 0) return;
       const lp = room.localParticipant;
-      await Promise.all([
+      const told = Promise.all([
         lp.setAttributes({ [END_REASON_ATTRIBUTE]: reason }),
         lp.publishData(new TextEncoder().encode(JSON.stringify({ reason })), {
           topic: CALL_END_TOPIC,
           reliable: true,
         }),
       ]);
+      told.catch(() => {}); // a late failure, after the wait below, is not worth a crash
+      // Best effort, and short: a slow acknowledgement must not hold up the goodbye and the end.
+      await Promise.race([told, new Promise((r) => setTimeout(r, ANNOUNCE_WAIT_MS).unref())]);
     },
     async sayGoodbye(reason) {
       const text = END_REASONS[reason].goodbye;
-      if (!text || !room.isConnected) return;
-      await speakLine(c.session, text, c.realtime, false).waitForPlayout();
+      const session = c.session();
+      if (!text || !session || !room.isConnected) return;
+      await speakLine(session, text, c.realtime, false)?.waitForPlayout();
+    },
+    interruptSpeech() {
+      try {
+        c.session()
+          ?.interrupt({ force: true })
+          .await.catch(() => {});
+      } catch {
+        /* the session is already closed: nothing is speaking */
+      }
     },
     async finish(reason) {
-      if (!room.isConnected) return;
       const { finish } = END_REASONS[reason];
       if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
+        // Even when this agent never connected (a call that failed during setup): the caller must
+        // not wait alone in a room with no agent.
         // agents 1.9 closes the caption text stream in a background task after playout; deleting
         // the room at once cuts the goodbye's last words from clients' captions.
         await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
@@ -72,8 +101,13 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
           info.apiKey ?? c.config.LIVEKIT_API_KEY,
           info.apiSecret ?? c.config.LIVEKIT_API_SECRET,
           { requestTimeout: 5 },
-        ).deleteRoom(room.name!);
-      } else {
+        )
+          .deleteRoom(c.ctx.job.room?.name ?? room.name!)
+          .catch((err: unknown) => {
+            // Already gone (everyone left, or the edge deleted it): the end holds.
+            if ((err as { status?: number }).status !== 404) throw err;
+          });
+      } else if (room.isConnected) {
         await room.disconnect();
       }
     },
@@ -86,8 +120,8 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         summary,
         roomSid: c.roomSid(),
         agentName: c.agentName,
-        history: c.session.history.items,
-        usage: c.session.usage?.modelUsage ?? [],
+        history: c.session()?.history.items ?? [],
+        usage: c.session()?.usage?.modelUsage ?? [],
         errors: c.errors,
         hooks,
       });

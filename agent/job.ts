@@ -3,16 +3,20 @@ import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@l
 import {
   DispatchMetadata,
   endReasonForAgentDisconnect,
+  type EndMode,
   type EndReason,
 } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
-import { loadAgentConfig } from './config.ts';
-import { readDrainDeadline, watchDrain } from './drain-signal.ts';
+import { CallerPresence } from './caller-presence.ts';
+import { loadAgentConfig, type AgentConfig } from './config.ts';
+import { watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { registerHooksFrom } from './hooks-module.ts';
 import { sessionModels } from './models.ts';
+
+type JobError = { at: Date; source: string; message: string };
 
 export default defineAgent({
   entry: async (ctx: JobContext) => {
@@ -29,28 +33,17 @@ export default defineAgent({
       defaultHookTimeoutMs: config.HOOK_TIMEOUT_MS,
       log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     });
-    // First, before anything can fail: whatever ends the job (a crash, a shutdown request we did
-    // not see coming), the process does not exit before the lifecycle has run.
-    ctx.addShutdownCallback(async () => {
-      await lifecycle.end(readDrainDeadline() !== undefined ? 'drain' : 'error');
-    });
-    if (config.AGENT_HOOKS_MODULE)
-      await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
-
-    const errors: { at: Date; source: string; message: string }[] = [];
+    const errors: JobError[] = [];
     const endMode = call.end_mode ?? config.END_MODE;
-    const agentReason: EndReason = endMode === 'leave' ? 'agent_leave' : 'agent_end_call';
-    const session = new voice.AgentSession(sessionModels(config, call));
-    const assistant = new Assistant(
-      call.instructions ?? config.AGENT_INSTRUCTIONS,
-      (played) => void lifecycle.end(agentReason, { afterSpeech: played }),
-    );
-    let roomSid = '';
     const realtime = config.AGENT_MODEL_MODE === 'realtime';
+    let session: voice.AgentSession | undefined;
+    let roomSid = ctx.job.room?.sid ?? '';
+    // First, before anything can fail: the end can announce, leave or delete, and report on every
+    // path, including a failure during setup.
     lifecycle.attach(
       liveKitEndSteps({
         ctx,
-        session,
+        session: () => session,
         config,
         endMode,
         agentName: config.AGENT_NAME,
@@ -59,88 +52,61 @@ export default defineAgent({
         realtime,
       }),
     );
-
-    const timers = new CallTimers(
-      {
-        maxDurationSeconds: call.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS,
-        warningSeconds: config.MAX_DURATION_WARNING_SECONDS,
-        promptSeconds: config.IDLE_PROMPT_SECONDS,
-        endSeconds: config.IDLE_END_SECONDS,
-      },
-      {
-        warnMaxDuration: () =>
-          void speakLine(
-            session,
-            `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`,
-            realtime,
-          ),
-        endMaxDuration: () => void lifecycle.end('max_duration'),
-        promptIdle: () => void speakLine(session, 'Are you still there?', realtime),
-        endIdle: () => void lifecycle.end('idle_timeout'),
-      },
-    );
-    const stopDrainWatch = watchDrain(() => void lifecycle.end('drain'));
-    lifecycle.onEnding(() => {
-      timers.stop();
-      stopDrainWatch();
+    // agents-js asks a job to shut down when its worker closes (after the drain timeout, in dev
+    // on Ctrl-C or a reload) or LiveKit terminates the job; its own teardown would then cut speech
+    // and leave the room before any cleanup. A worker that dies (a second Ctrl-C exits at once)
+    // leaves its jobs orphaned, to exit 15 s later without cleanup. Either way: end the call now,
+    // while the room is still there.
+    // The reason is the truth as far as the job can see it: LiveKit also terminates a job when its
+    // room closes after the caller left for good.
+    const caller = { identity: call.caller_identity || undefined };
+    const shutdownReason = (): EndReason =>
+      caller.identity && !ctx.room.remoteParticipants.has(caller.identity)
+        ? 'participant_left'
+        : 'drain';
+    const onParentMessage = (msg: unknown) => {
+      if ((msg as { case?: string } | null)?.case === 'shutdownRequest')
+        void lifecycle.end(shutdownReason());
+    };
+    const onParentGone = () => void lifecycle.end(shutdownReason());
+    process.on('message', onParentMessage);
+    process.once('disconnect', onParentGone);
+    // Whatever else ends the job, the process does not exit before the lifecycle has run; an end
+    // that reaches this point unannounced was not foreseen, and says so.
+    ctx.addShutdownCallback(async () => {
+      await lifecycle.end('error');
     });
-
-    let linked = call.caller_identity || undefined;
-    ctx.room.on(
-      RoomEvent.Disconnected,
-      (reason: DisconnectReason) =>
-        void lifecycle.end(endReasonForAgentDisconnect(DisconnectReason[reason]) ?? 'error'),
-    );
-    ctx.room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
-      if (p.identity === linked) void lifecycle.end('participant_left');
-    });
-    session.on(voice.AgentSessionEventTypes.Close, (ev) => {
-      if (ev.reason === 'participant_disconnected') void lifecycle.end('participant_left');
-      else if (ev.error) void lifecycle.end('error');
-    });
-    session.on(voice.AgentSessionEventTypes.Error, (ev) => {
-      const error = ev.error as { message?: string; error?: { message?: string } } | undefined;
-      errors.push({
-        at: new Date(),
-        source: String(
-          (ev.source as { constructor?: { name?: string } })?.constructor?.name ?? 'session',
-        ),
-        message: String(error?.error?.message ?? error?.message ?? 'unknown error'),
-      });
-    });
-    session.on(
-      voice.AgentSessionEventTypes.UserStateChanged,
-      (ev) => ev.newState === 'speaking' && timers.userActive(),
-    );
-    session.on(
-      voice.AgentSessionEventTypes.ConversationItemAdded,
-      (ev) => ev.item.type === 'message' && ev.item.role === 'user' && timers.userActive(),
-    );
-    session.on(voice.AgentSessionEventTypes.AgentStateChanged, (ev) =>
-      timers.agentSpeaking(ev.newState === 'speaking'),
-    );
+    const fail = (source: string, err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      logger.error({ error: message, source }, 'call failed');
+      errors.push({ at: new Date(), source, message });
+      void lifecycle.end('error');
+    };
 
     try {
-      await session.start({
-        agent: assistant,
-        room: ctx.room,
-        inputOptions: { audioEnabled: config.AGENT_AUDIO_INPUT, participantIdentity: linked },
-      });
-      roomSid = await ctx.room.getSid();
-      linked ??= (await ctx.waitForParticipant()).identity;
+      if (config.AGENT_HOOKS_MODULE)
+        await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
       if (!lifecycle.ending) {
-        timers.start();
-        session.generateReply({
-          instructions: 'Greet the user in one short sentence and offer help.',
+        session = new voice.AgentSession(sessionModels(config, call));
+        await runCall({
+          ctx,
+          config,
+          call,
+          caller,
+          session,
+          lifecycle,
+          errors,
+          realtime,
+          logger,
+          endMode,
+          setRoomSid: (sid) => (roomSid = sid),
         });
       }
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      logger.error({ error: message }, 'call setup failed');
-      errors.push({ at: new Date(), source: 'setup', message });
-      void lifecycle.end('error');
+      fail('setup', err);
     }
     const summary = await lifecycle.finished;
+    process.off('message', onParentMessage).off('disconnect', onParentGone);
     ctx.shutdown(summary.reason);
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
@@ -156,6 +122,133 @@ export default defineAgent({
     }, config.JOB_EXIT_GRACE_MS).unref();
   },
 });
+
+type CallParts = {
+  ctx: JobContext;
+  config: AgentConfig;
+  call: Partial<DispatchMetadata>;
+  /** The caller this call is linked to: from the dispatch, or the first to join. */
+  caller: { identity: string | undefined };
+  session: voice.AgentSession;
+  lifecycle: CallLifecycle;
+  errors: JobError[];
+  realtime: boolean;
+  logger: ReturnType<typeof agentsLog>;
+  endMode: EndMode;
+  setRoomSid: (sid: string) => void;
+};
+
+/** Wires the session, the timers and the room to the lifecycle, then starts the conversation. */
+async function runCall(p: CallParts): Promise<void> {
+  const { ctx, config, call, session, lifecycle, errors, realtime } = p;
+  const agentReason: EndReason = p.endMode === 'leave' ? 'agent_leave' : 'agent_end_call';
+  const assistant = new Assistant(
+    call.instructions ?? config.AGENT_INSTRUCTIONS,
+    (played) => void lifecycle.end(agentReason, { afterSpeech: played }),
+    () => lifecycle.ending,
+  );
+  const timers = new CallTimers(
+    {
+      maxDurationSeconds: call.max_duration_seconds ?? config.MAX_CALL_DURATION_SECONDS,
+      warningSeconds: config.MAX_DURATION_WARNING_SECONDS,
+      promptSeconds: config.IDLE_PROMPT_SECONDS,
+      endSeconds: config.IDLE_END_SECONDS,
+    },
+    {
+      warnMaxDuration: () =>
+        void speakLine(
+          session,
+          `Just so you know, we have about ${config.MAX_DURATION_WARNING_SECONDS} seconds left on this call.`,
+          realtime,
+        ),
+      endMaxDuration: () => void lifecycle.end('max_duration'),
+      promptIdle: () => void speakLine(session, 'Are you still there?', realtime),
+      endIdle: () => void lifecycle.end('idle_timeout'),
+    },
+  );
+  const presence = new CallerPresence({
+    graceMs: config.RECONNECT_GRACE_SECONDS * 1000,
+    caller: () => p.caller.identity,
+    present: (identity) => ctx.room.remoteParticipants.has(identity),
+    onGone: () => void lifecycle.end('participant_left'),
+    log: (msg, fields) => p.logger.info(fields, msg),
+  });
+  const stopDrainWatch = watchDrain(() => void lifecycle.end('drain'));
+  lifecycle.onEnding(() => {
+    timers.stop();
+    stopDrainWatch();
+    presence.stop();
+    // Ending is ending: no new user turn starts once the end has begun.
+    try {
+      session.input.setAudioEnabled(false);
+    } catch {
+      /* no audio input (text-only call, or the session is closed) */
+    }
+  });
+
+  ctx.room.on(
+    RoomEvent.Disconnected,
+    (reason: DisconnectReason) =>
+      void lifecycle.end(endReasonForAgentDisconnect(DisconnectReason[reason]) ?? 'error'),
+  );
+  ctx.room.on(RoomEvent.ParticipantDisconnected, (participant: RemoteParticipant) => {
+    const reason = participant.disconnectReason;
+    presence.left(
+      participant.identity,
+      reason === undefined ? undefined : DisconnectReason[reason],
+    );
+  });
+  ctx.room.on(RoomEvent.ParticipantConnected, (participant: RemoteParticipant) =>
+    presence.joined(participant.identity),
+  );
+  // A session that closes before the lifecycle began it: RoomIO closes it only when the caller
+  // left for good; anything else is a failure.
+  session.on(voice.AgentSessionEventTypes.Close, (ev) => {
+    if (ev.error) errors.push({ at: new Date(), source: 'session', message: String(ev.error) });
+    void lifecycle.end(ev.reason === 'participant_disconnected' ? 'participant_left' : 'error');
+  });
+  session.on(voice.AgentSessionEventTypes.Error, (ev) => {
+    const error = ev.error as { message?: string; error?: { message?: string } } | undefined;
+    errors.push({
+      at: new Date(),
+      source: String(
+        (ev.source as { constructor?: { name?: string } })?.constructor?.name ?? 'session',
+      ),
+      message: String(error?.error?.message ?? error?.message ?? 'unknown error'),
+    });
+  });
+  session.on(
+    voice.AgentSessionEventTypes.UserStateChanged,
+    (ev) => ev.newState === 'speaking' && timers.userActive(),
+  );
+  session.on(
+    voice.AgentSessionEventTypes.ConversationItemAdded,
+    (ev) => ev.item.type === 'message' && ev.item.role === 'user' && timers.userActive(),
+  );
+  session.on(voice.AgentSessionEventTypes.AgentStateChanged, (ev) =>
+    timers.agentSpeaking(ev.newState === 'speaking'),
+  );
+
+  await session.start({
+    agent: assistant,
+    room: ctx.room,
+    inputOptions: {
+      audioEnabled: config.AGENT_AUDIO_INPUT,
+      participantIdentity: p.caller.identity,
+      // Typed words while the call is ending are dropped: they would interrupt the goodbye.
+      textInputCallback: (sess, ev) => {
+        if (lifecycle.ending) return;
+        sess.interrupt();
+        sess.generateReply({ userInput: ev.text });
+      },
+    },
+  });
+  p.setRoomSid(await ctx.room.getSid());
+  p.caller.identity ??= (await ctx.waitForParticipant()).identity;
+  if (lifecycle.ending) return;
+  timers.start();
+  session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
+}
 
 /** The edge's dispatch metadata; a dispatch made elsewhere may carry none, then config decides. */
 function parseMetadata(raw: string | undefined): Partial<DispatchMetadata> {

@@ -1,7 +1,7 @@
 import { cli, ServerOptions, type AgentServer } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
-import { announceDrain, clearDrain } from './drain-signal.ts';
+import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
 
 /**
  * The worker process: registers with LiveKit under AGENT_NAME (explicit dispatch only) and runs
@@ -18,6 +18,8 @@ try {
 const budget = shutdownBudget(config);
 const maxCalls = config.AGENT_MAX_CONCURRENT_CALLS;
 
+// This boot's drain file, inherited by every job process (forked after this line).
+chooseDrainFile();
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

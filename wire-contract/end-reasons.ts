@@ -100,6 +100,8 @@ export const END_REASONS: Record<EndReason, EndReasonRow> = {
     clientMessage: 'The call ended because nobody was talking.',
     authoritative: true,
   },
+  // The agent worker is shutting down (a deploy's drain deadline, a restart, or LiveKit ending the
+  // job) and ended the call first.
   drain: {
     endedBy: 'system',
     goodbye: 'I need to end our call now for maintenance. Sorry about that, and goodbye!',
@@ -118,7 +120,8 @@ export const END_REASONS: Record<EndReason, EndReasonRow> = {
   error: {
     endedBy: 'system',
     goodbye: null,
-    finish: 'leave',
+    // In end_for_all mode the room goes too: a caller must not wait alone with no agent.
+    finish: 'by_end_mode',
     clientMessage: 'The call ended because of a problem on our side. Please call again.',
     authoritative: true,
   },

@@ -1,5 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CallLifecycle, type EndSteps, type LifecycleOptions } from '../../agent/call-lifecycle.ts';
+import {
+  CallLifecycle,
+  MAX_HOOKS,
+  type EndSteps,
+  type LifecycleOptions,
+} from '../../agent/call-lifecycle.ts';
 import type { HookOutcome } from '../../wire-contract/index.ts';
 
 type Logged = { level: string; msg: string; fields?: Record<string, unknown> };
@@ -21,6 +26,7 @@ function setup(overrides: Partial<LifecycleOptions> = {}) {
   const steps: EndSteps = {
     announce: async (reason) => void trace.push(`announce:${reason}`),
     sayGoodbye: async (reason) => void trace.push(`goodbye:${reason}`),
+    interruptSpeech: () => void trace.push('interrupt'),
     finish: async (reason) => void trace.push(`finish:${reason}`),
     report: async (summary, hooks) => {
       trace.push(`report:${summary.reason}`);
@@ -196,5 +202,85 @@ describe('CallLifecycle', () => {
     await vi.runAllTimersAsync();
     await done;
     expect(ran).toEqual(['error']);
+  });
+
+  it('refuses a hook registered while the call is ending, names it in the report, and still finishes', async () => {
+    const { lifecycle, steps, reported } = setup();
+    lifecycle.onCallEnd('registers-late', () => {
+      expect(lifecycle.onCallEnd('too-late', () => {})).toBe(false);
+    });
+    lifecycle.attach(steps);
+    void lifecycle.end('participant_left');
+    await vi.runAllTimersAsync();
+    await expect(lifecycle.finished).resolves.toMatchObject({ reason: 'participant_left' });
+    expect(reported()!.map((h) => [h.name, h.status])).toEqual([
+      ['registers-late', 'ok'],
+      ['too-late', 'skipped'],
+    ]);
+    expect(reported()![1]!.error).toMatch(/after the call began ending/);
+  });
+
+  it(`refuses hooks past ${MAX_HOOKS} and names each refusal in the report`, async () => {
+    const { lifecycle, steps, reported } = setup();
+    for (let i = 0; i < MAX_HOOKS + 2; i++) lifecycle.onCallEnd(`hook-${i}`, () => {});
+    lifecycle.attach(steps);
+    void lifecycle.end('error');
+    await vi.runAllTimersAsync();
+    await lifecycle.finished;
+    const hooks = reported()!;
+    expect(hooks.filter((h) => h.status === 'ok')).toHaveLength(MAX_HOOKS);
+    expect(hooks.filter((h) => h.status === 'skipped').map((h) => h.name)).toEqual([
+      `hook-${MAX_HOOKS}`,
+      `hook-${MAX_HOOKS + 1}`,
+    ]);
+  });
+
+  it('aborts a hook’s signal at its timeout, so a hook that honours it stops before the next starts', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.onCallEnd(
+      'slow-but-polite',
+      (_s, signal) =>
+        new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => {
+            trace.push(`aborted:${(signal.reason as Error).name}`);
+            resolve();
+          }),
+        ),
+      { timeoutMs: 500 },
+    );
+    lifecycle.onCallEnd('next', () => void trace.push('hook:next'));
+    lifecycle.attach(steps);
+    void lifecycle.end('error');
+    await vi.runAllTimersAsync();
+    await lifecycle.finished;
+    expect(trace.indexOf('aborted:TimeoutError')).toBeLessThan(trace.indexOf('hook:next'));
+  });
+
+  it('cuts a goodbye short when the caller hangs up during it, then finishes at once', async () => {
+    const { lifecycle, steps, trace } = setup({ stepTimeoutMs: 60_000 });
+    lifecycle.attach({
+      ...steps,
+      sayGoodbye: () => new Promise(() => void trace.push('goodbye:started')),
+    });
+    void lifecycle.end('max_duration');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(trace).toContain('goodbye:started');
+    void lifecycle.end('participant_left');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(trace).toContain('interrupt');
+    expect(trace).toContain('finish:max_duration');
+    await vi.runAllTimersAsync();
+    await expect(lifecycle.finished).resolves.toMatchObject({ reason: 'max_duration' });
+  });
+
+  it('lets a later trigger that still has listeners (the agent leaving) keep the goodbye', async () => {
+    const { lifecycle, steps, trace } = setup();
+    lifecycle.attach(steps);
+    void lifecycle.end('idle_timeout');
+    void lifecycle.end('agent_leave');
+    await vi.runAllTimersAsync();
+    await lifecycle.finished;
+    expect(trace).toContain('goodbye:idle_timeout');
+    expect(trace).not.toContain('interrupt');
   });
 });

@@ -53,6 +53,55 @@ describe('buildReport', () => {
   });
 });
 
+describe('buildReport never drops a report', () => {
+  const base = {
+    summary,
+    roomSid: 'RM_1',
+    agentName: 'voice-agent',
+    history: [],
+    usage: [],
+    errors: [],
+  };
+
+  it('keeps 99 hooks and counts the rest in one last entry, with long names cut', () => {
+    const hooks = Array.from({ length: 150 }, (_, i) => ({
+      name: `${'h'.repeat(300)}-${i}`,
+      status: i % 50 === 0 ? ('error' as const) : ('ok' as const),
+      duration_ms: 1,
+    }));
+    const report = buildReport({ ...base, hooks });
+    expect(() => CallReport.parse(report)).not.toThrow();
+    expect(report.hooks).toHaveLength(100);
+    expect(report.hooks[0]!.name).toHaveLength(200);
+    expect(report.hooks.at(-1)).toMatchObject({
+      name: '51 more hooks',
+      status: 'error',
+      duration_ms: 51,
+    });
+  });
+
+  it('cuts a room name past the contract limit instead of failing', () => {
+    const report = buildReport({
+      ...base,
+      summary: { ...summary, room: 'r'.repeat(400) },
+      hooks: [],
+    });
+    expect(report.room).toHaveLength(256);
+  });
+
+  it('falls back to a minimal report naming the problem when the full one cannot validate', () => {
+    const report = buildReport({
+      ...base,
+      summary: { ...summary, endedAt: new Date(summary.startedAt.getTime() - 1) },
+      hooks: [{ name: 'x', status: 'ok', duration_ms: -1 }],
+    });
+    expect(() => CallReport.parse(report)).not.toThrow();
+    expect(report.hooks).toEqual([]);
+    expect(report.errors[0]).toMatchObject({ source: 'report' });
+    expect(report.errors[0]!.message).toMatch(/hooks\.0\.duration_ms/);
+  });
+});
+
 describe('deliverReport', () => {
   let close: (() => void) | undefined;
   afterEach(() => close?.());

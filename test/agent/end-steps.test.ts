@@ -23,11 +23,11 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-function steps(endMode: 'end_for_all' | 'leave') {
+function steps(endMode: 'end_for_all' | 'leave', { connected = true } = {}) {
   const calls: string[] = [];
   const room = {
     name: 'call-x',
-    isConnected: true,
+    isConnected: connected,
     localParticipant: undefined,
     disconnect: async () => void calls.push('disconnect'),
   };
@@ -37,11 +37,15 @@ function steps(endMode: 'end_for_all' | 'leave') {
     LIVEKIT_API_SECRET: 's',
     OPENAI_API_KEY: 'sk',
   });
-  const ctx = { room, info: { url, apiKey: 'k', apiSecret: 's' } } as unknown as CallContext['ctx'];
+  const ctx = {
+    room,
+    job: { room: { name: 'call-x' } },
+    info: { url, apiKey: 'k', apiSecret: 's' },
+  } as unknown as CallContext['ctx'];
   return {
     s: liveKitEndSteps({
       ctx,
-      session: {} as CallContext['session'],
+      session: () => undefined,
       config,
       endMode,
       agentName: 'a',
@@ -63,6 +67,26 @@ describe('ending by mode', () => {
     await forAll.s.finish('max_duration');
     expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
     expect(forAll.calls).toEqual([]);
+  });
+
+  it('an error in end_for_all mode deletes the room, so the caller is not left alone with no agent', async () => {
+    const { s, calls } = steps('end_for_all');
+    await s.finish('error');
+    expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
+    expect(calls).toEqual([]);
+  });
+
+  it('an error in leave mode only disconnects the agent', async () => {
+    const { s, calls } = steps('leave');
+    await s.finish('error');
+    expect(twirp).toEqual([]);
+    expect(calls).toEqual(['disconnect']);
+  });
+
+  it('deletes the room even when the agent never connected (the call failed during setup)', async () => {
+    const { s } = steps('end_for_all', { connected: false });
+    await s.finish('error');
+    expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
   });
 
   it('leave only disconnects the agent', async () => {

@@ -5,7 +5,9 @@ import type { HooksModule } from '../../agent/hooks-module.ts';
 /**
  * The e2e suite's user hooks, loaded by the real agent through AGENT_HOOKS_MODULE. Each writes a
  * marker file (with the reason and the job's pid) so tests can see that it ran and what it was told.
- * Rooms named `chaos-…` also get a hook that hangs and one that throws, registered first.
+ * Rooms named `chaos-…` also get a hook that hangs and one that throws, registered first;
+ * `late-hook-…` a hook that registers another while the call is ending, and a stock shutdown
+ * callback on `ctx`; `setup-fails-…` a hooks module that throws after registering.
  */
 export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
   const dir = process.env.E2E_HOOKS_DIR;
@@ -27,7 +29,14 @@ export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
       throw new Error('hook failed on purpose');
     });
   }
+  if (room.startsWith('late-hook-')) {
+    lifecycle.onCallEnd('registers-another', () => {
+      mark('late-registration', { accepted: lifecycle.onCallEnd('too-late', () => {}) });
+    });
+    ctx.addShutdownCallback(async (reason?: string) => mark('shutdown-callback', { reason }));
+  }
   lifecycle.onCallEnd('save-transcript-elsewhere', (summary) =>
     mark('ran', { reason: summary.reason, startedAt: summary.startedAt, endedAt: summary.endedAt }),
   );
+  if (room.startsWith('setup-fails-')) throw new Error('hooks module failed on purpose');
 };

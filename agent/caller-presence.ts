@@ -1,0 +1,53 @@
+/**
+ * Whether the caller is still on the call. A clean leave ends the call at once; any other
+ * disconnect (a network switch, a full reconnect, the same identity joining from a second device)
+ * gets a grace to come back with the same identity, as stock RoomIO waits for the participant.
+ */
+const FINAL_DISCONNECTS = new Set(['CLIENT_INITIATED', 'ROOM_DELETED', 'USER_REJECTED']);
+
+export type PresenceOptions = {
+  graceMs: number;
+  /** The identity this call is linked to (known from the dispatch, or once they join). */
+  caller: () => string | undefined;
+  /** Whether that identity is in the room right now (a second device may have replaced the first). */
+  present: (identity: string) => boolean;
+  onGone: () => void;
+  log: (msg: string, fields: Record<string, unknown>) => void;
+};
+
+export class CallerPresence {
+  readonly #o: PresenceOptions;
+  #grace: NodeJS.Timeout | undefined;
+
+  constructor(options: PresenceOptions) {
+    this.#o = options;
+  }
+
+  /** `reason`: the LiveKit DisconnectReason name of the participant who left. */
+  left(identity: string, reason: string | undefined): void {
+    if (identity !== this.#o.caller() || this.#o.present(identity)) return;
+    // Replaced by the same identity joining from elsewhere: the caller is on the call.
+    if (reason === 'DUPLICATE_IDENTITY') return;
+    if (FINAL_DISCONNECTS.has(reason ?? '') || this.#o.graceMs <= 0) return this.#o.onGone();
+    this.#o.log('caller dropped; waiting for them to come back', {
+      reason,
+      grace_ms: this.#o.graceMs,
+    });
+    clearTimeout(this.#grace);
+    this.#grace = setTimeout(() => {
+      this.#grace = undefined;
+      if (!this.#o.present(identity)) this.#o.onGone();
+    }, this.#o.graceMs);
+  }
+
+  joined(identity: string): void {
+    if (identity !== this.#o.caller() || !this.#grace) return;
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    this.#o.log('caller is back', {});
+  }
+
+  stop(): void {
+    clearTimeout(this.#grace);
+  }
+}

@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CallerPresence } from '../../agent/caller-presence.ts';
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+function presence(graceMs = 10_000) {
+  const inRoom = new Set<string>();
+  let gone = 0;
+  const p = new CallerPresence({
+    graceMs,
+    caller: () => 'alice',
+    present: (identity) => inRoom.has(identity),
+    onGone: () => void gone++,
+    log: () => {},
+  });
+  return { p, inRoom, gone: () => gone };
+}
+
+describe('whether the caller is still on the call', () => {
+  it.each(['CLIENT_INITIATED', 'ROOM_DELETED', 'USER_REJECTED'])(
+    'a %s leave ends the call at once',
+    (reason) => {
+      const { p, gone } = presence();
+      p.left('alice', reason);
+      expect(gone()).toBe(1);
+    },
+  );
+
+  it.each(['SIGNAL_CLOSE', 'CONNECTION_TIMEOUT', 'JOIN_FAILURE', undefined])(
+    'a %s drop waits the grace, then ends the call',
+    (reason) => {
+      const { p, gone } = presence();
+      p.left('alice', reason);
+      vi.advanceTimersByTime(9_999);
+      expect(gone()).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(gone()).toBe(1);
+    },
+  );
+
+  it('a caller back within the grace keeps the call going', () => {
+    const { p, gone } = presence();
+    p.left('alice', 'SIGNAL_CLOSE');
+    vi.advanceTimersByTime(5_000);
+    p.joined('alice');
+    vi.advanceTimersByTime(60_000);
+    expect(gone()).toBe(0);
+  });
+
+  it('ignores the old device leaving when the same identity is already back in the room', () => {
+    const { p, inRoom, gone } = presence();
+    inRoom.add('alice');
+    p.left('alice', 'SIGNAL_CLOSE');
+    vi.advanceTimersByTime(60_000);
+    expect(gone()).toBe(0);
+  });
+
+  it('ignores a DUPLICATE_IDENTITY leave: the same caller joined from another device', () => {
+    const { p, gone } = presence();
+    p.left('alice', 'DUPLICATE_IDENTITY');
+    vi.advanceTimersByTime(60_000);
+    expect(gone()).toBe(0);
+  });
+
+  it('ignores other participants', () => {
+    const { p, gone } = presence();
+    p.left('bob', 'CLIENT_INITIATED');
+    expect(gone()).toBe(0);
+  });
+
+  it('with no grace configured, any drop ends the call at once', () => {
+    const { p, gone } = presence(0);
+    p.left('alice', 'SIGNAL_CLOSE');
+    expect(gone()).toBe(1);
+  });
+});
