@@ -18,6 +18,9 @@ import { sessionModels } from './models.ts';
 
 type JobError = { at: Date; source: string; message: string };
 
+/** How long a shutdown request waits for the room's own disconnect to name the end. */
+const SHUTDOWN_REASON_WAIT_MS = 500;
+
 export default defineAgent({
   entry: async (ctx: JobContext) => {
     const config = loadAgentConfig();
@@ -57,18 +60,19 @@ export default defineAgent({
     // and leave the room before any cleanup. A worker that dies (a second Ctrl-C exits at once)
     // leaves its jobs orphaned, to exit 15 s later without cleanup. Either way: end the call now,
     // while the room is still there.
-    // The reason is the truth as far as the job can see it: LiveKit also terminates a job when its
-    // room closes after the caller left for good.
+    // The reason is the truth as far as the job can see it. LiveKit also terminates a job when its
+    // room is deleted or closes after the caller left: the room's own disconnect, arriving right
+    // after, names that better, so a shutdown request waits a moment for it.
     const caller = { identity: call.caller_identity || undefined };
-    const shutdownReason = (): EndReason =>
-      caller.identity && !ctx.room.remoteParticipants.has(caller.identity)
-        ? 'participant_left'
-        : 'drain';
+    const endForShutdown = () =>
+      setTimeout(() => {
+        const callerGone = caller.identity && !ctx.room.remoteParticipants.has(caller.identity);
+        void lifecycle.end(callerGone ? 'participant_left' : 'drain');
+      }, SHUTDOWN_REASON_WAIT_MS).unref();
     const onParentMessage = (msg: unknown) => {
-      if ((msg as { case?: string } | null)?.case === 'shutdownRequest')
-        void lifecycle.end(shutdownReason());
+      if ((msg as { case?: string } | null)?.case === 'shutdownRequest') endForShutdown();
     };
-    const onParentGone = () => void lifecycle.end(shutdownReason());
+    const onParentGone = () => endForShutdown();
     process.on('message', onParentMessage);
     process.once('disconnect', onParentGone);
     // Whatever else ends the job, the process does not exit before the lifecycle has run; an end

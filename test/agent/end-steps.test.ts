@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
-import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
+import { liveKitEndSteps, speakLine, type CallContext } from '../../agent/end-steps.ts';
 
 // LiveKit faked at the Twirp boundary to see which operation each end mode uses; the e2e suite
 // shows the same against the real server (call-endings.test.ts: the goodbye that deletes the room
@@ -103,5 +103,20 @@ describe('ending by mode', () => {
     await s.finish('api_end_call');
     expect(twirp).toEqual([]);
     expect(calls).toEqual(['disconnect', 'disconnect']);
+  });
+});
+
+describe('speaking a fixed line', () => {
+  it('returns nothing instead of throwing when the session is already closing', () => {
+    const closing = {
+      say: () => {
+        throw new Error('AgentSession is closing, cannot use say()');
+      },
+      generateReply: () => {
+        throw new Error('AgentSession is closing, cannot use generateReply()');
+      },
+    } as unknown as Parameters<typeof speakLine>[0];
+    expect(speakLine(closing, 'Are you still there?', false)).toBeUndefined();
+    expect(speakLine(closing, 'Are you still there?', true)).toBeUndefined();
   });
 });

@@ -55,6 +55,12 @@ await variant('ours: lifecycle, 5 hooks (1 hangs, cut at HOOK_TIMEOUT_MS=2000)',
   IDLE_PROMPT_SECONDS: '0',
   AGENT_MAX_CONCURRENT_CALLS: '20',
 });
+await variant('ours: lifecycle, 5 hooks (none hang)', 'ours-ok', {
+  AGENT_HOOKS_MODULE: join(ROOT, 'test/bench/bench-hooks.ts'),
+  BENCH_HANG: '0',
+  IDLE_PROMPT_SECONDS: '0',
+  AGENT_MAX_CONCURRENT_CALLS: '20',
+});
 const stockEntry = join(ROOT, 'test/bench/stock-agent.ts');
 await variant(
   'stock: ctx.shutdown on hang-up + 5 addShutdownCallback (1 hangs)',
@@ -82,7 +88,7 @@ function childRss(pid: number): number[] {
 }
 // Idle job processes are forked and warmed at start; read them once they exist and have settled.
 const rssRows: (string | number)[][] = [];
-for (const v of [variants[0]!, variants[2]!]) {
+for (const v of [variants[0]!, variants[3]!]) {
   const rss = await waitFor(`${v.agentName} idle job processes`, async () => {
     const r = childRss(v.worker.proc.child.pid!);
     return r.length >= 1 ? r : undefined;

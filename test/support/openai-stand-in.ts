@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { attachRealtimeStandIn, type RealtimeStandIn } from './openai-realtime-stand-in.ts';
 import { loudMilliseconds, parseWav } from './speech.ts';
 
 /**
@@ -78,6 +79,8 @@ export type StandIn = {
   utterances: string[];
   /** Every transcription request: how much speech its WAV held, and what was answered. */
   transcriptions: { durationMs: number; speechMs: number; text: string }[];
+  /** The Realtime WebSocket API on the same port (`<url>/realtime`), for realtime mode. */
+  realtime: RealtimeStandIn;
   close(): Promise<void>;
 };
 
@@ -91,6 +94,7 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
     ttsDelayMs: 0,
     utterances: [],
     transcriptions: [],
+    realtime: undefined as unknown as RealtimeStandIn,
     close: async () => {},
   };
   const server: Server = createServer(async (req, res) => {
@@ -119,13 +123,16 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
     }
     json(res, 404, { error: { message: `stand-in has no ${path}` } });
   });
+  state.realtime = attachRealtimeStandIn(server);
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-  state.close = () =>
-    new Promise((r) => {
+  state.close = async () => {
+    await state.realtime.close(); // upgraded sockets first: closeAllConnections does not see them
+    await new Promise<void>((r) => {
       server.closeAllConnections();
       server.close(() => r());
     });
+  };
   return state;
 }
 
