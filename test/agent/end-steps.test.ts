@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { initializeLogger } from '@livekit/agents';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, speakLine, type CallContext } from '../../agent/end-steps.ts';
@@ -107,6 +108,8 @@ describe('ending by mode', () => {
 });
 
 describe('speaking a fixed line', () => {
+  beforeAll(() => initializeLogger({ pretty: false, level: 'fatal' }));
+
   it('returns nothing instead of throwing when the session is already closing', () => {
     const closing = {
       say: () => {
