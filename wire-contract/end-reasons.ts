@@ -14,6 +14,7 @@ export const END_REASON_VALUES = [
   'drain',
   'room_deleted',
   'error',
+  'not_joined',
 ] as const;
 export type EndReason = (typeof END_REASON_VALUES)[number];
 
@@ -124,6 +125,16 @@ export const END_REASONS: Record<EndReason, EndReasonRow> = {
     finish: 'by_end_mode',
     clientMessage: 'The call ended because of a problem on our side. Please call again.',
     authoritative: true,
+  },
+  // A token was issued and expired without anyone joining: LiveKit's starter apps fetch a token on
+  // page load, so many are never used. Recorded by the edge's cron, never with a DeleteRoom, and
+  // replaceable should the agent report the call after all.
+  not_joined: {
+    endedBy: 'system',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'The call never started.',
+    authoritative: false,
   },
 };
 

@@ -21,6 +21,7 @@ export type CallRow = {
   end_note: string | null;
   agent_removed_at: number | null;
   dispatch_id: string | null;
+  join_by: number | null;
 };
 
 export type ParticipantRow = {
@@ -69,10 +70,17 @@ export async function openCall(db: D1Database, call: NewCall): Promise<void> {
  */
 export async function recordIssuedToken(
   db: D1Database,
-  call: NewCall & { identity: string },
+  call: NewCall & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
 ): Promise<void> {
-  const [, , status] = await db.batch([
+  const [, , , status] = await db.batch([
     insertCall(db, call),
+    // Every token for a room that has not started pushes out when it can still be joined.
+    db
+      .prepare(
+        `UPDATE calls SET join_by = MAX(COALESCE(join_by, 0), ?2)
+         WHERE room = ?1 AND status = 'open' AND started_at IS NULL`,
+      )
+      .bind(call.room, call.joinBy),
     db
       .prepare(
         `INSERT INTO call_participants (room, identity, issued_at)
@@ -131,20 +139,30 @@ export async function wasIssuedTo(
   return row != null;
 }
 
+/** `open`, `ended` (calls that ended after they started), or `not_joined` (tokens never used). */
+export type CallStatusFilter = 'open' | 'ended' | 'not_joined';
+const STATUS_FILTERS: Record<CallStatusFilter, string> = {
+  open: "status = 'open'",
+  ended: "status = 'ended' AND end_reason IS NOT 'not_joined'",
+  not_joined: "status = 'ended' AND end_reason = 'not_joined'",
+};
+
 export async function listCalls(
   db: D1Database,
   limit: number,
   cursor?: { createdAt: number; room: string },
+  status?: CallStatusFilter,
 ) {
-  const stmt = cursor
-    ? db
-        .prepare(
-          'SELECT * FROM calls WHERE (created_at, room) < (?1, ?2) ORDER BY created_at DESC, room DESC LIMIT ?3',
-        )
-        .bind(cursor.createdAt, cursor.room, limit + 1)
-    : db
-        .prepare('SELECT * FROM calls ORDER BY created_at DESC, room DESC LIMIT ?1')
-        .bind(limit + 1);
+  const where = [
+    ...(cursor ? ['(created_at, room) < (?2, ?3)'] : []),
+    ...(status ? [STATUS_FILTERS[status]] : []),
+  ];
+  const stmt = db
+    .prepare(
+      `SELECT * FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, room DESC LIMIT ?1`,
+    )
+    .bind(limit + 1, ...(cursor ? [cursor.createdAt, cursor.room] : []));
   const rows = (await stmt.all<CallRow>()).results;
   const page = rows.slice(0, limit);
   const last = page.at(-1);
@@ -187,6 +205,26 @@ export async function markAgentRemoved(db: D1Database, room: string, at: number)
     .run();
 }
 
+/**
+ * Claims the right to dispatch an agent into this room: one request wins (D1 serializes writes),
+ * so two concurrent dispatches cannot both create one. False when another request holds or held it.
+ */
+export async function claimDispatch(db: D1Database, room: string, claim: string): Promise<boolean> {
+  const result = await db
+    .prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND dispatch_id IS NULL')
+    .bind(room, claim)
+    .run();
+  return result.meta.changes > 0;
+}
+
+/** Gives a claim back after a failed dispatch, so a retry can claim again. */
+export async function releaseDispatch(db: D1Database, room: string, claim: string): Promise<void> {
+  await db
+    .prepare('UPDATE calls SET dispatch_id = NULL WHERE room = ?1 AND dispatch_id = ?2')
+    .bind(room, claim)
+    .run();
+}
+
 export async function recordDispatch(
   db: D1Database,
   room: string,
@@ -212,6 +250,32 @@ export async function storeReport(
     .bind(report.call_id, report.room, now, body)
     .run();
   return result.meta.changes > 0;
+}
+
+/** Open calls whose room never started although their last token has expired (plus grace). */
+export async function unjoinedCalls(
+  db: D1Database,
+  now: number,
+  graceMs: number,
+  limit = 50,
+): Promise<{ room: string }[]> {
+  return (
+    await db
+      .prepare(
+        `SELECT room FROM calls WHERE status = 'open' AND started_at IS NULL
+           AND join_by IS NOT NULL AND join_by + ?2 < ?1 ORDER BY join_by LIMIT ?3`,
+      )
+      .bind(now, graceMs, limit)
+      .all<{ room: string }>()
+  ).results;
+}
+
+/** The call's room exists after all (its start was not seen, e.g. no webhooks): it started. */
+export async function markStarted(db: D1Database, room: string, at: number): Promise<void> {
+  await db
+    .prepare('UPDATE calls SET started_at = COALESCE(started_at, ?2) WHERE room = ?1')
+    .bind(room, at)
+    .run();
 }
 
 export async function overdueCalls(

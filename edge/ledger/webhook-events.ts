@@ -29,9 +29,9 @@ export async function applyWebhook(
     .run();
   if (seen.meta.changes === 0) return 'duplicate';
   const tracked = await db
-    .prepare('SELECT max_duration_seconds FROM calls WHERE room = ?')
+    .prepare('SELECT max_duration_seconds, end_source FROM calls WHERE room = ?')
     .bind(room)
-    .first<{ max_duration_seconds: number }>();
+    .first<{ max_duration_seconds: number; end_source: string | null }>();
   if (!tracked) return 'untracked';
   const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
   const p = event.participant;
@@ -40,7 +40,8 @@ export async function applyWebhook(
       // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
       await db
         .prepare(
-          'UPDATE calls SET room_sid = ?2, started_at = COALESCE(started_at, ?3), deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1',
+          `UPDATE calls SET room_sid = ?2, started_at = MIN(COALESCE(started_at, ?3), ?3),
+             deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1`,
         )
         .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
         .run();
@@ -50,13 +51,14 @@ export async function applyWebhook(
         await db
           .prepare(
             `INSERT INTO call_participants (room, identity, kind, joined_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind, joined_at = COALESCE(joined_at, excluded.joined_at)`,
+             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+               joined_at = MIN(COALESCE(joined_at, excluded.joined_at), excluded.joined_at)`,
           )
           .bind(room, p.identity, kindName(p.kind), at)
           .run();
       await db
         .prepare(
-          'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = COALESCE(started_at, ?3) WHERE room = ?1',
+          'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3) WHERE room = ?1',
         )
         .bind(room, event.room?.sid ?? null, at)
         .run();
@@ -67,9 +69,18 @@ export async function applyWebhook(
         await db
           .prepare(
             `INSERT INTO call_participants (room, identity, kind, left_at, disconnect_reason) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind, left_at = excluded.left_at, disconnect_reason = excluded.disconnect_reason`,
+             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+               disconnect_reason = CASE WHEN left_at IS NULL OR excluded.left_at >= left_at
+                 THEN excluded.disconnect_reason ELSE disconnect_reason END,
+               left_at = MAX(COALESCE(left_at, excluded.left_at), excluded.left_at)`,
           )
           .bind(room, p.identity, kindName(p.kind), at, disconnectName(p.disconnectReason))
+          .run();
+      // A leave that arrives after room_finished (LiveKit retries out of order) still names the end.
+      if (tracked.end_source === 'webhook')
+        await db
+          .prepare(`UPDATE calls SET end_reason = ?2 WHERE room = ?1 AND end_source = 'webhook'`)
+          .bind(room, await inferEndReason(db, room))
           .run();
       break;
     case 'room_finished':

@@ -30,9 +30,14 @@ export async function removeAgents(config: Config, room: string): Promise<string
   return removed;
 }
 
-export async function roomExists(config: Config, room: string): Promise<boolean> {
-  const rooms = await callLiveKit('ListRooms', config.LIVEKIT_TIMEOUT_MS, () =>
-    roomService(config).listRooms([room]),
+/** Which of `rooms` LiveKit has now (one ListRooms call). */
+export async function liveRooms(config: Config, rooms: string[]): Promise<Set<string>> {
+  const found = await callLiveKit('ListRooms', config.LIVEKIT_TIMEOUT_MS, () =>
+    roomService(config).listRooms(rooms),
   );
-  return rooms !== NOT_FOUND && rooms.length > 0;
+  return new Set(found === NOT_FOUND ? [] : found.map((r) => r.name));
+}
+
+export async function roomExists(config: Config, room: string): Promise<boolean> {
+  return (await liveRooms(config, [room])).has(room);
 }

@@ -18,7 +18,10 @@ import {
   markAgentRemoved,
   openCall,
   recordDispatch,
+  claimDispatch,
+  releaseDispatch,
   storeReport,
+  markStarted,
   wasIssuedTo,
 } from '../ledger/calls.ts';
 import { log } from '../log.ts';
@@ -39,6 +42,7 @@ const ListQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(20),
     cursor: z.string().max(512).optional(),
+    status: z.enum(['open', 'ended', 'not_joined']).optional(),
   })
   .strict();
 
@@ -79,6 +83,37 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
 async function callView(c: Context<AppEnv>, room: string) {
   const record = await callRecord(c.env.LEDGER, room);
   return record && presentCall(record.row, record.participants, record.report);
+}
+
+const PENDING_DISPATCH = 'pending:';
+
+/** The dispatch another request made (or is making) for this room, once it has an id. */
+async function settledDispatch(
+  c: Context<AppEnv>,
+  room: string,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs + 1_000;
+  for (;;) {
+    const id = (await findCall(c.env.LEDGER, room))?.dispatch_id;
+    if (!id)
+      throw new ApiError(
+        409,
+        'dispatch_failed',
+        'a concurrent dispatch into this room failed; retry',
+      );
+    if (!id.startsWith(PENDING_DISPATCH)) return id;
+    if (Date.now() > deadline)
+      throw new ApiError(
+        503,
+        'dispatch_in_progress',
+        'another request is dispatching into this room; retry',
+        {
+          'Retry-After': '1',
+        },
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 async function existingCall(c: Context<AppEnv>, room: string) {
@@ -135,12 +170,19 @@ export const callRoutes = new Hono<AppEnv>()
         now,
         deadlineAt: now + maxDurationSeconds * 1000,
       });
-    const { dispatchId, created } = await ensureDispatch(
-      config,
-      room,
-      agentName,
-      JSON.stringify(metadata),
-    );
+    const claim = `${PENDING_DISPATCH}${c.get('requestId')}`;
+    if (!(await claimDispatch(c.env.LEDGER, room, claim))) {
+      const dispatchId = await settledDispatch(c, room, config.LIVEKIT_TIMEOUT_MS);
+      return c.json({ dispatch_id: dispatchId, created: false, room, agent_name: agentName }, 200);
+    }
+    let dispatched;
+    try {
+      dispatched = await ensureDispatch(config, room, agentName, JSON.stringify(metadata));
+    } catch (err) {
+      await releaseDispatch(c.env.LEDGER, room, claim);
+      throw err;
+    }
+    const { dispatchId, created } = dispatched;
     await recordDispatch(c.env.LEDGER, room, dispatchId);
     return c.json(
       { dispatch_id: dispatchId, created, room, agent_name: agentName },
@@ -169,6 +211,7 @@ export const callRoutes = new Hono<AppEnv>()
       throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
     await existingCall(c, room);
     const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
+    if (stored) await markStarted(c.env.LEDGER, room, Date.parse(report.started_at));
     if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
     // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
     await closeCall(c.env.LEDGER, room, {
@@ -206,7 +249,7 @@ export const callRoutes = new Hono<AppEnv>()
         throw new ApiError(400, 'invalid_field', 'cursor: not a cursor this server returned');
       }
     }
-    const page = await listCalls(c.env.LEDGER, query.limit, cursor);
+    const page = await listCalls(c.env.LEDGER, query.limit, cursor, query.status);
     const next = page.next
       ? btoa(JSON.stringify([page.next.createdAt, page.next.room]))
           .replace(/\+/g, '-')

@@ -5,6 +5,7 @@ import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken } from '../ledger/calls.ts';
+import { withLedger } from '../ledger/guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
 import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, parseWith } from '../request-body.ts';
@@ -113,16 +114,19 @@ export const tokenRoutes = new Hono<AppEnv>().post(
     const now = Date.now();
     const room = body.room_name ?? newRoomName();
     const metadata = dispatchMetadata(config, overrides, identity, now);
-    await recordIssuedToken(c.env.LEDGER, {
-      room,
-      identity,
-      agentName,
-      endMode: metadata.end_mode,
-      maxDurationSeconds: metadata.max_duration_seconds,
-      now,
-      // The latest the call can start is when the token expires; room_started tightens this.
-      deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
-    });
+    await withLedger('record the token', () =>
+      recordIssuedToken(c.env.LEDGER, {
+        room,
+        identity,
+        agentName,
+        endMode: metadata.end_mode,
+        maxDurationSeconds: metadata.max_duration_seconds,
+        now,
+        joinBy: now + config.TOKEN_TTL_SECONDS * 1000,
+        // The latest the call can start is when the token expires; room_started tightens this.
+        deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
+      }),
+    );
     const participantToken = await mintParticipantToken(config, {
       room,
       identity,

@@ -41,7 +41,56 @@ describe('max-duration backstop (cron)', () => {
           : twirpError(500, 'internal', 'x'),
     });
     const result = await runBackstop(testEnv);
-    expect(result).toEqual({ ended: [gone.room_name], failed: [refused.room_name] });
+    expect(result).toEqual({ ended: [gone.room_name], failed: [refused.room_name], notJoined: [] });
     expect((await ledgerRow(refused.room_name))!.status).toBe('open');
+  });
+});
+
+describe('tokens that are never used (cron)', () => {
+  it('closes a call whose last token expired unused as not_joined, and never deletes a room for it', async () => {
+    const unused = await issueToken('page-load');
+    await seedCall.unused(unused.room_name, Date.now() - 120_000);
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    const result = await runBackstop(testEnv);
+    expect(result.notJoined).toEqual([unused.room_name]);
+    expect(lk.bodiesOf('ListRooms')[0]!.names).toContain(unused.room_name);
+    expect(lk.bodiesOf('DeleteRoom').map((b) => b.room)).not.toContain(unused.room_name);
+    expect(await ledgerRow(unused.room_name)).toMatchObject({
+      status: 'ended',
+      end_reason: 'not_joined',
+      ended_by: 'system',
+      end_source: 'cron',
+    });
+  });
+
+  it('leaves a call open while its token can still be used', async () => {
+    const fresh = await issueToken('just-fetched');
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    const result = await runBackstop(testEnv);
+    expect(result.notJoined).not.toContain(fresh.room_name);
+    expect(lk.bodiesOf('ListRooms').flatMap((b) => b.names)).not.toContain(fresh.room_name);
+    expect((await ledgerRow(fresh.room_name))!.status).toBe('open');
+  });
+
+  it('marks the call started instead when LiveKit has the room (its start was never reported)', async () => {
+    const unseen = await issueToken('no-webhooks');
+    await seedCall.unused(unseen.room_name, Date.now() - 120_000);
+    fakeLiveKit({
+      ListRooms: () => Response.json({ rooms: [{ name: unseen.room_name, sid: 'RM_1' }] }),
+    });
+    const result = await runBackstop(testEnv);
+    expect(result.notJoined).toEqual([]);
+    const row = await ledgerRow(unseen.room_name);
+    expect(row!.status).toBe('open');
+    expect(row!.started_at).not.toBeNull();
+  });
+
+  it('keeps the calls open for the next run when LiveKit cannot answer', async () => {
+    const unsure = await issueToken('livekit-down');
+    await seedCall.unused(unsure.room_name, Date.now() - 120_000);
+    fakeLiveKit({ ListRooms: () => twirpError(503, 'unavailable', 'down') });
+    const result = await runBackstop(testEnv);
+    expect(result.failed).toContain(unsure.room_name);
+    expect((await ledgerRow(unsure.room_name))!.status).toBe('open');
   });
 });

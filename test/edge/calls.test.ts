@@ -229,6 +229,49 @@ describe('POST /calls/:room/end', () => {
 });
 
 describe('POST /calls/:room/dispatch', () => {
+  it('dispatches once when two requests race: one creates, the other answers the same dispatch', async () => {
+    let creates = 0;
+    const lk = fakeLiveKit({
+      ListRooms: (b) => Response.json({ rooms: [{ name: b.names[0], sid: 'RM_race' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: (b) => {
+        creates += 1;
+        return Response.json({ id: `AD_race_${creates}`, agentName: b.agentName, room: b.room });
+      },
+    });
+    const both = await Promise.all(
+      [ADMIN, APP].map((headers) =>
+        call<DispatchResponse>('/calls/sip-race/dispatch', { headers, method: 'POST' }),
+      ),
+    );
+    expect(lk.methods().filter((m) => m === 'CreateDispatch')).toHaveLength(1);
+    expect(both.map((r) => r.data.dispatch_id)).toEqual(['AD_race_1', 'AD_race_1']);
+    expect(both.map((r) => r.data.created).sort()).toEqual([false, true]);
+  });
+
+  it('lets a retry dispatch after a dispatch that LiveKit refused', async () => {
+    let fail = true;
+    fakeLiveKit({
+      ListRooms: (b) => Response.json({ rooms: [{ name: b.names[0], sid: 'RM_retry' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: (b) =>
+        fail
+          ? twirpError(500, 'internal', 'boom')
+          : Response.json({ id: 'AD_retry', agentName: b.agentName, room: b.room }),
+    });
+    expectError(
+      await call('/calls/sip-retry/dispatch', { headers: ADMIN, method: 'POST' }),
+      502,
+      'livekit_error',
+    );
+    fail = false;
+    const retry = await call<DispatchResponse>('/calls/sip-retry/dispatch', {
+      headers: ADMIN,
+      method: 'POST',
+    });
+    expect([retry.status, retry.data.dispatch_id]).toEqual([201, 'AD_retry']);
+  });
+
   it('dispatches once: a retry finds the existing dispatch instead of adding a second agent', async () => {
     const dispatches: { id: string; agentName: string; room: string }[] = [];
     const lk = fakeLiveKit({
@@ -326,9 +369,47 @@ describe('GET /calls', () => {
     expect(new Set(rooms).size).toBe(rooms.length);
   });
 
+  it('filters by status: open calls, calls that ended, and tokens never used', async () => {
+    const open = await issueToken('still-talking');
+    const ended = await issueToken('hung-up');
+    const unused = await issueToken('never-joined');
+    await seedCall.ended(ended.room_name, { reason: 'participant_left' });
+    await seedCall.ended(unused.room_name, {
+      reason: 'not_joined',
+      endedBy: 'system',
+      source: 'cron',
+    });
+    const rooms = async (status: string) =>
+      (
+        await call<CallList>(`/calls?status=${status}&limit=100`, { headers: ADMIN })
+      ).data.calls.map((c) => c.room);
+    const openRooms = await rooms('open');
+    const endedRooms = await rooms('ended');
+    const unusedRooms = await rooms('not_joined');
+    expect(openRooms).toContain(open.room_name);
+    expect(openRooms).not.toContain(ended.room_name);
+    expect(endedRooms).toContain(ended.room_name);
+    expect(endedRooms).not.toContain(unused.room_name);
+    expect(unusedRooms).toEqual(expect.arrayContaining([unused.room_name]));
+    expect(unusedRooms).not.toContain(ended.room_name);
+  });
+
+  it('pages a filtered list without repeating a call', async () => {
+    for (const who of ['f1', 'f2', 'f3']) await issueToken(who);
+    const page1 = await call<CallList>('/calls?status=open&limit=2', { headers: ADMIN });
+    const page2 = await call<CallList>(
+      `/calls?status=open&limit=2&cursor=${page1.data.next_cursor}`,
+      { headers: ADMIN },
+    );
+    const rooms = [...page1.data.calls, ...page2.data.calls].map((c) => c.room);
+    expect(new Set(rooms).size).toBe(rooms.length);
+    expect([...page1.data.calls, ...page2.data.calls].every((c) => c.status === 'open')).toBe(true);
+  });
+
   it.each([
     ['a limit over 100', '/calls?limit=500', 'limit'],
     ['a cursor it never returned', '/calls?cursor=%%%', 'cursor'],
+    ['an unknown status', '/calls?status=maybe', 'status'],
   ])('answers 400 for %s, naming the field', async (_name, path, field) => {
     const res = await call(path, { headers: ADMIN });
     expect(expectError(res, 400, 'invalid_field').message).toContain(field);

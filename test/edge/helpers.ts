@@ -54,9 +54,12 @@ export type ApiResponse<T = unknown> = { status: number; headers: Headers; data:
 export async function call<T = unknown>(
   path: string,
   init: RequestInit & { json?: unknown } = {},
-  overrides: Record<string, string | undefined> = {},
+  overrides: Record<string, unknown> = {},
 ): Promise<ApiResponse<T>> {
   const headers = new Headers(init.headers);
+  // Each request comes from its own address unless the test names one: the per-IP limit is tested
+  // on purpose, never hit by accident.
+  if (!headers.has('cf-connecting-ip')) headers.set('cf-connecting-ip', randomIp());
   let body = init.body;
   if (init.json !== undefined) {
     body = JSON.stringify(init.json);
@@ -81,6 +84,11 @@ export async function call<T = unknown>(
     data = text;
   }
   return { status: res.status, headers: res.headers, data: data as T };
+}
+
+export function randomIp(): string {
+  const b = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${b[0]}.${b[1]}.${b[2]}`;
 }
 
 /** Asserts an error answer (status and code together) and returns its `{ code, message }`. */
@@ -235,6 +243,12 @@ export const seedCall = {
          end_strength = ?5, ended_at = ?6 WHERE room = ?1`,
     )
       .bind(room, reason, endedBy, source, strength, at)
+      .run();
+  },
+  /** The call's last token expired at `joinBy` (epoch ms) and its room never started. */
+  async unused(room: string, joinBy: number): Promise<void> {
+    await testEnv.LEDGER.prepare('UPDATE calls SET join_by = ?2, started_at = NULL WHERE room = ?1')
+      .bind(room, joinBy)
       .run();
   },
   /** The call's deadline passed at `deadlineAt` (epoch ms); the backstop owes it an end. */

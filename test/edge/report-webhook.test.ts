@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { callIdFor, type CallReport } from '../../wire-contract/index.ts';
 import {
@@ -273,5 +274,82 @@ describe('POST /livekit/webhook', () => {
     });
     expect(expectError(res, 401, 'invalid_signature').message).toContain(problem);
     expect((await ledgerRow(room_name))!.status).toBe('open');
+  });
+
+  it('ends up as if each event arrived once and in order, whatever order and repeats LiveKit delivers', async () => {
+    const t0 = Math.floor(Date.now() / 1000) - 100;
+    const script = (room: string, tag: string) => {
+      const r = { name: room, sid: `RM_${tag}` };
+      return [
+        { event: 'room_started', room: r, createdAt: String(t0) },
+        {
+          event: 'participant_joined',
+          room: r,
+          participant: { identity: 'caller', kind: 'STANDARD' },
+          createdAt: String(t0 + 1),
+        },
+        {
+          event: 'participant_joined',
+          room: r,
+          participant: { identity: 'agent-x', kind: 'AGENT' },
+          createdAt: String(t0 + 2),
+        },
+        {
+          event: 'participant_left',
+          room: r,
+          participant: {
+            identity: 'caller',
+            kind: 'STANDARD',
+            disconnectReason: 'CLIENT_INITIATED',
+          },
+          createdAt: String(t0 + 10),
+        },
+        {
+          event: 'participant_left',
+          room: r,
+          participant: { identity: 'agent-x', kind: 'AGENT', disconnectReason: 'CLIENT_INITIATED' },
+          createdAt: String(t0 + 11),
+        },
+        { event: 'room_finished', room: r, createdAt: String(t0 + 12) },
+      ].map((e, i) => ({ ...e, id: `EV_${tag}_${i}` }));
+    };
+    const outcome = async (room: string) => {
+      const { data } = await call<CallView>(`/calls/${room}`, { headers: ADMIN });
+      const { status, end_reason, end_source, started_at, ended_at, room_sid } = data;
+      const participants = data.participants!.map(
+        ({ identity, kind, joined_at, left_at, disconnect_reason }) => ({
+          identity,
+          kind,
+          joined_at,
+          left_at,
+          disconnect_reason,
+        }),
+      );
+      return {
+        status,
+        end_reason,
+        end_source,
+        started_at,
+        ended_at,
+        room_sid: room_sid?.replace(/_.*$/, ''),
+        participants,
+      };
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.shuffledSubarray([0, 1, 2, 3, 4, 5], { minLength: 6, maxLength: 6 }),
+        fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+        async (order, repeats) => {
+          const tag = crypto.randomUUID().slice(0, 8);
+          const inOrder = (await issueToken(`wh-${tag}`)).room_name;
+          const shuffled = (await issueToken(`wh-${tag}`)).room_name;
+          for (const e of script(inOrder, `a${tag}`)) await sendWebhook(e);
+          const events = script(shuffled, `b${tag}`);
+          for (const i of [...order, ...repeats]) await sendWebhook(events[i]!);
+          expect(await outcome(shuffled)).toEqual(await outcome(inOrder));
+        },
+      ),
+      { numRuns: 20 },
+    );
   });
 });

@@ -1,0 +1,34 @@
+import { ApiError } from '../errors.ts';
+
+/** How long one ledger round trip may take before the request gives up. */
+export const LEDGER_TIMEOUT_MS = 3_000;
+
+/**
+ * Runs one ledger operation bounded in time. D1 failing (a binding error, an overloaded database,
+ * a hung round trip) becomes a 503 with Retry-After instead of a 500, and whatever depended on the
+ * write (a token for a call the ledger does not hold) is never handed out.
+ */
+export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${LEDGER_TIMEOUT_MS} ms`)),
+      LEDGER_TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([fn(), timeout]);
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw new ApiError(
+      503,
+      'ledger_unavailable',
+      `the call ledger did not answer (${what}); try again`,
+      {
+        'Retry-After': '5',
+      },
+    );
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
