@@ -98,6 +98,11 @@ export async function recordIssuedToken(
     );
 }
 
+/** Runs a conditional write; whether it changed a row says whether this request won. */
+async function changedRows(statement: D1PreparedStatement): Promise<boolean> {
+  return (await statement.run()).meta.changes > 0;
+}
+
 export async function findCall(db: D1Database, room: string): Promise<CallRow | null> {
   return db.prepare('SELECT * FROM calls WHERE room = ?').bind(room).first<CallRow>();
 }
@@ -187,15 +192,15 @@ export type CallEnd = {
  */
 export async function closeCall(db: D1Database, room: string, end: CallEnd): Promise<boolean> {
   const strength = end.strong ? 1 : 0;
-  const result = await db
-    .prepare(
-      `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
-         end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note)
-       WHERE room = ?1 AND (status = 'open' OR end_strength < ?6)`,
-    )
-    .bind(room, end.at, end.reason, end.endedBy, end.source, strength, end.note ?? null)
-    .run();
-  return result.meta.changes > 0;
+  return changedRows(
+    db
+      .prepare(
+        `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
+           end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note)
+         WHERE room = ?1 AND (status = 'open' OR end_strength < ?6)`,
+      )
+      .bind(room, end.at, end.reason, end.endedBy, end.source, strength, end.note ?? null),
+  );
 }
 
 export async function markAgentRemoved(db: D1Database, room: string, at: number): Promise<void> {
@@ -210,11 +215,11 @@ export async function markAgentRemoved(db: D1Database, room: string, at: number)
  * so two concurrent dispatches cannot both create one. False when another request holds or held it.
  */
 export async function claimDispatch(db: D1Database, room: string, claim: string): Promise<boolean> {
-  const result = await db
-    .prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND dispatch_id IS NULL')
-    .bind(room, claim)
-    .run();
-  return result.meta.changes > 0;
+  return changedRows(
+    db
+      .prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND dispatch_id IS NULL')
+      .bind(room, claim),
+  );
 }
 
 /** Gives a claim back after a failed dispatch, so a retry can claim again. */
@@ -243,13 +248,13 @@ export async function storeReport(
   body: string,
   now: number,
 ): Promise<boolean> {
-  const result = await db
-    .prepare(
-      'INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING',
-    )
-    .bind(report.call_id, report.room, now, body)
-    .run();
-  return result.meta.changes > 0;
+  return changedRows(
+    db
+      .prepare(
+        'INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING',
+      )
+      .bind(report.call_id, report.room, now, body),
+  );
 }
 
 /** Open calls whose room never started although their last token has expired (plus grace). */

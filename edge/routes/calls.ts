@@ -129,7 +129,10 @@ export const callRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, EndRequest);
     const call = await existingCall(c, room);
     const config = c.get('config');
-    if (call.status === 'ended')
+    // An end only inferred (from webhooks, or a token never used) gives way to this explicit one:
+    // the room is deleted (LiveKit's "not found" is fine) and the ledger records api_end_call.
+    const settled = call.status === 'ended' && (call.end_strength ?? 0) > 0;
+    if (settled || (call.status === 'ended' && body.mode === 'remove_agent'))
       return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);

@@ -182,7 +182,7 @@ describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit se
       worker.proc.child.kill('SIGTERM');
       expect(await c.waitForDisconnect(60_000)).toBe(DisconnectReason.ROOM_DELETED);
       expect(c.events.find((e) => e.kind === 'end-notice')?.detail).toEqual({ reason: 'drain' });
-      await c.waitForEvent('transcription', (d) => /maintenance/.test(d.text));
+      await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
       expect((await system.reportedCall(room)).end_reason).toBe('drain');
       expect((await worker.proc.exited).code).toBe(143);
     } finally {
@@ -207,7 +207,7 @@ describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit se
       expect((await worker.proc.exited).code).toBe(130);
       expect(await c.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
       expect(c.events.find((e) => e.kind === 'end-notice')?.detail).toEqual({ reason: 'drain' });
-      await c.waitForEvent('transcription', (d) => /maintenance/.test(d.text));
+      await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
       expect((await system.reportedCall(room)).end_reason).toBe('drain');
     } finally {
       await worker.stop('SIGKILL');

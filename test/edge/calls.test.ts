@@ -49,6 +49,41 @@ describe('POST /calls/:room/end', () => {
     expect(lk.calls).toHaveLength(1);
   });
 
+  it('records the explicit end over an end only inferred from webhooks (the room is already gone)', async () => {
+    const { room_name } = await issueToken('inferred');
+    await seedCall.ended(room_name, { reason: 'room_deleted', source: 'webhook', strength: 0 });
+    const lk = fakeLiveKit({
+      DeleteRoom: () => twirpError(404, 'not_found', 'requested room does not exist'),
+    });
+    const res = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
+    expect(res.status).toBe(200);
+    expect(res.data.already_ended).toBe(false);
+    expect(res.data.call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
+    expect(lk.methods()).toEqual(['DeleteRoom']);
+  });
+
+  it('answers an end the agent reported as already ended, without asking LiveKit', async () => {
+    const { room_name } = await issueToken('reported');
+    await seedCall.ended(room_name, {
+      reason: 'agent_end_call',
+      endedBy: 'agent',
+      source: 'agent',
+      strength: 1,
+    });
+    const lk = fakeLiveKit();
+    const res = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+      headers: ADMIN,
+      json: endBody,
+    });
+    expect(res.status).toBe(200);
+    expect(res.data.already_ended).toBe(true);
+    expect(res.data.call.end_reason).toBe('agent_end_call');
+    expect(lk.calls).toHaveLength(0);
+  });
+
   type Credential = (token: TokenResponse) => Promise<HeadersInit>;
   it.each<[string, string, Credential]>([
     ['their app JWT', 'p1', (token) => bearerFor(token.participant_identity)],

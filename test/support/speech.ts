@@ -7,6 +7,8 @@ import { join } from 'node:path';
  * mono 16-bit (what WebRTC sends) and pads silence before and after. Files are cached per text.
  */
 export const SPEECH_SAMPLE_RATE = 48_000;
+/** sox's output format for every file here: 48 kHz, mono, 16-bit. */
+const FORMAT = ['-r', String(SPEECH_SAMPLE_RATE), '-c', '1', '-b', '16'];
 
 export function speechToolsMissing(): string | undefined {
   for (const tool of ['espeak-ng', 'sox']) {
@@ -33,19 +35,7 @@ export function renderSpeech(
   if (existsSync(out)) return out;
   const raw = join(dir, `${slug}.espeak.wav`);
   execFileSync('espeak-ng', ['-v', 'en-us', '-s', '150', '-w', raw, text]);
-  execFileSync('sox', [
-    raw,
-    '-r',
-    String(SPEECH_SAMPLE_RATE),
-    '-c',
-    '1',
-    '-b',
-    '16',
-    out,
-    'pad',
-    String(leadSeconds),
-    String(tailSeconds),
-  ]);
+  execFileSync('sox', [raw, ...FORMAT, out, 'pad', String(leadSeconds), String(tailSeconds)]);
   return out;
 }
 
@@ -53,20 +43,7 @@ export function renderSpeech(
 export function renderSilence(dir: string, seconds: number): string {
   mkdirSync(dir, { recursive: true });
   const out = join(dir, `silence-${seconds}.wav`);
-  if (!existsSync(out))
-    execFileSync('sox', [
-      '-n',
-      '-r',
-      String(SPEECH_SAMPLE_RATE),
-      '-c',
-      '1',
-      '-b',
-      '16',
-      out,
-      'trim',
-      '0',
-      String(seconds),
-    ]);
+  if (!existsSync(out)) execFileSync('sox', ['-n', ...FORMAT, out, 'trim', '0', String(seconds)]);
   return out;
 }
 
