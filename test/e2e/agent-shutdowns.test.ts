@@ -77,6 +77,12 @@ async function droppableCaller(room: string, identity: string, agentName: string
   await waitFor('agent registered its hooks', async () => system.hookMarker(room, 'registered'), {
     timeoutMs: 30_000,
   });
+  // The job starts before its agent joins the room: drop the caller only once the agent is in.
+  await waitFor(
+    'agent in the room',
+    async () => (await system.rooms.listParticipants(room)).some((p) => Number(p.kind) === 4),
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
   return child;
 }
 
