@@ -11,13 +11,15 @@ export type PresenceOptions = {
   caller: () => string | undefined;
   /** Whether that identity is in the room right now (a second device may have replaced the first). */
   present: (identity: string) => boolean;
-  onGone: () => void;
+  /** The caller is gone: `room_deleted` when their disconnect said the room went, else they left. */
+  onGone: (reason: 'participant_left' | 'room_deleted') => void;
   log: (msg: string, fields: Record<string, unknown>) => void;
 };
 
 export class CallerPresence {
   readonly #o: PresenceOptions;
   #grace: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -25,10 +27,12 @@ export class CallerPresence {
 
   /** `reason`: the LiveKit DisconnectReason name of the participant who left. */
   left(identity: string, reason: string | undefined): void {
-    if (identity !== this.#o.caller() || this.#o.present(identity)) return;
+    if (this.#stopped || identity !== this.#o.caller() || this.#o.present(identity)) return;
     // Replaced by the same identity joining from elsewhere: the caller is on the call.
     if (reason === 'DUPLICATE_IDENTITY') return;
-    if (FINAL_DISCONNECTS.has(reason ?? '') || this.#o.graceMs <= 0) return this.#o.onGone();
+    if (reason === 'ROOM_DELETED') return this.#o.onGone('room_deleted');
+    if (FINAL_DISCONNECTS.has(reason ?? '') || this.#o.graceMs <= 0)
+      return this.#o.onGone('participant_left');
     this.#o.log('caller dropped; waiting for them to come back', {
       reason,
       grace_ms: this.#o.graceMs,
@@ -36,7 +40,7 @@ export class CallerPresence {
     clearTimeout(this.#grace);
     this.#grace = setTimeout(() => {
       this.#grace = undefined;
-      if (!this.#o.present(identity)) this.#o.onGone();
+      if (!this.#stopped && !this.#o.present(identity)) this.#o.onGone('participant_left');
     }, this.#o.graceMs);
   }
 
@@ -48,6 +52,7 @@ export class CallerPresence {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearTimeout(this.#grace);
   }
 }

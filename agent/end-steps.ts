@@ -75,6 +75,14 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       const text = END_REASONS[reason].goodbye;
       const session = c.session();
       if (!text || !session || !room.isConnected) return;
+      // A goodbye queued behind a long answer would time out unheard: it cuts in instead.
+      try {
+        const interrupted = session.interrupt({ force: true }).await;
+        interrupted.catch(() => {});
+        await Promise.race([interrupted, new Promise((r) => setTimeout(r, 1_000).unref())]);
+      } catch {
+        /* nothing was speaking, or the session is closing */
+      }
       await speakLine(session, text, c.realtime, false)?.waitForPlayout();
     },
     interruptSpeech() {

@@ -63,10 +63,12 @@ export default defineAgent({
     // The reason is the truth as far as the job can see it. LiveKit also terminates a job when its
     // room is deleted or closes after the caller left: the room's own disconnect, arriving right
     // after, names that better, so a shutdown request waits a moment for it.
-    const caller = { identity: call.caller_identity || undefined };
+    const caller = { identity: call.caller_identity || undefined, seen: false };
     const endForShutdown = () =>
       setTimeout(() => {
-        const callerGone = caller.identity && !ctx.room.remoteParticipants.has(caller.identity);
+        // Gone only if they were here: a shutdown during setup is not a hang-up.
+        const callerGone =
+          caller.seen && caller.identity && !ctx.room.remoteParticipants.has(caller.identity);
         void lifecycle.end(callerGone ? 'participant_left' : 'drain');
       }, SHUTDOWN_REASON_WAIT_MS).unref();
     const onParentMessage = (msg: unknown) => {
@@ -89,7 +91,11 @@ export default defineAgent({
 
     try {
       if (config.AGENT_HOOKS_MODULE)
-        await registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx);
+        await withTimeout(
+          registerHooksFrom(config.AGENT_HOOKS_MODULE, lifecycle, ctx),
+          config.HOOK_TIMEOUT_MS,
+          'the hooks module did not register its hooks in time',
+        );
       if (!lifecycle.ending) {
         session = new voice.AgentSession(sessionModels(config, call));
         await runCall({
@@ -131,8 +137,8 @@ type CallParts = {
   ctx: JobContext;
   config: AgentConfig;
   call: Partial<DispatchMetadata>;
-  /** The caller this call is linked to: from the dispatch, or the first to join. */
-  caller: { identity: string | undefined };
+  /** The caller this call is linked to (from the dispatch, or the first to join), once seen. */
+  caller: { identity: string | undefined; seen: boolean };
   session: voice.AgentSession;
   lifecycle: CallLifecycle;
   errors: JobError[];
@@ -174,7 +180,7 @@ async function runCall(p: CallParts): Promise<void> {
     graceMs: config.RECONNECT_GRACE_SECONDS * 1000,
     caller: () => p.caller.identity,
     present: (identity) => ctx.room.remoteParticipants.has(identity),
-    onGone: () => void lifecycle.end('participant_left'),
+    onGone: (reason) => void lifecycle.end(reason),
     log: (msg, fields) => p.logger.info(fields, msg),
   });
   const stopDrainWatch = watchDrain(() => void lifecycle.end('drain'));
@@ -248,10 +254,22 @@ async function runCall(p: CallParts): Promise<void> {
     },
   });
   p.setRoomSid(await ctx.room.getSid());
-  p.caller.identity ??= (await ctx.waitForParticipant()).identity;
+  p.caller.identity = (await ctx.waitForParticipant(p.caller.identity)).identity;
+  p.caller.seen = true;
   if (lifecycle.ending) return;
   timers.start();
   session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
+}
+
+/** `work`, or a rejection naming what did not finish within `ms`: setup must not hang a call. */
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** The edge's dispatch metadata; a dispatch made elsewhere may carry none, then config decides. */

@@ -74,13 +74,14 @@ export async function recordIssuedToken(
 ): Promise<void> {
   const [, , , status] = await db.batch([
     insertCall(db, call),
-    // Every token for a room that has not started pushes out when it can still be joined.
+    // Every token for a room that has not started pushes out when it can still be joined, and the
+    // backstop's deadline with it.
     db
       .prepare(
-        `UPDATE calls SET join_by = MAX(COALESCE(join_by, 0), ?2)
+        `UPDATE calls SET join_by = MAX(COALESCE(join_by, 0), ?2), deadline_at = MAX(deadline_at, ?3)
          WHERE room = ?1 AND status = 'open' AND started_at IS NULL`,
       )
-      .bind(call.room, call.joinBy),
+      .bind(call.room, call.joinBy, call.deadlineAt),
     db
       .prepare(
         `INSERT INTO call_participants (room, identity, issued_at)
@@ -212,13 +213,23 @@ export async function markAgentRemoved(db: D1Database, room: string, at: number)
 
 /**
  * Claims the right to dispatch an agent into this room: one request wins (D1 serializes writes),
- * so two concurrent dispatches cannot both create one. False when another request holds or held it.
+ * so two concurrent dispatches cannot both create one. False when another request holds the claim
+ * or has dispatched. A claim (`pending:<ms>:<request id>`) from before `staleBefore` was left by a
+ * request that died midway and is taken over.
  */
-export async function claimDispatch(db: D1Database, room: string, claim: string): Promise<boolean> {
+export async function claimDispatch(
+  db: D1Database,
+  room: string,
+  claim: string,
+  staleBefore: number,
+): Promise<boolean> {
   return changedRows(
     db
-      .prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND dispatch_id IS NULL')
-      .bind(room, claim),
+      .prepare(
+        `UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND (dispatch_id IS NULL OR
+           (dispatch_id LIKE 'pending:%' AND CAST(substr(dispatch_id, 9, instr(substr(dispatch_id, 9), ':') - 1) AS INTEGER) < ?3))`,
+      )
+      .bind(room, claim, staleBefore),
   );
 }
 

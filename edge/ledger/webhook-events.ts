@@ -21,77 +21,84 @@ export async function applyWebhook(
   now: number,
 ): Promise<'applied' | 'duplicate' | 'untracked'> {
   const room = event.room?.name ?? '';
+  const eventId = event.id || `${event.event}:${room}:${event.createdAt}`;
   const seen = await db
     .prepare(
       'INSERT INTO webhook_events (id, event, room, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING',
     )
-    .bind(event.id || `${event.event}:${room}:${event.createdAt}`, event.event, room, now)
+    .bind(eventId, event.event, room, now)
     .run();
   if (seen.meta.changes === 0) return 'duplicate';
-  const tracked = await db
-    .prepare('SELECT max_duration_seconds, end_source FROM calls WHERE room = ?')
-    .bind(room)
-    .first<{ max_duration_seconds: number; end_source: string | null }>();
-  if (!tracked) return 'untracked';
-  const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
-  const p = event.participant;
-  switch (event.event) {
-    case 'room_started':
-      // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
-      await db
-        .prepare(
-          `UPDATE calls SET room_sid = ?2, started_at = MIN(COALESCE(started_at, ?3), ?3),
-             deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1`,
-        )
-        .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
-        .run();
-      break;
-    case 'participant_joined':
-      if (p)
+  try {
+    const tracked = await db
+      .prepare('SELECT max_duration_seconds, end_source FROM calls WHERE room = ?')
+      .bind(room)
+      .first<{ max_duration_seconds: number; end_source: string | null }>();
+    if (!tracked) return 'untracked';
+    const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
+    const p = event.participant;
+    switch (event.event) {
+      case 'room_started':
+        // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
         await db
           .prepare(
-            `INSERT INTO call_participants (room, identity, kind, joined_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
-               joined_at = MIN(COALESCE(joined_at, excluded.joined_at), excluded.joined_at)`,
+            `UPDATE calls SET room_sid = ?2, started_at = MIN(COALESCE(started_at, ?3), ?3),
+               deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1`,
           )
-          .bind(room, p.identity, kindName(p.kind), at)
+          .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
           .run();
-      await db
-        .prepare(
-          'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3) WHERE room = ?1',
-        )
-        .bind(room, event.room?.sid ?? null, at)
-        .run();
-      break;
-    case 'participant_left':
-    case 'participant_connection_aborted':
-      if (p)
+        break;
+      case 'participant_joined':
+        if (p)
+          await db
+            .prepare(
+              `INSERT INTO call_participants (room, identity, kind, joined_at) VALUES (?1, ?2, ?3, ?4)
+               ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+                 joined_at = MIN(COALESCE(joined_at, excluded.joined_at), excluded.joined_at)`,
+            )
+            .bind(room, p.identity, kindName(p.kind), at)
+            .run();
         await db
           .prepare(
-            `INSERT INTO call_participants (room, identity, kind, left_at, disconnect_reason) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
-               disconnect_reason = CASE WHEN left_at IS NULL OR excluded.left_at >= left_at
-                 THEN excluded.disconnect_reason ELSE disconnect_reason END,
-               left_at = MAX(COALESCE(left_at, excluded.left_at), excluded.left_at)`,
+            'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3) WHERE room = ?1',
           )
-          .bind(room, p.identity, kindName(p.kind), at, disconnectName(p.disconnectReason))
+          .bind(room, event.room?.sid ?? null, at)
           .run();
-      // A leave that arrives after room_finished (LiveKit retries out of order) still names the end.
-      if (tracked.end_source === 'webhook')
-        await db
-          .prepare(`UPDATE calls SET end_reason = ?2 WHERE room = ?1 AND end_source = 'webhook'`)
-          .bind(room, await inferEndReason(db, room))
-          .run();
-      break;
-    case 'room_finished':
-      await closeCall(db, room, {
-        reason: await inferEndReason(db, room),
-        endedBy: 'unknown',
-        source: 'webhook',
-        at,
-        strong: false,
-      });
-      break;
+        break;
+      case 'participant_left':
+      case 'participant_connection_aborted':
+        if (p)
+          await db
+            .prepare(
+              `INSERT INTO call_participants (room, identity, kind, left_at, disconnect_reason) VALUES (?1, ?2, ?3, ?4, ?5)
+               ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+                 disconnect_reason = CASE WHEN left_at IS NULL OR excluded.left_at >= left_at
+                   THEN excluded.disconnect_reason ELSE disconnect_reason END,
+                 left_at = MAX(COALESCE(left_at, excluded.left_at), excluded.left_at)`,
+            )
+            .bind(room, p.identity, kindName(p.kind), at, disconnectName(p.disconnectReason))
+            .run();
+        // A leave that arrives after room_finished (LiveKit retries out of order) still names the end.
+        if (tracked.end_source === 'webhook')
+          await db
+            .prepare(`UPDATE calls SET end_reason = ?2 WHERE room = ?1 AND end_source = 'webhook'`)
+            .bind(room, await inferEndReason(db, room))
+            .run();
+        break;
+      case 'room_finished':
+        await closeCall(db, room, {
+          reason: await inferEndReason(db, room),
+          endedBy: 'unknown',
+          source: 'webhook',
+          at,
+          strong: false,
+        });
+        break;
+    }
+  } catch (err) {
+    // Forget the id so LiveKit's retry of this event applies it instead of being a "duplicate".
+    await db.prepare('DELETE FROM webhook_events WHERE id = ?').bind(eventId).run();
+    throw err;
   }
   return 'applied';
 }

@@ -141,7 +141,8 @@ export const callRoutes = new Hono<AppEnv>()
     }
     // LiveKit first: if it fails the ledger stays as it was. "Not found" means already gone: still ended.
     await deleteRoom(config, room);
-    await closeCall(c.env.LEDGER, room, {
+    // False when the agent's report recorded the end in the meantime: that end stands.
+    const recorded = await closeCall(c.env.LEDGER, room, {
       reason: 'api_end_call',
       endedBy: 'api',
       source: 'api',
@@ -149,7 +150,7 @@ export const callRoutes = new Hono<AppEnv>()
       note: body.reason ?? null,
       strong: true,
     });
-    return c.json({ already_ended: false, call: await callView(c, room) });
+    return c.json({ already_ended: !recorded, call: await callView(c, room) });
   })
   .post('/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
     const room = roomParam(c);
@@ -173,8 +174,10 @@ export const callRoutes = new Hono<AppEnv>()
         now,
         deadlineAt: now + maxDurationSeconds * 1000,
       });
-    const claim = `${PENDING_DISPATCH}${c.get('requestId')}`;
-    if (!(await claimDispatch(c.env.LEDGER, room, claim))) {
+    const claim = `${PENDING_DISPATCH}${Date.now()}:${c.get('requestId')}`;
+    // A claim older than this was left by a request that died midway: it may be taken over.
+    const staleBefore = Date.now() - 2 * (config.LIVEKIT_TIMEOUT_MS + 1_000);
+    if (!(await claimDispatch(c.env.LEDGER, room, claim, staleBefore))) {
       const dispatchId = await settledDispatch(c, room, config.LIVEKIT_TIMEOUT_MS);
       return c.json({ dispatch_id: dispatchId, created: false, room, agent_name: agentName }, 200);
     }
@@ -182,7 +185,7 @@ export const callRoutes = new Hono<AppEnv>()
     try {
       dispatched = await ensureDispatch(config, room, agentName, JSON.stringify(metadata));
     } catch (err) {
-      await releaseDispatch(c.env.LEDGER, room, claim);
+      await releaseDispatch(c.env.LEDGER, room, claim).catch(() => {}); // stale claims expire anyway
       throw err;
     }
     const { dispatchId, created } = dispatched;
@@ -214,8 +217,9 @@ export const callRoutes = new Hono<AppEnv>()
       throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
     await existingCall(c, room);
     const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
-    if (stored) await markStarted(c.env.LEDGER, room, Date.parse(report.started_at));
-    if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
+    // Applied on a duplicate too: a retry after a write that failed halfway still closes the call
+    // (both writes are idempotent and never overwrite an authoritative end).
+    await markStarted(c.env.LEDGER, room, Date.parse(report.started_at));
     // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
     await closeCall(c.env.LEDGER, room, {
       reason: report.end_reason,
@@ -224,6 +228,7 @@ export const callRoutes = new Hono<AppEnv>()
       at: Date.parse(report.ended_at),
       strong: END_REASONS[report.end_reason].authoritative,
     });
+    if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
     log(c, 'info', 'report accepted', {
       room,
       call_id: report.call_id,

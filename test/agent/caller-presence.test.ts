@@ -6,26 +6,40 @@ afterEach(() => vi.useRealTimers());
 
 function presence(graceMs = 10_000) {
   const inRoom = new Set<string>();
-  let gone = 0;
+  const reasons: string[] = [];
   const p = new CallerPresence({
     graceMs,
     caller: () => 'alice',
     present: (identity) => inRoom.has(identity),
-    onGone: () => void gone++,
+    onGone: (reason) => void reasons.push(reason),
     log: () => {},
   });
-  return { p, inRoom, gone: () => gone };
+  return { p, inRoom, gone: () => reasons.length, reasons };
 }
 
 describe('whether the caller is still on the call', () => {
-  it.each(['CLIENT_INITIATED', 'ROOM_DELETED', 'USER_REJECTED'])(
-    'a %s leave ends the call at once',
+  it.each(['CLIENT_INITIATED', 'USER_REJECTED'])(
+    'a %s leave ends the call at once: they left',
     (reason) => {
-      const { p, gone } = presence();
+      const { p, reasons } = presence();
       p.left('alice', reason);
-      expect(gone()).toBe(1);
+      expect(reasons).toEqual(['participant_left']);
     },
   );
+
+  it('a ROOM_DELETED leave ends the call at once as room_deleted: the caller did not hang up', () => {
+    const { p, reasons } = presence();
+    p.left('alice', 'ROOM_DELETED');
+    expect(reasons).toEqual(['room_deleted']);
+  });
+
+  it('once stopped (the call is ending), a late drop arms nothing', () => {
+    const { p, gone } = presence();
+    p.stop();
+    p.left('alice', 'SIGNAL_CLOSE');
+    vi.advanceTimersByTime(60_000);
+    expect(gone()).toBe(0);
+  });
 
   it.each(['SIGNAL_CLOSE', 'CONNECTION_TIMEOUT', 'JOIN_FAILURE', undefined])(
     'a %s drop waits the grace, then ends the call',

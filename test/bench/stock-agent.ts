@@ -1,6 +1,7 @@
 // A stock minimal agents-js agent, for comparison in the benchmarks: an AgentSession with the same
 // OpenAI plugin, shutdown callbacks via ctx.addShutdownCallback, nothing else. STOCK_HOOKS callbacks
-// (the first hangs when STOCK_HANG=1); STOCK_GREET=1 greets (text); STOCK_SHUTDOWN_ON_LEAVE=1 adds the usual ctx.shutdown on
+// (the first hangs when STOCK_HANG=1); STOCK_GREET=1 greets (text); STOCK_VOICE=1 runs the voice pipeline;
+// STOCK_SHUTDOWN_ON_LEAVE=1 adds the usual ctx.shutdown on
 // hang-up (without it the job lingers until LiveKit closes the room).
 import { cli, defineAgent, ServerOptions, voice, type JobContext } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
@@ -26,21 +27,27 @@ export default defineAgent({
         if (i === 0 && process.env.STOCK_HANG === '1') await new Promise(() => {});
       });
     }
-    const session = new voice.AgentSession({
-      llm: new openai.LLM({
-        baseURL: process.env.OPENAI_BASE_URL,
-        apiKey: process.env.OPENAI_API_KEY,
-      }),
-      vad: null,
-    });
+    const auth = { baseURL: process.env.OPENAI_BASE_URL, apiKey: process.env.OPENAI_API_KEY };
+    // STOCK_VOICE=1: the same voice pipeline as ours (STT + LLM + TTS, audio in and out, a spoken
+    // greeting), as agent-starter-node builds it; otherwise text in, no TTS.
+    const voiced = process.env.STOCK_VOICE === '1';
+    const session = new voice.AgentSession(
+      voiced
+        ? {
+            stt: new openai.STT({ ...auth, useRealtime: false }),
+            llm: new openai.LLM(auth),
+            tts: new openai.TTS(auth),
+          }
+        : { llm: new openai.LLM(auth), vad: null },
+    );
     await session.start({
       agent: new voice.Agent({ instructions: 'Be brief.' }),
       room: ctx.room,
-      inputOptions: { audioEnabled: false },
-      outputOptions: { audioEnabled: process.env.STOCK_GREET !== '1' },
+      inputOptions: { audioEnabled: voiced },
+      outputOptions: { audioEnabled: voiced || process.env.STOCK_GREET !== '1' },
     });
-    // STOCK_GREET=1: greet like agent-starter-node does (text only: this agent has no TTS).
-    if (process.env.STOCK_GREET === '1')
+    // STOCK_GREET=1: greet like agent-starter-node does.
+    if (voiced || process.env.STOCK_GREET === '1')
       session.generateReply({
         instructions: 'Greet the user in one short sentence and offer help.',
       });

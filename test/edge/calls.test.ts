@@ -284,6 +284,24 @@ describe('POST /calls/:room/dispatch', () => {
     expect(both.map((r) => r.data.created).sort()).toEqual([false, true]);
   });
 
+  it('takes over a dispatch claim left by a request that died midway', async () => {
+    fakeLiveKit({
+      ListRooms: (b) => Response.json({ rooms: [{ name: b.names[0], sid: 'RM_stale' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: (b) =>
+        Response.json({ id: 'AD_stale', agentName: b.agentName, room: b.room }),
+    });
+    await call('/calls/sip-stale/dispatch', { headers: ADMIN, method: 'POST' });
+    await testEnv.LEDGER.prepare(
+      "UPDATE calls SET dispatch_id = 'pending:1000:dead-request' WHERE room = 'sip-stale'",
+    ).run();
+    const retry = await call<DispatchResponse>('/calls/sip-stale/dispatch', {
+      headers: ADMIN,
+      method: 'POST',
+    });
+    expect([retry.status, retry.data.dispatch_id]).toEqual([201, 'AD_stale']);
+  });
+
   it('lets a retry dispatch after a dispatch that LiveKit refused', async () => {
     let fail = true;
     fakeLiveKit({

@@ -7,6 +7,7 @@ import {
   expectError,
   issueToken,
   ledgerRow,
+  testEnv,
   seedCall,
   signAsLiveKit,
   type CallView,
@@ -80,6 +81,23 @@ describe('POST /calls/:room/report', () => {
     );
     expect([retry.status, retry.data.duplicate]).toEqual([200, true]);
     expect((await ledgerRow(room_name))!.end_reason).toBe('agent_end_call');
+  });
+
+  it('closes the call on a retried report whose first attempt was stored but not applied', async () => {
+    const { room_name } = await issueToken('half-applied');
+    const body = JSON.stringify(reportFor(room_name));
+    await postReport(room_name, body, await signAsLiveKit(body));
+    await testEnv.LEDGER.prepare(
+      "UPDATE calls SET status = 'open', end_reason = NULL, end_strength = NULL WHERE room = ?",
+    )
+      .bind(room_name)
+      .run();
+    const retry = await postReport(room_name, body, await signAsLiveKit(body));
+    expect(retry.status).toBe(200);
+    expect((await ledgerRow(room_name))!).toMatchObject({
+      status: 'ended',
+      end_reason: 'agent_end_call',
+    });
   });
 
   it.each([

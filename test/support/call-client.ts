@@ -1,6 +1,9 @@
 import {
   AudioFrame,
   AudioSource,
+  AudioStream,
+  ParticipantKind,
+  TrackKind,
   LocalAudioTrack,
   Room,
   RoomEvent,
@@ -101,6 +104,35 @@ export class CallClient {
   }
 
   #mic: AudioSource | undefined;
+
+  /**
+   * Listens to the agent's audio as a person hears it: an `agent-audio` event for the first frame
+   * of each stretch of sound that follows at least 250 ms of silence (the start of an answer).
+   */
+  watchAgentAudio() {
+    this.room.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => {
+      if (track.kind !== TrackKind.KIND_AUDIO || participant.kind !== ParticipantKind.AGENT) return;
+      void (async () => {
+        let quietSince = 0;
+        let speaking = false;
+        const frames = new AudioStream(track).getReader();
+        for (;;) {
+          const { done, value: frame } = await frames.read();
+          if (done) break;
+          let sum = 0;
+          for (const v of frame.data) sum += v * v;
+          const loud = Math.sqrt(sum / frame.data.length) > 300;
+          const now = Date.now();
+          if (loud && !speaking && now - quietSince >= 250) this.#log('agent-audio');
+          if (loud) speaking = true;
+          else if (speaking) {
+            speaking = false;
+            quietSince = now;
+          }
+        }
+      })().catch(() => {});
+    });
+  }
 
   /**
    * Publishes a microphone track (at the speech files' rate) and resolves once a remote participant,

@@ -70,6 +70,11 @@ export type StandIn = {
   requests: { path: string; body: any }[];
   /** Milliseconds to hold each TTS response; Infinity = never answer (a hung TTS). */
   ttsDelayMs: number;
+  /** Service-like delays (capacity bench): STT answer, the LLM's first token. */
+  sttDelayMs: number;
+  llmFirstTokenMs: number;
+  /** When set, what the STT hears for any upload that holds speech (instead of `utterances`). */
+  hears?: (speechMs: number) => string;
   /**
    * The words of each utterance the test plays as the caller, in order. The STT answers the next
    * one only for an upload that holds speech (at least MIN_SPEECH_MS louder than the floor), so a
@@ -92,6 +97,8 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
     rules: defaultRules(),
     requests: [],
     ttsDelayMs: 0,
+    sttDelayMs: 0,
+    llmFirstTokenMs: 0,
     utterances: [],
     transcriptions: [],
     realtime: undefined as unknown as RealtimeStandIn,
@@ -100,11 +107,16 @@ export async function startOpenAIStandIn(port = 0): Promise<StandIn> {
   const server: Server = createServer(async (req, res) => {
     const raw = await readRaw(req);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path.endsWith('/audio/transcriptions'))
+    if (path.endsWith('/audio/transcriptions')) {
+      if (state.sttDelayMs > 0) await new Promise((r) => setTimeout(r, state.sttDelayMs));
       return transcribe(res, raw, req.headers['content-type'], state);
+    }
     const body = parseJson(raw);
     state.requests.push({ path, body });
-    if (path.endsWith('/chat/completions')) return streamChat(res, body, state.rules);
+    if (path.endsWith('/chat/completions')) {
+      if (state.llmFirstTokenMs > 0) await new Promise((r) => setTimeout(r, state.llmFirstTokenMs));
+      return streamChat(res, body, state.rules);
+    }
     if (path.endsWith('/audio/speech')) {
       const text = String(body?.input ?? '');
       const samples = Math.round(
@@ -223,7 +235,12 @@ function transcribe(
   }
   const durationMs = Math.round((pcm.samples.length / pcm.channels / pcm.sampleRate) * 1000);
   const speechMs = loudMilliseconds(pcm);
-  const text = speechMs >= MIN_SPEECH_MS ? (state.utterances.shift() ?? '') : '';
+  const text =
+    speechMs < MIN_SPEECH_MS
+      ? ''
+      : state.hears
+        ? state.hears(speechMs)
+        : (state.utterances.shift() ?? '');
   state.transcriptions.push({ durationMs, speechMs, text });
   json(res, 200, { text });
 }

@@ -1,0 +1,219 @@
+// npm run bench:capacity: how many concurrent spoken calls one agent worker (start mode, as
+// deployed) holds before callers notice. N rtc-node callers at once, each speaking real speech
+// (espeak-ng) and waiting for the spoken answer, for TURNS turns; the OpenAI stand-in answers with
+// service-like delays. N ramps up (BENCH_LEVELS, default 1,2,4,8) and stops early once calls fail.
+// The same run measures a stock minimal agents-js agent with the same models.
+import { dispose } from '@livekit/rtc-node';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
+import { startAgentWorker, type AgentWorker } from '../support/agent-worker.ts';
+import { CallClient } from '../support/call-client.ts';
+import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
+import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
+import { renderSpeech } from '../support/speech.ts';
+import { percentile, prepareLiveKitBench, printTable } from './table.ts';
+
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8').split(',').map(Number);
+const TURNS = Number(process.env.BENCH_TURNS ?? 3);
+const ANSWER_TIMEOUT_MS = 20_000;
+const ROOT = resolve(import.meta.dirname, '../..');
+
+const bin = prepareLiveKitBench('bench:capacity');
+const dir = mkdtempSync(join(tmpdir(), 'lkvc-bench-capacity-'));
+const openai = await startOpenAIStandIn();
+// What the real services take before their first byte (STT answer, LLM first token, TTS audio).
+openai.sttDelayMs = Number(process.env.BENCH_STT_MS ?? 150);
+openai.llmFirstTokenMs = Number(process.env.BENCH_LLM_MS ?? 300);
+openai.ttsDelayMs = Number(process.env.BENCH_TTS_MS ?? 200);
+openai.hears = () => 'Tell me one thing about the weather.';
+const livekit = await startLiveKit(bin, dir);
+// Two seconds of silence after the words: the agent's VAD hears the caller stop, as with a person.
+const TAIL_MS = 2_000;
+const speech = renderSpeech(join(dir, 'speech'), 'Tell me one thing about the weather.', {
+  tailSeconds: TAIL_MS / 1000,
+});
+
+const common = {
+  LIVEKIT_URL: livekit.url,
+  LIVEKIT_API_KEY: DEV_KEY,
+  LIVEKIT_API_SECRET: DEV_SECRET,
+  OPENAI_API_KEY: 'sk-local',
+  OPENAI_BASE_URL: openai.url,
+  LOG_LEVEL: 'info',
+  E2E_HOOKS_DIR: join(dir, 'hooks'),
+};
+type Variant = { label: string; agentName: string; worker: AgentWorker };
+const variants: Variant[] = [
+  {
+    label: 'ours (agent/job.ts)',
+    agentName: 'ours',
+    worker: await startAgentWorker(
+      dir,
+      {
+        ...common,
+        AGENT_NAME: 'ours',
+        AGENT_AUDIO_INPUT: 'true',
+        AGENT_MAX_CONCURRENT_CALLS: '64',
+        IDLE_PROMPT_SECONDS: '0',
+      },
+      'ours',
+    ),
+  },
+  {
+    label: 'stock minimal agent (same models)',
+    agentName: 'stock',
+    worker: await startAgentWorker(
+      dir,
+      { ...common, AGENT_NAME: 'stock', STOCK_VOICE: '1', STOCK_SHUTDOWN_ON_LEAVE: '1' },
+      'stock',
+      join(ROOT, 'test/bench/stock-agent.ts'),
+    ),
+  },
+];
+
+/** The worker and every process under it: RSS of each child, and CPU seconds used so far. */
+function processTree(pid: number): { pids: number[]; childRssMiB: number[]; cpuSeconds: number } {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,rss=,times='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number, number]);
+  const tree = new Set([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, pp] of rows)
+      if (tree.has(pp) && !tree.has(p)) {
+        tree.add(p);
+        grew = true;
+      }
+  }
+  const mine = rows.filter(([p]) => tree.has(p));
+  return {
+    pids: [...tree],
+    childRssMiB: mine.filter(([p]) => p !== pid).map(([, , rss]) => rss / 1024),
+    cpuSeconds: mine.reduce((s, [, , , t]) => s + t, 0),
+  };
+}
+
+type CallResult = { greetMs?: number; turnsMs: number[]; failed?: string };
+
+async function oneCall(v: Variant, n: number, i: number): Promise<CallResult> {
+  const room = `cap-${v.agentName}-${n}-${i}-${Date.now().toString(36)}`;
+  const identity = `caller-${i}`;
+  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity, ttl: 600 });
+  at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true });
+  at.roomConfig = new RoomConfiguration({
+    agents: [
+      new RoomAgentDispatch({
+        agentName: v.agentName,
+        metadata: JSON.stringify({ caller_identity: identity }),
+      }),
+    ],
+  });
+  const client = new CallClient();
+  const result: CallResult = { turnsMs: [] };
+  try {
+    client.watchAgentAudio();
+    const requested = Date.now();
+    await client.connect(livekit.url, await at.toJwt(), room, identity);
+    await client.publishMicrophone();
+    const greeting = await client
+      .waitForEvent('agent-audio', () => true, 30_000)
+      .catch(() => undefined);
+    if (!greeting) return { ...result, failed: 'no agent (dispatch) or no greeting' };
+    result.greetMs = greeting.at - requested;
+    // Let the greeting finish: speak once the agent has been quiet.
+    await client.waitForEvent('transcription', () => true, ANSWER_TIMEOUT_MS);
+    for (let turn = 0; turn < TURNS; turn++) {
+      const before = client.events.length;
+      await client.speak(speech);
+      const spokeAt = Date.now() - TAIL_MS; // the end of the words, not of the silence after them
+      const answer = await waitAfter(client, before, 'agent-audio').catch(() => undefined);
+      if (!answer) return { ...result, failed: `no answer to turn ${turn + 1}` };
+      result.turnsMs.push(answer.at - spokeAt);
+      // The answer's caption closes when its audio has played: the turn is over.
+      await waitAfter(client, before, 'transcription').catch(() => undefined);
+      if (client.disconnectReason !== undefined) return { ...result, failed: 'call ended early' };
+    }
+    return result;
+  } finally {
+    await client.leave();
+  }
+}
+
+async function waitAfter(client: CallClient, index: number, kind: string) {
+  const deadline = Date.now() + ANSWER_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const found = client.events.slice(index).find((e) => e.kind === kind);
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no ${kind}`);
+}
+
+const rows: (string | number)[][] = [];
+const verdicts: string[] = [];
+for (const v of variants) {
+  let baselineP95: number | undefined;
+  let largestOk = 0;
+  for (const n of LEVELS) {
+    const tree0 = processTree(v.worker.proc.child.pid!);
+    const started = Date.now();
+    let peakRss: number[] = [];
+    const sampler = setInterval(() => {
+      const rss = processTree(v.worker.proc.child.pid!).childRssMiB;
+      if (rss.length > peakRss.length || Math.max(...rss) > Math.max(...peakRss)) peakRss = rss;
+    }, 500);
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => oneCall(v, n, i)));
+    clearInterval(sampler);
+    const wallS = (Date.now() - started) / 1000;
+    const cpuS = processTree(v.worker.proc.child.pid!).cpuSeconds - tree0.cpuSeconds;
+    const turns = results.flatMap((r) => r.turnsMs);
+    const greets = results.flatMap((r) => (r.greetMs === undefined ? [] : [r.greetMs]));
+    const failed = results.filter((r) => r.failed);
+    const p95 = percentile(turns, 95);
+    baselineP95 ??= p95;
+    const ok = failed.length === 0 && p95 <= 1.5 * baselineP95;
+    if (ok) largestOk = n;
+    rows.push([
+      v.label,
+      n,
+      Math.round(percentile(turns, 50)),
+      Math.round(p95),
+      Math.round(percentile(greets, 50)),
+      `${failed.length}${failed.length ? ` (${failed.map((f) => f.failed).join('; ')})` : ''}`,
+      peakRss.length ? Math.round(percentile(peakRss, 50)) : '—',
+      `${Math.round((cpuS / wallS) * 100)} %`,
+    ]);
+    if (failed.length > n / 2) break;
+  }
+  verdicts.push(
+    `${v.label}: largest N with p95 turn latency ≤ 1.5 × its N = 1 value and no failures: ${largestOk}`,
+  );
+}
+
+printTable(
+  `Concurrent spoken calls on one agent worker (bench:capacity, ${TURNS} turns, STT ${openai.sttDelayMs} ms, LLM first token ${openai.llmFirstTokenMs} ms, TTS ${openai.ttsDelayMs} ms)`,
+  [
+    'agent',
+    'calls',
+    'turn p50 ms',
+    'turn p95 ms',
+    'token → greeting audio p50 ms',
+    'failed calls',
+    'RSS per child MiB (median)',
+    'CPU (worker + children, of one core)',
+  ],
+  rows,
+);
+console.log(`\n${verdicts.join('\n')}`);
+console.log(
+  `(2 cores; /proc/cpuinfo: ${readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1]})`,
+);
+
+for (const v of variants) await v.worker.stop('SIGTERM');
+await livekit.stop();
+await openai.close();
+await dispose();
