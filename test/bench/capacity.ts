@@ -1,7 +1,8 @@
 // npm run bench:capacity: how many concurrent spoken calls one agent worker (start mode, as
 // deployed) holds before callers notice. N rtc-node callers at once, each speaking real speech
 // (espeak-ng) and waiting for the spoken answer, for TURNS turns; the OpenAI stand-in answers with
-// service-like delays. N ramps up (BENCH_LEVELS, default 1,2,4,8) and stops early once calls fail.
+// service-like delays. N ramps up (BENCH_LEVELS, default 1,2,4,8,12,16) and stops early once more
+// than half the calls of a level fail.
 // The same run measures a stock minimal agents-js agent with the same models.
 import { dispose } from '@livekit/rtc-node';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { renderSpeech } from '../support/speech.ts';
 import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
-const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8').split(',').map(Number);
+const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8,12,16').split(',').map(Number);
 const TURNS = Number(process.env.BENCH_TURNS ?? 3);
 const ANSWER_TIMEOUT_MS = 20_000;
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -74,13 +75,15 @@ const variants: Variant[] = [
   },
 ];
 
-/** The worker and every process under it: RSS of each child, and CPU seconds used so far. */
-function processTree(pid: number): { pids: number[]; childRssMiB: number[]; cpuSeconds: number } {
-  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,rss=,times='], { encoding: 'utf8' })
+const TICKS_PER_SECOND = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in these
+
+/** The worker and every process under it, with each one's RSS (MiB) and CPU seconds so far. */
+function processTree(root: number): Map<number, { rssMiB: number; cpuSeconds: number }> {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' })
     .trim()
     .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number, number]);
-  const tree = new Set([pid]);
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+  const tree = new Set([root]);
   for (let grew = true; grew;) {
     grew = false;
     for (const [p, pp] of rows)
@@ -89,11 +92,48 @@ function processTree(pid: number): { pids: number[]; childRssMiB: number[]; cpuS
         grew = true;
       }
   }
-  const mine = rows.filter(([p]) => tree.has(p));
+  const out = new Map<number, { rssMiB: number; cpuSeconds: number }>();
+  for (const pid of tree) {
+    try {
+      // Fields after the command name: state is [0]; utime, stime are [11], [12]; rss pages [21].
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(pid, {
+        cpuSeconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND,
+        rssMiB: (Number(f[21]) * 4096) / 1024 / 1024,
+      });
+    } catch {
+      /* exited between ps and /proc */
+    }
+  }
+  return out;
+}
+
+/**
+ * Samples the tree while a level runs: CPU used by every process seen (job processes come and go,
+ * so each one's last reading counts), and the RSS of each job process at its peak.
+ */
+function sampleTree(root: number) {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  const peakRss = new Map<number, number>();
+  const sample = () => {
+    for (const [pid, { cpuSeconds, rssMiB }] of processTree(root)) {
+      if (!first.has(pid)) first.set(pid, cpuSeconds);
+      last.set(pid, cpuSeconds);
+      if (pid !== root) peakRss.set(pid, Math.max(peakRss.get(pid) ?? 0, rssMiB));
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 250);
   return {
-    pids: [...tree],
-    childRssMiB: mine.filter(([p]) => p !== pid).map(([, , rss]) => rss / 1024),
-    cpuSeconds: mine.reduce((s, [, , , t]) => s + t, 0),
+    stop() {
+      clearInterval(timer);
+      sample();
+      let cpu = 0;
+      for (const [pid, end] of last) cpu += end - (first.get(pid) ?? end);
+      return { cpuSeconds: cpu, peakRssMiB: [...peakRss.values()] };
+    },
   };
 }
 
@@ -159,17 +199,11 @@ for (const v of variants) {
   let baselineP95: number | undefined;
   let largestOk = 0;
   for (const n of LEVELS) {
-    const tree0 = processTree(v.worker.proc.child.pid!);
+    const sampler = sampleTree(v.worker.proc.child.pid!);
     const started = Date.now();
-    let peakRss: number[] = [];
-    const sampler = setInterval(() => {
-      const rss = processTree(v.worker.proc.child.pid!).childRssMiB;
-      if (rss.length > peakRss.length || Math.max(...rss) > Math.max(...peakRss)) peakRss = rss;
-    }, 500);
     const results = await Promise.all(Array.from({ length: n }, (_, i) => oneCall(v, n, i)));
-    clearInterval(sampler);
     const wallS = (Date.now() - started) / 1000;
-    const cpuS = processTree(v.worker.proc.child.pid!).cpuSeconds - tree0.cpuSeconds;
+    const { cpuSeconds: cpuS, peakRssMiB: peakRss } = sampler.stop();
     const turns = results.flatMap((r) => r.turnsMs);
     const greets = results.flatMap((r) => (r.greetMs === undefined ? [] : [r.greetMs]));
     const failed = results.filter((r) => r.failed);
@@ -203,8 +237,8 @@ printTable(
     'turn p95 ms',
     'token → greeting audio p50 ms',
     'failed calls',
-    'RSS per child MiB (median)',
-    'CPU (worker + children, of one core)',
+    'peak RSS per process under the worker, MiB (median)',
+    'CPU (worker and all its processes, % of one core)',
   ],
   rows,
 );
