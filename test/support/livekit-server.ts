@@ -66,7 +66,13 @@ export type LiveKit = {
 export async function startLiveKit(
   bin: string,
   dir: string,
-  opts: { webhookUrl?: string; departureTimeout?: number; ports?: [number, number, number] } = {},
+  opts: {
+    webhookUrl?: string;
+    departureTimeout?: number;
+    ports?: [number, number, number];
+    /** One of several nodes sharing this Redis (`host:port`): LiveKit's multi-node routing. */
+    redis?: string;
+  } = {},
 ): Promise<LiveKit> {
   const [port, tcp, udp] = opts.ports ?? [await freePort(), await freePort(), await freePort()];
   mkdirSync(dir, { recursive: true });
@@ -84,6 +90,7 @@ export async function startLiveKit(
     '  stun_servers: [127.0.0.1:3478]',
     `room: { empty_timeout: 120, departure_timeout: ${opts.departureTimeout ?? 20} }`,
     'logging: { level: info }',
+    ...(opts.redis ? [`redis: { address: ${opts.redis} }`] : []),
     ...(opts.webhookUrl
       ? ['webhook:', `  api_key: ${DEV_KEY}`, `  urls: [${opts.webhookUrl}]`]
       : []),
