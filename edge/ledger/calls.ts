@@ -269,21 +269,8 @@ export async function storeReport(
 }
 
 /** Open calls whose room never started although their last token has expired (plus grace). */
-export async function unjoinedCalls(
-  db: D1Database,
-  now: number,
-  graceMs: number,
-  limit = 50,
-): Promise<{ room: string }[]> {
-  return (
-    await db
-      .prepare(
-        `SELECT room FROM calls WHERE status = 'open' AND started_at IS NULL
-           AND join_by IS NOT NULL AND join_by + ?2 < ?1 ORDER BY join_by LIMIT ?3`,
-      )
-      .bind(now, graceMs, limit)
-      .all<{ room: string }>()
-  ).results;
+export function unjoinedCalls(db: D1Database, now: number, graceMs: number, limit = 50) {
+  return openCallsPast(db, 'join_by', now, graceMs, limit, 'AND started_at IS NULL');
 }
 
 /** The call's room exists after all (its start was not seen, e.g. no webhooks): it started. */
@@ -294,16 +281,25 @@ export async function markStarted(db: D1Database, room: string, at: number): Pro
     .run();
 }
 
-export async function overdueCalls(
+/** Open calls whose deadline (plus grace) has passed: the backstop owes them an end. */
+export function overdueCalls(db: D1Database, now: number, graceMs: number, limit = 50) {
+  return openCallsPast(db, 'deadline_at', now, graceMs, limit);
+}
+
+/** The cron's sweeps: open calls whose `column` plus grace lies before `now`, oldest first. */
+async function openCallsPast(
   db: D1Database,
+  column: 'deadline_at' | 'join_by',
   now: number,
   graceMs: number,
-  limit = 50,
+  limit: number,
+  alsoWhere = '',
 ): Promise<{ room: string }[]> {
   return (
     await db
       .prepare(
-        `SELECT room FROM calls WHERE status = 'open' AND deadline_at + ?2 < ?1 ORDER BY deadline_at LIMIT ?3`,
+        `SELECT room FROM calls WHERE status = 'open' ${alsoWhere}
+           AND ${column} IS NOT NULL AND ${column} + ?2 < ?1 ORDER BY ${column} LIMIT ?3`,
       )
       .bind(now, graceMs, limit)
       .all<{ room: string }>()

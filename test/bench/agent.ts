@@ -13,7 +13,7 @@ import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts'
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive } from '../support/system.ts';
-import { percentile, prepareLiveKitBench, printTable } from './table.ts';
+import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CAP_MS = 30_000;
@@ -23,14 +23,7 @@ const bin = prepareLiveKitBench('bench:agent');
 const dir = mkdtempSync(join(tmpdir(), 'lkvc-bench-agent-'));
 const openai = await startOpenAIStandIn();
 const livekit = await startLiveKit(bin, dir);
-const common = {
-  LIVEKIT_URL: livekit.url,
-  LIVEKIT_API_KEY: DEV_KEY,
-  LIVEKIT_API_SECRET: DEV_SECRET,
-  OPENAI_API_KEY: 'sk-local',
-  OPENAI_BASE_URL: openai.url,
-  LOG_LEVEL: 'info',
-};
+const common = benchAgentEnv(livekit.url, openai.url);
 
 type Variant = { label: string; agentName: string; hooksDir: string; worker: AgentWorker };
 const variants: Variant[] = [];

@@ -15,7 +15,7 @@ import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { renderSpeech } from '../support/speech.ts';
-import { percentile, prepareLiveKitBench, printTable } from './table.ts';
+import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8,12,16').split(',').map(Number);
 const TURNS = Number(process.env.BENCH_TURNS ?? 3);
@@ -38,12 +38,7 @@ const speech = renderSpeech(join(dir, 'speech'), 'Tell me one thing about the we
 });
 
 const common = {
-  LIVEKIT_URL: livekit.url,
-  LIVEKIT_API_KEY: DEV_KEY,
-  LIVEKIT_API_SECRET: DEV_SECRET,
-  OPENAI_API_KEY: 'sk-local',
-  OPENAI_BASE_URL: openai.url,
-  LOG_LEVEL: 'info',
+  ...benchAgentEnv(livekit.url, openai.url),
   E2E_HOOKS_DIR: join(dir, 'hooks'),
 };
 type Variant = { label: string; agentName: string; worker: AgentWorker };

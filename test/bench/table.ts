@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { resolveLiveKitServer } from '../support/livekit-server.ts';
+import { DEV_KEY, DEV_SECRET, resolveLiveKitServer } from '../support/livekit-server.ts';
 
 /** Prints benchmark rows as a Markdown table (pasteable into docs/benchmarks.md), with machine and date. */
 export function printTable(title: string, header: string[], rows: (string | number)[][]): void {
@@ -19,6 +19,18 @@ export function printTable(title: string, header: string[], rows: (string | numb
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** What every benchmarked agent worker gets: the local LiveKit server and the OpenAI stand-in. */
+export function benchAgentEnv(livekitUrl: string, openaiUrl: string): Record<string, string> {
+  return {
+    LIVEKIT_URL: livekitUrl,
+    LIVEKIT_API_KEY: DEV_KEY,
+    LIVEKIT_API_SECRET: DEV_SECRET,
+    OPENAI_API_KEY: 'sk-local',
+    OPENAI_BASE_URL: openaiUrl,
+    LOG_LEVEL: 'info',
+  };
 }
 
 /** The real LiveKit server and a fresh agent build, or an exit that says what is missing. */
