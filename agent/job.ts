@@ -80,7 +80,7 @@ export default defineAgent({
     // Whatever else ends the job, the process does not exit before the lifecycle has run; an end
     // that reaches this point unannounced was not foreseen, and says so.
     ctx.addShutdownCallback(async () => {
-      await lifecycle.end('error');
+      await (lifecycle.ending ? lifecycle.finished : lifecycle.end('error'));
     });
     const fail = (source: string, err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);

@@ -211,26 +211,37 @@ export async function markAgentRemoved(db: D1Database, room: string, at: number)
     .run();
 }
 
+const PENDING = 'pending:';
+
+/** A dispatch id still being made by some request (a claim), not LiveKit's. */
+export function isPendingDispatch(dispatchId: string): boolean {
+  return dispatchId.startsWith(PENDING);
+}
+
 /**
  * Claims the right to dispatch an agent into this room: one request wins (D1 serializes writes),
- * so two concurrent dispatches cannot both create one. False when another request holds the claim
- * or has dispatched. A claim (`pending:<ms>:<request id>`) from before `staleBefore` was left by a
- * request that died midway and is taken over.
+ * so two concurrent dispatches cannot both create one. Returns the claim when this request won;
+ * undefined when another request holds it or has dispatched. A claim (`pending:<ms>:<request id>`)
+ * older than `staleAfterMs` was left by a request that died midway and is taken over.
  */
 export async function claimDispatch(
   db: D1Database,
   room: string,
-  claim: string,
-  staleBefore: number,
-): Promise<boolean> {
-  return changedRows(
+  requestId: string,
+  now: number,
+  staleAfterMs: number,
+): Promise<string | undefined> {
+  const claim = `${PENDING}${now}:${requestId}`;
+  const start = PENDING.length + 1; // SQLite's substr counts from 1
+  const won = await changedRows(
     db
       .prepare(
         `UPDATE calls SET dispatch_id = ?2 WHERE room = ?1 AND (dispatch_id IS NULL OR
-           (dispatch_id LIKE 'pending:%' AND CAST(substr(dispatch_id, 9, instr(substr(dispatch_id, 9), ':') - 1) AS INTEGER) < ?3))`,
+           (dispatch_id LIKE '${PENDING}%' AND CAST(substr(dispatch_id, ${start}, instr(substr(dispatch_id, ${start}), ':') - 1) AS INTEGER) < ?3))`,
       )
-      .bind(room, claim, staleBefore),
+      .bind(room, claim, now - staleAfterMs),
   );
+  return won ? claim : undefined;
 }
 
 /** Gives a claim back after a failed dispatch, so a retry can claim again. */

@@ -19,6 +19,7 @@ import {
   openCall,
   recordDispatch,
   claimDispatch,
+  isPendingDispatch,
   releaseDispatch,
   storeReport,
   markStarted,
@@ -85,8 +86,6 @@ async function callView(c: Context<AppEnv>, room: string) {
   return record && presentCall(record.row, record.participants, record.report);
 }
 
-const PENDING_DISPATCH = 'pending:';
-
 /** The dispatch another request made (or is making) for this room, once it has an id. */
 async function settledDispatch(
   c: Context<AppEnv>,
@@ -102,7 +101,7 @@ async function settledDispatch(
         'dispatch_failed',
         'a concurrent dispatch into this room failed; retry',
       );
-    if (!id.startsWith(PENDING_DISPATCH)) return id;
+    if (!isPendingDispatch(id)) return id;
     if (Date.now() > deadline)
       throw new ApiError(
         503,
@@ -131,8 +130,7 @@ export const callRoutes = new Hono<AppEnv>()
     const config = c.get('config');
     // An end only inferred (from webhooks, or a token never used) gives way to this explicit one:
     // the room is deleted (LiveKit's "not found" is fine) and the ledger records api_end_call.
-    const settled = call.status === 'ended' && (call.end_strength ?? 0) > 0;
-    if (settled || (call.status === 'ended' && body.mode === 'remove_agent'))
+    if (call.status === 'ended' && ((call.end_strength ?? 0) > 0 || body.mode === 'remove_agent'))
       return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
@@ -174,10 +172,15 @@ export const callRoutes = new Hono<AppEnv>()
         now,
         deadlineAt: now + maxDurationSeconds * 1000,
       });
-    const claim = `${PENDING_DISPATCH}${Date.now()}:${c.get('requestId')}`;
-    // A claim older than this was left by a request that died midway: it may be taken over.
-    const staleBefore = Date.now() - 2 * (config.LIVEKIT_TIMEOUT_MS + 1_000);
-    if (!(await claimDispatch(c.env.LEDGER, room, claim, staleBefore))) {
+    // A claim older than twice this request's own bound was left by a request that died midway.
+    const claim = await claimDispatch(
+      c.env.LEDGER,
+      room,
+      c.get('requestId'),
+      Date.now(),
+      2 * (config.LIVEKIT_TIMEOUT_MS + 1_000),
+    );
+    if (!claim) {
       const dispatchId = await settledDispatch(c, room, config.LIVEKIT_TIMEOUT_MS);
       return c.json({ dispatch_id: dispatchId, created: false, room, agent_name: agentName }, 200);
     }

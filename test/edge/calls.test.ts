@@ -292,9 +292,7 @@ describe('POST /calls/:room/dispatch', () => {
         Response.json({ id: 'AD_stale', agentName: b.agentName, room: b.room }),
     });
     await call('/calls/sip-stale/dispatch', { headers: ADMIN, method: 'POST' });
-    await testEnv.LEDGER.prepare(
-      "UPDATE calls SET dispatch_id = 'pending:1000:dead-request' WHERE room = 'sip-stale'",
-    ).run();
+    await seedCall.abandonedDispatchClaim('sip-stale', 1000);
     const retry = await call<DispatchResponse>('/calls/sip-stale/dispatch', {
       headers: ADMIN,
       method: 'POST',

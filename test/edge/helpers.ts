@@ -251,6 +251,12 @@ export const seedCall = {
       .bind(room, joinBy)
       .run();
   },
+  /** A request claimed the dispatch at `at` (epoch ms) and died before dispatching. */
+  async abandonedDispatchClaim(room: string, at: number): Promise<void> {
+    await testEnv.LEDGER.prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1')
+      .bind(room, `pending:${at}:dead-request`)
+      .run();
+  },
   /** The call's deadline passed at `deadlineAt` (epoch ms); the backstop owes it an end. */
   async overdue(room: string, deadlineAt: number): Promise<void> {
     await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ?2 WHERE room = ?1')
