@@ -73,6 +73,10 @@ export class CallLifecycle {
   readonly #refused: HookOutcome[] = [];
   readonly #startedAt: Date;
   readonly #speechCut = new AbortController();
+  /** Where the end is: a goodbye can only be cut while it has not played out. */
+  #phase: 'before_goodbye' | 'goodbye' | 'after_goodbye' = 'before_goodbye';
+  /** When the process goes away (epoch ms): every step still to run fits before it. */
+  #deadline = Infinity;
   #steps: EndSteps | undefined;
   #reason: EndReason | undefined;
   #done: Promise<CallSummary> | undefined;
@@ -132,13 +136,20 @@ export class CallLifecycle {
   /**
    * Ends the call for `reason`, or joins the end already under way. `afterSpeech` is a goodbye the
    * model is already speaking (the end_call tool): wait for it, bounded, instead of a new one.
+   * `deadline` (epoch ms) is when this process will be gone whatever runs (its worker is lost, it
+   * crashed): no goodbye then, not even one already playing, and the steps left are cut to fit
+   * before it, the report last, so that hooks and report still happen.
    */
-  end(reason: EndReason, opts: { afterSpeech?: Promise<unknown> } = {}): Promise<CallSummary> {
+  end(
+    reason: EndReason,
+    opts: { afterSpeech?: Promise<unknown>; deadline?: number } = {},
+  ): Promise<CallSummary> {
+    if (opts.deadline !== undefined) {
+      this.#deadline = Math.min(this.#deadline, opts.deadline);
+      this.#cutGoodbye();
+    }
     if (this.#done) {
-      if (END_REASONS[reason].goodbye === null && !this.#speechCut.signal.aborted) {
-        this.#opts.log('info', 'goodbye cut: nobody is left to hear it', { trigger: reason });
-        this.#speechCut.abort();
-      }
+      if (END_REASONS[reason].goodbye === null) this.#cutGoodbye(reason);
       return this.#done;
     }
     this.#reason = reason;
@@ -159,6 +170,17 @@ export class CallLifecycle {
     return this.#done;
   }
 
+  /**
+   * A goodbye not yet played out stops: nobody can hear it (`trigger`: a hang-up, the room gone),
+   * or there is no time for it. One that already played is left alone, and nothing is logged.
+   */
+  #cutGoodbye(trigger?: EndReason): void {
+    if (this.#phase === 'after_goodbye' || this.#speechCut.signal.aborted) return;
+    if (trigger && this.#phase === 'goodbye')
+      this.#opts.log('info', 'goodbye cut: nobody is left to hear it', { trigger });
+    this.#speechCut.abort();
+  }
+
   async #run(reason: EndReason, afterSpeech?: Promise<unknown>): Promise<CallSummary> {
     const steps = this.#steps;
     if (steps) {
@@ -168,19 +190,21 @@ export class CallLifecycle {
         : END_REASONS[reason].goodbye !== null
           ? () => steps.sayGoodbye(reason)
           : undefined;
-      if (goodbye) await this.#step('goodbye', () => this.#unlessCut(goodbye, steps));
+      this.#phase = 'goodbye';
+      if (goodbye && !this.#speechCut.signal.aborted)
+        await this.#step('goodbye', () => this.#unlessCut(goodbye, steps));
+      this.#phase = 'after_goodbye';
       await this.#step('finish', () => steps.finish(reason));
     }
     const summary = this.#summary(reason);
     const cleanupStart = this.#now();
-    const hooksDeadline =
-      cleanupStart + Math.max(0, this.#opts.cleanupBudgetMs - this.#opts.reportReserveMs);
+    // Under a deadline the report keeps its share of what is left, at most half.
+    const cleanupEnd = Math.min(cleanupStart + this.#opts.cleanupBudgetMs, this.#deadline);
+    const reserve = Math.min(this.#opts.reportReserveMs, (cleanupEnd - cleanupStart) / 2);
+    const hooksDeadline = Math.max(cleanupStart, cleanupEnd - reserve);
     const outcomes = [...(await this.#runHooks(summary, hooksDeadline)), ...this.#refused];
     if (steps) {
-      const left = Math.max(
-        cleanupStart + this.#opts.cleanupBudgetMs - this.#now(),
-        MIN_HOOK_SLICE_MS,
-      );
+      const left = Math.max(cleanupEnd - this.#now(), MIN_HOOK_SLICE_MS);
       const outcome = await this.#runBounded(
         'report',
         () => steps.report(summary, outcomes, this.#now() + left),
@@ -239,8 +263,14 @@ export class CallLifecycle {
     return list;
   }
 
+  /** Each step is bounded by its own timeout and, under a deadline, by a quarter of what is left. */
   async #step(name: string, fn: () => Promise<unknown>): Promise<void> {
-    const outcome = await this.#runBounded(name, fn, this.#opts.stepTimeoutMs);
+    const left = (this.#deadline - this.#now()) / 4;
+    const outcome = await this.#runBounded(
+      name,
+      fn,
+      Math.max(Math.min(this.#opts.stepTimeoutMs, left), MIN_HOOK_SLICE_MS),
+    );
     if (outcome.status !== 'ok')
       this.#opts.log('warn', `end step ${name} did not complete`, { ...outcome });
   }

@@ -283,4 +283,78 @@ describe('CallLifecycle', () => {
     expect(trace).toContain('goodbye:idle_timeout');
     expect(trace).not.toContain('interrupt');
   });
+
+  it('logs no "goodbye cut" for a goodbye that already played in full (the room deleted after it)', async () => {
+    const { lifecycle, steps, logs } = setup();
+    lifecycle.attach(steps);
+    void lifecycle.end('agent_end_call');
+    await vi.runAllTimersAsync();
+    await lifecycle.finished;
+    // The agent's own delete comes back as the room's disconnect and the caller's ROOM_DELETED leave.
+    void lifecycle.end('room_deleted');
+    void lifecycle.end('participant_left');
+    expect(logs.filter((l) => l.msg.startsWith('goodbye cut'))).toEqual([]);
+  });
+
+  it('logs no "goodbye cut" when the goodbye is over and the room is being deleted', async () => {
+    const { lifecycle, steps, logs } = setup();
+    let finishing!: () => void;
+    lifecycle.attach({ ...steps, finish: () => new Promise<void>((r) => (finishing = r)) });
+    void lifecycle.end('max_duration');
+    await vi.advanceTimersByTimeAsync(10);
+    void lifecycle.end('room_deleted');
+    finishing();
+    await vi.runAllTimersAsync();
+    expect(logs.filter((l) => l.msg.startsWith('goodbye cut'))).toEqual([]);
+  });
+
+  describe('with a deadline (the process is about to go: the worker is lost, or the job crashed)', () => {
+    it('skips the goodbye and fits hooks and report before the deadline, whatever their own limits', async () => {
+      const { lifecycle, steps, trace } = setup({
+        cleanupBudgetMs: 20_000,
+        reportReserveMs: 10_000,
+        stepTimeoutMs: 8_000,
+        defaultHookTimeoutMs: 10_000,
+      });
+      const reportedAt: number[] = [];
+      lifecycle.onCallEnd('slow', () => new Promise(() => void trace.push('hook:slow')));
+      lifecycle.attach({
+        ...steps,
+        finish: () => new Promise(() => void trace.push('finish:hangs')),
+        report: async (summary, hooks, deadline) => {
+          reportedAt.push(Date.now(), deadline);
+          trace.push(`report:${summary.reason}:${hooks.map((h) => h.status).join(',')}`);
+        },
+      });
+      const start = Date.now();
+      void lifecycle.end('drain', { deadline: start + 12_000 });
+      await vi.runAllTimersAsync();
+      await lifecycle.finished;
+      expect(trace).not.toContain('goodbye:drain');
+      expect(trace).toContain('hook:slow');
+      expect(trace).toContain('report:drain:timeout');
+      expect(reportedAt[0]! - start).toBeLessThan(12_000);
+      expect(reportedAt[1]!).toBeLessThanOrEqual(start + 12_000);
+    });
+
+    it('joined while a goodbye plays: cuts it, quietly, and the rest fits before the deadline', async () => {
+      const { lifecycle, steps, trace, logs } = setup({ stepTimeoutMs: 8_000 });
+      let reportedAt = 0;
+      lifecycle.attach({
+        ...steps,
+        sayGoodbye: () => new Promise(() => void trace.push('goodbye:started')),
+        report: async () => void (reportedAt = Date.now()),
+      });
+      const start = Date.now();
+      void lifecycle.end('max_duration');
+      await vi.advanceTimersByTimeAsync(10);
+      expect(trace).toContain('goodbye:started');
+      void lifecycle.end('drain', { deadline: start + 3_000 });
+      await vi.runAllTimersAsync();
+      await expect(lifecycle.finished).resolves.toMatchObject({ reason: 'max_duration' });
+      expect(trace).toContain('interrupt');
+      expect(reportedAt - start).toBeLessThan(3_000);
+      expect(logs.filter((l) => l.level !== 'info')).toEqual([]);
+    });
+  });
 });
