@@ -10,6 +10,7 @@ import {
   issueToken,
   ledgerRow,
   liveKitTokenFor,
+  postAgentReport,
   seedCall,
   testEnv,
   twirpError,
@@ -46,7 +47,8 @@ describe('POST /calls/:room/end', () => {
     expect(second.status).toBe(200);
     expect(second.data.already_ended).toBe(true);
     expect(second.data.call.ended_at).toBe(first.data.call.ended_at);
-    expect(lk.calls).toHaveLength(1);
+    // Asked again all the same: a still-valid token may have recreated the room since.
+    expect(lk.methods()).toEqual(['DeleteRoom', 'DeleteRoom']);
   });
 
   it('records the explicit end over an end only inferred from webhooks (the room is already gone)', async () => {
@@ -65,7 +67,7 @@ describe('POST /calls/:room/end', () => {
     expect(lk.methods()).toEqual(['DeleteRoom']);
   });
 
-  it('answers an end the agent reported as already ended, without asking LiveKit', async () => {
+  it('answers an end the agent reported as already ended, keeping that end, and still deletes the room', async () => {
     const { room_name } = await issueToken('reported');
     await seedCall.ended(room_name, {
       reason: 'agent_end_call',
@@ -81,7 +83,7 @@ describe('POST /calls/:room/end', () => {
     expect(res.status).toBe(200);
     expect(res.data.already_ended).toBe(true);
     expect(res.data.call.end_reason).toBe('agent_end_call');
-    expect(lk.calls).toHaveLength(0);
+    expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: room_name } }]);
   });
 
   type Credential = (token: TokenResponse) => Promise<HeadersInit>;
@@ -184,6 +186,90 @@ describe('POST /calls/:room/end', () => {
     expectError(res, status, code);
     expect(lk.calls).toEqual([]);
     expect((await ledgerRow(room_name))!.status).toBe('open');
+  });
+
+  // The issued-identity check passes here (the same identity holds a token for both rooms), so
+  // only the token's own room stops it.
+  it("refuses a participant's LiveKit token for another room of the same identity: 403, LiveKit and the ledger untouched", async () => {
+    const roomA = await issueToken('two-rooms');
+    const roomB = await issueToken('two-rooms');
+    expect(roomA.room_name).not.toBe(roomB.room_name);
+    const tokenA = { Authorization: `Bearer ${roomA.participant_token}` };
+    const before = await ledgerRow(roomB.room_name);
+    const lk = fakeLiveKit();
+    const end = await call(`/calls/${roomB.room_name}/end`, { headers: tokenA, json: endBody });
+    expect(expectError(end, 403, 'not_a_participant').message).toContain('another room');
+    const view = await call(`/calls/${roomB.room_name}`, { headers: tokenA });
+    expect(expectError(view, 403, 'not_a_participant').message).toContain('another room');
+    expect(lk.calls).toEqual([]);
+    expect(await ledgerRow(roomB.room_name)).toEqual(before);
+    // Room A's own token still works for room A: the refusal is about the room, not the token.
+    const own = await call<EndCallResponse>(`/calls/${roomA.room_name}/end`, {
+      headers: tokenA,
+      json: endBody,
+    });
+    expect(own.status).toBe(200);
+    expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room: roomA.room_name }]);
+  });
+
+  describe('the first authoritative end wins', () => {
+    it("answers already_ended after the agent's own report ended the call, keeping the agent's end", async () => {
+      const { room_name } = await issueToken('report-first');
+      const endedAt = new Date(Date.now() - 5_000).toISOString();
+      const report = await postAgentReport(room_name, {
+        end_reason: 'max_duration',
+        ended_by: 'system',
+        ended_at: endedAt,
+      });
+      expect(report.status).toBe(201);
+      fakeLiveKit();
+      const res = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+        headers: ADMIN,
+        json: endBody,
+      });
+      expect(res.status).toBe(200);
+      expect(res.data.already_ended).toBe(true);
+      expect(res.data.call).toMatchObject({
+        status: 'ended',
+        end_reason: 'max_duration',
+        ended_by: 'system',
+        end_source: 'agent',
+        ended_at: endedAt,
+        end_note: null,
+      });
+      // Whether LiveKit is asked again (a revived room) is not this rule; the ledger is.
+      expect(await ledgerRow(room_name)).toMatchObject({
+        end_reason: 'max_duration',
+        end_source: 'agent',
+        ended_at: Date.parse(endedAt),
+      });
+    });
+
+    it("keeps the API end when the agent's authoritative report arrives after it", async () => {
+      const { room_name } = await issueToken('api-first');
+      fakeLiveKit();
+      const ended = await call<EndCallResponse>(`/calls/${room_name}/end`, {
+        headers: ADMIN,
+        json: endBody,
+      });
+      expect(ended.data.call.end_reason).toBe('api_end_call');
+      const before = await ledgerRow(room_name);
+      const report = await postAgentReport(room_name, {
+        end_reason: 'drain',
+        ended_by: 'system',
+        ended_at: new Date(Date.now() + 2_000).toISOString(),
+      });
+      // The report is stored (its transcript and hooks belong to the call) but names no new end.
+      expect([report.status, report.data.accepted]).toEqual([201, true]);
+      expect(await ledgerRow(room_name)).toMatchObject({
+        status: 'ended',
+        end_reason: 'api_end_call',
+        ended_by: 'api',
+        end_source: 'api',
+        ended_at: before!.ended_at,
+        end_note: 'support closed the ticket',
+      });
+    });
   });
 
   it('answers 404 for an unknown room', async () => {
@@ -379,6 +465,36 @@ describe('POST /calls/:room/dispatch', () => {
   });
 });
 
+describe('backend keys are compared whole', () => {
+  const near = (key: string) => [
+    ['with one more character', `${key}x`],
+    ['with its last character changed', `${key.slice(0, -1)}${key.endsWith('Z') ? 'Y' : 'Z'}`],
+    ['without its last character', key.slice(0, -1)],
+  ];
+  // POST /calls/:room/dispatch takes either key: a key taken for the real one would reach
+  // LiveKit (404 room_not_found from the fake) instead of the 401.
+  it.each([
+    ...near(testEnv.ADMIN_API_KEY).map(([how, key]) => [`the admin key ${how}`, key!]),
+    ...near(testEnv.APP_API_KEY).map(([how, key]) => [`the app key ${how}`, key!]),
+  ])('refuses %s: 401 invalid_credential', async (_name, key) => {
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    const res = await call('/calls/near-key/dispatch', {
+      headers: { Authorization: `Bearer ${key}` },
+      json: {},
+    });
+    expectError(res, 401, 'invalid_credential');
+    expect(lk.calls).toEqual([]);
+  });
+
+  it('refuses the admin key with one more character on the admin-only call list', async () => {
+    expectError(
+      await call('/calls', { headers: { Authorization: `Bearer ${testEnv.ADMIN_API_KEY}0` } }),
+      401,
+      'invalid_credential',
+    );
+  });
+});
+
 describe('GET /calls/:room', () => {
   it('shows the call to its participant', async () => {
     const { room_name } = await issueToken('viewer');
@@ -390,11 +506,51 @@ describe('GET /calls/:room', () => {
     expect(mine.data.participants!.map((p) => p.identity)).toEqual(['viewer']);
   });
 
-  it('shows the call to the admin', async () => {
+  it('shows the call to the admin: its state, its participants and its report', async () => {
     const { room_name } = await issueToken('viewer-a');
+    const row = (await ledgerRow(room_name))!;
     const res = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
     expect(res.status).toBe(200);
-    expect(res.data.room).toBe(room_name);
+    expect(res.data).toMatchObject({
+      room: room_name,
+      status: 'open',
+      agent_name: 'voice-agent',
+      end_mode: 'end_for_all',
+      created_at: new Date(row.created_at).toISOString(),
+      deadline_at: new Date(row.deadline_at).toISOString(),
+      started_at: null,
+      ended_at: null,
+      end_reason: null,
+      ended_by: null,
+      report: null,
+    });
+    expect(res.data.participants).toEqual([
+      expect.objectContaining({ identity: 'viewer-a', joined_at: null, left_at: null }),
+    ]);
+    expect(Date.parse(res.data.participants![0]!.issued_at!)).toBeGreaterThan(0);
+  });
+
+  it('shows the admin an ended call with its end and the agent report', async () => {
+    const { room_name } = await issueToken('viewer-c');
+    const transcript = [
+      { role: 'assistant' as const, text: 'Hello!', at: new Date().toISOString() },
+    ];
+    await postAgentReport(room_name, {
+      end_reason: 'idle_timeout',
+      ended_by: 'system',
+      transcript,
+    });
+    const res = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
+    expect(res.status).toBe(200);
+    expect(res.data).toMatchObject({
+      room: room_name,
+      status: 'ended',
+      end_reason: 'idle_timeout',
+      ended_by: 'system',
+      end_source: 'agent',
+      report: { end_reason: 'idle_timeout', transcript },
+    });
+    expect(res.data.duration_seconds).toBeGreaterThan(0);
   });
 
   it('does not show the call to anyone else', async () => {

@@ -2,7 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:
 import { importJWK, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { expect, vi } from 'vitest';
-import type { EndedBy, EndReason } from '../../wire-contract/index.ts';
+import type { CallReport, EndedBy, EndReason } from '../../wire-contract/index.ts';
 import type { presentCall } from '../../edge/call-view.ts';
 import worker from '../../edge/index.ts';
 import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
@@ -201,6 +201,16 @@ export async function signAsLiveKit(
   return signBody(body, key, secret, ttl);
 }
 
+/** Posts a LiveKit webhook event (signed as LiveKit signs them, unless `sign` says otherwise). */
+export async function sendWebhook(event: Record<string, unknown>, sign = signAsLiveKit) {
+  const body = JSON.stringify({ createdAt: String(Math.floor(Date.now() / 1000)), ...event });
+  return call<WebhookResponse>('/livekit/webhook', {
+    method: 'POST',
+    headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
+    body,
+  });
+}
+
 /** A LiveKit token signed with the edge's key; a negative `ttl` makes one that expired that long ago. */
 export async function liveKitTokenFor(identity: string, room: string, ttl = 600) {
   const at = new AccessToken(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET, {
@@ -264,3 +274,38 @@ export const seedCall = {
       .run();
   },
 };
+
+/**
+ * Posts the agent's end-of-call report for `room`, signed as the agent signs it (a full, valid
+ * report; `overrides` change any field). Answers the Worker's response.
+ */
+export async function postAgentReport(
+  room: string,
+  overrides: Partial<CallReport> = {},
+): Promise<ApiResponse<ReportResponse>> {
+  const { callIdFor } = await import('../../wire-contract/index.ts');
+  const now = Date.now();
+  const body = JSON.stringify({
+    version: 1,
+    call_id: callIdFor('RM_helper', `AJ_${room}`),
+    room,
+    room_sid: 'RM_helper',
+    job_id: `AJ_${room}`,
+    agent_name: 'voice-agent',
+    end_reason: 'agent_end_call',
+    ended_by: 'agent',
+    started_at: new Date(now - 30_000).toISOString(),
+    ended_at: new Date(now).toISOString(),
+    duration_ms: 30_000,
+    transcript: [],
+    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
+    errors: [],
+    hooks: [],
+    ...overrides,
+  });
+  return call<ReportResponse>(`/calls/${room}/report`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', Authorization: await signAsLiveKit(body) },
+    body,
+  });
+}

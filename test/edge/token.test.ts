@@ -119,14 +119,13 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   });
 
   it('lets an end user repeat their own identity', async () => {
-    expect(
-      (
-        await call('/token', {
-          headers: await bearerFor('same'),
-          json: { participant_identity: 'same' },
-        })
-      ).status,
-    ).toBe(201);
+    const res = await call<TokenResponse>('/token', {
+      headers: await bearerFor('same'),
+      json: { participant_identity: 'same' },
+    });
+    expect(res.status).toBe(201);
+    expect(res.data.participant_identity).toBe('same');
+    expect((await verify(res.data.participant_token)).sub).toBe('same');
   });
 
   it.each([
