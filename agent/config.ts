@@ -31,6 +31,8 @@ const AgentConfigSchema = z.object({
   END_MODE: z.enum(END_MODES).default('end_for_all'),
   /** The edge's base URL; reports go to `${EDGE_URL}/calls/:room/report`. Unset: no report. */
   EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** How long the agent waits for the edge to admit a call before it greets anyway. */
+  ADMISSION_TIMEOUT_MS: int(100, 10_000).default(2_000),
   MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
   MAX_DURATION_WARNING_SECONDS: int(0, 3600).default(60),
   IDLE_PROMPT_SECONDS: int(0, 3600).default(20),

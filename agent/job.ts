@@ -261,6 +261,39 @@ async function runCall(p: CallParts): Promise<void> {
   session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
 }
 
+/** Whether the edge admits this call (see agent/call-admission.ts); no edge configured admits. */
+async function admitted(
+  ctx: JobContext,
+  config: AgentConfig,
+  room: string,
+  logger: ReturnType<typeof agentsLog>,
+): Promise<boolean> {
+  if (!config.EDGE_URL) return true;
+  const info = ctx.job.room;
+  const createdAtMs = Number(info?.creationTimeMs ?? 0) || Number(info?.creationTime ?? 0) * 1000;
+  const answer = await askAdmission(
+    {
+      room,
+      room_sid: info?.sid ?? '',
+      job_id: ctx.job.id,
+      ...(createdAtMs > 0 && { room_created_at: createdAtMs }),
+    },
+    {
+      edgeUrl: config.EDGE_URL,
+      apiKey: config.LIVEKIT_API_KEY,
+      apiSecret: config.LIVEKIT_API_SECRET,
+      timeoutMs: config.ADMISSION_TIMEOUT_MS,
+    },
+  );
+  if (!answer.admit) {
+    logger.warn({ reason: answer.reason }, 'call refused by the edge: leaving without a word');
+    return false;
+  }
+  if (answer.problem)
+    logger.warn({ problem: answer.problem }, 'edge admission check failed: taking the call');
+  return true;
+}
+
 /** `work`, or a rejection naming what did not finish within `ms`: setup must not hang a call. */
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

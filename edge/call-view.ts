@@ -27,6 +27,9 @@ export function presentCall(
     end_source: row.end_source,
     end_note: row.end_note,
     agent_removed_at: iso(row.agent_removed_at),
+    // Joins with a still-valid token after the end, each closed at once: an operator's signal.
+    revival_attempts: row.revival_attempts,
+    last_revival_at: iso(row.last_revival_at),
     ...(participants && {
       participants: participants.map((p) => ({
         identity: p.identity,

@@ -3,3 +3,4 @@ export * from './end-reasons.ts';
 export * from './dispatch-metadata.ts';
 export * from './report.ts';
 export * from './signing.ts';
+export * from './admission.ts';

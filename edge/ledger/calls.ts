@@ -22,6 +22,10 @@ export type CallRow = {
   agent_removed_at: number | null;
   dispatch_id: string | null;
   join_by: number | null;
+  /** Rooms LiveKit recreated for this call after it ended (edge/ledger/revivals.ts). */
+  revival_attempts: number;
+  last_revival_at: number | null;
+  last_revival_sid: string | null;
 };
 
 export type ParticipantRow = {

@@ -1,6 +1,7 @@
 import type { WebhookEvent } from 'livekit-server-sdk';
 import type { EndReason } from '../../wire-contract/index.ts';
-import { closeCall } from './calls.ts';
+import { closeCall, type CallRow } from './calls.ts';
+import { isRevival, recordRevival } from './revivals.ts';
 
 /** Disconnect reasons that mean an agent left on purpose; anything else means it vanished. */
 const CLEAN_DISCONNECTS = new Set([
@@ -11,17 +12,31 @@ const CLEAN_DISCONNECTS = new Set([
   'SERVER_SHUTDOWN',
 ]);
 
+/** The id a webhook is deduplicated by. */
+export function webhookEventId(event: WebhookEvent): string {
+  return event.id || `${event.event}:${event.room?.name ?? ''}:${event.createdAt}`;
+}
+
+/** Forgets an event, so LiveKit's retry of it applies it instead of being a "duplicate". */
+export async function forgetWebhookEvent(db: D1Database, eventId: string): Promise<void> {
+  await db.prepare('DELETE FROM webhook_events WHERE id = ?').bind(eventId).run();
+}
+
+export type WebhookOutcome = 'applied' | 'duplicate' | 'untracked' | 'revival';
+
 /**
  * Applies one LiveKit webhook to the ledger; duplicates (same event id) are ignored. Rooms the edge
- * never issued a token for are not tracked. Returns what happened, for the response and the log.
+ * never issued a token for are not tracked. An event from a room LiveKit recreated for an ended
+ * call (a revival) changes nothing but the revival count: the caller must close that room.
+ * Returns what happened, for the response and the log.
  */
 export async function applyWebhook(
   db: D1Database,
   event: WebhookEvent,
   now: number,
-): Promise<'applied' | 'duplicate' | 'untracked'> {
+): Promise<WebhookOutcome> {
   const room = event.room?.name ?? '';
-  const eventId = event.id || `${event.event}:${room}:${event.createdAt}`;
+  const eventId = webhookEventId(event);
   const seen = await db
     .prepare(
       'INSERT INTO webhook_events (id, event, room, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING',
@@ -31,10 +46,19 @@ export async function applyWebhook(
   if (seen.meta.changes === 0) return 'duplicate';
   try {
     const tracked = await db
-      .prepare('SELECT max_duration_seconds, end_source FROM calls WHERE room = ?')
+      .prepare(
+        'SELECT max_duration_seconds, end_source, status, room_sid, ended_at FROM calls WHERE room = ?',
+      )
       .bind(room)
-      .first<{ max_duration_seconds: number; end_source: string | null }>();
+      .first<
+        Pick<CallRow, 'max_duration_seconds' | 'end_source' | 'status' | 'room_sid' | 'ended_at'>
+      >();
     if (!tracked) return 'untracked';
+    const instance = { sid: event.room?.sid || undefined, createdAtMs: roomCreatedAtMs(event) };
+    if (isRevival(tracked, instance)) {
+      await recordRevival(db, room, instance.sid, now);
+      return 'revival';
+    }
     const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
     const p = event.participant;
     switch (event.event) {
@@ -42,7 +66,7 @@ export async function applyWebhook(
         // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
         await db
           .prepare(
-            `UPDATE calls SET room_sid = ?2, started_at = MIN(COALESCE(started_at, ?3), ?3),
+            `UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3),
                deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1`,
           )
           .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
@@ -96,11 +120,18 @@ export async function applyWebhook(
         break;
     }
   } catch (err) {
-    // Forget the id so LiveKit's retry of this event applies it instead of being a "duplicate".
-    await db.prepare('DELETE FROM webhook_events WHERE id = ?').bind(eventId).run();
+    await forgetWebhookEvent(db, eventId);
     throw err;
   }
   return 'applied';
+}
+
+/** When LiveKit created the event's room (epoch ms), if the event says. */
+function roomCreatedAtMs(event: WebhookEvent): number | undefined {
+  const ms = Number(event.room?.creationTimeMs ?? 0);
+  if (ms > 0) return ms;
+  const seconds = Number(event.room?.creationTime ?? 0);
+  return seconds > 0 ? seconds * 1000 : undefined;
 }
 
 /** When only LiveKit speaks, name the end from who left how; the agent's report may replace it. */

@@ -1,6 +1,8 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
 import {
+  AdmissionRequest,
+  type AdmissionAnswer,
   CallReport,
   DispatchOverrides,
   END_REASONS,
@@ -29,7 +31,8 @@ import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
 import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 import { requireCaller } from '../middleware/caller.ts';
-import { jsonBody, parseJsonText, parseWith, readBody } from '../request-body.ts';
+import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
+import { isRevival, recordRevival } from '../ledger/revivals.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
 const EndRequest = z
@@ -57,7 +60,7 @@ function roomParam(c: Context<AppEnv>): string {
  */
 async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void> {
   const caller = c.get('caller');
-  if (caller.kind === 'admin') return;
+  if (caller.kind === 'admin' || caller.kind === 'app') return;
   if (caller.kind === 'participant' && caller.room !== room)
     throw new ApiError(403, 'not_a_participant', 'this LiveKit token is for another room');
   if (
@@ -79,6 +82,21 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   )
     return;
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
+}
+
+/** A body the agent signed with the LiveKit API secret (reports, admission requests). */
+async function signedBody(c: Context<AppEnv>, maxBytes: number, what: string): Promise<string> {
+  const config = c.get('config');
+  const raw = await readBody(c, maxBytes);
+  const verified = await verifySignedBody(
+    raw,
+    c.req.header('authorization'),
+    config.LIVEKIT_API_KEY,
+    config.LIVEKIT_API_SECRET,
+  );
+  if (!verified.ok)
+    throw new ApiError(401, 'invalid_signature', `${what} signature rejected: ${verified.problem}`);
+  return raw;
 }
 
 async function callView(c: Context<AppEnv>, room: string) {
@@ -122,22 +140,23 @@ async function existingCall(c: Context<AppEnv>, room: string) {
 }
 
 export const callRoutes = new Hono<AppEnv>()
-  .post('/:room/end', requireCaller('admin', 'user', 'participant'), async (c) => {
+  .post('/:room/end', requireCaller('admin', 'app', 'user', 'participant'), async (c) => {
     const room = roomParam(c);
     await authorizeForRoom(c, room);
     const body = await jsonBody(c, EndRequest);
     const call = await existingCall(c, room);
     const config = c.get('config');
-    // An end only inferred (from webhooks, or a token never used) gives way to this explicit one:
-    // the room is deleted (LiveKit's "not found" is fine) and the ledger records api_end_call.
-    if (call.status === 'ended' && ((call.end_strength ?? 0) > 0 || body.mode === 'remove_agent'))
+    if (call.status === 'ended' && body.mode === 'remove_agent')
       return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
       await markAgentRemoved(c.env.LEDGER, room, Date.now());
       return c.json({ removed_agents: removed, call: await callView(c, room) });
     }
-    // LiveKit first: if it fails the ledger stays as it was. "Not found" means already gone: still ended.
+    // LiveKit first, even for a call the ledger has ended: its room may have been recreated by a
+    // token still valid (a revival). If LiveKit fails the ledger stays as it was; "not found"
+    // means already gone. An end only inferred (webhooks, a token never used) gives way to this
+    // explicit one; an authoritative end stands and the answer says already_ended.
     await deleteRoom(config, room);
     // False when the agent's report recorded the end in the meantime: that end stands.
     const recorded = await closeCall(c.env.LEDGER, room, {
@@ -198,23 +217,35 @@ export const callRoutes = new Hono<AppEnv>()
       created ? 201 : 200,
     );
   })
+  // The agent asks, signed, before any model work: a room recreated for an ended call (a token
+  // reused after the end) gets no greeting, and the room is closed.
+  .post('/:room/admit', async (c) => {
+    const room = roomParam(c);
+    const ask = parseJsonText(AdmissionRequest, await signedBody(c, MAX_JSON_BODY, 'admission'));
+    if (ask.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
+    const call = await findCall(c.env.LEDGER, room);
+    // A room the edge never issued a token for is not the edge's to govern.
+    if (!call || call.status === 'open') return c.json({ admit: true } satisfies AdmissionAnswer);
+    const instance = { sid: ask.room_sid || undefined, createdAtMs: ask.room_created_at };
+    if (isRevival(call, instance)) await recordRevival(c.env.LEDGER, room, instance.sid, Date.now());
+    log(c, 'warn', 'agent refused: the call has ended; closing its room', {
+      room,
+      room_sid: ask.room_sid,
+      job_id: ask.job_id,
+    });
+    // The agent leaves either way; a LiveKit failure here is left to the webhook and the agent.
+    await deleteRoom(c.get('config'), room).catch((err: unknown) =>
+      log(c, 'warn', 'could not close a revived room', {
+        room,
+        message: err instanceof Error ? err.message : String(err),
+      }),
+    );
+    return c.json({ admit: false, reason: 'call_ended' } satisfies AdmissionAnswer);
+  })
   // The agent's signed end-of-call report; accepted once per call id, retries answered 200.
   .post('/:room/report', async (c) => {
-    const config = c.get('config');
     const room = roomParam(c);
-    const raw = await readBody(c, MAX_REPORT_BYTES);
-    const verified = await verifySignedBody(
-      raw,
-      c.req.header('authorization'),
-      config.LIVEKIT_API_KEY,
-      config.LIVEKIT_API_SECRET,
-    );
-    if (!verified.ok)
-      throw new ApiError(
-        401,
-        'invalid_signature',
-        `report signature rejected: ${verified.problem}`,
-      );
+    const raw = await signedBody(c, MAX_REPORT_BYTES, 'report');
     const report = parseJsonText(CallReport, raw);
     if (report.room !== room)
       throw new ApiError(400, 'invalid_field', 'room: does not match the URL');

@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import { WebhookReceiver } from 'livekit-server-sdk';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
-import { applyWebhook } from '../ledger/webhook-events.ts';
+import { applyWebhook, forgetWebhookEvent, webhookEventId } from '../ledger/webhook-events.ts';
+import { deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { readBody } from '../request-body.ts';
 
@@ -30,7 +31,22 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
       err instanceof Error && /sha256/i.test(err.message) ? 'body_hash_mismatch' : 'bad_signature';
     throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${problem}`);
   }
+  const room = event.room?.name ?? '';
   const outcome = await applyWebhook(c.env.LEDGER, event, Date.now());
-  log(c, 'info', 'webhook', { event: event.event, room: event.room?.name, id: event.id, outcome });
+  if (outcome === 'revival') {
+    // Someone joined an ended call's room again with a still-valid token: close it at once. If
+    // LiveKit cannot be reached, forget the event so LiveKit's retry closes it later.
+    log(c, 'warn', 'revival of an ended call: closing its room', {
+      room,
+      room_sid: event.room?.sid,
+      event: event.event,
+    });
+    try {
+      await deleteRoom(config, room);
+    } catch (err) {
+      await forgetWebhookEvent(c.env.LEDGER, webhookEventId(event));
+      throw err;
+    }
+  } else log(c, 'info', 'webhook', { event: event.event, room, id: event.id, outcome });
   return c.json({ outcome });
 });

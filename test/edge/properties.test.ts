@@ -181,5 +181,6 @@ describe('properties: what must hold for valid input', () => {
       }),
       { numRuns: 40 },
     );
-  });
+    // Every end asks LiveKit, even after the call ended (a revived room): hangs cost 350 ms each.
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import {
   ledgerRow,
   testEnv,
   seedCall,
+  sendWebhook,
   signAsLiveKit,
   type CallView,
   type ReportResponse,
@@ -169,15 +170,6 @@ describe('POST /calls/:room/report', () => {
     expect((await ledgerRow(room_name))!.end_reason).toBe('api_end_call');
   });
 });
-
-async function sendWebhook(event: Record<string, unknown>, sign = signAsLiveKit) {
-  const body = JSON.stringify({ createdAt: String(Math.floor(Date.now() / 1000)), ...event });
-  return call<WebhookResponse>('/livekit/webhook', {
-    method: 'POST',
-    headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
-    body,
-  });
-}
 
 describe('POST /livekit/webhook', () => {
   it('tracks start, participants and the end; room_finished closes a call the agent never reported', async () => {
