@@ -23,6 +23,15 @@ export type ReportInputs = {
 };
 
 const MAX_HOOKS_IN_REPORT = 100;
+const MAX_TRANSCRIPT_ENTRIES = 5000;
+
+/**
+ * The edge refuses a report body over this many bytes with 413 (MAX_REPORT_BYTES in
+ * edge/routes/calls.ts; a test holds the two together). A long, text-heavy call gets there.
+ */
+export const REPORT_MAX_BYTES = 1024 * 1024;
+/** What the transcript may not use of the report's bytes: the cut marker and some slack. */
+const MARKER_BYTES = 512;
 
 /**
  * The wire report for this call. Never throws: every field is cut to the contract's limits (hooks
@@ -49,31 +58,81 @@ export function buildReport(i: ReportInputs): CallReport {
     source: e.source.slice(0, 200),
     message: e.message.slice(0, 2000),
   }));
-  const full = CallReport.safeParse({
+  const rest = {
     ...base,
-    transcript: transcriptFrom(i.history),
+    transcript: [],
     usage: usageFrom(i.usage),
     errors,
     hooks: boundedHooks(i.hooks),
+  };
+  const budget = REPORT_MAX_BYTES - byteLength(rest) - MARKER_BYTES;
+  const full = CallReport.safeParse({
+    ...rest,
+    transcript: budget > 0 ? fitTranscript(transcriptFrom(i.history), budget) : [],
   });
-  if (full.success) return full.data;
-  const problem = full.error.issues[0];
+  if (full.success && byteLength(full.data) <= REPORT_MAX_BYTES) return full.data;
+  if (full.success)
+    return minimalReport(
+      full.data,
+      `full report over ${REPORT_MAX_BYTES} bytes without its transcript`,
+    );
+  const issue = full.error.issues[0];
+  return minimalReport(
+    CallReport.parse({ ...base, transcript: [], usage: usageFrom([]), errors: [], hooks: [] }),
+    `full report invalid at ${issue?.path.join('.')}: ${issue?.message}`,
+  );
+}
+
+/**
+ * The report with only what identifies the call, its end and usage, and one error saying why the
+ * rest is missing: what is sent when the full one cannot be.
+ */
+export function minimalReport(report: CallReport, problem: string): CallReport {
   return CallReport.parse({
-    ...base,
+    ...report,
     transcript: [],
-    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
-    errors: [
-      {
-        at: base.ended_at,
-        source: 'report',
-        message: `full report invalid at ${problem?.path.join('.')}: ${problem?.message}`.slice(
-          0,
-          2000,
-        ),
-      },
-    ],
     hooks: [],
+    errors: [{ at: report.ended_at, source: 'report', message: problem.slice(0, 2000) }],
   });
+}
+
+function byteLength(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
+}
+
+type TranscriptLine = CallReport['transcript'][number];
+
+/**
+ * Cuts the transcript to `budget` bytes and the contract's entry count: the start (a quarter of
+ * the budget: what the call was about) and the end (how it ended) are kept, and one marker entry
+ * in between says how much was cut.
+ */
+function fitTranscript(lines: TranscriptLine[], budget: number): TranscriptLine[] {
+  const sizes = lines.map((l) => byteLength(l) + 1);
+  if (
+    lines.length <= MAX_TRANSCRIPT_ENTRIES &&
+    sizes.reduce((sum, size) => sum + size, 0) <= budget
+  )
+    return lines;
+  const maxKept = MAX_TRANSCRIPT_ENTRIES - 1;
+  let used = 0;
+  let head = 0;
+  while (head < lines.length && head < maxKept / 4 && used + sizes[head]! <= budget / 4)
+    used += sizes[head++]!;
+  let tail = lines.length;
+  while (tail > head && head + lines.length - tail < maxKept && used + sizes[tail - 1]! <= budget)
+    used += sizes[--tail]!;
+  const cut = tail - head;
+  const cutBytes = sizes.slice(head, tail).reduce((sum, size) => sum + size, 0);
+  return [
+    ...lines.slice(0, head),
+    {
+      role: 'system',
+      text: `[${cut} transcript entries (${cutBytes} bytes) cut to fit the report]`,
+      at: lines[head]!.at,
+    },
+    ...lines.slice(tail),
+  ];
 }
 
 function boundedHooks(hooks: HookOutcome[]): HookOutcome[] {
@@ -108,8 +167,7 @@ function transcriptFrom(history: llm.ChatItem[]) {
       text: (item.textContent ?? '').slice(0, 20_000),
       at: new Date(item.createdAt).toISOString(),
     }))
-    .filter((t) => t.text.length > 0)
-    .slice(-5000);
+    .filter((t) => t.text.length > 0);
 }
 
 function usageFrom(models: ModelUsage[]): Usage {
@@ -142,13 +200,16 @@ export type DeliveryOptions = {
 /**
  * Posts the signed report, retrying network errors and 5xx/429 with exponential backoff until it
  * lands or the deadline passes. The edge accepts a call id once, so a retry after a lost response
- * is safe. A 4xx other than 429 is final: retrying the same body cannot fix it.
+ * is safe. A 413 (the edge counts bytes differently, or its limit shrank) is answered once with
+ * the minimal report, so the call is still recorded; any other 4xx but 429 is final: retrying the
+ * same body cannot fix it.
  */
 export async function deliverReport(
   report: CallReport,
   o: DeliveryOptions,
 ): Promise<{ status: number; attempts: number }> {
-  const body = JSON.stringify(report);
+  let body = JSON.stringify(report);
+  let shrunk = false;
   const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(report.room)}/report`;
   const doFetch = o.fetchImpl ?? fetch;
   let delay = 250;
@@ -166,6 +227,16 @@ export async function deliverReport(
         signal: AbortSignal.timeout(Math.max(250, Math.min(5000, left))),
       });
       if (res.ok) return { status: res.status, attempts: attempt };
+      if (res.status === 413 && !shrunk) {
+        shrunk = true;
+        const problem = `the edge refused the full report (413, ${Buffer.byteLength(body)} bytes); sent without transcript, hooks and errors`;
+        o.log?.('warn', 'report too large for the edge; sending the minimal report', {
+          bytes: Buffer.byteLength(body),
+        });
+        report = minimalReport(report, problem);
+        body = JSON.stringify(report);
+        continue;
+      }
       if (res.status < 500 && res.status !== 429)
         throw new Error(
           `edge refused the report: ${res.status} ${(await res.text()).slice(0, 300)}`,

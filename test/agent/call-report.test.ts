@@ -1,8 +1,9 @@
 import { llm } from '@livekit/agents';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildReport, deliverReport } from '../../agent/call-report.ts';
+import { buildReport, deliverReport, REPORT_MAX_BYTES } from '../../agent/call-report.ts';
 import { CallReport, verifySignedBody } from '../../wire-contract/index.ts';
 
 const summary = {
@@ -102,6 +103,50 @@ describe('buildReport never drops a report', () => {
   });
 });
 
+describe('a long, text-heavy call still fits the edge', () => {
+  const bytes = (r: unknown) => Buffer.byteLength(JSON.stringify(r));
+  // Multi-byte text: the edge counts bytes, not characters.
+  const long = (i: number) => `${i}: ${'Grüße aus Köln, 東京 🚀 '.repeat(600)}`.slice(0, 19_000);
+  const history = () => {
+    const chat = llm.ChatContext.empty();
+    for (let i = 0; i < 400; i++)
+      chat.addMessage({ role: i % 2 ? 'assistant' : 'user', content: long(i) });
+    return chat.items;
+  };
+
+  it("the agent's limit is the edge's", () => {
+    const edge = readFileSync('edge/routes/calls.ts', 'utf8');
+    expect(edge).toMatch(/const MAX_REPORT_BYTES = 1024 \* 1024;/);
+    expect(REPORT_MAX_BYTES).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it('cuts the transcript to a byte budget, keeping its start and end, and says what was cut', () => {
+    const report = buildReport({
+      summary,
+      roomSid: 'RM_1',
+      agentName: 'voice-agent',
+      history: history(),
+      usage: [],
+      errors: Array.from({ length: 300 }, (_, i) => ({
+        at: new Date(1_030_000),
+        source: 'tts',
+        message: `failure ${i} ${'x'.repeat(3000)}`,
+      })),
+      hooks: [],
+    });
+    expect(() => CallReport.parse(report)).not.toThrow();
+    expect(bytes(report)).toBeLessThanOrEqual(1024 * 1024);
+    expect(report.transcript[0]!.text).toBe(long(0));
+    expect(report.transcript.at(-1)!.text).toBe(long(399));
+    const marker = report.transcript.find((t) => t.role === 'system');
+    expect(marker?.text).toMatch(
+      /^\[\d+ transcript entries \(\d+ bytes\) cut to fit the report\]$/,
+    );
+    const cut = Number(/^\[(\d+)/.exec(marker!.text)![1]);
+    expect(report.transcript.length - 1 + cut).toBe(400);
+  });
+});
+
 describe('deliverReport', () => {
   let close: (() => void) | undefined;
   afterEach(() => close?.());
@@ -167,5 +212,23 @@ describe('deliverReport', () => {
       }),
     ).rejects.toThrow(/not delivered after \d+ attempts/);
     expect(Date.now()).toBeLessThan(started + 1_500 + 1_500);
+  });
+
+  it('on a 413, resends a minimal report for the same call that names what was dropped', async () => {
+    const edge = await edgeAnswering([413, 201]);
+    const logged: string[] = [];
+    const result = await deliverReport(report, {
+      edgeUrl: edge.url,
+      apiKey: 'k',
+      apiSecret: 's',
+      deadline: Date.now() + 10_000,
+      log: (_level, msg) => void logged.push(msg),
+    });
+    expect(result.status).toBe(201);
+    expect(edge.seen).toHaveLength(2);
+    const minimal = CallReport.parse(JSON.parse(edge.seen[1]!.body));
+    expect(minimal).toMatchObject({ call_id: report.call_id, transcript: [], hooks: [] });
+    expect(minimal.errors.at(-1)).toMatchObject({ source: 'report' });
+    expect(minimal.errors.at(-1)!.message).toMatch(/413/);
   });
 });
