@@ -5,6 +5,7 @@ import type { AppEnv } from './env.ts';
 import { notFound, onError } from './errors.ts';
 import { corsFromAllowList } from './middleware/cors.ts';
 import { accessLog, loadConfig } from './middleware/request-context.ts';
+import { callPageRoutes } from './routes/call-page.ts';
 import { callRoutes } from './routes/calls.ts';
 import { healthRoutes } from './routes/health.ts';
 import { tokenRoutes } from './routes/token.ts';
@@ -13,6 +14,7 @@ import { webhookRoutes } from './routes/webhook.ts';
 export const app = new Hono<AppEnv>()
   .use(requestId({ limitLength: 128 }))
   .use(accessLog)
+  .route('/', callPageRoutes) // before secureHeaders: the page keeps its static _headers
   .use(secureHeaders())
   .use(loadConfig)
   .use(corsFromAllowList)

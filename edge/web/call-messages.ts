@@ -73,6 +73,12 @@ export function errorFields(body: string): Omit<EdgeError, 'status'> {
 
 export function tokenRefusedInWords(e: EdgeError | undefined): string {
   if (!e) return 'Could not reach the call service. Check your connection and try again.';
+  // Codes whose status alone would say the wrong thing: a 503 here is not the call service down,
+  // a 429 here is not calling too fast.
+  if (e.code === 'identity_provider_unreachable')
+    return 'We could not check your sign-in right now. Please try again in a moment.';
+  if (e.code === 'too_many_open_calls')
+    return 'You already have as many calls open as you are allowed. End one, or wait for one to finish, then call again.';
   switch (e.status) {
     case 401:
       return 'You are not signed in, or your sign-in has expired. Sign in again, then call.';

@@ -24,6 +24,7 @@ import {
 } from './call-messages.ts';
 import { Captions } from './captions.ts';
 import { CallView } from './call-view.ts';
+import { captionSpeaker, endNoticeReason, isAgent } from './from-agent.ts';
 
 /**
  * How a page hosts the call. The defaults fit the page the edge serves itself; an app that embeds
@@ -79,7 +80,7 @@ class ActiveCall {
     this.#view = view;
     this.#tokenUrl = tokenUrl;
     this.#options = options;
-    this.#captions = new Captions(view.captionList, () => this.#room.localParticipant.identity);
+    this.#captions = new Captions(view.captionList);
   }
 
   async start(): Promise<void> {
@@ -131,11 +132,11 @@ class ActiveCall {
   }
 
   #agentJoined(): Promise<boolean> {
-    const present = () => [...this.#room.remoteParticipants.values()].some((p) => p.isAgent);
+    const present = () => [...this.#room.remoteParticipants.values()].some(isAgent);
     if (present()) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), this.#options.agentJoinTimeoutMs ?? 15_000);
-      const joined = (p: RemoteParticipant) => p.isAgent && done(true);
+      const joined = (p: RemoteParticipant) => isAgent(p) && done(true);
       const gone = () => done(false);
       const done = (ok: boolean) => {
         clearTimeout(timer);
@@ -149,17 +150,20 @@ class ActiveCall {
   #listen(): void {
     const room = this.#room;
     const view = this.#view;
-    room.registerTextStreamHandler(
-      'lk.transcription',
-      (reader, from) => void this.#captions.follow(reader, from.identity),
-    );
+    room.registerTextStreamHandler('lk.transcription', (reader, from) => {
+      const who = captionSpeaker(
+        room.getParticipantByIdentity(from.identity),
+        room.localParticipant.identity,
+      );
+      if (who) void this.#captions.follow(reader, who);
+    });
     room.on(RoomEvent.AudioPlaybackStatusChanged, () =>
       view.audioBlocked(!room.canPlaybackAudio, () => room.startAudio()),
     );
     room.on(
       RoomEvent.TrackSubscribed,
       (track: RemoteTrack, _pub, participant: RemoteParticipant) => {
-        if (track.kind === Track.Kind.Audio && participant.isAgent)
+        if (track.kind === Track.Kind.Audio && isAgent(participant))
           view.playAgentAudio(track.attach() as HTMLAudioElement);
       },
     );
@@ -169,25 +173,18 @@ class ActiveCall {
     room.on(
       RoomEvent.ParticipantAttributesChanged,
       (changed: Record<string, string>, p: Participant) => {
-        if (!p.isAgent) return;
+        if (!isAgent(p)) return;
         if (changed[AGENT_STATE]) view.agentState(changed[AGENT_STATE]);
         if (changed[END_REASON_ATTRIBUTE]) this.#outcome.reason ??= changed[END_REASON_ATTRIBUTE];
       },
     );
-    room.on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
-      if (topic !== CALL_END_TOPIC) return;
-      try {
-        this.#outcome.reason ??= (
-          JSON.parse(new TextDecoder().decode(payload)) as { reason?: string }
-        ).reason;
-      } catch {
-        /* a malformed notice: the disconnect reason still says something */
-      }
+    room.on(RoomEvent.DataReceived, (payload, from, _kind, topic) => {
+      if (topic === CALL_END_TOPIC) this.#outcome.reason ??= endNoticeReason(payload, from);
     });
     // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
     // for them too. An assistant that goes without a reason has crashed or lost its connection.
     room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
-      if (!p.isAgent || !this.live) return;
+      if (!isAgent(p) || !this.live) return;
       if (!this.#outcome.reason) this.#outcome.agentVanished = true;
       void room.disconnect();
     });

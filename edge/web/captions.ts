@@ -11,12 +11,10 @@ const FINAL = 'lk.transcription_final';
  */
 export class Captions {
   readonly #list: HTMLOListElement;
-  readonly #localIdentity: () => string;
   readonly #bySegment = new Map<string, HTMLLIElement>();
 
-  constructor(list: HTMLOListElement, localIdentity: () => string) {
+  constructor(list: HTMLOListElement) {
     this.#list = list;
-    this.#localIdentity = localIdentity;
   }
 
   clear(): void {
@@ -24,10 +22,11 @@ export class Captions {
     this.#bySegment.clear();
   }
 
-  async follow(reader: TextStreamReader, sender: string): Promise<void> {
+  /** `who` is decided by the caller from the stream's sender (from-agent.ts captionSpeaker). */
+  async follow(reader: TextStreamReader, who: 'you' | 'assistant'): Promise<void> {
     const attributes = reader.info.attributes ?? {};
-    const mine = sender === this.#localIdentity();
-    const item = this.#item(attributes[SEGMENT] ?? reader.info.id, mine ? 'you' : 'assistant');
+    const mine = who === 'you';
+    const item = this.#item(attributes[SEGMENT] ?? reader.info.id, who);
     let text = '';
     try {
       for await (const chunk of reader) {

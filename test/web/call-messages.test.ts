@@ -86,6 +86,32 @@ describe('what the call page says when the token is refused', () => {
     ).toMatch(words);
   });
 
+  it('words an identity provider it could not reach as a wait, not an expired sign-in', () => {
+    const words = tokenRefusedInWords(
+      fromTokenSource(503, {
+        error: {
+          code: 'identity_provider_unreachable',
+          message: 'could not fetch the identity provider keys',
+          retry_after_seconds: 5,
+        },
+      }),
+    );
+    expect(words).toBe('We could not check your sign-in right now. Please try again in a moment.');
+    expect(words).not.toMatch(/expired|sign in again/i);
+  });
+
+  it('tells a caller with the most calls open to end one or wait, not that they called too fast', () => {
+    const words = tokenRefusedInWords(
+      fromTokenSource(429, {
+        error: { code: 'too_many_open_calls', message: 'too many open calls for this caller' },
+      }),
+    );
+    expect(words).toBe(
+      'You already have as many calls open as you are allowed. End one, or wait for one to finish, then call again.',
+    );
+    expect(words).not.toMatch(/just now|seconds/);
+  });
+
   it('words a network failure (no status) as unreachable', () => {
     expect(tokenRefusedInWords(edgeErrorFromTokenSource(new TypeError('Failed to fetch')))).toMatch(
       /could not reach/i,

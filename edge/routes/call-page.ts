@@ -1,0 +1,56 @@
+import { Hono } from 'hono';
+import { configFrom, ConfigError } from '../config.ts';
+import type { AppEnv } from '../env.ts';
+
+/**
+ * The call page's Content-Security-Policy. Its `connect-src` must name the LiveKit server, and
+ * that is this Worker's LIVEKIT_URL, known only at run time: so the Worker serves `/` (wrangler.toml
+ * `run_worker_first`) and sets the policy, while every other file keeps its static `_headers`.
+ *
+ * LiveKit is allowed in both forms of its one host: livekit-client opens the ws(s) signal
+ * connection and also fetches the http(s) form (`/rtc/validate` after a failed join, region
+ * settings, the online check). `'self'` covers `/token` and `/calls/…`.
+ */
+export function callPagePolicy(livekitUrl: string | undefined): string {
+  const connect = ["'self'"];
+  if (livekitUrl) {
+    const { protocol, host } = new URL(livekitUrl);
+    const secure = protocol === 'wss:' || protocol === 'https:';
+    connect.push(`${secure ? 'wss' : 'ws'}://${host}`, `${secure ? 'https' : 'http'}://${host}`);
+  }
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    `connect-src ${connect.join(' ')}`,
+    "media-src 'self' blob: mediastream:",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
+function livekitUrl(env: Env): string | undefined {
+  try {
+    return configFrom(env).LIVEKIT_URL;
+  } catch (err) {
+    // A bad config still serves the page (as static assets did), allowed to reach only the edge,
+    // whose /token then answers 503 `misconfigured` and the page says the service is down.
+    if (err instanceof ConfigError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Mounted before the app's secureHeaders middleware: the page's headers are `_headers`' (the same
+ * as every other static file) plus this CSP, not the API's.
+ */
+export const callPageRoutes = new Hono<AppEnv>();
+for (const path of ['/', '/index.html'])
+  callPageRoutes.get(path, async (c) => {
+    const asset = await c.env.ASSETS.fetch(c.req.raw);
+    const page = new Response(asset.body, asset);
+    page.headers.set('Content-Security-Policy', callPagePolicy(livekitUrl(c.env)));
+    return page;
+  });
