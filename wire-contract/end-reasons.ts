@@ -52,7 +52,10 @@ export const END_REASONS: Record<EndReason, EndReasonRow> = {
   participant_left: {
     endedBy: 'user',
     goodbye: null,
-    finish: 'leave',
+    // In end_for_all mode the caller's hang-up ends the call for everyone: the room goes now, not
+    // after LiveKit's departure timeout, so the caller's still-valid token cannot rejoin the
+    // ended call's room (a new room for it is a revival, which the edge closes).
+    finish: 'by_end_mode',
     clientMessage: 'You left the call.',
     agentDisconnect: 'ROOM_CLOSED',
     authoritative: true,
