@@ -188,6 +188,44 @@ describe('deliverReport', () => {
       });
   });
 
+  it('retries a network failure with growing pauses, resending the same signed body, and stops once delivered', async () => {
+    const attempts: { at: number; body: string; auth: string }[] = [];
+    const fetchImpl = (async (_url: string, init: RequestInit) => {
+      const headers = init.headers as Record<string, string>;
+      attempts.push({ at: Date.now(), body: init.body as string, auth: headers.authorization! });
+      if (attempts.length <= 3) throw new TypeError('fetch failed'); // connection refused, reset
+      return new Response('{}', { status: 201 });
+    }) as unknown as typeof fetch;
+    const logged: unknown[] = [];
+    const result = await deliverReport(report, {
+      edgeUrl: 'http://edge.invalid',
+      apiKey: 'k',
+      apiSecret: 's'.repeat(32),
+      deadline: Date.now() + 10_000,
+      fetchImpl,
+      log: (_level, msg, fields) => void logged.push({ msg, ...fields }),
+    });
+    expect(result).toEqual({ status: 201, attempts: 4 });
+    expect(attempts).toHaveLength(4);
+    // One call id, one body: the edge accepts the call once, whichever attempt lands.
+    expect(new Set(attempts.map((a) => a.body)).size).toBe(1);
+    expect(JSON.parse(attempts[0]!.body).call_id).toBe(report.call_id);
+    for (const a of attempts)
+      expect(await verifySignedBody(a.body, a.auth, 'k', 's'.repeat(32))).toEqual({ ok: true });
+    // Backoff: each pause at least the one before it doubled (250 ms, 500 ms, 1 s).
+    const gaps = attempts.slice(1).map((a, i) => a.at - attempts[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(240);
+    expect(gaps[1]).toBeGreaterThanOrEqual(490);
+    expect(gaps[2]).toBeGreaterThanOrEqual(990);
+    expect(logged).toEqual(
+      [1, 2, 3].map((attempt) => ({
+        msg: 'report delivery failed, retrying',
+        attempt,
+        outcome: 'fetch failed',
+      })),
+    );
+  });
+
   it('does not retry a 4xx the edge will never accept', async () => {
     const edge = await edgeAnswering([400]);
     await expect(
