@@ -14,6 +14,7 @@ import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { registerHooksFrom } from './hooks-module.ts';
+import { watchJobProcess } from './job-process.ts';
 import { sessionModels } from './models.ts';
 
 type JobError = { at: Date; source: string; message: string };
@@ -57,26 +58,27 @@ export default defineAgent({
     );
     // agents-js asks a job to shut down when its worker closes (after the drain timeout, in dev
     // on Ctrl-C or a reload) or LiveKit terminates the job; its own teardown would then cut speech
-    // and leave the room before any cleanup. A worker that dies (a second Ctrl-C exits at once)
-    // leaves its jobs orphaned, to exit 15 s later without cleanup. Either way: end the call now,
-    // while the room is still there.
+    // and leave the room before any cleanup: end the call now, while the room is still there.
     // The reason is the truth as far as the job can see it. LiveKit also terminates a job when its
     // room is deleted or closes after the caller left: the room's own disconnect, arriving right
     // after, names that better, so a shutdown request waits a moment for it.
     const caller = { identity: call.caller_identity || undefined, seen: false };
-    const endForShutdown = () =>
-      setTimeout(() => {
-        // Gone only if they were here: a shutdown during setup is not a hang-up.
-        const callerGone =
-          caller.seen && caller.identity && !ctx.room.remoteParticipants.has(caller.identity);
-        void lifecycle.end(callerGone ? 'participant_left' : 'drain');
-      }, SHUTDOWN_REASON_WAIT_MS).unref();
-    const onParentMessage = (msg: unknown) => {
-      if ((msg as { case?: string } | null)?.case === 'shutdownRequest') endForShutdown();
-    };
-    const onParentGone = () => endForShutdown();
-    process.on('message', onParentMessage);
-    process.once('disconnect', onParentGone);
+    // Gone only if they were here: a shutdown during setup is not a hang-up.
+    const shutdownReason = (): EndReason =>
+      caller.seen && caller.identity && !ctx.room.remoteParticipants.has(caller.identity)
+        ? 'participant_left'
+        : 'drain';
+    const stopWatching = watchJobProcess({
+      onShutdownRequest: () =>
+        setTimeout(() => void lifecycle.end(shutdownReason()), SHUTDOWN_REASON_WAIT_MS).unref(),
+      // A lost worker leaves the job to exit on its own soon after, hooks and report or not.
+      onWorkerLost: (deadline) => void lifecycle.end(shutdownReason(), { deadline }),
+      onCrash: (err, deadline) => {
+        errors.push({ at: new Date(), source: 'crash', message: String(err).slice(0, 2000) });
+        return lifecycle.end('error', { deadline });
+      },
+      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    });
     // Whatever else ends the job, the process does not exit before the lifecycle has run; an end
     // that reaches this point unannounced was not foreseen, and says so.
     ctx.addShutdownCallback(async () => {
@@ -116,7 +118,7 @@ export default defineAgent({
       fail('setup', err);
     }
     const summary = await lifecycle.finished;
-    process.off('message', onParentMessage).off('disconnect', onParentGone);
+    stopWatching();
     ctx.shutdown(summary.reason);
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
