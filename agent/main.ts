@@ -22,8 +22,19 @@ const maxCalls = config.AGENT_MAX_CONCURRENT_CALLS;
 chooseDrainFile();
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
+// agents-js listens `once`: without a listener of ours that stays, a second SIGTERM (a platform
+// or an operator repeating itself) would kill the worker mid-drain with Node's default action.
+// A second SIGINT still forces the exit: agents-js arms that itself, on purpose (Ctrl-C twice).
+let draining = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000));
+  process.on(signal, () => {
+    if (draining)
+      return void console.error(
+        JSON.stringify({ level: 'info', msg: `${signal} again: still draining` }),
+      );
+    draining = true;
+    announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000);
+  });
 }
 process.once('exit', () => clearDrain());
 
