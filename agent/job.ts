@@ -1,12 +1,13 @@
 import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/agents';
 import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
 import {
-  DispatchMetadata,
+  type DispatchMetadata,
   endReasonForAgentDisconnect,
   type EndMode,
   type EndReason,
 } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
+import { callSettings } from './call-settings.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
 import { CallerPresence } from './caller-presence.ts';
@@ -25,8 +26,8 @@ const SHUTDOWN_REASON_WAIT_MS = 500;
 export default defineAgent({
   entry: async (ctx: JobContext) => {
     const config = loadAgentConfig();
-    const call = parseMetadata(ctx.job.metadata);
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
+    const call = await callSettings(ctx.job.metadata, room, config.LIVEKIT_API_SECRET);
     const logger = agentsLog().child({ room, job_id: ctx.job.id });
     const lifecycle = new CallLifecycle({
       room,
@@ -305,17 +306,4 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
       timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-/** The edge's dispatch metadata; a dispatch made elsewhere may carry none, then config decides. */
-function parseMetadata(raw: string | undefined): Partial<DispatchMetadata> {
-  if (!raw) return {};
-  try {
-    const parsed = DispatchMetadata.partial().safeParse(JSON.parse(raw));
-    if (parsed.success) return parsed.data;
-  } catch {
-    /* not JSON */
-  }
-  agentsLog().warn('ignoring dispatch metadata that does not match the contract');
-  return {};
 }

@@ -11,6 +11,30 @@ const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const secret = z.string().min(16, 'must be at least 16 characters');
 
+/** The exact words that let anonymous callers in outside development: no flag is copied by accident. */
+export const ANONYMOUS_IN_PRODUCTION_ACK = 'i-know-anyone-can-call';
+
+// Checked here, once, so a broken inline key set is a configuration error (/healthz says so)
+// rather than a failure inside every request that carries a JWT.
+const jwksJson = z.string().refine(
+  (text) => {
+    try {
+      const set = JSON.parse(text) as { keys?: unknown };
+      return (
+        Array.isArray(set.keys) &&
+        set.keys.length > 0 &&
+        set.keys.every(
+          (k) =>
+            typeof k === 'object' && k !== null && typeof (k as { kty?: unknown }).kty === 'string',
+        )
+      );
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a JSON Web Key Set: {"keys":[{"kty":…},…]}' },
+);
+
 /** Every variable the Worker reads, with its default. docs/configuration.md mirrors this. */
 const ConfigSchema = z.object({
   LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
@@ -27,8 +51,14 @@ const ConfigSchema = z.object({
   BACKSTOP_GRACE_SECONDS: int(0, 3600).default(60),
   CORS_ALLOWED_ORIGINS: csv.default([]),
   AUTH_ALLOW_ANONYMOUS: flag.default(false),
+  AUTH_ALLOW_ANONYMOUS_IN_PRODUCTION: z
+    .literal(ANONYMOUS_IN_PRODUCTION_ACK, {
+      error: `must be exactly ${ANONYMOUS_IN_PRODUCTION_ACK}, or unset`,
+    })
+    .optional(),
+  MAX_OPEN_CALLS_PER_CALLER: int(0, 1000).default(3),
   AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
-  AUTH_JWKS_JSON: z.string().optional(),
+  AUTH_JWKS_JSON: jwksJson.optional(),
   AUTH_JWT_ISSUER: z.string().min(1).optional(),
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
   AUTH_JWT_ALGORITHMS: csv.default(['RS256']),
@@ -71,7 +101,29 @@ export function configFrom(env: object): Config {
       'server configuration is invalid: JWT auth needs AUTH_JWKS_URL or AUTH_JWKS_JSON, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE together',
     );
   }
+  // A dev config copied to a deployment must not ship calls anyone can start: anonymous callers
+  // need a loopback LiveKit (npm run dev, the tests) or the deployer's explicit, loud consent.
+  if (
+    c.AUTH_ALLOW_ANONYMOUS &&
+    !c.AUTH_ALLOW_ANONYMOUS_IN_PRODUCTION &&
+    !isLoopbackHost(new URL(c.LIVEKIT_URL).hostname)
+  ) {
+    throw new ConfigError(
+      `server configuration is invalid: AUTH_ALLOW_ANONYMOUS=true lets anyone start calls; outside development (LiveKit not on loopback) it also needs AUTH_ALLOW_ANONYMOUS_IN_PRODUCTION=${ANONYMOUS_IN_PRODUCTION_ACK}`,
+    );
+  }
   const config: Config = { ...c, AGENT_ALLOWED_NAMES: c.AGENT_ALLOWED_NAMES ?? [c.AGENT_NAME] };
   cache.set(env, config);
   return config;
+}
+
+/** 127.0.0.0/8, localhost and ::1, as a URL's hostname spells them. */
+export function isLoopbackHost(hostname: string): boolean {
+  if (hostname === 'localhost' || hostname === '[::1]') return true;
+  const octets = hostname.split('.');
+  return (
+    octets.length === 4 &&
+    octets[0] === '127' &&
+    octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)
+  );
 }

@@ -1,6 +1,10 @@
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
-import type { DispatchMetadata, DispatchOverrides } from '../wire-contract/index.ts';
+import {
+  sealDispatchMetadata,
+  type DispatchMetadata,
+  type DispatchOverrides,
+} from '../wire-contract/index.ts';
 
 /** The agent to dispatch: the requested one if it is on the allow-list, else the configured default. */
 export function chooseAgent(config: Config, requested: string | undefined, field: string): string {
@@ -34,4 +38,16 @@ export function dispatchMetadata(
     ),
     end_mode: overrides?.end_mode ?? config.AGENT_END_MODE,
   };
+}
+
+/**
+ * The dispatch metadata as it leaves the edge, in a token or a dispatch request: sealed for the
+ * agent in this room, because a participant token is a JWT its holder can read.
+ */
+export function sealedForAgent(
+  config: Config,
+  metadata: DispatchMetadata,
+  room: string,
+): Promise<string> {
+  return sealDispatchMetadata(metadata, room, config.LIVEKIT_API_SECRET);
 }

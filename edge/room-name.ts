@@ -6,7 +6,10 @@ export const ROOM_NAME = z
   .string()
   .min(1)
   .max(128)
-  .regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only');
+  .regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only')
+  // A URL path cannot carry these: /calls/../end is /end by the time it arrives, so a call in
+  // such a room could never be ended or read.
+  .refine((name) => name !== '.' && name !== '..', 'must not be . or ..');
 
 /**
  * A fresh, unguessable room. The token's agent dispatch fires only when the join creates the room,

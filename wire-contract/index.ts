@@ -4,3 +4,4 @@ export * from './dispatch-metadata.ts';
 export * from './report.ts';
 export * from './signing.ts';
 export * from './admission.ts';
+export * from './sealed-metadata.ts';

@@ -22,6 +22,8 @@ export type CallRow = {
   agent_removed_at: number | null;
   dispatch_id: string | null;
   join_by: number | null;
+  /** Who opened the call, for the open-call cap (migration 0004); null for backends. */
+  caller_key: string | null;
   /** Rooms LiveKit recreated for this call after it ended (edge/ledger/revivals.ts). */
   revival_attempts: number;
   last_revival_at: number | null;
@@ -68,16 +70,57 @@ export async function openCall(db: D1Database, call: NewCall): Promise<void> {
 }
 
 /**
- * Records a token issued for `identity` in `room`; the first token for a room opens the call. One
- * round trip: the participant row is only added while the call is not ended, and the returned
- * status says whether the room name was already spent.
+ * Who opened a call, for the open-call cap, and the cap itself. `key` null: nobody to cap (a
+ * backend); `max` 0: the cap is off.
+ */
+export type OpenCallCap = { callerKey: string | null; maxOpenCalls: number };
+
+/**
+ * A caller's open calls, as the cap counts them: a call that started counts until it ends; one
+ * that never started only while its last token can still be joined (an unused token, e.g. a page
+ * that fetched one on load, stops holding a place when it expires).
+ */
+const COUNTED_OPEN_CALLS = `FROM calls WHERE caller_key = ?7 AND status = 'open'
+  AND (started_at IS NOT NULL OR join_by > ?5)`;
+
+/** Opens the call unless the caller already holds the cap: one statement, so a burst cannot overshoot. */
+function insertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap) {
+  return db
+    .prepare(
+      `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at, caller_key)
+       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+       WHERE ?7 IS NULL OR ?8 = 0 OR (SELECT COUNT(*) ${COUNTED_OPEN_CALLS}) < ?8
+       ON CONFLICT (room) DO NOTHING`,
+    )
+    .bind(
+      call.room,
+      call.agentName,
+      call.endMode,
+      call.maxDurationSeconds,
+      call.now,
+      call.deadlineAt,
+      call.callerKey,
+      call.maxOpenCalls,
+    );
+}
+
+/** How long until a place certainly frees up, told to a caller at the cap. */
+const CAPPED_RETRY_MAX_SECONDS = 60;
+
+/**
+ * Records a token issued for `identity` in `room`; the first token for a room opens the call,
+ * unless its caller already holds `maxOpenCalls` open calls (429 `too_many_open_calls`). A token
+ * for a room that is already open never counts again. One round trip: the participant row is only
+ * added while the call is open, and the returned row says whether the room name was already
+ * spent or the cap refused it.
  */
 export async function recordIssuedToken(
   db: D1Database,
-  call: NewCall & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
+  call: NewCall &
+    OpenCallCap & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
 ): Promise<void> {
-  const [, , , status] = await db.batch([
-    insertCall(db, call),
+  const [, , , status, soonest] = await db.batch([
+    insertCallWithinCap(db, call),
     // Every token for a room that has not started pushes out when it can still be joined, and the
     // backstop's deadline with it.
     db
@@ -94,13 +137,32 @@ export async function recordIssuedToken(
       )
       .bind(call.room, call.identity, call.now),
     db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room),
+    // Read in the same round trip, used only when the cap refused: when a place frees up for sure.
+    db
+      .prepare(
+        `SELECT MIN(CASE WHEN started_at IS NULL THEN join_by ELSE deadline_at END) AS at
+         FROM calls WHERE caller_key = ?1 AND status = 'open' AND (started_at IS NOT NULL OR join_by > ?2)`,
+      )
+      .bind(call.callerKey, call.now),
   ]);
-  if ((status?.results[0] as { status?: string } | undefined)?.status === 'ended')
+  const row = status?.results[0] as { status?: string } | undefined;
+  if (row?.status === 'ended')
     throw new ApiError(
       409,
       'call_ended',
       `room ${call.room} already hosted a call that ended; room names are single-use`,
     );
+  if (!row) {
+    const at = (soonest?.results[0] as { at?: number | null } | undefined)?.at ?? 0;
+    // A started call frees its place when its caller hangs up, possibly long before its deadline.
+    const wait = Math.min(CAPPED_RETRY_MAX_SECONDS, Math.max(1, Math.ceil((at - call.now) / 1000)));
+    throw new ApiError(
+      429,
+      'too_many_open_calls',
+      `this caller already has ${call.maxOpenCalls} open calls, the most allowed (MAX_OPEN_CALLS_PER_CALLER); end one, or retry after ${wait} s`,
+      { 'Retry-After': String(wait) },
+    );
+  }
 }
 
 /** Runs a conditional write; whether it changed a row says whether this request won. */

@@ -16,6 +16,13 @@ import { randomId } from '../random-id.ts';
 
 type Kind = Caller['kind'];
 
+/**
+ * The longest bearer credential read. A participant token carries its holder's metadata and
+ * attributes, so it must fit every token /token issues (which refuses to mint a longer one),
+ * while staying under the 128 KB Cloudflare allows for all of a request's headers.
+ */
+export const MAX_CREDENTIAL_CHARS = 64 * 1024;
+
 /** Resolves the caller from `Authorization: Bearer …`; deny by default, one check per kind. */
 export function requireCaller(...allowed: Kind[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -40,7 +47,7 @@ async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promi
     );
   }
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match || match[1]!.length > 8192)
+  if (!match || match[1]!.length > MAX_CREDENTIAL_CHARS)
     throw new ApiError(401, 'invalid_credential', 'Authorization must be "Bearer <token>"', {
       'WWW-Authenticate': 'Bearer',
     });
@@ -134,16 +141,29 @@ async function userFromIdentityProvider(jwt: string, config: Config): Promise<Ca
         `JWT claim rejected: ${err.claim} (${err.reason})`,
         www,
       );
-    if (
-      err instanceof joseErrors.JWKSTimeout ||
-      (err instanceof Error && /fetch|network/i.test(err.message))
-    )
+    if (config.AUTH_JWKS_URL && !config.AUTH_JWKS_JSON && keySetUnreachable(err))
       throw new ApiError(
         503,
         'identity_provider_unreachable',
-        'could not fetch the identity provider keys',
+        "could not fetch the identity provider's keys; this is not a problem with the sign-in",
         { 'Retry-After': '5' },
       );
     throw new ApiError(401, 'invalid_credential', 'JWT signature or algorithm rejected', www);
   }
+}
+
+/**
+ * Whether verifying failed because the key set could not be had, not because of the JWT: a
+ * timeout, a network error (fetch throws TypeError), a non-200 answer or a body that is not a key
+ * set. jose 5 reports the last two only as a generic JOSEError naming the JSON Web Key Set.
+ */
+function keySetUnreachable(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
+  if (err instanceof TypeError) return true;
+  if (err instanceof Error && err.name === 'AbortError') return true;
+  return (
+    err instanceof joseErrors.JOSEError &&
+    err.code === 'ERR_JOSE_GENERIC' &&
+    /JSON Web Key Set/.test(err.message)
+  );
 }

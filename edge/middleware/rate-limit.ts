@@ -1,15 +1,22 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
+
+/** The client's address as Cloudflare saw it; every request without one shares one key. */
+export function clientAddress(c: Context): string {
+  return c.req.header('cf-connecting-ip') ?? 'unknown';
+}
 
 /**
  * Per-identity and per-IP limits for end users (trusted backends are not limited here). The
  * Workers binding only says yes or no; its window is the configured period, so that is Retry-After.
+ * It counts per Cloudflare location, not globally (docs/configuration.md): a bound on request
+ * rates, while the ledger's open-call cap (recordIssuedToken) bounds what a caller holds.
  */
 export const rateLimitEndUsers: MiddlewareHandler<AppEnv> = async (c, next) => {
   const caller = c.get('caller');
   if (caller.kind === 'user') {
-    const ip = c.req.header('cf-connecting-ip') ?? 'unknown';
+    const ip = clientAddress(c);
     const [byIdentity, byIp] = await Promise.all([
       caller.anonymous
         ? { success: true }

@@ -9,7 +9,7 @@ import {
   verifySignedBody,
 } from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
-import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
 import { presentCall } from '../call-view.ts';
 import {
@@ -205,7 +205,8 @@ export const callRoutes = new Hono<AppEnv>()
     }
     let dispatched;
     try {
-      dispatched = await ensureDispatch(config, room, agentName, JSON.stringify(metadata));
+      const sealed = await sealedForAgent(config, metadata, room);
+      dispatched = await ensureDispatch(config, room, agentName, sealed);
     } catch (err) {
       await releaseDispatch(c.env.LEDGER, room, claim).catch(() => {}); // stale claims expire anyway
       throw err;

@@ -1,18 +1,23 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
-import { chooseAgent, dispatchMetadata } from '../dispatch-settings.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken } from '../ledger/calls.ts';
 import { withLedger } from '../ledger/guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
-import { requireCaller } from '../middleware/caller.ts';
+import { MAX_CREDENTIAL_CHARS, requireCaller } from '../middleware/caller.ts';
 import { jsonBody, parseWith } from '../request-body.ts';
 import { newRoomName, ROOM_NAME } from '../room-name.ts';
-import { rateLimitEndUsers } from '../middleware/rate-limit.ts';
+import { clientAddress, rateLimitEndUsers } from '../middleware/rate-limit.ts';
 
 const MAX_ATTRIBUTES = 16;
+/**
+ * Room for every field at its documented maximum (4 KiB metadata, 16 attributes of 128 + 1024,
+ * 8 KiB agent metadata, names), which 16 KiB was not.
+ */
+const MAX_TOKEN_BODY = 48 * 1024;
 
 /** LiveKit's standard token-endpoint request (snake_case); unknown fields are refused by name. */
 const TokenRequest = z
@@ -48,7 +53,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
   async (c) => {
     const config = c.get('config');
     const caller = c.get('caller');
-    const body = await jsonBody(c, TokenRequest, undefined, { allowEmpty: true });
+    const body = await jsonBody(c, TokenRequest, MAX_TOKEN_BODY, { allowEmpty: true });
     const trusted = caller.kind === 'admin' || caller.kind === 'app';
 
     let identity: string;
@@ -114,10 +119,36 @@ export const tokenRoutes = new Hono<AppEnv>().post(
     const now = Date.now();
     const room = body.room_name ?? newRoomName();
     const metadata = dispatchMetadata(config, overrides, identity, now);
+    // The participant token is also the credential for its own call (/calls/:room/end), so one
+    // the edge could not read back is never handed out. Minted before the ledger write: a refused
+    // token leaves no call behind.
+    const participantToken = await mintParticipantToken(config, {
+      room,
+      identity,
+      name: body.participant_name,
+      metadata: body.participant_metadata,
+      attributes,
+      agentName,
+      agentMetadata: await sealedForAgent(config, metadata, room),
+    });
+    if (participantToken.length > MAX_CREDENTIAL_CHARS)
+      throw new ApiError(
+        400,
+        'invalid_field',
+        `participant_metadata, participant_attributes: together too large for a token (${participantToken.length} of at most ${MAX_CREDENTIAL_CHARS} characters)`,
+      );
     await withLedger('record the token', () =>
       recordIssuedToken(c.env.LEDGER, {
         room,
         identity,
+        // End users only: a backend serves many users under one key and enforces its own limits.
+        callerKey:
+          caller.kind !== 'user'
+            ? null
+            : caller.anonymous
+              ? `ip:${clientAddress(c)}`
+              : `id:${caller.identity}`,
+        maxOpenCalls: config.MAX_OPEN_CALLS_PER_CALLER,
         agentName,
         endMode: metadata.end_mode,
         maxDurationSeconds: metadata.max_duration_seconds,
@@ -127,15 +158,6 @@ export const tokenRoutes = new Hono<AppEnv>().post(
         deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
       }),
     );
-    const participantToken = await mintParticipantToken(config, {
-      room,
-      identity,
-      name: body.participant_name,
-      metadata: body.participant_metadata,
-      attributes,
-      agentName,
-      agentMetadata: JSON.stringify(metadata),
-    });
     return c.json(
       {
         server_url: config.LIVEKIT_URL,

@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openDispatchMetadata } from '../../wire-contract/index.ts';
 import {
   APP,
   bearerFor,
@@ -18,6 +19,19 @@ import {
 afterEach(() => vi.restoreAllMocks());
 const verify = (jwt: string) =>
   new TokenVerifier(testEnv.LIVEKIT_API_KEY, testEnv.LIVEKIT_API_SECRET).verify(jwt);
+/** What the agent reads from the token's dispatch: the metadata opened as the agent opens it. */
+async function agentMetadata(jwt: string) {
+  const claims = await verify(jwt);
+  const opened = await openDispatchMetadata(
+    claims.roomConfig!.agents![0]!.metadata,
+    claims.video!.room!,
+    testEnv.LIVEKIT_API_SECRET,
+  );
+  if (!opened.ok) throw new Error(`dispatch metadata does not open: ${opened.problem}`);
+  return opened.metadata;
+}
+// Anonymous callers are allowed only against a loopback LiveKit (or with the loud opt-in).
+const ANONYMOUS = { AUTH_ALLOW_ANONYMOUS: 'true', LIVEKIT_URL: 'ws://127.0.0.1:7880' };
 
 describe('POST /token (LiveKit standard token endpoint)', () => {
   it('mints a join-only token for the JWT subject in a fresh room, with the agent dispatch and a short TTL', async () => {
@@ -44,7 +58,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     const agents = claims.roomConfig!.agents!;
     expect(agents).toHaveLength(1);
     expect(agents[0]!.agentName).toBe('voice-agent');
-    const metadata = JSON.parse(agents[0]!.metadata);
+    const metadata = await agentMetadata(res.data.participant_token);
     expect(metadata).toMatchObject({
       caller_identity: 'alice',
       end_mode: 'end_for_all',
@@ -193,7 +207,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     const claims = await verify(res.data.participant_token);
     expect(claims.sub).toBe('customer-42');
     expect(claims.video?.room).toBe('support-42');
-    expect(JSON.parse(claims.roomConfig!.agents![0]!.metadata)).toMatchObject({
+    expect(await agentMetadata(res.data.participant_token)).toMatchObject({
       end_mode: 'leave',
       max_duration_seconds: 60,
       caller_identity: 'customer-42',
@@ -249,7 +263,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     ],
     [
       'an oversized body',
-      (auth) => ({ headers: auth, json: { participant_metadata: 'x'.repeat(20_000) } }),
+      (auth) => ({ headers: auth, json: { participant_metadata: 'x'.repeat(50_000) } }),
       413,
       'body_too_large',
     ],
@@ -292,7 +306,9 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     it('gives one identity 20 tokens a minute, from any address; the 21st gets 429 with Retry-After', async () => {
       const burst = await inOneWindow(async (fresh) => {
         const headers = await bearerFor(`greedy-${fresh}`);
-        return send(21, () => call('/token', { headers, json: {} }));
+        // The open-call cap would refuse the 4th: this is about the request rate alone.
+        const noCap = { MAX_OPEN_CALLS_PER_CALLER: '0' };
+        return send(21, () => call('/token', { headers, json: {} }, noCap));
       });
       expect429(burst, 21, 20, 'identity');
     });
@@ -323,7 +339,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
           call(
             '/token',
             { headers: { 'cf-connecting-ip': ip }, json: {} },
-            { AUTH_ALLOW_ANONYMOUS: 'true' },
+            { ...ANONYMOUS, MAX_OPEN_CALLS_PER_CALLER: '0' },
           ),
         );
       });
@@ -342,7 +358,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
   });
 
   it('gives anonymous callers a random identity when enabled', async () => {
-    const on = await call<TokenResponse>('/token', { json: {} }, { AUTH_ALLOW_ANONYMOUS: 'true' });
+    const on = await call<TokenResponse>('/token', { json: {} }, ANONYMOUS);
     expect(on.status).toBe(201);
     expect(on.data.participant_identity).toMatch(/^anon-[0-9a-f]{24}$/);
   });
@@ -416,6 +432,61 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
     const lk = fakeLiveKit();
     await call('/token', { headers: await bearerFor('h'), json: {} });
     expect(lk.calls).toEqual([]);
+  });
+});
+
+describe('what the backend tells the agent stays between the backend and the agent', () => {
+  const INSTRUCTIONS = 'INTERNAL: offer refund up to $500 if the customer insists';
+  /** Everything readable in a JWT without its key: header and payload, and any base64 inside. */
+  function readableParts(jwt: string): string {
+    const [header, payload] = jwt.split('.');
+    const text = [header!, payload!].map((p) => base64UrlText(p)).join('\n');
+    // A sealed blob is base64 too: its bytes must not spell out the plaintext either.
+    const nested = [...text.matchAll(/[A-Za-z0-9+/_-]{16,}={0,2}/g)].map((m) =>
+      base64UrlText(m[0]),
+    );
+    return [text, ...nested].join('\n');
+  }
+  function base64UrlText(s: string): string {
+    const b64 = s.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+    try {
+      return atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+    } catch {
+      return '';
+    }
+  }
+
+  it("a backend's instructions and the caller identity metadata are not in the token a caller gets", async () => {
+    const res = await call<TokenResponse>('/token', {
+      headers: APP,
+      json: {
+        participant_identity: 'customer-7',
+        room_config: {
+          agents: [{ metadata: JSON.stringify({ instructions: INSTRUCTIONS, voice: 'sage' }) }],
+        },
+      },
+    });
+    expect(res.status).toBe(201);
+    const readable = readableParts(res.data.participant_token);
+    expect(readable).toContain('customer-7'); // the token's own subject: the decoding works
+    for (const secret of ['INTERNAL', 'refund', '$500', 'caller_identity', 'sage', 'issued_at'])
+      expect(readable).not.toContain(secret);
+    expect(JSON.stringify(res.data)).not.toContain('refund');
+    // The dispatch still rides in the token (the agent arrives as fast as before), sealed.
+    const agents = (await verify(res.data.participant_token)).roomConfig!.agents!;
+    expect(agents[0]!.agentName).toBe('voice-agent');
+    expect(Object.keys(JSON.parse(agents[0]!.metadata)).sort()).toEqual(['sealed', 'v']);
+  });
+
+  it("an end user's token carries no readable dispatch metadata either", async () => {
+    const res = await call<TokenResponse>('/token', {
+      headers: await bearerFor('plain-user'),
+      json: {},
+    });
+    expect(res.status).toBe(201);
+    const readable = readableParts(res.data.participant_token);
+    for (const secret of ['caller_identity', 'end_mode', 'max_duration_seconds'])
+      expect(readable).not.toContain(secret);
   });
 });
 
