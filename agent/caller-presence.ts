@@ -1,3 +1,5 @@
+import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+
 /**
  * Whether the caller is still on the call. A clean leave ends the call at once; any other
  * disconnect (a network switch, a full reconnect, the same identity joining from a second device)
@@ -55,4 +57,49 @@ export class CallerPresence {
     this.#stopped = true;
     clearTimeout(this.#grace);
   }
+}
+
+/**
+ * The participant kinds stock RoomIO links as the user (its DEFAULT_PARTICIPANT_KINDS): a person
+ * on a client, on a phone (SIP) or through a connector. An ingress, egress or bridge participant is
+ * a stream, never the caller: taking one would arm no grace for the person's drop, and end the
+ * call when the stream leaves.
+ */
+const CALLER_KINDS: ReadonlySet<ParticipantKind> = new Set([
+  ParticipantKind.STANDARD,
+  ParticipantKind.SIP,
+  ParticipantKind.CONNECTOR,
+]);
+
+export function isCallerKind(participant: Pick<RemoteParticipant, 'info'>): boolean {
+  return CALLER_KINDS.has(participant.info.kind);
+}
+
+/**
+ * The caller: `identity` when the dispatch named one, else the first person to join. Rejects if
+ * the room disconnects first.
+ */
+export function waitForCaller(
+  room: Pick<Room, 'remoteParticipants' | 'on' | 'off'>,
+  identity?: string,
+): Promise<RemoteParticipant> {
+  const fits = (p: RemoteParticipant) => (identity ? p.identity === identity : isCallerKind(p));
+  for (const p of room.remoteParticipants.values()) if (fits(p)) return Promise.resolve(p);
+  return new Promise((resolve, reject) => {
+    const onJoin = (p: RemoteParticipant) => {
+      if (!fits(p)) return;
+      stop();
+      resolve(p);
+    };
+    const onGone = () => {
+      stop();
+      reject(new Error('room disconnected while waiting for the caller'));
+    };
+    const stop = () => {
+      room.off(RoomEvent.ParticipantConnected, onJoin);
+      room.off(RoomEvent.Disconnected, onGone);
+    };
+    room.on(RoomEvent.ParticipantConnected, onJoin);
+    room.on(RoomEvent.Disconnected, onGone);
+  });
 }

@@ -10,7 +10,7 @@ import { Assistant } from './assistant.ts';
 import { callSettings } from './call-settings.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
-import { CallerPresence } from './caller-presence.ts';
+import { CallerPresence, waitForCaller } from './caller-presence.ts';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
@@ -257,7 +257,7 @@ async function runCall(p: CallParts): Promise<void> {
     },
   });
   p.setRoomSid(await ctx.room.getSid());
-  p.caller.identity = (await ctx.waitForParticipant(p.caller.identity)).identity;
+  p.caller.identity = (await waitForCaller(ctx.room, p.caller.identity)).identity;
   p.caller.seen = true;
   if (lifecycle.ending) return;
   timers.start();

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CallerPresence } from '../../agent/caller-presence.ts';
+import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import { EventEmitter } from 'node:events';
+import { CallerPresence, waitForCaller } from '../../agent/caller-presence.ts';
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -87,5 +89,39 @@ describe('whether the caller is still on the call', () => {
     const { p, gone } = presence(0);
     p.left('alice', 'SIGNAL_CLOSE');
     expect(gone()).toBe(1);
+  });
+});
+
+describe('who the caller is when the dispatch names none', () => {
+  const participant = (identity: string, kind: ParticipantKind) =>
+    ({ identity, info: { kind } }) as unknown as RemoteParticipant;
+  function fakeRoom(...present: RemoteParticipant[]) {
+    const room = new EventEmitter() as EventEmitter & {
+      remoteParticipants: Map<string, RemoteParticipant>;
+    };
+    room.remoteParticipants = new Map(present.map((p) => [p.identity, p]));
+    return room as unknown as Room & EventEmitter;
+  }
+
+  it.each([ParticipantKind.INGRESS, ParticipantKind.EGRESS, ParticipantKind.BRIDGE])(
+    'a participant of kind %s already in the room is passed over for the person who joins',
+    async (kind) => {
+      const room = fakeRoom(participant('stream', kind));
+      const caller = waitForCaller(room);
+      room.emit(RoomEvent.ParticipantConnected, participant('bridge-2', ParticipantKind.AGENT));
+      room.emit(RoomEvent.ParticipantConnected, participant('person', ParticipantKind.SIP));
+      expect((await caller).identity).toBe('person');
+    },
+  );
+
+  it('takes the named caller whatever its kind, and rejects when the room goes first', async () => {
+    const room = fakeRoom(participant('named', ParticipantKind.STANDARD));
+    expect((await waitForCaller(room, 'named')).identity).toBe('named');
+    const waiting = waitForCaller(fakeRoom(), 'absent');
+    const empty = fakeRoom();
+    const rejected = waitForCaller(empty);
+    empty.emit(RoomEvent.Disconnected);
+    await expect(rejected).rejects.toThrow(/disconnected/);
+    void waiting.catch(() => {});
   });
 });
