@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { END_MODES } from '../wire-contract/index.ts';
+import { defaultCallCap } from './call-capacity.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -46,8 +47,14 @@ const AgentConfigSchema = z.object({
   /** After the lifecycle, how long the stock job teardown may take before the process exits anyway. */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
-  /** 0 = stock CPU-based load; N = load is active calls / N (predictable capacity per machine). */
-  AGENT_MAX_CONCURRENT_CALLS: int(0, 1000).default(0),
+  /**
+   * The hard cap on calls this worker runs (load = calls / cap). `auto`: from the machine
+   * (defaultCallCap). 0 = stock CPU-based load, only when asked for: CPU spikes refuse calls.
+   */
+  AGENT_MAX_CONCURRENT_CALLS: z
+    .union([z.literal('auto'), int(0, 1000)])
+    .default('auto')
+    .transform((v) => (v === 'auto' ? defaultCallCap() : v)),
   /** Path of a module exporting `registerHooks(lifecycle, ctx)`: the deployer's end-of-call hooks. */
   AGENT_HOOKS_MODULE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

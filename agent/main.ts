@@ -1,5 +1,7 @@
-import { cli, ServerOptions, type AgentServer } from '@livekit/agents';
+import { cli, ServerOptions } from '@livekit/agents';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { CallCapacity } from './call-capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
 
@@ -16,7 +18,10 @@ try {
   process.exit(78); // EX_CONFIG
 }
 const budget = shutdownBudget(config);
-const maxCalls = config.AGENT_MAX_CONCURRENT_CALLS;
+const capacity =
+  config.AGENT_MAX_CONCURRENT_CALLS > 0
+    ? new CallCapacity(config.AGENT_MAX_CONCURRENT_CALLS)
+    : undefined;
 
 // This boot's drain file, inherited by every job process (forked after this line).
 chooseDrainFile();
@@ -55,9 +60,13 @@ cli.runApp(
     logLevel: config.LOG_LEVEL,
     // Counting calls instead of CPU: a self-hosted LiveKit server drops a dispatch when no worker
     // reports spare load, and CPU spikes (a build, a noisy neighbour) should not refuse calls.
-    ...(maxCalls > 0 && {
-      loadFunc: async (worker: AgentServer) => Math.min(1, worker.activeJobs.length / maxCalls),
+    ...(capacity && {
+      loadFunc: capacity.load,
+      requestFunc: capacity.request,
       loadThreshold: 1,
+      // At least one prewarmed process, in dev mode too: only that pool drops finished jobs from
+      // activeJobs (without it the count only grows and the worker soon reports itself full).
+      numIdleProcesses: Math.min(capacity.cap, Math.max(1, Math.min(availableParallelism(), 4))),
     }),
   }),
 );

@@ -1,0 +1,72 @@
+import { initializeLogger } from '@livekit/agents';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CallCapacity, defaultCallCap } from '../../agent/call-capacity.ts';
+
+const GiB = 2 ** 30;
+
+/** A job request as agents-js hands it to requestFunc; records the answer. */
+function request(id: string) {
+  const r = {
+    id,
+    answer: undefined as 'accepted' | 'rejected' | undefined,
+    accept: async () => void (r.answer = 'accepted'),
+    reject: async () => void (r.answer = 'rejected'),
+  };
+  return r;
+}
+
+/** The worker as the load function sees it: the jobs its processes run. */
+function worker(ids: string[]) {
+  return { activeJobs: ids.map((id) => ({ job: { id } })) } as never;
+}
+
+describe('the call cap', () => {
+  beforeAll(() => initializeLogger({ pretty: false, level: 'fatal' }));
+
+  it.each([
+    [2, 24 * GiB, 10],
+    [2, 2 * GiB, 5],
+    [8, 64 * GiB, 40],
+    [1, 0.25 * GiB, 1],
+  ])(
+    'defaults to 5 calls per core, bounded by memory: %i cores, %d bytes → %i',
+    (cores, mem, cap) => expect(defaultCallCap(cores, mem)).toBe(cap),
+  );
+
+  it('is hard: a burst of requests between two load reports gets exactly the cap', async () => {
+    const capacity = new CallCapacity(3);
+    const burst = ['a', 'b', 'c', 'd', 'e'].map(request);
+    await Promise.all(burst.map((r) => capacity.request(r)));
+    expect(burst.map((r) => r.answer)).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+      'rejected',
+      'rejected',
+    ]);
+    expect(await capacity.load(worker([]))).toBe(1);
+  });
+
+  it('counts an accepted call once while it runs, and frees its place when it ends', async () => {
+    let now = 0;
+    const capacity = new CallCapacity(2, () => now);
+    await capacity.request(request('a'));
+    await capacity.request(request('b'));
+    expect(await capacity.load(worker(['a']))).toBe(1); // a runs, b is about to
+    expect(await capacity.load(worker(['a', 'b']))).toBe(1);
+    expect(await capacity.load(worker(['b']))).toBe(0.5); // a ended
+    const next = request('c');
+    await capacity.request(next);
+    expect(next.answer).toBe('accepted');
+    now += 60_000; // c never started (its assignment timed out): its place comes back
+    expect(await capacity.load(worker(['b']))).toBe(0.5);
+  });
+
+  it('refuses while the worker runs the cap, whatever was accepted before', async () => {
+    const capacity = new CallCapacity(2);
+    await capacity.load(worker(['x', 'y']));
+    const r = request('z');
+    await capacity.request(r);
+    expect(r.answer).toBe('rejected');
+  });
+});
