@@ -1,0 +1,68 @@
+import { dispose } from '@livekit/rtc-node';
+import { AccessToken } from 'livekit-server-sdk';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CallClient } from '../support/call-client.ts';
+import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
+import { waitFor } from '../support/processes.ts';
+import { System } from '../support/system.ts';
+
+/** Who the caller is when a dispatch names none (the edge's own POST /calls/:room/dispatch). */
+const bin = inject('livekitServerBin');
+let system: System;
+const clients: CallClient[] = [];
+
+beforeAll(async () => {
+  if (bin) system = await new System(bin).start();
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.leave()));
+  await system?.stop();
+  await dispose();
+});
+
+const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
+
+/** Joins straight to LiveKit (no edge token, so no dispatch) as a participant of this kind. */
+async function joinAs(room: string, identity: string, kind?: string): Promise<CallClient> {
+  const at = new AccessToken(DEV_KEY, DEV_SECRET, { identity });
+  if (kind) at.kind = kind;
+  at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true });
+  const client = new CallClient();
+  clients.push(client);
+  await client.connect(system.livekit.url, await at.toJwt(), room, identity);
+  return client;
+}
+
+describe.skipIf(!bin)('the caller is a person, not a stream', () => {
+  it('an ingress participant in the room first is not taken as the caller: its leaving ends nothing', async () => {
+    const room = unique('stream-first');
+    const stream = await joinAs(room, 'stream-in', 'ingress');
+    const res = await fetch(`${system.edge.url}/calls/${room}/dispatch`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${system.edge.adminKey}`,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    expect(res.status).toBeLessThan(300);
+    await waitFor(
+      'agent in the room',
+      async () => (await system.rooms.listParticipants(room)).some((p) => Number(p.kind) === 4),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const person = await joinAs(room, 'person');
+    await person.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    await stream.leave();
+    await new Promise((r) => setTimeout(r, 1_500));
+    await person.say('Are you still there?');
+    await person.waitForEvent(
+      'transcription',
+      (d) => d.text === 'You said: Are you still there?',
+      30_000,
+    );
+    expect(system.hookMarker(room, 'ran')).toBeUndefined();
+    await person.leave();
+    expect((await system.reportedCall(room)).end_reason).toBe('participant_left');
+  });
+});
