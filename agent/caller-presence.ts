@@ -72,7 +72,9 @@ const CALLER_KINDS: ReadonlySet<ParticipantKind> = new Set([
 ]);
 
 export function isCallerKind(participant: Pick<RemoteParticipant, 'info'>): boolean {
-  return CALLER_KINDS.has(participant.info.kind);
+  // As RoomIO: a participant whose kind the server did not say is not ruled out.
+  const kind = participant.info.kind;
+  return kind === undefined || CALLER_KINDS.has(kind);
 }
 
 /**
