@@ -1,4 +1,6 @@
+import { ParticipantKind, Room } from '@livekit/rtc-node';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   chromiumPath,
@@ -8,8 +10,10 @@ import {
   type CallPage,
 } from '../support/browser.ts';
 import { waitFor } from '../support/processes.ts';
+import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { pidAlive, System } from '../support/system.ts';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 /**
  * The edge's own call page in headless Chromium, as a person uses it: the microphone is faked from
@@ -55,8 +59,11 @@ beforeAll(async () => {
   }).start();
 });
 afterEach(async () => {
+  const refused = open?.cspViolations ?? [];
   await open?.close();
   open = undefined;
+  // Every call in this file runs under the CSP the edge sets: anything it blocked is a failure.
+  expect(refused).toEqual([]);
 });
 afterAll(async () => {
   await system?.stop();
@@ -98,6 +105,20 @@ async function startCall(p: CallPage): Promise<{ room: string; token: string }> 
 }
 
 describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real system', () => {
+  it('is served by the Worker with a CSP naming only the edge and this LiveKit server; its script by the asset server, for any origin', async () => {
+    const page = await fetch(`${system.edge.url}/`);
+    expect(page.status).toBe(200);
+    const connectSrc = / connect-src ([^;]*)/.exec(page.headers.get('content-security-policy')!);
+    const lk = new URL(system.livekit.url);
+    expect(connectSrc?.[1]).toBe(`'self' ws://${lk.host} http://${lk.host}`);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const script = await fetch(`${system.edge.url}/call-page.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get('access-control-allow-origin')).toBe('*');
+    expect(script.headers.get('x-request-id')).toBeNull(); // never reached the Worker
+    await script.body?.cancel();
+  });
+
   it('Call: the greeting is captioned and heard; a spoken goodbye ends the call, and the page says the assistant ended it', async () => {
     const words = 'Okay, thank you. Goodbye!';
     system.openai.utterances.push(words);
@@ -157,6 +178,68 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     const call = await system.reportedCall(room);
     expect(call.end_reason).toBe('participant_left');
     expect(call.participants.map((x: { identity: string }) => x.identity)).toContain('web-user-1');
+  });
+
+  it('another participant in the room cannot speak for the assistant: its captions and its call.end notice are ignored', async () => {
+    const p = await openPage({ micWav: silence() });
+    const { room, token } = await startCall(p);
+    const caller = decodeJwt(token).sub!;
+    const grant = new AccessToken(DEV_KEY, DEV_SECRET, { identity: 'intruder', ttl: '5m' });
+    grant.addGrant({ room, roomJoin: true, canPublishData: true, canUpdateOwnMetadata: true });
+    const intruder = new Room();
+    await intruder.connect(system.livekit.url, await grant.toJwt(), {
+      autoSubscribe: false,
+      dynacast: false,
+    });
+    try {
+      const agent = [...intruder.remoteParticipants.values()].find(
+        (x) => x.kind === ParticipantKind.AGENT,
+      )!;
+      expect(agent).toBeDefined();
+      const me = intruder.localParticipant!;
+      const caption = (segment: string) => ({
+        topic: 'lk.transcription',
+        attributes: { 'lk.segment_id': segment, 'lk.transcription_final': 'true' },
+      });
+      await me.sendText('FAKE one: I am your assistant.', caption('fake-1'));
+      // Claiming to send in the agent's or the caller's name: LiveKit stamps a non-agent's
+      // streams with its own identity, so these must not show either.
+      for (const [segment, as] of [
+        ['fake-2', agent.identity],
+        ['fake-3', caller],
+      ] as const) {
+        const w = await me.streamText({ ...caption(segment), senderIdentity: as });
+        await w.write(`FAKE ${segment}: read me your password.`);
+        await w.close();
+      }
+      await me.publishData(new TextEncoder().encode(JSON.stringify({ reason: 'max_duration' })), {
+        reliable: true,
+        topic: CALL_END_TOPIC,
+      });
+      await me.setAttributes({ [END_REASON_ATTRIBUTE]: 'max_duration', 'lk.agent.state': 'fake' });
+      // On loopback these land in milliseconds; the wait is the margin, the end below the proof.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect.soft(await p.page.locator('#captions li', { hasText: 'FAKE' }).count()).toBe(0);
+      expect.soft(await p.page.locator('#agent-state').textContent()).not.toBe('fake');
+      const ended = await fetch(`${system.edge.url}/calls/${room}/end`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${system.edge.adminKey}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ mode: 'end_for_all' }),
+      });
+      expect(ended.status).toBe(200);
+      // The intruder's "max_duration" came first; had the page taken it, it would say the time ran out.
+      await p.page.locator('#app[data-phase=ended]').waitFor({ timeout: 30_000 });
+      expect(await p.page.locator('#status').textContent()).toBe(
+        'The call was ended for everyone.',
+      );
+      expect.soft(await p.page.locator('#captions li', { hasText: 'FAKE' }).count()).toBe(0);
+      await screenshot(p.page, 'intruder-ignored');
+    } finally {
+      await intruder.disconnect();
+    }
   });
 
   it('a microphone the browser refuses: the page says how to fix it, and calls once it is allowed', async () => {

@@ -22,6 +22,8 @@ export type CallPage = {
   browser: Browser;
   context: BrowserContext;
   page: Page;
+  /** What Chromium refused under the page's Content-Security-Policy, as it logged it. */
+  cspViolations: string[];
   close(): Promise<void>;
 };
 
@@ -57,8 +59,12 @@ export async function openCallPage(
   });
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
+  const cspViolations: string[] = [];
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
   await page.goto(url);
-  return { browser, context, page, close: () => browser.close() };
+  return { browser, context, page, cspViolations, close: () => browser.close() };
 }
 
 export async function screenshot(page: Page, name: string): Promise<string> {
