@@ -49,6 +49,11 @@ const ConfigSchema = z.object({
   TOKEN_TTL_SECONDS: int(10, 3600).default(600),
   MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
   BACKSTOP_GRACE_SECONDS: int(0, 3600).default(60),
+  /**
+   * How long a caller waits for the agent (re-dispatched with backoff) before the call ends as
+   * agent_unavailable; 0 = the edge does not watch. At most 25: it runs in a webhook's waitUntil.
+   */
+  AGENT_WAIT_SECONDS: int(0, 25).default(20),
   CORS_ALLOWED_ORIGINS: csv.default([]),
   AUTH_ALLOW_ANONYMOUS: flag.default(false),
   AUTH_ALLOW_ANONYMOUS_IN_PRODUCTION: z

@@ -15,6 +15,7 @@ export const END_REASON_VALUES = [
   'room_deleted',
   'error',
   'not_joined',
+  'agent_unavailable',
 ] as const;
 export type EndReason = (typeof END_REASON_VALUES)[number];
 
@@ -138,6 +139,16 @@ export const END_REASONS: Record<EndReason, EndReasonRow> = {
     finish: 'leave',
     clientMessage: 'The call never started.',
     authoritative: false,
+  },
+  // The caller joined but no agent worker had room for the call before the edge's agent-wait
+  // deadline (AGENT_WAIT_SECONDS), re-dispatching with backoff meanwhile. Recorded by the edge,
+  // which deletes the room; no agent ever ran, so nothing else can name this end.
+  agent_unavailable: {
+    endedBy: 'system',
+    goodbye: null,
+    finish: 'leave',
+    clientMessage: 'No assistant was available. Please try again in a moment.',
+    authoritative: true,
   },
 };
 

@@ -382,3 +382,15 @@ async function openCallsPast(
       .all<{ room: string }>()
   ).results;
 }
+
+/** The first person (not an agent) who joined the call's room, per the webhooks seen so far. */
+export async function firstJoinedCaller(db: D1Database, room: string): Promise<string | undefined> {
+  const row = await db
+    .prepare(
+      `SELECT identity FROM call_participants WHERE room = ? AND kind != 'AGENT'
+         AND joined_at IS NOT NULL ORDER BY joined_at, identity LIMIT 1`,
+    )
+    .bind(room)
+    .first<{ identity: string }>();
+  return row?.identity;
+}

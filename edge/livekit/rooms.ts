@@ -1,3 +1,5 @@
+import { DataPacket_Kind } from 'livekit-server-sdk';
+import { CALL_END_TOPIC, type EndReason } from '../../wire-contract/index.ts';
 import type { Config } from '../config.ts';
 import { callLiveKit, NOT_FOUND } from './call-livekit.ts';
 import { roomService } from './clients.ts';
@@ -10,7 +12,7 @@ export async function deleteRoom(config: Config, room: string): Promise<boolean>
   return result !== NOT_FOUND;
 }
 
-const AGENT_KIND = 4; // livekit.ParticipantInfo.Kind.AGENT
+export const AGENT_KIND = 4; // livekit.ParticipantInfo.Kind.AGENT
 
 /** Removes every agent participant and leaves the others in the room. Returns the removed identities. */
 export async function removeAgents(config: Config, room: string): Promise<string[]> {
@@ -40,4 +42,27 @@ export async function liveRooms(config: Config, rooms: string[]): Promise<Set<st
 
 export async function roomExists(config: Config, room: string): Promise<boolean> {
   return (await liveRooms(config, [room])).has(room);
+}
+
+/**
+ * Tells everyone in the room why the call ends, on the same data topic the agent uses, for an end
+ * the edge decides while no agent is there to say it. Sent by the server: clients trust it as they
+ * trust the agent's (it has no participant, so no participant can forge it).
+ */
+export async function announceEnd(config: Config, room: string, reason: EndReason): Promise<void> {
+  const payload = new TextEncoder().encode(JSON.stringify({ reason }));
+  await callLiveKit('SendData', config.LIVEKIT_TIMEOUT_MS, () =>
+    roomService(config).sendData(room, payload, DataPacket_Kind.RELIABLE, {
+      topic: CALL_END_TOPIC,
+    }),
+  );
+}
+
+/** Whether an agent is in the room now; undefined when LiveKit has no such room. */
+export async function agentPresent(config: Config, room: string): Promise<boolean | undefined> {
+  const participants = await callLiveKit('ListParticipants', config.LIVEKIT_TIMEOUT_MS, () =>
+    roomService(config).listParticipants(room),
+  );
+  if (participants === NOT_FOUND) return undefined;
+  return participants.some((p) => Number(p.kind) === AGENT_KIND);
 }

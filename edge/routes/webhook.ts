@@ -3,7 +3,8 @@ import { WebhookReceiver } from 'livekit-server-sdk';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { applyWebhook, forgetWebhookEvent, webhookEventId } from '../ledger/webhook-events.ts';
-import { deleteRoom } from '../livekit/rooms.ts';
+import { watchAgentArrival } from '../agent-arrival.ts';
+import { AGENT_KIND, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { readBody } from '../request-body.ts';
 
@@ -48,5 +49,22 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
       throw err;
     }
   } else log(c, 'info', 'webhook', { event: event.event, room, id: event.id, outcome });
+  // A person joined: from now until its agent does, the edge watches that one comes.
+  const joined = event.participant;
+  if (
+    outcome === 'applied' &&
+    event.event === 'participant_joined' &&
+    joined &&
+    Number(joined.kind) !== AGENT_KIND &&
+    config.AGENT_WAIT_SECONDS > 0
+  )
+    c.executionCtx.waitUntil(
+      watchAgentArrival(c.env.LEDGER, config, room, joined.identity).catch((err: unknown) =>
+        log(c, 'warn', 'agent arrival watch failed', {
+          room,
+          message: err instanceof Error ? err.message : String(err),
+        }),
+      ),
+    );
   return c.json({ outcome });
 });

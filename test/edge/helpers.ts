@@ -138,6 +138,8 @@ type TwirpRequests = {
   RemoveParticipant: { room: string; identity: string };
   ListDispatch: { room: string };
   CreateDispatch: { room: string; agentName: string; metadata: string };
+  DeleteDispatch: { dispatchId: string; room: string };
+  SendData: { room: string; data: string; topic?: string };
 };
 type TwirpMethod = keyof TwirpRequests;
 /** One recorded request, of whichever method: each field is there for the methods that send it. */

@@ -21,6 +21,8 @@ export async function edgeTestBindings() {
     TOKEN_TTL_SECONDS: '600',
     MAX_CALL_DURATION_SECONDS: '1800',
     BACKSTOP_GRACE_SECONDS: '60',
+    // Off: each joining caller would otherwise hold its test for the wait (test/edge/agent-arrival).
+    AGENT_WAIT_SECONDS: '0',
     CORS_ALLOWED_ORIGINS: 'https://app.example.com',
     AUTH_ALLOW_ANONYMOUS: 'false',
     AUTH_JWKS_JSON: JSON.stringify({ keys: [pub] }),
