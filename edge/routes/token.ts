@@ -120,8 +120,8 @@ export const tokenRoutes = new Hono<AppEnv>().post(
     const room = body.room_name ?? newRoomName();
     const metadata = dispatchMetadata(config, overrides, identity, now);
     // The participant token is also the credential for its own call (/calls/:room/end), so one
-    // the edge could not read back is never handed out. Minted before the ledger write: a refused
-    // token leaves no call behind.
+    // too long for the edge to take back as a credential is never handed out. Checked before the
+    // ledger write, so a refused request opens no call and takes no place under the cap.
     const participantToken = await mintParticipantToken(config, {
       room,
       identity,
