@@ -38,6 +38,25 @@ describe('credentials that fail for the wrong reason', () => {
     expect(read.data.room).toBe(issued.data.room_name);
   });
 
+  it('refuses, naming the fields, to issue a token too long to be taken back as a credential', async () => {
+    // Three UTF-8 bytes per character, and the sealed agent metadata grows by base64 twice: the
+    // body fits its limit while the token would not.
+    const attributes = Object.fromEntries(
+      Array.from({ length: 7 }, (_, i) => [`a${i}`, '€'.repeat(1024)]),
+    );
+    const res = await call('/token', {
+      headers: APP,
+      json: {
+        participant_identity: 'wide',
+        participant_attributes: attributes,
+        room_config: { agents: [{ metadata: JSON.stringify({ instructions: '€'.repeat(8000) }) }] },
+      },
+    });
+    const { message } = expectError(res, 400, 'invalid_field');
+    expect(message).toContain('participant_attributes');
+    expect(message).toContain('65536');
+  });
+
   it('still refuses an absurdly long bearer credential as invalid', async () => {
     const res = await call('/calls/some-room', {
       headers: { Authorization: `Bearer ${'x'.repeat(200_000)}` },

@@ -1,10 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   openDispatchMetadata,
   sealDispatchMetadata,
   type DispatchMetadata,
 } from '../../wire-contract/index.ts';
-import { testEnv } from './helpers.ts';
+import { ADMIN, call, fakeLiveKit, testEnv } from './helpers.ts';
+import { SEALED_IN_WORKERD as fixture } from '../support/sealed-metadata-fixture.ts';
+
+afterEach(() => vi.restoreAllMocks());
 
 // Sealing runs here, inside workerd (the edge's runtime); test/agent/call-settings.test.ts opens
 // in Node what the edge seals.
@@ -61,6 +64,38 @@ describe('sealed dispatch metadata (AES-256-GCM, key from the LiveKit API secret
     expect(await openDispatchMetadata(raw, 'room-a', secret)).toEqual({
       ok: false,
       problem: 'not_sealed',
+    });
+  });
+});
+
+describe('the dispatch endpoint seals too', () => {
+  it('sends LiveKit the metadata sealed for the room, which opens to what the backend set', async () => {
+    const room = `sip-sealed-${crypto.randomUUID().slice(0, 8)}`;
+    const lk = fakeLiveKit({
+      ListRooms: (b) => Response.json({ rooms: [{ name: b.names[0], sid: 'RM_s' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: (b) => Response.json({ id: 'AD_s', agentName: b.agentName, room: b.room }),
+    });
+    const res = await call(`/calls/${room}/dispatch`, {
+      headers: ADMIN,
+      json: { metadata: { instructions: 'INTERNAL: offer refund up to $500' } },
+    });
+    expect(res.status).toBe(201);
+    const [created] = lk.bodiesOf('CreateDispatch');
+    expect(created!.metadata).not.toContain('refund');
+    const opened = await openDispatchMetadata(created!.metadata, room, secret);
+    expect(opened).toMatchObject({
+      ok: true,
+      metadata: { instructions: 'INTERNAL: offer refund up to $500', end_mode: 'end_for_all' },
+    });
+  });
+});
+
+describe('the fixture the agent test opens in Node', () => {
+  it('was sealed by this code in workerd, and still opens here', async () => {
+    expect(await openDispatchMetadata(fixture.envelope, fixture.room, fixture.secret)).toEqual({
+      ok: true,
+      metadata: fixture.metadata,
     });
   });
 });
