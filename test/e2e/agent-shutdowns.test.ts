@@ -1,8 +1,11 @@
 import { DisconnectReason, dispose } from '@livekit/rtc-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadAgentConfig, shutdownBudget } from '../../agent/config.ts';
+import { END_REASONS } from '../../wire-contract/index.ts';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { waitFor } from '../support/processes.ts';
@@ -15,7 +18,13 @@ import { pidAlive, System } from '../support/system.ts';
  */
 const bin = inject('livekitServerBin');
 const GRACE_SECONDS = 6;
-const AGENTS = ['voice-agent', 'voice-agent-grace', 'voice-agent-notmp', 'voice-agent-force'];
+const AGENTS = [
+  'voice-agent',
+  'voice-agent-grace',
+  'voice-agent-notmp',
+  'voice-agent-force',
+  'voice-agent-watch',
+];
 let system: System;
 const clients: CallClient[] = [];
 const children: ChildProcess[] = [];
@@ -36,6 +45,13 @@ afterAll(async () => {
 });
 
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
+/** What loadAgentConfig needs besides the values a test sets, to derive its budgets. */
+const configBase = {
+  LIVEKIT_URL: 'ws://127.0.0.1:7880',
+  LIVEKIT_API_KEY: 'k',
+  LIVEKIT_API_SECRET: 's',
+  OPENAI_API_KEY: 'sk',
+};
 
 /** A token for this room and identity from the edge, as a trusted backend asks for one. */
 async function backendToken(room: string, identity: string, agentName = 'voice-agent') {
@@ -85,6 +101,41 @@ async function droppableCaller(room: string, identity: string, agentName: string
   );
   return child;
 }
+
+/**
+ * Waits until every job process the worker's pool will start has been started (its child logged
+ * that it got its init request). agents-js 1.9's drain joins every pooled process, and join() on
+ * one still queued behind another's initialization throws "runner not started" at once
+ * (worker.js drain, ipc/supervised_proc.js join, ipc/proc_pool.js procWatchTask): the worker then
+ * skips its whole drain window and shuts its jobs down the moment SIGTERM arrives. On a busy
+ * machine the pool's initializations are slow, so without this wait a SIGTERM test measures that
+ * bug instead of the drain. The pool keeps min(cores, 4) idle processes (agents-js' production
+ * default) plus one per job it has run.
+ */
+async function poolStarted(worker: AgentWorker, jobs = 1) {
+  const want = Math.min(availableParallelism(), 4) + jobs;
+  // Counted from successful initializations: one that times out is replaced by a new process,
+  // which again waits its turn.
+  await waitFor(
+    `${want} job processes initialized (${worker.proc.logFile})`,
+    async () =>
+      readFileSync(worker.proc.logFile, 'utf8').split('"msg":"job runner initialized"').length -
+        1 >=
+      want,
+    { timeoutMs: 150_000, intervalMs: 100 },
+  );
+}
+/** The pool can take minutes to settle on a machine this busy; the drain itself is bounded below. */
+const SIGTERM_TEST_TIMEOUT_MS = 300_000;
+
+/** The final caption of a line the agent spoke, once its text stream closed. */
+const caption = (c: CallClient, text: string) =>
+  c.events.find(
+    (e) => e.kind === 'transcription' && (e.detail as { text: string }).text.trim() === text,
+  );
+const DRAIN_GOODBYE = END_REASONS.drain.goodbye!;
+/** The OpenAI stand-in's TTS speaks 40 ms per character (test/support/openai-stand-in.ts). */
+const spokenMs = (line: string) => line.length * 40;
 
 describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit server', () => {
   describe('a caller who drops without leaving', () => {
@@ -172,29 +223,103 @@ describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit se
     await waitFor('job exit', async () => !pidAlive(pid), { timeoutMs: 15_000, intervalMs: 50 });
   });
 
-  it('no writable TMPDIR: SIGTERM still drains; at the worker drain timeout the call ends with a goodbye and reason drain, the room still there', async () => {
-    const worker = await system.startAgent('agent-notmp', {
-      AGENT_NAME: 'voice-agent-notmp',
-      TMPDIR: '/nonexistent/tmp-for-drain-test',
-      DRAIN_TIMEOUT_SECONDS: '2',
-      END_STEP_TIMEOUT_MS: '2000',
-      CLEANUP_BUDGET_MS: '4000',
-      JOB_EXIT_GRACE_MS: '1000',
-    });
-    try {
-      const room = unique('notmp');
-      const c = await callerIn(room, 'notmp-user', 'voice-agent-notmp');
-      await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
-      worker.proc.child.kill('SIGTERM');
-      expect(await c.waitForDisconnect(60_000)).toBe(DisconnectReason.ROOM_DELETED);
-      expect(c.events.find((e) => e.kind === 'end-notice')?.detail).toEqual({ reason: 'drain' });
-      await c.waitForEvent('transcription-chunk', (d) => /maintenance/.test(d.text));
-      expect((await system.reportedCall(room)).end_reason).toBe('drain');
-      expect((await worker.proc.exited).code).toBe(143);
-    } finally {
-      await worker.stop('SIGKILL');
-    }
-  });
+  // The goodbye step's bound (END_STEP_TIMEOUT_MS) must hold the whole drain goodbye with room to
+  // spare (75 characters: 3 s of stand-in speech, plus TTS latency and the step's 1 s cut-in), or a
+  // busy machine hears it cut off: 10 s. It also sets agents-js' own drain timeout, which this test
+  // waits out: shutdownBudget (agent/config.ts) makes it 2 s + 3 x 10 s + 4 s + 1 s + 2 s = 39 s.
+  const notmpEnv = {
+    AGENT_NAME: 'voice-agent-notmp',
+    TMPDIR: '/nonexistent/tmp-for-drain-test',
+    DRAIN_TIMEOUT_SECONDS: '2',
+    END_STEP_TIMEOUT_MS: '10000',
+    CLEANUP_BUDGET_MS: '4000',
+    JOB_EXIT_GRACE_MS: '1000',
+  };
+
+  it(
+    'no writable TMPDIR: SIGTERM still drains; at the worker drain timeout the call ends with the whole goodbye and reason drain, the room still there',
+    async () => {
+      expect(spokenMs(DRAIN_GOODBYE) * 2).toBeLessThan(Number(notmpEnv.END_STEP_TIMEOUT_MS));
+      const stock = shutdownBudget(loadAgentConfig({ ...configBase, ...notmpEnv }));
+      const worker = await system.startAgent('agent-notmp', notmpEnv);
+      try {
+        const room = unique('notmp');
+        const c = await callerIn(room, 'notmp-user', 'voice-agent-notmp');
+        await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+        await poolStarted(worker);
+        const signalledAt = Date.now();
+        worker.proc.child.kill('SIGTERM');
+        // The job is shut down at the drain timeout and killed a shutdownProcessTimeout later.
+        expect(
+          await c.waitForDisconnect(stock.drainTimeoutMs + stock.shutdownProcessTimeoutMs + 20_000),
+        ).toBe(DisconnectReason.ROOM_DELETED);
+        const disconnected = c.events.find((e) => e.kind === 'disconnected')!;
+        // No drain file, no watcher: only agents-js' drain timeout ended it.
+        expect(disconnected.at - signalledAt).toBeGreaterThanOrEqual(stock.drainTimeoutMs);
+        expect(c.events.find((e) => e.kind === 'end-notice')?.detail).toEqual({ reason: 'drain' });
+        // Spoken in full while the room was there: its caption stream closed before the disconnect.
+        expect(caption(c, DRAIN_GOODBYE), 'the drain goodbye caption').toBeDefined();
+        expect(caption(c, DRAIN_GOODBYE)!.at).toBeLessThanOrEqual(disconnected.at);
+        expect((await system.reportedCall(room)).end_reason).toBe('drain');
+        expect((await worker.proc.exited).code).toBe(143);
+      } finally {
+        await worker.stop('SIGKILL');
+      }
+    },
+    SIGTERM_TEST_TIMEOUT_MS,
+  );
+
+  // The drain watcher (agent/drain-signal.ts) is what ends a call at DRAIN_TIMEOUT_SECONDS; without
+  // it agents-js' own drain timeout does, far later. The upper bound is what the watcher needs:
+  // the deadline, one 500 ms poll, the announce (<= 1 s), the goodbye (bounded by
+  // END_STEP_TIMEOUT_MS), the 500 ms caption flush and DeleteRoom, plus 5 s for a busy machine:
+  // 3 + 0.5 + 1 + 10 + 0.5 + 5 = 20 s. The stock path takes 3 + 3 x 10 + 4 + 1 + 2 = 40 s
+  // (shutdownBudget); the test checks the two stay at least 15 s apart.
+  it(
+    'SIGTERM with a writable TMPDIR: the drain watcher ends the call at DRAIN_TIMEOUT_SECONDS with the whole goodbye, long before agents-js would',
+    async () => {
+      const env = {
+        AGENT_NAME: 'voice-agent-watch',
+        DRAIN_TIMEOUT_SECONDS: '3',
+        END_STEP_TIMEOUT_MS: '10000',
+        CLEANUP_BUDGET_MS: '4000',
+        JOB_EXIT_GRACE_MS: '1000',
+      };
+      const config = loadAgentConfig({ ...configBase, ...env });
+      const deadlineMs = config.DRAIN_TIMEOUT_SECONDS * 1000;
+      const watcherBoundMs = deadlineMs + 500 + 1_000 + config.END_STEP_TIMEOUT_MS + 500 + 5_000;
+      const stockMs = shutdownBudget(config).drainTimeoutMs;
+      expect(stockMs - watcherBoundMs).toBeGreaterThanOrEqual(15_000);
+      expect(spokenMs(DRAIN_GOODBYE) * 2).toBeLessThan(config.END_STEP_TIMEOUT_MS);
+      const worker = await system.startAgent('agent-watch', env);
+      try {
+        const room = unique('watch');
+        const c = await callerIn(room, 'watch-user', 'voice-agent-watch');
+        await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+        await poolStarted(worker);
+        const signalledAt = Date.now();
+        worker.proc.child.kill('SIGTERM');
+        expect(await c.waitForDisconnect(stockMs + 30_000)).toBe(DisconnectReason.ROOM_DELETED);
+        const disconnected = c.events.find((e) => e.kind === 'disconnected')!;
+        const endedAfter = disconnected.at - signalledAt;
+        console.log(
+          `SIGTERM → room deleted: ${endedAfter} ms (watcher bound ${watcherBoundMs} ms)`,
+        );
+        expect(endedAfter).toBeGreaterThanOrEqual(deadlineMs);
+        expect(endedAfter).toBeLessThan(watcherBoundMs);
+        const notice = c.events.find((e) => e.kind === 'end-notice')!;
+        expect(notice.detail).toEqual({ reason: 'drain' });
+        expect(notice.at - signalledAt).toBeGreaterThanOrEqual(deadlineMs);
+        expect(caption(c, DRAIN_GOODBYE), 'the drain goodbye caption').toBeDefined();
+        expect(caption(c, DRAIN_GOODBYE)!.at).toBeLessThanOrEqual(disconnected.at);
+        expect((await system.reportedCall(room)).end_reason).toBe('drain');
+        expect((await worker.proc.exited).code).toBe(143);
+      } finally {
+        await worker.stop('SIGKILL');
+      }
+    },
+    SIGTERM_TEST_TIMEOUT_MS,
+  );
 
   it('a second Ctrl-C kills the worker at once: its call still ends with a goodbye, reason drain, and a report', async () => {
     const worker = await system.startAgent('agent-force', { AGENT_NAME: 'voice-agent-force' });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive, System } from '../support/system.ts';
+import { END_REASONS } from '../../wire-contract/index.ts';
 
 const bin = inject('livekitServerBin');
 let system: System;
@@ -105,6 +106,41 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
     expect(call.report.end_reason).toBe('agent_leave');
     expect(call.end_reason).toBe('agent_leave');
     await c.leave();
+  });
+
+  it('max duration: the caller hears the whole time-limit goodbye, then the room is deleted for everyone; ledger max_duration', async () => {
+    const goodbye = END_REASONS.max_duration.goodbye!;
+    const c = new CallClient();
+    clients.push(c);
+    c.watchAgentAudio();
+    await c.join(system.edge.url, appKey(), {
+      participant_identity: `maxdur-${Date.now()}`,
+      // Shorter than the default warning (60 s): no warning, only the end and its goodbye.
+      room_config: { agents: [{ metadata: JSON.stringify({ max_duration_seconds: 8 }) }] },
+    });
+    await greeted(c);
+    expect(await c.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
+    const disconnected = c.events.find((e) => e.kind === 'disconnected')!;
+    const notice = c.events.find((e) => e.kind === 'end-notice')!;
+    expect(notice.detail).toEqual({ reason: 'max_duration' });
+    // The goodbye's caption stream closed in full before the room went...
+    const caption = c.events.find(
+      (e) => e.kind === 'transcription' && (e.detail as { text: string }).text.trim() === goodbye,
+    );
+    expect(caption, `the caption "${goodbye}"`).toBeDefined();
+    expect(caption!.at).toBeLessThanOrEqual(disconnected.at);
+    // ...and it was sound: the agent's audio started again after the end notice.
+    expect(
+      c.events.some(
+        (e) => e.kind === 'agent-audio' && e.at >= notice.at && e.at <= disconnected.at,
+      ),
+    ).toBe(true);
+    expect(await system.roomExists(c.roomName)).toBe(false);
+    const call = await system.reportedCall(c.roomName);
+    expect(call).toMatchObject({ end_reason: 'max_duration', ended_by: 'system' });
+    expect(call.report.transcript.map((t: any) => `${t.role}: ${t.text}`)).toContain(
+      `assistant: ${goodbye}`,
+    );
   });
 
   it('POST /calls/:room/end deletes the room; the job ends and its hooks run; a second call changes nothing', async () => {
