@@ -18,7 +18,7 @@ export type AdmissionRequest = z.infer<typeof AdmissionRequest>;
 
 export const AdmissionAnswer = z.object({
   admit: z.boolean(),
-  /** Why not: the call this room belonged to has ended. */
-  reason: z.enum(['call_ended']).optional(),
+  /** Why not: the call has ended (the edge closes the room), or another job is its agent. */
+  reason: z.enum(['call_ended', 'agent_present']).optional(),
 });
 export type AdmissionAnswer = z.infer<typeof AdmissionAnswer>;

@@ -33,12 +33,14 @@ const JOB_PENDING = 0;
 const JOB_RUNNING = 1;
 
 /**
- * Self-hosted LiveKit drops a dispatch that found no worker with room and never retries it: the
- * dispatch stays listed with no job. If `agentName`'s dispatch has no job that may still bring the
- * agent, it is replaced by a new one with the same metadata (sealed for this room, so still
- * valid), which LiveKit offers to the workers again. Returns what was found or done.
+ * Self-hosted LiveKit drops a dispatch that found no worker with room and never retries it. If
+ * LiveKit lists no job for `agentName` that may still bring the agent, this adds a new dispatch
+ * with the same metadata (sealed for this room, so still valid), which LiveKit offers to the
+ * workers again. The old one stays: LiveKit lists a job seconds after it starts, so an empty list
+ * may hide a slow job, which deleting the dispatch would kill; the edge's admission keeps the
+ * call to one agent if both arrive.
  */
-export async function redispatchIfDropped(
+export async function dispatchAgain(
   config: Config,
   room: string,
   agentName: string,
@@ -49,17 +51,15 @@ export async function redispatchIfDropped(
   );
   if (listed === NOT_FOUND) return 'no_room';
   const ours = listed.filter((d) => d.agentName === agentName);
+  // A listed job without a state has not reported one yet: it is on its way.
   const alive = ours.some((d) =>
-    (d.state?.jobs ?? []).some((j) => [JOB_PENDING, JOB_RUNNING].includes(j.state?.status ?? -1)),
+    (d.state?.jobs ?? []).some((j) =>
+      [JOB_PENDING, JOB_RUNNING].includes(j.state?.status ?? JOB_PENDING),
+    ),
   );
   if (alive) return 'in_progress';
-  const metadata = ours[0]?.metadata ?? '';
-  for (const stale of ours)
-    await callLiveKit('DeleteDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
-      client.deleteDispatch(stale.id, room),
-    );
   const created = await callLiveKit('CreateDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
-    client.createDispatch(room, agentName, { metadata }),
+    client.createDispatch(room, agentName, { metadata: ours[0]?.metadata ?? '' }),
   );
   return created === NOT_FOUND ? 'no_room' : 'redispatched';
 }

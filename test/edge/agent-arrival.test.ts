@@ -20,7 +20,7 @@ function fakeClock(): Clock & { slept: number[] } {
   return { slept, now: () => t, sleep: async (ms) => void (slept.push(ms), (t += ms)) };
 }
 
-const config = configFrom({ ...testEnv, AGENT_WAIT_SECONDS: '10' });
+const config = configFrom({ ...testEnv, AGENT_WAIT_SECONDS: '20' });
 const AGENT = { identity: 'agent-1', kind: 'AGENT' };
 const CALLER = { identity: 'caller', kind: 'STANDARD' };
 const dispatch = (jobs: { state: { status: string } }[] = []) =>
@@ -54,12 +54,12 @@ describe('waiting for the agent after the caller joined', () => {
     expect(lk.methods()).toEqual(['ListParticipants']);
   });
 
-  it('re-dispatches a dispatch LiveKit dropped (no job), with the same sealed metadata, until the agent comes', async () => {
+  it('dispatches again when the dispatch brought no job within the settle time, with the same sealed metadata, until the agent comes', async () => {
     const room = await joinedCall('dropped');
     let looks = 0;
     const lk = fakeLiveKit({
       ListParticipants: () =>
-        Response.json({ participants: ++looks < 3 ? [CALLER] : [CALLER, AGENT] }),
+        Response.json({ participants: ++looks < 5 ? [CALLER] : [CALLER, AGENT] }),
       ListDispatch: () => dispatch([]),
       CreateDispatch: () => Response.json({ id: 'AD_2', agentName: 'voice-agent', room }),
     });
@@ -67,15 +67,28 @@ describe('waiting for the agent after the caller joined', () => {
     expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'dropped', clock)).toBe(
       'agent_joined',
     );
-    expect(lk.bodiesOf('DeleteDispatch')).toEqual([
-      { dispatchId: 'AD_1', room },
-      { dispatchId: 'AD_1', room },
-    ]);
+    // Looks at 1, 3, 7, 11 and 15 s: the first two are younger than the settle time, 7 s finds
+    // the dispatch dropped, 11 s is 4 s after that new dispatch, 15 s finds the agent.
+    expect(clock.slept).toEqual([1_000, 2_000, 4_000, 4_000, 4_000].slice(0, looks));
+    expect(lk.methods()).not.toContain('DeleteDispatch'); // a slow job is never killed
     expect(lk.bodiesOf('CreateDispatch')).toEqual([
       { room, agentName: 'voice-agent', metadata: 'sealed' },
-      { room, agentName: 'voice-agent', metadata: 'sealed' },
     ]);
-    expect(clock.slept).toEqual([1_000, 2_000, 4_000]); // backoff between looks
+    expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('waits without dispatching again while the job the edge admitted is on its way, and stops at the deadline', async () => {
+    const room = await joinedCall('admitted');
+    await testEnv.LEDGER.prepare(
+      'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
+    )
+      .bind(room, 'AJ_slow', Date.now())
+      .run();
+    const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
+    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted', fakeClock())).toBe(
+      'agent_coming',
+    );
+    expect(new Set(lk.methods())).toEqual(new Set(['ListParticipants']));
     expect((await ledgerRow(room))!.status).toBe('open');
   });
 
@@ -102,7 +115,7 @@ describe('waiting for the agent after the caller joined', () => {
     expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'nobody', clock)).toBe(
       'agent_unavailable',
     );
-    expect(clock.now() - started).toBe(10_000);
+    expect(clock.now() - started).toBe(20_000);
     const [said] = lk.bodiesOf('SendData');
     expect(said).toMatchObject({ room, topic: 'call.end' });
     expect(JSON.parse(atob(said!.data))).toEqual({ reason: 'agent_unavailable' });

@@ -10,6 +10,7 @@ import {
   ledgerRow,
   sendWebhook,
   signAsLiveKit,
+  testEnv,
   twirpError,
   type EndCallResponse,
 } from './helpers.ts';
@@ -138,6 +139,37 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     const res = await askAdmission(room_name);
     expect(res).toMatchObject({ status: 200, data: { admit: true } });
     expect(lk.calls).toHaveLength(0);
+  });
+
+  it('admits one agent job per call: a second job (a re-dispatch racing a slow first one) stays out, the room stays', async () => {
+    const { room_name } = await issueToken('one-agent');
+    const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [] }) });
+    expect((await askAdmission(room_name, { job_id: 'AJ_first' })).data).toEqual({ admit: true });
+    expect((await askAdmission(room_name, { job_id: 'AJ_first' })).data).toEqual({ admit: true });
+    expect((await askAdmission(room_name, { job_id: 'AJ_second' })).data).toEqual({
+      admit: false,
+      reason: 'agent_present',
+    });
+    expect(lk.methods()).not.toContain('DeleteRoom');
+    expect((await ledgerRow(room_name))!.agent_job_id).toBe('AJ_first');
+  });
+
+  it.each([
+    ['admits a new job when the first, admitted long ago, never reached the room', [], true],
+    [
+      'refuses a new job while the first agent is in the room',
+      [{ identity: 'agent-AJ_first', kind: 'AGENT' }],
+      false,
+    ],
+  ])('%s', async (_name, participants, admit) => {
+    const { room_name } = await issueToken(`replace-${admit}`);
+    await testEnv.LEDGER.prepare(
+      'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
+    )
+      .bind(room_name, 'AJ_first', Date.now() - 60_000)
+      .run();
+    fakeLiveKit({ ListParticipants: () => Response.json({ participants }) });
+    expect((await askAdmission(room_name, { job_id: 'AJ_next' })).data.admit).toBe(admit);
   });
 
   it('refuses the agent of a revived room, closes the room and counts the revival', async () => {

@@ -17,9 +17,10 @@ export async function startAgentWorker(
   env: Record<string, string>,
   name = 'agent',
   entry = AGENT_ENTRY,
+  mode: 'start' | 'dev' = 'start',
 ): Promise<AgentWorker> {
   const port = await freePort();
-  const proc = startProcess(process.execPath, [entry, 'start'], {
+  const proc = startProcess(process.execPath, [entry, mode], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

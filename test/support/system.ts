@@ -81,8 +81,12 @@ export class System {
     };
   }
 
-  async startAgent(name: string, extra: Record<string, string> = {}): Promise<AgentWorker> {
-    const worker = await startAgentWorker(this.dir, this.agentEnv(extra), name);
+  async startAgent(
+    name: string,
+    extra: Record<string, string> = {},
+    mode: 'start' | 'dev' = 'start',
+  ): Promise<AgentWorker> {
+    const worker = await startAgentWorker(this.dir, this.agentEnv(extra), name, undefined, mode);
     if (name !== 'agent') this.extraAgents.push(worker);
     return worker;
   }

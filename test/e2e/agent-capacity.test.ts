@@ -1,0 +1,145 @@
+import { DisconnectReason, dispose } from '@livekit/rtc-node';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AgentWorker } from '../support/agent-worker.ts';
+import { CallClient } from '../support/call-client.ts';
+import { System } from '../support/system.ts';
+
+/**
+ * No call goes unanswered because a worker was busy: a worker takes calls up to its cap (counted
+ * by calls, not CPU, in dev mode too), and a call LiveKit could not place waits (the edge
+ * re-dispatches it) until a place frees or AGENT_WAIT_SECONDS passes, which ends it with its own
+ * reason. Never a silent room.
+ */
+const bin = inject('livekitServerBin');
+const CAP = 2;
+const AGENT_WAIT_SECONDS = 15;
+let system: System;
+const clients: CallClient[] = [];
+const workers: AgentWorker[] = [];
+
+beforeAll(async () => {
+  if (!bin) return;
+  system = await new System(bin, {
+    edgeVars: {
+      AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
+      AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev',
+    },
+  }).start();
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.leave()));
+  await Promise.allSettled(workers.map((w) => w.stop('SIGKILL')));
+  await system?.stop();
+  await dispose();
+});
+
+const unique = (prefix: string) =>
+  `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+
+async function worker(agentName: string, mode: 'start' | 'dev' = 'start') {
+  const w = await system.startAgent(
+    agentName,
+    { AGENT_NAME: agentName, AGENT_MAX_CONCURRENT_CALLS: String(CAP) },
+    mode,
+  );
+  workers.push(w);
+  return w;
+}
+
+/** A caller through the edge (app key) for `agentName`; not waiting for anything yet. */
+async function call(agentName: string): Promise<CallClient> {
+  const room = unique('cap');
+  const client = new CallClient();
+  clients.push(client);
+  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
+    room_name: room,
+    participant_identity: `user-${room}`,
+    room_config: { agents: [{ agent_name: agentName }] },
+  });
+  return client;
+}
+const greeted = (c: CallClient, timeoutMs = 30_000) =>
+  c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), timeoutMs);
+
+async function endCall(c: CallClient) {
+  const res = await fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${system.edge.adminKey}`,
+    },
+    body: JSON.stringify({ mode: 'end_for_all' }),
+  });
+  expect(res.status).toBe(200);
+  await c.waitForDisconnect();
+}
+
+describe.skipIf(!bin)('every call gets its agent, or is told why not', () => {
+  it(`more calls at once than the cap: the first ${CAP} are answered, the others wait and are answered as places free`, async () => {
+    await worker('voice-agent-capped');
+    const calls = await Promise.all([1, 2, 3, 4].map(() => call('voice-agent-capped')));
+    // Which two LiveKit places first is its choice; the others must wait, not be dropped.
+    const first = await Promise.any(calls.map((c) => greeted(c).then(() => c)));
+    const answered = () => calls.filter((c) => c.events.some((e) => e.kind === 'transcription'));
+    await greeted(calls.find((c) => c !== first && answered().includes(c)) ?? first);
+    expect(answered().length).toBeLessThanOrEqual(CAP);
+    for (const c of answered()) await endCall(c);
+    const waiting = calls.filter((c) => c.room.isConnected);
+    expect(waiting.length).toBeGreaterThanOrEqual(2);
+    for (const c of waiting) await greeted(c, AGENT_WAIT_SECONDS * 1000);
+    for (const c of waiting) await endCall(c);
+  });
+
+  it(`calls back to back, ${3 * CAP} in a row: each is answered (a finished call frees its place)`, async () => {
+    for (let i = 0; i < 3 * CAP; i++) {
+      const c = await call('voice-agent-capped');
+      await greeted(c);
+      await endCall(c);
+    }
+  });
+
+  it('a call no place frees for ends past the wait with agent_unavailable, and the caller is told', async () => {
+    const held = await Promise.all(
+      Array.from({ length: CAP }, async () => {
+        const c = await call('voice-agent-capped');
+        await greeted(c);
+        return c;
+      }),
+    );
+    const extra = await call('voice-agent-capped');
+    expect(await extra.waitForDisconnect((AGENT_WAIT_SECONDS + 15) * 1000)).toBe(
+      DisconnectReason.ROOM_DELETED,
+    );
+    expect(extra.events.find((e) => e.kind === 'end-notice')?.detail).toEqual({
+      reason: 'agent_unavailable',
+    });
+    expect(extra.events.some((e) => e.kind === 'transcription')).toBe(false);
+    expect(await system.endedCall(extra.roomName)).toMatchObject({
+      end_reason: 'agent_unavailable',
+      ended_by: 'system',
+    });
+    for (const c of held) {
+      expect(c.room.isConnected).toBe(true);
+      await endCall(c);
+    }
+  });
+
+  it('a worker in dev mode, its CPUs saturated by busy loops, still takes call after call up to its cap', async () => {
+    await worker('voice-agent-dev', 'dev');
+    const loops: ChildProcess[] = [0, 1].map(() =>
+      spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }),
+    );
+    try {
+      // Stock agents-js in dev mode reported itself full on CPU, and never freed a finished
+      // call's place: more calls than the cap, one after another, show both.
+      for (let i = 0; i < CAP + 2; i++) {
+        const c = await call('voice-agent-dev');
+        await greeted(c, 45_000);
+        await endCall(c);
+      }
+    } finally {
+      for (const l of loops) l.kill('SIGKILL');
+    }
+  });
+});
