@@ -1,5 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openDispatchMetadata } from '../../wire-contract/index.ts';
 import {
   ADMIN,
   APP,
@@ -173,11 +174,11 @@ describe('POST /calls/:room/end', () => {
       403,
       'not_a_participant',
     ],
-    ['an app key', async () => APP, 403, 'forbidden'],
     ['no credential', async () => ({}), 401, 'unauthenticated'],
-  ])('forbids %s, leaving LiveKit and the ledger alone', async (_name, intruder, status, code) => {
-    const { room_name } = await issueToken('owner');
-    const other = await issueToken('stranger');
+  ])('forbids %s, leaving LiveKit and the ledger alone', async (name, intruder, status, code) => {
+    // Identities of their own: each caller holds at most MAX_OPEN_CALLS_PER_CALLER open calls.
+    const { room_name } = await issueToken(`owner-${name}`);
+    const other = await issueToken(`other-${name}`);
     const lk = fakeLiveKit();
     const res = await call(`/calls/${room_name}/end`, {
       headers: await intruder(room_name, other),
@@ -426,7 +427,12 @@ describe('POST /calls/:room/dispatch', () => {
     expect([first.status, first.data.dispatch_id, first.data.created]).toEqual([201, 'AD_1', true]);
     const [created] = lk.bodiesOf('CreateDispatch');
     expect(created!.agentName).toBe('voice-agent');
-    expect(JSON.parse(created!.metadata)).toMatchObject({ end_mode: 'end_for_all' });
+    const opened = await openDispatchMetadata(
+      created!.metadata,
+      'sip-room-1',
+      testEnv.LIVEKIT_API_SECRET,
+    );
+    expect(opened).toMatchObject({ ok: true, metadata: { end_mode: 'end_for_all' } });
     const second = await call<DispatchResponse>('/calls/sip-room-1/dispatch', {
       headers: APP,
       json: {},
