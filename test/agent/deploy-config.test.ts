@@ -36,11 +36,33 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     expect(fly.build.dockerfile).toBe('agent/Dockerfile');
   });
 
+  it("fly deploy uploads only what the Dockerfile copies: fly.toml names the Dockerfile's ignore file", () => {
+    expect(fly.build.ignorefile).toBe('agent/Dockerfile.dockerignore');
+    const ignore = readFileSync(fly.build.ignorefile, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    // An allow-list: everything out, then only the build's inputs back in.
+    expect(ignore[0]).toBe('*');
+    const allowed = ignore.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
+    expect(allowed.sort()).toEqual(
+      ['agent/', 'package-lock.json', 'package.json', 'tsconfig.json', 'wire-contract/'].sort(),
+    );
+    expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/.dev.vars*']));
+    for (const copied of dockerfile.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+$/gm))
+      for (const src of copied[1]!.split(/\s+/))
+        expect(allowed.some((a) => src === a || `${src}/` === a)).toBe(true);
+  });
+
   it('the image is glibc Node 22, non-root, and runs node directly (exec form) in start mode', () => {
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
-    expect(froms[0]).toMatch(/^node:22-(slim|bookworm)/);
+    // A Debian release, not a moving `slim`; its digest is pinned at the first real build.
+    expect(froms[0]).toMatch(/^node:22-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
+    if (!froms[0]!.includes('@sha256:'))
+      expect(dockerfile).toMatch(/docker buildx imagetools inspect node:22-bookworm-slim/);
     expect(dockerfile).not.toMatch(/alpine/);
-    expect(dockerfile).toMatch(/^USER\s+(?!root)\S+/m);
+    expect(dockerfile).toMatch(/^USER\s+(?!root|0\b)\S+/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \[\]$/m);
     const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(dockerfile);
     expect(cmd).not.toBeNull();
     const argv = JSON.parse(cmd![1]!) as string[];
@@ -48,6 +70,19 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     expect(argv.at(-1)).toBe('start');
     expect(argv[1]).toBe('dist/agent/main.js');
     expect(dockerfile).toMatch(/EXPOSE\s+8081/);
+  });
+
+  it("the app files are root's (read-only to the app user), its HOME is its own, and npm's secrets stay out of layers", () => {
+    const runtime = dockerfile.slice(dockerfile.search(/^FROM\s+\S+\s+AS\s+runtime/m));
+    expect(runtime).toMatch(/^COPY --from=build /m);
+    expect(runtime).not.toMatch(/--chown/);
+    const home = /^ENV\s+.*\bHOME=(\S+)/m.exec(runtime)?.[1];
+    expect(home).toBeDefined();
+    expect(home).not.toMatch(/^\/app\b/);
+    expect(runtime).toMatch(new RegExp(`useradd .*--create-home --home-dir ${home}`));
+    expect(dockerfile).toMatch(/--mount=type=secret,id=npmrc/);
+    expect(dockerfile).not.toMatch(/^(COPY|ADD)\s.*npmrc/m);
+    expect(dockerfile).not.toMatch(/^(ARG|ENV)\s.*(TOKEN|NPM_CONFIG)/m);
   });
 });
 

@@ -1,0 +1,443 @@
+// `npm run test:image`: builds agent/Dockerfile with podman (on a locally made base when no registry
+// is reachable: scripts/base-image.sh), checks what is in the image, then runs it as Fly would (its
+// fly.toml [env], node as PID 1, host networking on loopback) against the real LiveKit server, the
+// edge under wrangler dev and the OpenAI stand-in: registered, a call greeted and ended by the
+// agent, SIGTERM mid-call ending the call as `drain` and the container exiting 143.
+//
+// Not part of `npm test` (a build takes a minute or more); `.ci/run` runs it as its own step. Outside
+// CI a missing tool skips it with a message; under CI=true it fails.
+import { execFileSync, spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'smol-toml';
+import type { CallClient } from '../test/support/call-client.ts';
+import { startEdge, type Edge } from '../test/support/edge-dev.ts';
+import {
+  DEV_KEY,
+  DEV_SECRET,
+  resolveLiveKitServer,
+  startLiveKit,
+  type LiveKit,
+} from '../test/support/livekit-server.ts';
+import { startOpenAIStandIn, type StandIn } from '../test/support/openai-stand-in.ts';
+import { freePort, waitFor } from '../test/support/processes.ts';
+
+// rtc-node logs every event at debug level unless NODE_ENV=production: quiet, for this check's callers
+// only (the edge and LiveKit started below get the environment as it was).
+const nodeEnv = process.env.NODE_ENV;
+process.env.NODE_ENV = 'production';
+const { dispose, DisconnectReason } = await import('@livekit/rtc-node');
+const { CallClient: Caller } = await import('../test/support/call-client.ts');
+if (nodeEnv === undefined) delete process.env.NODE_ENV;
+else process.env.NODE_ENV = nodeEnv;
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CI = process.env.CI === 'true' || process.env.CI === '1';
+const IMAGE = process.env.IMAGE_CHECK_TAG ?? 'localhost/livekit-voice-agent:image-check';
+const PODMAN = process.env.PODMAN ?? 'podman';
+// This VM's crun refuses to start containers ("cgroups in hybrid mode"); runc works.
+const RUNTIME = process.env.PODMAN_RUNTIME ?? 'runc';
+const started = Date.now();
+let passed = 0;
+
+function say(line: string) {
+  console.log(`image-check: ${line}`);
+}
+function ok(what: string) {
+  passed += 1;
+  say(`ok   ${what}`);
+}
+function check(condition: unknown, what: string, detail = ''): asserts condition {
+  if (!condition) throw new Error(`FAILED ${what}${detail ? `: ${detail}` : ''}`);
+  ok(what);
+}
+/** A missing prerequisite: a skip outside CI, a failure under CI (a skip there hides a hole). */
+function missing(what: string): never {
+  if (CI) {
+    console.error(`image-check: FAILED ${what} (CI=true: nothing may be skipped)`);
+    process.exit(1);
+  }
+  say(`SKIPPED: ${what}`);
+  process.exit(0);
+}
+function onPath(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const podmanArgs = (args: string[]) => ['--runtime', RUNTIME, ...args];
+function podman(args: string[], opts: SpawnSyncOptions = {}): string {
+  const res = spawnSync(PODMAN, podmanArgs(args), {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    ...opts,
+  });
+  if (res.status !== 0)
+    throw new Error(
+      `podman ${args.slice(0, 2).join(' ')} exited ${res.status}: ${String(res.stderr ?? '').slice(-2000)}`,
+    );
+  return String(res.stdout ?? '');
+}
+
+// podman's default rlimits exceed what this VM lets runc set ("error setting rlimit"): nofile at
+// our own hard limit, nproc at ours capped by the kernel's pid_max (more is meaningless anyway).
+const [hardNofile, hardNproc] = execFileSync('bash', ['-c', 'ulimit -Hn; ulimit -Hu'], {
+  encoding: 'utf8',
+})
+  .trim()
+  .split('\n')
+  .map((v) => (v === 'unlimited' ? Infinity : Number(v)));
+const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+const nofile = Math.min(hardNofile ?? 1_048_576, 1_048_576);
+const nproc = Math.min(hardNproc ?? pidMax, pidMax);
+const ulimits = ['--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`];
+
+// ---- prerequisites -------------------------------------------------------------------------
+for (const tool of [PODMAN, RUNTIME, 'mmdebstrap', 'newuidmap'])
+  if (!onPath(tool))
+    missing(`${tool} is not installed (apt-get install podman runc mmdebstrap uidmap)`);
+const livekitBin = resolveLiveKitServer();
+if (!livekitBin) missing('no LiveKit server (see docs/testing.md, "The LiveKit server")');
+
+// ---- the base image and the build ------------------------------------------------------------
+say('base image (scripts/base-image.sh)');
+execFileSync('bash', [join(ROOT, 'scripts/base-image.sh')], { cwd: ROOT, stdio: 'inherit' });
+
+const work = mkdtempSync(join(tmpdir(), 'lkvc-image-'));
+const marker = `image-check-secret-${randomUUID()}`;
+/** npm settings for the build only: the machine's registry, auth and CA (a TLS proxy has its own). */
+function npmSecrets(): string[] {
+  const npmConfig = (key: string) => {
+    try {
+      const v = execFileSync('npm', ['config', 'get', key], { cwd: ROOT, encoding: 'utf8' }).trim();
+      return v && v !== 'null' && v !== 'undefined' ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const userrc = join(homedir(), '.npmrc');
+  // Registry, scoped registries and auth lines from ~/.npmrc; host paths (cafile, prefix…) stay out.
+  const kept = existsSync(userrc)
+    ? readFileSync(userrc, 'utf8')
+        .split('\n')
+        .filter((l) =>
+          /^\s*(@[^:]+:registry|\/\/[^=]+|registry|strict-ssl|always-auth)\s*=/.test(l),
+        )
+    : [];
+  const npmrc = join(work, 'npmrc');
+  writeFileSync(
+    npmrc,
+    [`# ${marker}`, `registry=${npmConfig('registry') ?? 'https://registry.npmjs.org/'}`, ...kept]
+      .join('\n')
+      .concat('\n'),
+    { mode: 0o600 },
+  );
+  const args = ['--secret', `id=npmrc,src=${npmrc}`];
+  const ca = npmConfig('cafile') ?? process.env.NODE_EXTRA_CA_CERTS;
+  if (ca && existsSync(ca)) args.push('--secret', `id=npm_ca,src=${ca}`);
+  return args;
+}
+
+say(`building ${IMAGE} from agent/Dockerfile (log ${join(work, 'build.log')})`);
+const buildStart = Date.now();
+const build = spawnSync(
+  PODMAN,
+  podmanArgs([
+    'build',
+    '--pull=never',
+    '--network=host',
+    ...ulimits,
+    '-f',
+    'agent/Dockerfile',
+    '--ignorefile',
+    'agent/Dockerfile.dockerignore',
+    ...npmSecrets(),
+    '-t',
+    IMAGE,
+    '.',
+  ]),
+  { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+);
+writeFileSync(join(work, 'build.log'), `${build.stdout}\n${build.stderr}`);
+const buildSeconds = Math.round((Date.now() - buildStart) / 1000);
+if (build.status !== 0) {
+  console.error(`${build.stdout}\n${build.stderr}`.split('\n').slice(-40).join('\n'));
+  throw new Error(`podman build failed (exit ${build.status})`);
+}
+say(`built in ${buildSeconds} s`);
+
+// ---- what is in the image --------------------------------------------------------------------
+type ImageInfo = {
+  Size: number;
+  Config: {
+    User?: string;
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[];
+    WorkingDir?: string;
+    ExposedPorts?: Record<string, unknown>;
+  };
+};
+const [info] = JSON.parse(podman(['image', 'inspect', IMAGE])) as ImageInfo[];
+const config = info!.Config;
+check(
+  config.User && !/^(root|0)(:|$)/.test(config.User),
+  `runs as a non-root user (${config.User})`,
+);
+check(
+  JSON.stringify(config.Cmd) === '["node","dist/agent/main.js","start"]' &&
+    !config.Entrypoint?.length,
+  'CMD is `node dist/agent/main.js start` in exec form, no entrypoint script',
+);
+check(config.ExposedPorts?.['8081/tcp'] !== undefined, 'exposes the health port 8081');
+const envNames = (config.Env ?? []).map((e) => e.split('=')[0]!);
+check(
+  envNames.every((n) => !/KEY|SECRET|TOKEN|PASS|AUTH|NPM_CONFIG|CA_CERT/i.test(n)),
+  `no secret-like variable in the image config (${envNames.join(', ')})`,
+);
+const history = podman(['history', '--no-trunc', '--format', '{{.CreatedBy}}', IMAGE]);
+check(
+  !history.includes(marker) &&
+    !/_authToken|_password|BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)/.test(history),
+  'the history holds no npm credentials or certificates',
+);
+
+// The flattened filesystem, once: its listing (with owners), and a byte search for the secret.
+const container = podman(['create', IMAGE]).trim();
+const tarball = join(work, 'image.tar');
+try {
+  podman(['export', '-o', tarball, container]);
+} finally {
+  podman(['rm', container]);
+}
+const listing = execFileSync('tar', ['-tvf', tarball, '--numeric-owner'], {
+  encoding: 'utf8',
+  maxBuffer: 256 * 1024 * 1024,
+})
+  .split('\n')
+  .filter(Boolean)
+  .map((line) => {
+    const [mode, owner, , , , ...rest] = line.split(/\s+/);
+    return { mode: mode!, owner: owner!, path: rest.join(' ').replace(/ -> .*$/, '') };
+  });
+const paths = new Set(listing.map((e) => e.path.replace(/\/$/, '')));
+const secretInFiles = spawnSync('grep', ['-a', '-c', '-F', marker, tarball], { encoding: 'utf8' });
+check(
+  secretInFiles.stdout.trim() === '0',
+  "the build's npm settings (a secret mount) are in no layer",
+);
+rmSync(tarball);
+const stray = [...paths].filter(
+  (p) =>
+    (/(^|\/)\.?npmrc$/.test(p) && !p.startsWith('usr/local/lib/node_modules/npm/')) ||
+    /(^|\/)(\.dev\.vars[^/]*|\.env[^/]*|\.git|\.wrangler)$/.test(p) ||
+    /^run\/secrets\/./.test(p) ||
+    /^root\/\.npm\//.test(p) ||
+    /^app\/(test|edge|agent|wire-contract|scripts)(\/|$)/.test(p) ||
+    (/\.(pem|key)$/.test(p) && !/^(etc\/ssl|usr\/share\/ca-certificates|usr\/lib\/ssl)\//.test(p)),
+);
+check(
+  stray.length === 0,
+  'no .npmrc, .dev.vars, .env, .git, npm cache, sources or keys',
+  stray.join(', '),
+);
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+};
+// The lockfile marks every package only development needs (`"dev": true`): none may be in /app.
+const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, { dev?: boolean }>;
+};
+const devOnly = Object.entries(lock.packages).filter(
+  ([path, p]) => path.startsWith('node_modules/') && p.dev,
+);
+const devInImage = devOnly.map(([path]) => path).filter((path) => paths.has(`app/${path}`));
+check(
+  devInImage.length === 0,
+  `none of the lockfile's ${devOnly.length} development-only packages is in the image`,
+  devInImage.join(', '),
+);
+const prodMissing = Object.keys(pkg.dependencies).filter(
+  (name) => !paths.has(`app/node_modules/${name}`),
+);
+check(prodMissing.length === 0, 'every dependency is in node_modules', prodMissing.join(', '));
+const appNotRoot = listing.filter((e) =>
+  e.path.startsWith('app/') || e.path === 'app/' ? !e.owner.startsWith('0/0') : false,
+);
+check(
+  appNotRoot.length === 0,
+  'the application (/app) is owned by root',
+  appNotRoot
+    .slice(0, 5)
+    .map((e) => `${e.path} ${e.owner}`)
+    .join(', '),
+);
+
+const perms = podman([
+  'run',
+  '--rm',
+  '--network=none',
+  ...ulimits,
+  IMAGE,
+  'sh',
+  '-c',
+  'id -u; echo "$HOME"; test -w "$HOME" && echo home-writable; find /app -writable | head -5; du -sm /app/node_modules | cut -f1',
+])
+  .trim()
+  .split('\n');
+check(perms[0] !== '0', `the container's uid is ${perms[0]}, not root`);
+check(perms[2] === 'home-writable', `HOME (${perms[1]}) is writable by the app user`);
+const writable = perms.slice(3, -1);
+check(writable.length === 0, 'nothing under /app is writable by the app user', writable.join(', '));
+const nodeModulesMb = Number(perms.at(-1));
+
+// ---- the image running against the real system ------------------------------------------------
+const fly = parse(readFileSync(join(ROOT, 'fly.toml'), 'utf8')) as { env: Record<string, string> };
+let standIn: StandIn | undefined;
+let livekit: LiveKit | undefined;
+let edge: Edge | undefined;
+let name: string | undefined;
+const clients: CallClient[] = [];
+try {
+  standIn = await startOpenAIStandIn();
+  const edgePort = await freePort();
+  livekit = await startLiveKit(livekitBin, work, {
+    webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`,
+  });
+  edge = await startEdge(
+    join(work, 'edge'),
+    {
+      LIVEKIT_URL: livekit.url,
+      LIVEKIT_API_KEY: DEV_KEY,
+      LIVEKIT_API_SECRET: DEV_SECRET,
+      AUTH_ALLOW_ANONYMOUS: 'true',
+      AGENT_NAME: fly.env.AGENT_NAME ?? 'voice-agent',
+    },
+    edgePort,
+  );
+  const healthPort = await freePort();
+  // fly.toml's [env] as Fly sets it, the secrets `fly secrets set` would, and two overrides: the
+  // health port (host networking; 8081 may be taken here) and a short drain window for the test.
+  const env: Record<string, string> = {
+    ...fly.env,
+    LIVEKIT_URL: livekit.url,
+    LIVEKIT_API_KEY: DEV_KEY,
+    LIVEKIT_API_SECRET: DEV_SECRET,
+    OPENAI_API_KEY: 'sk-local-stand-in',
+    OPENAI_BASE_URL: standIn.url,
+    EDGE_URL: edge.url,
+    AGENT_HEALTH_PORT: String(healthPort),
+    DRAIN_TIMEOUT_SECONDS: '6',
+    AGENT_AUDIO_INPUT: 'false',
+  };
+  name = `lkvc-image-check-${process.pid}`;
+  const envArgs = Object.keys(env).flatMap((k) => ['-e', k]); // values from our env, not argv
+  podman(['run', '-d', '--name', name, '--network=host', ...ulimits, ...envArgs, IMAGE], {
+    env: { ...process.env, ...env },
+  });
+  const logs = spawn(PODMAN, podmanArgs(['logs', '-f', name]), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logFile = createWriteStream(join(work, 'agent.log'));
+  logs.stdout.pipe(logFile);
+  logs.stderr.pipe(logFile);
+  say(`container ${name} started (log ${join(work, 'agent.log')})`);
+
+  const health = await waitFor(
+    'the container registered with LiveKit (health 200)',
+    async () => {
+      const res = await fetch(`http://127.0.0.1:${healthPort}/`, {
+        signal: AbortSignal.timeout(1000),
+      }).catch(() => undefined);
+      return res?.status === 200 ? res.status : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+  check(health === 200, 'health check 200: the worker registered with LiveKit');
+  const worker = (await (await fetch(`http://127.0.0.1:${healthPort}/worker`)).json()) as {
+    agent_name?: string;
+  };
+  check(worker.agent_name === env.AGENT_NAME, `registered as ${worker.agent_name}`);
+
+  const pid1 = podman([
+    'exec',
+    name,
+    'sh',
+    '-c',
+    "tr '\\0' ' ' </proc/1/cmdline; echo; awk '/^Uid:/ {print $2}' /proc/1/status",
+  ])
+    .trim()
+    .split('\n');
+  check(pid1[0]!.trim() === 'node dist/agent/main.js start', `PID 1 is node (${pid1[0]!.trim()})`);
+  check(pid1[1] !== '0', `PID 1 runs as uid ${pid1[1]}`);
+
+  const call = async (): Promise<CallClient> => {
+    const c = new Caller();
+    clients.push(c);
+    await c.join(edge!.url, '');
+    await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    return c;
+  };
+  const ledger = async (room: string) =>
+    (await (
+      await fetch(`${edge!.url}/calls/${room}`, {
+        headers: { authorization: `Bearer ${edge!.adminKey}` },
+      })
+    ).json()) as { status: string; end_reason?: string; report?: unknown };
+  const reported = (room: string) =>
+    waitFor(`the report for ${room}`, async () => {
+      const view = await ledger(room);
+      return view.report ? view : undefined;
+    });
+
+  const first = await call();
+  ok('a call is greeted by the containerized agent');
+  first.say('Thanks, that is all. Goodbye!');
+  check(
+    (await first.waitForDisconnect(30_000)) === DisconnectReason.ROOM_DELETED,
+    'goodbye → the agent ends the call for everyone (ROOM_DELETED)',
+  );
+  const firstView = await reported(first.roomName);
+  check(
+    firstView.end_reason === 'agent_end_call',
+    `the ledger holds the agent's signed report: ${firstView.end_reason}`,
+  );
+
+  const second = await call();
+  say('SIGTERM to the container during a call');
+  const signalledAt = Date.now();
+  podman(['kill', '--signal', 'TERM', name]);
+  await second.waitForDisconnect(60_000);
+  const notice = second.events.find((e) => e.kind === 'end-notice')?.detail as
+    { reason?: string } | undefined;
+  check(
+    notice?.reason === 'drain',
+    `the call ends as drain ${Math.round((Date.now() - signalledAt) / 1000)} s after SIGTERM`,
+  );
+  const secondView = await reported(second.roomName);
+  check(secondView.end_reason === 'drain', `the ledger says ${secondView.end_reason}`);
+  const exit = podman(['wait', name]).trim();
+  check(exit === '143', `the container exits ${exit} (143 = drained after SIGTERM)`);
+  logs.kill();
+} finally {
+  await Promise.allSettled(clients.map((c) => c.leave()));
+  if (name) spawnSync(PODMAN, podmanArgs(['rm', '-f', '-t', '0', name]), { stdio: 'ignore' });
+  await Promise.allSettled([edge?.stop(), livekit?.stop(), standIn?.close()]);
+  await dispose();
+}
+
+const sizeMb = Math.round(info!.Size / 1e6);
+say(`image ${IMAGE}: ${sizeMb} MB (node_modules ${nodeModulesMb} MB), build ${buildSeconds} s`);
+rmSync(work, { recursive: true, force: true });
+console.log(
+  `image check: passed, ${passed} checks, image ${sizeMb} MB, build ${buildSeconds} s, ${Math.round((Date.now() - started) / 1000)} s in all`,
+);
+process.exit(0);
