@@ -32,6 +32,32 @@ export function errorBody(code: string, message: string, headers: Record<string,
   return { error: { code, message, ...(retryAfter > 0 && { retry_after_seconds: retryAfter }) } };
 }
 
+/** The command that creates the ledger's tables, named wherever their absence is reported. */
+export const MIGRATE_COMMAND = 'npx wrangler d1 migrations apply LEDGER --local';
+
+/**
+ * The ledger's tables (or columns) are missing: no migration, or not the latest, was applied to this
+ * D1 database (a fresh clone's `wrangler dev`, or a deploy before `migrations apply --remote`).
+ * Retrying cannot help, so this names the command instead of blaming an unavailable ledger.
+ */
+export function ledgerNotMigrated(err: unknown): ApiError | undefined {
+  const detail = /\bno such (table|column): [\w.]+/i.exec(
+    err instanceof Error ? err.message : String(err),
+  );
+  if (!detail) return undefined;
+  return new ApiError(
+    503,
+    'ledger_not_migrated',
+    `the call ledger's database is not migrated (${detail[0]}): run \`${MIGRATE_COMMAND}\` for wrangler dev, or with --remote for the deployed Worker`,
+  );
+}
+
+/** For the ledger guard: rethrows a missing-table failure as `ledger_not_migrated`. */
+export function throwIfLedgerNotMigrated(err: unknown): void {
+  const notMigrated = ledgerNotMigrated(err);
+  if (notMigrated) throw notMigrated;
+}
+
 /** The one error mapper: every thrown thing becomes `{ error: { code, message } }`. */
 export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
@@ -50,6 +76,8 @@ export function onError(err: Error, c: Context): Response {
       status === 413 ? 'body_too_large' : status === 401 ? 'unauthenticated' : 'bad_request';
     return c.json(errorBody(code, err.message || 'bad request'), status);
   }
+  const notMigrated = ledgerNotMigrated(err);
+  if (notMigrated) return onError(notMigrated, c);
   log(c, 'error', 'unhandled error', {
     name: err?.name,
     message: String(err?.message ?? err).slice(0, 500),

@@ -1,4 +1,4 @@
-import { ApiError } from '../errors.ts';
+import { ApiError, throwIfLedgerNotMigrated } from '../errors.ts';
 
 /** How long one ledger round trip may take before the request gives up. */
 export const LEDGER_TIMEOUT_MS = 3_000;
@@ -20,6 +20,7 @@ export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise
     return await Promise.race([fn(), timeout]);
   } catch (err) {
     if (err instanceof ApiError) throw err;
+    throwIfLedgerNotMigrated(err); // no tables: name the migration command, not an outage
     throw new ApiError(
       503,
       'ledger_unavailable',
