@@ -51,6 +51,9 @@ export default defineConfig(async () => {
           test: {
             name: 'e2e',
             include: ['test/e2e/**/*.test.ts'],
+            // rtc-node logs at debug unless NODE_ENV=production: thousands of lines per run that
+            // bury a failure in CI's output. LK_RTC_DEBUG=1 brings them back.
+            env: process.env.LK_RTC_DEBUG ? {} : { NODE_ENV: 'production' },
             environment: 'node',
             testTimeout: 90_000,
             hookTimeout: 180_000,
