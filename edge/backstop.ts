@@ -1,71 +1,184 @@
 import { configFrom } from './config.ts';
-import { closeCall, markStarted, overdueCalls, unjoinedCalls } from './ledger/calls.ts';
+import {
+  claimForSweep,
+  closeCalls,
+  markStartedMany,
+  pruneLedger,
+  releaseClaims,
+  type CallEnd,
+} from './ledger/calls.ts';
 import { deleteRoom, liveRooms } from './livekit/rooms.ts';
 import { log } from './log.ts';
 
 /**
- * The cron. First, tokens never used: a call whose room never started by the time its last token
- * expired (plus grace) closes as `not_joined`, unless LiveKit has the room after all (its start
- * was not seen: then it is marked started). Then the max-duration backstop: deletes rooms whose
- * deadline plus grace has passed while the ledger still has them open, even when the agent is
- * dead. A LiveKit failure leaves that call open for the next run; one failure does not stop the
- * others.
+ * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests and 1,000 D1
+ * queries (paid plan), 30 s of CPU and up to 15 min of wall time; a run starts every minute.
+ */
+export const BACKSTOP_BUDGET = {
+  /** Live overdue calls claimed per run: one DeleteRoom each. */
+  liveCalls: 400,
+  /** DeleteRooms in flight at once. */
+  deleteConcurrency: 16,
+  /** Unused tokens claimed per run, checked with LiveKit `roomsPerListRooms` at a time. */
+  unusedCalls: 5_000,
+  roomsPerListRooms: 100,
+  listConcurrency: 4,
+  /** No new LiveKit request is started after this long; what is left goes back for the next run. */
+  wallMs: 40_000,
+  /** A claim outlives any run (wall budget plus one LiveKit timeout), so runs never overlap on a call. */
+  claimMs: 120_000,
+  /** Retention: rows deleted per kind per round trip, and round trips per run at most. */
+  pruneBatch: 1_000,
+  pruneRounds: 10,
+};
+
+export type BackstopResult = { ended: string[]; failed: string[]; notJoined: string[] };
+
+/**
+ * The cron, in order of what matters most:
+ * 1. Calls that were live past their deadline (plus grace), e.g. their agent died: the room is
+ *    deleted (DeleteRooms in parallel, bounded) and the call closed as `max_duration`, oldest
+ *    first, before anything else.
+ * 2. Tokens never used: a call whose room never started by the time its last token expired (plus
+ *    grace) closes as `not_joined` (never `max_duration`, and no DeleteRoom), unless LiveKit has
+ *    the room after all (its start was not seen: then it is marked started).
+ * 3. Retention: data older than RETENTION_*_DAYS, in bounded batches.
+ * Every call a run works on is claimed first, so overlapping runs never process one twice; a
+ * LiveKit failure gives that call back for the next run and does not stop the others.
  */
 export async function runBackstop(
   env: Env,
   now = Date.now(),
-): Promise<{ ended: string[]; failed: string[]; notJoined: string[] }> {
+  budget = BACKSTOP_BUDGET,
+): Promise<BackstopResult> {
   const config = configFrom(env);
-  const ended: string[] = [];
-  const failed: string[] = [];
-  const notJoined: string[] = [];
+  const db = env.LEDGER;
+  const started = Date.now();
+  const inTime = () => Date.now() - started < budget.wallMs;
   const graceMs = config.BACKSTOP_GRACE_SECONDS * 1000;
-  const unjoined = (await unjoinedCalls(env.LEDGER, now, graceMs)).map((c) => c.room);
-  if (unjoined.length) {
-    try {
-      const live = await liveRooms(config, unjoined);
-      for (const room of unjoined) {
-        if (live.has(room)) await markStarted(env.LEDGER, room, now);
-        else if (
-          await closeCall(env.LEDGER, room, {
-            reason: 'not_joined',
-            endedBy: 'system',
-            source: 'cron',
-            at: now,
-            note: 'token expired unused',
-            strong: false,
-          })
-        )
-          notJoined.push(room);
-      }
-    } catch (err) {
-      failed.push(...unjoined);
-      log(undefined, 'warn', 'backstop could not check unused tokens', {
-        message: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-  for (const { room } of await overdueCalls(env.LEDGER, now, graceMs)) {
+  const claimUntil = now + budget.claimMs;
+  const result: BackstopResult = { ended: [], failed: [], notJoined: [] };
+  const giveBack: string[] = [];
+
+  const overdue = await claimForSweep(
+    db,
+    'live_overdue',
+    now - graceMs,
+    now,
+    claimUntil,
+    budget.liveCalls,
+  );
+  const deleted: string[] = [];
+  await inParallel(overdue, budget.deleteConcurrency, async (room) => {
+    if (!inTime()) return void giveBack.push(room);
     try {
       await deleteRoom(config, room);
-      await closeCall(env.LEDGER, room, {
-        reason: 'max_duration',
-        endedBy: 'system',
-        source: 'cron',
-        at: now,
-        note: 'edge backstop',
-        strong: true,
-      });
-      ended.push(room);
+      deleted.push(room);
     } catch (err) {
-      failed.push(room);
+      result.failed.push(room);
       log(undefined, 'warn', 'backstop could not end call', {
         room,
         message: err instanceof Error ? err.message : String(err),
       });
     }
+  });
+  const maxDuration: CallEnd = {
+    reason: 'max_duration',
+    endedBy: 'system',
+    source: 'cron',
+    at: now,
+    note: 'edge backstop',
+    strong: true,
+  };
+  result.ended = await closeCalls(db, deleted, maxDuration);
+
+  const unused = await claimForSweep(
+    db,
+    'unused',
+    now - graceMs,
+    now,
+    claimUntil,
+    budget.unusedCalls,
+  );
+  const notJoined: CallEnd = {
+    reason: 'not_joined',
+    endedBy: 'system',
+    source: 'cron',
+    at: now,
+    note: 'token expired unused',
+    strong: false,
+  };
+  await inParallel(
+    chunks(unused, budget.roomsPerListRooms),
+    budget.listConcurrency,
+    async (rooms) => {
+      if (!inTime()) return void giveBack.push(...rooms);
+      let live: Set<string>;
+      try {
+        live = await liveRooms(config, rooms);
+      } catch (err) {
+        result.failed.push(...rooms);
+        log(undefined, 'warn', 'backstop could not check unused tokens', {
+          rooms: rooms.length,
+          message: err instanceof Error ? err.message : String(err),
+        });
+        return;
+      }
+      await markStartedMany(db, [...live], now);
+      // Still unstarted: a webhook or report may have started or ended it since the claim.
+      const closed = await closeCalls(
+        db,
+        rooms.filter((r) => !live.has(r)),
+        notJoined,
+        'AND started_at IS NULL',
+      );
+      result.notJoined.push(...closed);
+    },
+  );
+  await releaseClaims(db, [...result.failed, ...giveBack]);
+
+  const pruned = { calls: 0, reports: 0, webhookEvents: 0 };
+  const day = 86_400_000;
+  for (let round = 0; round < budget.pruneRounds && inTime(); round++) {
+    const p = await pruneLedger(
+      db,
+      now,
+      {
+        callsMs: config.RETENTION_CALL_DAYS * day,
+        reportsMs: config.RETENTION_REPORT_DAYS * day,
+        webhookEventsMs: config.RETENTION_WEBHOOK_EVENT_DAYS * day,
+      },
+      budget.pruneBatch,
+    );
+    pruned.calls += p.calls;
+    pruned.reports += p.reports;
+    pruned.webhookEvents += p.webhookEvents;
+    if (Math.max(p.calls, p.reports, p.webhookEvents) < budget.pruneBatch) break;
   }
-  if (ended.length || failed.length || notJoined.length)
-    log(undefined, 'info', 'backstop run', { ended, failed, not_joined: notJoined });
-  return { ended, failed, notJoined };
+
+  if (result.ended.length || result.failed.length || result.notJoined.length || giveBack.length)
+    log(undefined, 'info', 'backstop run', {
+      ended: result.ended.length > 50 ? result.ended.length : result.ended,
+      failed: result.failed.length > 50 ? result.failed.length : result.failed,
+      not_joined: result.notJoined.length > 50 ? result.notJoined.length : result.notJoined,
+      left_for_next_run: giveBack.length,
+    });
+  if (pruned.calls || pruned.reports || pruned.webhookEvents)
+    log(undefined, 'info', 'retention', { deleted: pruned });
+  return result;
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

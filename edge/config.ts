@@ -68,6 +68,10 @@ const ConfigSchema = z.object({
   AUTH_JWT_AUDIENCE: z.string().min(1).optional(),
   AUTH_JWT_ALGORITHMS: csv.default(['RS256']),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  // Retention: the cron deletes older data in bounded batches (docs/configuration.md).
+  RETENTION_CALL_DAYS: int(1, 3650).default(90),
+  RETENTION_REPORT_DAYS: int(1, 3650).default(30),
+  RETENTION_WEBHOOK_EVENT_DAYS: int(1, 3650).default(7),
 });
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> & {

@@ -28,6 +28,9 @@ export type CallRow = {
   revival_attempts: number;
   last_revival_at: number | null;
   last_revival_sid: string | null;
+  /** The agent job admitted for this call (edge/ledger/admissions.ts), and when. */
+  agent_job_id: string | null;
+  agent_admitted_at: number | null;
 };
 
 export type ParticipantRow = {
@@ -83,14 +86,25 @@ export type OpenCallCap = { callerKey: string | null; maxOpenCalls: number };
 const COUNTED_OPEN_CALLS = `FROM calls WHERE caller_key = ?7 AND status = 'open'
   AND (started_at IS NOT NULL OR join_by > ?5)`;
 
-/** Opens the call unless the caller already holds the cap: one statement, so a burst cannot overshoot. */
-function insertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap) {
+/**
+ * Opens the call unless the caller already holds the cap (one statement, so a burst cannot
+ * overshoot), or, for a room already open, pushes out when its tokens can still be joined and the
+ * backstop's deadline with it (every token for a room that has not started does). Returns the
+ * call's status; no row when the cap refused a new call. A token for a room that exists never
+ * counts against the cap again.
+ */
+function upsertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap & { joinBy: number }) {
+  const pushOut = `status = 'open' AND started_at IS NULL`;
   return db
     .prepare(
-      `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at, caller_key)
-       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-       WHERE ?7 IS NULL OR ?8 = 0 OR (SELECT COUNT(*) ${COUNTED_OPEN_CALLS}) < ?8
-       ON CONFLICT (room) DO NOTHING`,
+      `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at, caller_key, join_by)
+       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9
+       WHERE ?7 IS NULL OR ?8 = 0 OR EXISTS (SELECT 1 FROM calls WHERE room = ?1)
+         OR (SELECT COUNT(*) ${COUNTED_OPEN_CALLS}) < ?8
+       ON CONFLICT (room) DO UPDATE SET
+         join_by = IIF(${pushOut}, MAX(COALESCE(join_by, 0), excluded.join_by), join_by),
+         deadline_at = IIF(${pushOut}, MAX(deadline_at, excluded.deadline_at), deadline_at)
+       RETURNING status`,
     )
     .bind(
       call.room,
@@ -101,6 +115,7 @@ function insertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap) {
       call.deadlineAt,
       call.callerKey,
       call.maxOpenCalls,
+      call.joinBy,
     );
 }
 
@@ -110,25 +125,17 @@ const CAPPED_RETRY_MAX_SECONDS = 60;
 /**
  * Records a token issued for `identity` in `room`; the first token for a room opens the call,
  * unless its caller already holds `maxOpenCalls` open calls (429 `too_many_open_calls`). A token
- * for a room that is already open never counts again. One round trip: the participant row is only
- * added while the call is open, and the returned row says whether the room name was already
- * spent or the cap refused it.
+ * for a room that is already open never counts again. One round trip of two statements: the
+ * participant row is only added while the call is open, and the returned status says whether the
+ * room name was already spent or the cap refused it.
  */
 export async function recordIssuedToken(
   db: D1Database,
   call: NewCall &
     OpenCallCap & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
 ): Promise<void> {
-  const [, , , status, soonest] = await db.batch([
-    insertCallWithinCap(db, call),
-    // Every token for a room that has not started pushes out when it can still be joined, and the
-    // backstop's deadline with it.
-    db
-      .prepare(
-        `UPDATE calls SET join_by = MAX(COALESCE(join_by, 0), ?2), deadline_at = MAX(deadline_at, ?3)
-         WHERE room = ?1 AND status = 'open' AND started_at IS NULL`,
-      )
-      .bind(call.room, call.joinBy, call.deadlineAt),
+  const [status] = await db.batch([
+    upsertCallWithinCap(db, call),
     db
       .prepare(
         `INSERT INTO call_participants (room, identity, issued_at)
@@ -136,14 +143,6 @@ export async function recordIssuedToken(
          ON CONFLICT (room, identity) DO UPDATE SET issued_at = COALESCE(issued_at, excluded.issued_at)`,
       )
       .bind(call.room, call.identity, call.now),
-    db.prepare('SELECT status FROM calls WHERE room = ?').bind(call.room),
-    // Read in the same round trip, used only when the cap refused: when a place frees up for sure.
-    db
-      .prepare(
-        `SELECT MIN(CASE WHEN started_at IS NULL THEN join_by ELSE deadline_at END) AS at
-         FROM calls WHERE caller_key = ?1 AND status = 'open' AND (started_at IS NOT NULL OR join_by > ?2)`,
-      )
-      .bind(call.callerKey, call.now),
   ]);
   const row = status?.results[0] as { status?: string } | undefined;
   if (row?.status === 'ended')
@@ -153,7 +152,15 @@ export async function recordIssuedToken(
       `room ${call.room} already hosted a call that ended; room names are single-use`,
     );
   if (!row) {
-    const at = (soonest?.results[0] as { at?: number | null } | undefined)?.at ?? 0;
+    // Only when the cap refused (a second round trip): when a place frees up for sure.
+    const soonest = await db
+      .prepare(
+        `SELECT MIN(CASE WHEN started_at IS NULL THEN join_by ELSE deadline_at END) AS at
+         FROM calls WHERE caller_key = ?1 AND status = 'open' AND (started_at IS NOT NULL OR join_by > ?2)`,
+      )
+      .bind(call.callerKey, call.now)
+      .first<{ at: number | null }>();
+    const at = soonest?.at ?? 0;
     // A started call frees its place when its caller hangs up, possibly long before its deadline.
     const wait = Math.min(CAPPED_RETRY_MAX_SECONDS, Math.max(1, Math.ceil((at - call.now) / 1000)));
     throw new ApiError(
@@ -213,10 +220,17 @@ export async function wasIssuedTo(
 
 /** `open`, `ended` (calls that ended after they started), or `not_joined` (tokens never used). */
 export type CallStatusFilter = 'open' | 'ended' | 'not_joined';
-const STATUS_FILTERS: Record<CallStatusFilter, string> = {
-  open: "status = 'open'",
-  ended: "status = 'ended' AND end_reason IS NOT 'not_joined'",
-  not_joined: "status = 'ended' AND end_reason = 'not_joined'",
+/** Each filter reads its own partial index (migration 0005): a page costs about a page of rows. */
+const STATUS_FILTERS: Record<CallStatusFilter, { where: string; index: string }> = {
+  open: { where: "status = 'open'", index: 'calls_open_by_created' },
+  ended: {
+    where: "status = 'ended' AND end_reason IS NOT 'not_joined'",
+    index: 'calls_ended_by_created',
+  },
+  not_joined: {
+    where: "status = 'ended' AND end_reason = 'not_joined'",
+    index: 'calls_not_joined_by_created',
+  },
 };
 
 export async function listCalls(
@@ -225,13 +239,16 @@ export async function listCalls(
   cursor?: { createdAt: number; room: string },
   status?: CallStatusFilter,
 ) {
+  const filter = status ? STATUS_FILTERS[status] : undefined;
   const where = [
-    ...(cursor ? ['(created_at, room) < (?2, ?3)'] : []),
-    ...(status ? [STATUS_FILTERS[status]] : []),
+    // A range on created_at the index can seek to, then the tie on room.
+    ...(cursor ? ['created_at <= ?2 AND (created_at < ?2 OR room < ?3)'] : []),
+    ...(filter ? [filter.where] : []),
   ];
   const stmt = db
     .prepare(
-      `SELECT * FROM calls ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT * FROM calls INDEXED BY ${filter?.index ?? 'calls_by_created'}
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY created_at DESC, room DESC LIMIT ?1`,
     )
     .bind(limit + 1, ...(cursor ? [cursor.createdAt, cursor.room] : []));
@@ -258,16 +275,88 @@ export type CallEnd = {
  * changed. The first authoritative end wins, so retries and late reports never rewrite history.
  */
 export async function closeCall(db: D1Database, room: string, end: CallEnd): Promise<boolean> {
-  const strength = end.strong ? 1 : 0;
   return changedRows(
     db
       .prepare(
         `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
            end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note)
-         WHERE room = ?1 AND (status = 'open' OR end_strength < ?6)`,
+         WHERE room = ?1 AND ${END_APPLIES}`,
       )
-      .bind(room, end.at, end.reason, end.endedBy, end.source, strength, end.note ?? null),
+      .bind(room, ...endParams(end)),
   );
+}
+
+/** An end applies to an open call, or replaces a weaker one (strength in ?6). */
+const END_APPLIES = "(status = 'open' OR end_strength < ?6)";
+const endParams = (end: CallEnd) => [
+  end.at,
+  end.reason,
+  end.endedBy,
+  end.source,
+  end.strong ? 1 : 0,
+  end.note ?? null,
+];
+
+/**
+ * Closes many calls with the same end in one statement (the cron); returns the rooms it closed.
+ * `alsoWhere` narrows it further (e.g. still unstarted).
+ */
+export async function closeCalls(
+  db: D1Database,
+  rooms: string[],
+  end: CallEnd,
+  alsoWhere = '',
+): Promise<string[]> {
+  if (!rooms.length) return [];
+  const { results } = await db
+    .prepare(
+      `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
+         end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note), sweep_until = NULL
+       WHERE room IN (SELECT value FROM json_each(?1)) AND ${END_APPLIES} ${alsoWhere}
+       RETURNING room`,
+    )
+    .bind(JSON.stringify(rooms), ...endParams(end))
+    .all<{ room: string }>();
+  return results.map((r) => r.room);
+}
+
+/**
+ * The agent's report, in one round trip: stored once per call id (a duplicate, a retry, is not
+ * stored again) and applied to the call in one write (its start, and its end unless a stronger
+ * one stands), the latter also on a duplicate, so a retry after a write that failed halfway still
+ * closes the call. `found` is false for a room the ledger does not know (nothing is written).
+ */
+export async function recordReport(
+  db: D1Database,
+  report: CallReport,
+  body: string,
+  now: number,
+  end: CallEnd,
+): Promise<{ found: boolean; stored: boolean }> {
+  const applies = END_APPLIES;
+  const [stored, call] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO call_reports (call_id, room, received_at, body)
+         SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM calls WHERE room = ?2)
+         ON CONFLICT (call_id) DO NOTHING`,
+      )
+      .bind(report.call_id, report.room, now, body),
+    db
+      .prepare(
+        `UPDATE calls SET started_at = COALESCE(started_at, ?8),
+           status = IIF(${applies}, 'ended', status),
+           ended_at = IIF(${applies}, COALESCE(ended_at, ?2), ended_at),
+           end_reason = IIF(${applies}, ?3, end_reason),
+           ended_by = IIF(${applies}, ?4, ended_by),
+           end_source = IIF(${applies}, ?5, end_source),
+           end_note = IIF(${applies}, COALESCE(?7, end_note), end_note),
+           end_strength = IIF(${applies}, ?6, end_strength)
+         WHERE room = ?1 RETURNING room`,
+      )
+      .bind(report.room, ...endParams(end), Date.parse(report.started_at)),
+  ]);
+  return { found: (call?.results.length ?? 0) > 0, stored: (stored?.meta.changes ?? 0) > 0 };
 }
 
 export async function markAgentRemoved(db: D1Database, room: string, at: number): Promise<void> {
@@ -329,58 +418,121 @@ export async function recordDispatch(
     .run();
 }
 
-/** Stores a report once per call id; returns false for a duplicate (a retry), which changes nothing. */
-export async function storeReport(
-  db: D1Database,
-  report: CallReport,
-  body: string,
-  now: number,
-): Promise<boolean> {
-  return changedRows(
-    db
-      .prepare(
-        'INSERT INTO call_reports (call_id, room, received_at, body) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (call_id) DO NOTHING',
-      )
-      .bind(report.call_id, report.room, now, body),
-  );
-}
-
-/** Open calls whose room never started although their last token has expired (plus grace). */
-export function unjoinedCalls(db: D1Database, now: number, graceMs: number, limit = 50) {
-  return openCallsPast(db, 'join_by', now, graceMs, limit, 'AND started_at IS NULL');
-}
-
 /** The call's room exists after all (its start was not seen, e.g. no webhooks): it started. */
 export async function markStarted(db: D1Database, room: string, at: number): Promise<void> {
+  await markStartedMany(db, [room], at);
+}
+
+/** Rooms LiveKit has after all: their calls started (and the cron's claim on them ends). */
+export async function markStartedMany(db: D1Database, rooms: string[], at: number): Promise<void> {
+  if (!rooms.length) return;
   await db
-    .prepare('UPDATE calls SET started_at = COALESCE(started_at, ?2) WHERE room = ?1')
-    .bind(room, at)
+    .prepare(
+      `UPDATE calls SET started_at = COALESCE(started_at, ?2), sweep_until = NULL
+       WHERE room IN (SELECT value FROM json_each(?1))`,
+    )
+    .bind(JSON.stringify(rooms), at)
     .run();
 }
 
-/** Open calls whose deadline (plus grace) has passed: the backstop owes them an end. */
-export function overdueCalls(db: D1Database, now: number, graceMs: number, limit = 50) {
-  return openCallsPast(db, 'deadline_at', now, graceMs, limit);
+/** Which cron sweep: calls that were live past their deadline, or tokens never used. */
+export type Sweep = 'live_overdue' | 'unused';
+const SWEEPS: Record<Sweep, { index: string; where: string; by: string }> = {
+  // A call that was live: it started, or was opened for an existing room (a dispatch).
+  live_overdue: {
+    index: 'calls_live_by_deadline',
+    where: "status = 'open' AND (started_at IS NOT NULL OR join_by IS NULL) AND deadline_at < ?1",
+    by: 'deadline_at',
+  },
+  // Never started, and its last token has expired: never max_duration, whatever its deadline.
+  unused: {
+    index: 'calls_unstarted_by_join_by',
+    where: "status = 'open' AND started_at IS NULL AND join_by < ?1",
+    by: 'join_by',
+  },
+};
+
+/**
+ * Claims up to `limit` calls a sweep owes an end (`before`: the deadline or join-by cut-off),
+ * oldest first, in one statement through the sweep's index. A claim holds until `claimUntil`: a
+ * cron run that overlaps (a slow LiveKit) skips claimed calls, so no call is processed twice; a
+ * run that dies leaves its claims to expire.
+ */
+export async function claimForSweep(
+  db: D1Database,
+  sweep: Sweep,
+  before: number,
+  now: number,
+  claimUntil: number,
+  limit: number,
+): Promise<string[]> {
+  const { index, where, by } = SWEEPS[sweep];
+  const { results } = await db
+    .prepare(
+      `UPDATE calls SET sweep_until = ?3 WHERE room IN (
+         SELECT room FROM calls INDEXED BY ${index}
+         WHERE ${where} AND (sweep_until IS NULL OR sweep_until <= ?2)
+         ORDER BY ${by} LIMIT ?4)
+       RETURNING room`,
+    )
+    .bind(before, now, claimUntil, limit)
+    .all<{ room: string }>();
+  return results.map((r) => r.room);
 }
 
-/** The cron's sweeps: open calls whose `column` plus grace lies before `now`, oldest first. */
-async function openCallsPast(
+/** Gives claims back (calls the run could not finish), so the next run takes them at once. */
+export async function releaseClaims(db: D1Database, rooms: string[]): Promise<void> {
+  if (!rooms.length) return;
+  await db
+    .prepare('UPDATE calls SET sweep_until = NULL WHERE room IN (SELECT value FROM json_each(?1))')
+    .bind(JSON.stringify(rooms))
+    .run();
+}
+
+/** How long each kind of data is kept (RETENTION_*_DAYS), in ms. */
+export type Retention = { callsMs: number; reportsMs: number; webhookEventsMs: number };
+
+/**
+ * Deletes, oldest first, at most `batch` of each kind of data past its retention: reports; calls
+ * that ended (with their participants and any report left); and webhook event ids (a table the
+ * ledger no longer writes). Each kind is one round trip through an index; returns the rows deleted
+ * per kind, so the caller can run it again while a backlog remains.
+ */
+export async function pruneLedger(
   db: D1Database,
-  column: 'deadline_at' | 'join_by',
   now: number,
-  graceMs: number,
-  limit: number,
-  alsoWhere = '',
-): Promise<{ room: string }[]> {
-  return (
-    await db
+  keep: Retention,
+  batch: number,
+): Promise<{ calls: number; reports: number; webhookEvents: number }> {
+  const oldCalls = `SELECT room FROM calls INDEXED BY calls_ended_by_ended_at
+    WHERE status = 'ended' AND ended_at < ?1 ORDER BY ended_at LIMIT ?2`;
+  const [reports, , , calls, events] = await db.batch([
+    db
       .prepare(
-        `SELECT room FROM calls WHERE status = 'open' ${alsoWhere}
-           AND ${column} IS NOT NULL AND ${column} + ?2 < ?1 ORDER BY ${column} LIMIT ?3`,
+        `DELETE FROM call_reports WHERE call_id IN (SELECT call_id FROM call_reports
+           WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)`,
       )
-      .bind(now, graceMs, limit)
-      .all<{ room: string }>()
-  ).results;
+      .bind(now - keep.reportsMs, batch),
+    // The same rooms in each statement: the batch is one transaction and the calls go last.
+    db
+      .prepare(`DELETE FROM call_reports WHERE room IN (${oldCalls})`)
+      .bind(now - keep.callsMs, batch),
+    db
+      .prepare(`DELETE FROM call_participants WHERE room IN (${oldCalls})`)
+      .bind(now - keep.callsMs, batch),
+    db.prepare(`DELETE FROM calls WHERE room IN (${oldCalls})`).bind(now - keep.callsMs, batch),
+    db
+      .prepare(
+        `DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events
+           WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)`,
+      )
+      .bind(now - keep.webhookEventsMs, batch),
+  ]);
+  return {
+    reports: reports?.meta.changes ?? 0,
+    calls: calls?.meta.changes ?? 0,
+    webhookEvents: events?.meta.changes ?? 0,
+  };
 }
 
 /** The first person (not an agent) who joined the call's room, per the webhooks seen so far. */

@@ -1,4 +1,5 @@
 import { ApiError, throwIfLedgerNotMigrated } from '../errors.ts';
+import { log } from '../log.ts';
 
 /** How long one ledger round trip may take before the request gives up. */
 export const LEDGER_TIMEOUT_MS = 3_000;
@@ -21,6 +22,10 @@ export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throwIfLedgerNotMigrated(err); // no tables: name the migration command, not an outage
+    log(undefined, 'warn', 'ledger failed', {
+      what,
+      message: err instanceof Error ? err.message.slice(0, 500) : String(err),
+    });
     throw new ApiError(
       503,
       'ledger_unavailable',

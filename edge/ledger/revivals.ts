@@ -22,6 +22,35 @@ export function isRevival(
 }
 
 /**
+ * `isRevival` in SQL, over the `calls` row in scope, for statements that decide and write in one
+ * round trip. `sid` and `createdAtMs` are the SQL parameters (e.g. `?2`) holding the instance's
+ * sid (NULL when unknown) and creation time (NULL when unknown). test/edge/ledger-scale.test.ts
+ * holds the two to the same answers.
+ */
+export function revivalSql(sid: string, createdAtMs: string): string {
+  return `(status = 'ended' AND CASE
+    WHEN NULLIF(room_sid, '') IS NOT NULL AND ${sid} IS NOT NULL THEN ${sid} <> room_sid
+    WHEN ${createdAtMs} IS NOT NULL AND ended_at IS NOT NULL THEN ${createdAtMs} >= ended_at
+    ELSE 1 END)`;
+}
+
+/**
+ * The columns a revival sets, for an UPDATE of `calls` whose WHERE matched the call: counts one
+ * attempt per revived room (by sid), and remembers when a revived room was last seen. `revival`
+ * is the condition (revivalSql), `now` the parameter holding the time.
+ */
+export function revivalColumnsSql(revival: string, sid: string, now: string): string {
+  return `revival_attempts = revival_attempts + IIF(${revival} AND last_revival_sid IS NOT ${sid}, 1, 0),
+    last_revival_at = IIF(${revival}, ${now}, last_revival_at),
+    last_revival_sid = IIF(${revival}, ${sid}, last_revival_sid)`;
+}
+
+/** For RETURNING after revivalColumnsSql: whether this statement saw a revival. */
+export function sawRevivalSql(sid: string, now: string): string {
+  return `(last_revival_at IS ${now} AND last_revival_sid IS ${sid})`;
+}
+
+/**
  * Counts one revival per revived room (by sid), however many of its webhooks or agents report it.
  * Returns whether this was the first report of that room, so it is logged once.
  */

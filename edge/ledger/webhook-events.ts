@@ -1,129 +1,150 @@
 import type { WebhookEvent } from 'livekit-server-sdk';
-import type { EndReason } from '../../wire-contract/index.ts';
-import { closeCall, type CallRow } from './calls.ts';
-import { isRevival, recordRevival } from './revivals.ts';
+import { revivalColumnsSql, revivalSql, sawRevivalSql } from './revivals.ts';
 
 /** Disconnect reasons that mean an agent left on purpose; anything else means it vanished. */
-const CLEAN_DISCONNECTS = new Set([
+const CLEAN_DISCONNECTS = [
   'CLIENT_INITIATED',
   'ROOM_DELETED',
   'ROOM_CLOSED',
   'PARTICIPANT_REMOVED',
   'SERVER_SHUTDOWN',
-]);
+];
 
-/** The id a webhook is deduplicated by. */
+/** The id a webhook is known by in logs. */
 export function webhookEventId(event: WebhookEvent): string {
   return event.id || `${event.event}:${event.room?.name ?? ''}:${event.createdAt}`;
 }
 
-/** Forgets an event, so LiveKit's retry of it applies it instead of being a "duplicate". */
-export async function forgetWebhookEvent(db: D1Database, eventId: string): Promise<void> {
-  await db.prepare('DELETE FROM webhook_events WHERE id = ?').bind(eventId).run();
+/**
+ * `applied`: the ledger holds what the event says (whether or not it held it already);
+ * `untracked`: a room the edge never issued a token for; `revival`: a room LiveKit recreated for
+ * an ended call (the caller must close it); `ignored`: an event the ledger does not use (tracks,
+ * egress, ingress), which never reaches D1.
+ */
+export type WebhookOutcome = 'applied' | 'untracked' | 'revival' | 'ignored';
+
+// Statement parameters, the same in every statement below.
+// ?1 room, ?2 room sid (NULL when unknown), ?3 room created at (ms, NULL when unknown),
+// ?4 when the event happened (ms), ?5 now (ms), ?6 identity, ?7 kind, ?8 disconnect reason.
+const REVIVAL = revivalSql('?2', '?3');
+const REVIVAL_COLUMNS = revivalColumnsSql(REVIVAL, '?2', '?5');
+const SAW_REVIVAL = sawRevivalSql('?2', '?5');
+
+/** When only LiveKit speaks, the end is named from who left how; the agent's report may replace it. */
+const INFERRED_END_REASON = `(CASE
+  WHEN EXISTS (SELECT 1 FROM call_participants p WHERE p.room = ?1 AND p.left_at IS NOT NULL
+    AND p.kind = 'AGENT' AND COALESCE(p.disconnect_reason, '') NOT IN (${CLEAN_DISCONNECTS.map((r) => `'${r}'`).join(', ')}))
+    THEN 'error'
+  WHEN EXISTS (SELECT 1 FROM call_participants p WHERE p.room = ?1 AND p.left_at IS NOT NULL
+    AND p.kind <> 'AGENT' AND p.disconnect_reason = 'CLIENT_INITIATED')
+    THEN 'participant_left'
+  ELSE 'room_deleted' END)`;
+
+/** One UPDATE of the call: the event's effect unless the room is a revival, then the revival. */
+function callUpdate(effect: string): string {
+  return `UPDATE calls SET ${effect}, ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival`;
 }
 
-export type WebhookOutcome = 'applied' | 'duplicate' | 'untracked' | 'revival';
+// The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
+const ROOM_STARTED = callUpdate(`
+  room_sid = IIF(${REVIVAL}, room_sid, COALESCE(room_sid, ?2)),
+  started_at = IIF(${REVIVAL}, started_at, MIN(COALESCE(started_at, ?4), ?4)),
+  deadline_at = IIF(${REVIVAL}, deadline_at, MIN(deadline_at, ?4 + max_duration_seconds * 1000))`);
+
+// An inferred end (strength 0) only closes an open call.
+const CLOSES = `(NOT ${REVIVAL} AND status = 'open')`;
+// The room that finished is the call's own: its sid is kept, so its late (out of order) events
+// are not taken for a revival.
+const ROOM_FINISHED = callUpdate(`
+  room_sid = IIF(${CLOSES}, COALESCE(room_sid, ?2), room_sid),
+  status = IIF(${CLOSES}, 'ended', status),
+  ended_at = IIF(${CLOSES}, COALESCE(ended_at, ?4), ended_at),
+  end_reason = IIF(${CLOSES}, ${INFERRED_END_REASON}, end_reason),
+  ended_by = IIF(${CLOSES}, 'unknown', ended_by),
+  end_source = IIF(${CLOSES}, 'webhook', end_source),
+  end_strength = IIF(${CLOSES}, 0, end_strength)`);
+
+/** Only the revival, for participant events whose own write did not apply. */
+const REVIVAL_ONLY = `UPDATE calls SET ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival`;
+
+/** A participant row is written only for the call's own room (not a revival). */
+const FOR_THE_CALL = `WHERE EXISTS (SELECT 1 FROM calls WHERE room = ?1 AND NOT ${REVIVAL})`;
+
+const PARTICIPANT_JOINED = `INSERT INTO call_participants (room, identity, kind, joined_at)
+  SELECT ?1, ?6, ?7, ?4 ${FOR_THE_CALL}
+  ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+    joined_at = MIN(COALESCE(joined_at, excluded.joined_at), excluded.joined_at)`;
+
+const PARTICIPANT_LEFT = `INSERT INTO call_participants (room, identity, kind, left_at, disconnect_reason)
+  SELECT ?1, ?6, ?7, ?4, ?8 ${FOR_THE_CALL}
+  ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
+    disconnect_reason = CASE WHEN left_at IS NULL OR excluded.left_at >= left_at
+      THEN excluded.disconnect_reason ELSE disconnect_reason END,
+    left_at = MAX(COALESCE(left_at, excluded.left_at), excluded.left_at)`;
+
+/** A leave that arrives after room_finished (LiveKit retries out of order) still names the end. */
+const RENAME_INFERRED_END = `UPDATE calls SET end_reason = ${INFERRED_END_REASON}
+  WHERE room = ?1 AND status = 'ended' AND end_source = 'webhook'`;
 
 /**
- * Applies one LiveKit webhook to the ledger; duplicates (same event id) are ignored. Rooms the edge
- * never issued a token for are not tracked. An event from a room LiveKit recreated for an ended
- * call (a revival) changes nothing but the revival count: the caller must close that room.
- * Returns what happened, for the response and the log.
+ * Applies one LiveKit webhook to the ledger in one round trip (one `db.batch`, so all of it or
+ * nothing), and tells what it was. Every effect is idempotent and independent of order (MIN/MAX
+ * and "first end wins"), so a repeated delivery changes nothing and a retry after a failure
+ * applies everything: no event id is recorded, so none can be taken for a duplicate. An event
+ * from a room LiveKit recreated for an ended call (a revival) changes nothing but the revival
+ * count, and the caller must close that room.
  */
 export async function applyWebhook(
   db: D1Database,
   event: WebhookEvent,
   now: number,
 ): Promise<WebhookOutcome> {
-  const room = event.room?.name ?? '';
-  const eventId = webhookEventId(event);
-  const seen = await db
-    .prepare(
-      'INSERT INTO webhook_events (id, event, room, received_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING',
-    )
-    .bind(eventId, event.event, room, now)
-    .run();
-  if (seen.meta.changes === 0) return 'duplicate';
-  try {
-    const tracked = await db
-      .prepare(
-        'SELECT max_duration_seconds, end_source, status, room_sid, ended_at FROM calls WHERE room = ?',
-      )
-      .bind(room)
-      .first<
-        Pick<CallRow, 'max_duration_seconds' | 'end_source' | 'status' | 'room_sid' | 'ended_at'>
-      >();
-    if (!tracked) return 'untracked';
-    const instance = { sid: event.room?.sid || undefined, createdAtMs: roomCreatedAtMs(event) };
-    if (isRevival(tracked, instance)) {
-      await recordRevival(db, room, instance.sid, now);
-      return 'revival';
-    }
-    const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
-    const p = event.participant;
-    switch (event.event) {
-      case 'room_started':
-        // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
-        await db
-          .prepare(
-            `UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3),
-               deadline_at = MIN(deadline_at, ?3 + ?4 * 1000) WHERE room = ?1`,
-          )
-          .bind(room, event.room?.sid ?? null, at, tracked.max_duration_seconds)
-          .run();
-        break;
-      case 'participant_joined':
-        if (p)
-          await db
-            .prepare(
-              `INSERT INTO call_participants (room, identity, kind, joined_at) VALUES (?1, ?2, ?3, ?4)
-               ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
-                 joined_at = MIN(COALESCE(joined_at, excluded.joined_at), excluded.joined_at)`,
-            )
-            .bind(room, p.identity, kindName(p.kind), at)
-            .run();
-        await db
-          .prepare(
-            'UPDATE calls SET room_sid = COALESCE(room_sid, ?2), started_at = MIN(COALESCE(started_at, ?3), ?3) WHERE room = ?1',
-          )
-          .bind(room, event.room?.sid ?? null, at)
-          .run();
-        break;
-      case 'participant_left':
-      case 'participant_connection_aborted':
-        if (p)
-          await db
-            .prepare(
-              `INSERT INTO call_participants (room, identity, kind, left_at, disconnect_reason) VALUES (?1, ?2, ?3, ?4, ?5)
-               ON CONFLICT (room, identity) DO UPDATE SET kind = excluded.kind,
-                 disconnect_reason = CASE WHEN left_at IS NULL OR excluded.left_at >= left_at
-                   THEN excluded.disconnect_reason ELSE disconnect_reason END,
-                 left_at = MAX(COALESCE(left_at, excluded.left_at), excluded.left_at)`,
-            )
-            .bind(room, p.identity, kindName(p.kind), at, disconnectName(p.disconnectReason))
-            .run();
-        // A leave that arrives after room_finished (LiveKit retries out of order) still names the end.
-        if (tracked.end_source === 'webhook')
-          await db
-            .prepare(`UPDATE calls SET end_reason = ?2 WHERE room = ?1 AND end_source = 'webhook'`)
-            .bind(room, await inferEndReason(db, room))
-            .run();
-        break;
-      case 'room_finished':
-        await closeCall(db, room, {
-          reason: await inferEndReason(db, room),
-          endedBy: 'unknown',
-          source: 'webhook',
-          at,
-          strong: false,
-        });
-        break;
-    }
-  } catch (err) {
-    await forgetWebhookEvent(db, eventId);
-    throw err;
+  const kind = event.event;
+  const p = event.participant;
+  const participantEvent =
+    kind === 'participant_joined' ||
+    kind === 'participant_left' ||
+    kind === 'participant_connection_aborted';
+  if (kind !== 'room_started' && kind !== 'room_finished' && !participantEvent) return 'ignored';
+  const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
+  const params = [
+    event.room?.name ?? '',
+    event.room?.sid || null,
+    roomCreatedAtMs(event) ?? null,
+    at,
+    now,
+    p?.identity ?? '',
+    kindName(p?.kind),
+    disconnectName(p?.disconnectReason),
+  ];
+  // D1 wants exactly as many values as the statement's highest parameter number.
+  const bind = (sql: string) =>
+    db
+      .prepare(sql)
+      .bind(
+        ...params.slice(0, Math.max(...[...sql.matchAll(/\?(\d+)/g)].map((m) => Number(m[1])))),
+      );
+  if (!participantEvent) {
+    const [result] = await db.batch([bind(kind === 'room_started' ? ROOM_STARTED : ROOM_FINISHED)]);
+    return outcome(result);
   }
-  return 'applied';
+  if (p) {
+    const written = await db.batch(
+      kind === 'participant_joined'
+        ? [bind(PARTICIPANT_JOINED)]
+        : [bind(PARTICIPANT_LEFT), bind(RENAME_INFERRED_END)],
+    );
+    if (written[0]!.meta.changes > 0) return 'applied';
+  }
+  // Nothing written: a room the edge does not track, or a revival (rare; one more round trip).
+  const [result] = await db.batch([bind(REVIVAL_ONLY)]);
+  return outcome(result);
+}
+
+function outcome(result: D1Result | undefined): WebhookOutcome {
+  const row = result?.results[0] as { revival: number } | undefined;
+  if (!row) return 'untracked';
+  return row.revival ? 'revival' : 'applied';
 }
 
 /** When LiveKit created the event's room (epoch ms), if the event says. */
@@ -132,21 +153,6 @@ function roomCreatedAtMs(event: WebhookEvent): number | undefined {
   if (ms > 0) return ms;
   const seconds = Number(event.room?.creationTime ?? 0);
   return seconds > 0 ? seconds * 1000 : undefined;
-}
-
-/** When only LiveKit speaks, name the end from who left how; the agent's report may replace it. */
-async function inferEndReason(db: D1Database, room: string): Promise<EndReason> {
-  const { results } = await db
-    .prepare(
-      'SELECT kind, disconnect_reason FROM call_participants WHERE room = ? AND left_at IS NOT NULL ORDER BY left_at',
-    )
-    .bind(room)
-    .all<{ kind: string; disconnect_reason: string | null }>();
-  if (results.some((p) => p.kind === 'AGENT' && !CLEAN_DISCONNECTS.has(p.disconnect_reason ?? '')))
-    return 'error';
-  if (results.some((p) => p.kind !== 'AGENT' && p.disconnect_reason === 'CLIENT_INITIATED'))
-    return 'participant_left';
-  return 'room_deleted';
 }
 
 // livekit.ParticipantInfo.Kind and livekit.DisconnectReason numbers (the SDK does not export the enums).

@@ -23,16 +23,17 @@ import {
   claimDispatch,
   isPendingDispatch,
   releaseDispatch,
-  storeReport,
-  markStarted,
+  recordReport,
   wasIssuedTo,
 } from '../ledger/calls.ts';
+import { withLedger } from '../ledger/guard.ts';
 import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
-import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
+import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
 import { isRevival, recordRevival } from '../ledger/revivals.ts';
+import { admitAgentJob } from '../ledger/admissions.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
 const EndRequest = z
@@ -66,7 +67,7 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   if (
     caller.kind === 'participant' &&
     caller.expired &&
-    (await findCall(c.env.LEDGER, room))?.status !== 'open'
+    (await withLedger('read the call', () => findCall(c.env.LEDGER, room)))?.status !== 'open'
   )
     throw new ApiError(
       401,
@@ -78,7 +79,7 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
     );
   if (
     (caller.kind === 'participant' || (caller.kind === 'user' && !caller.anonymous)) &&
-    (await wasIssuedTo(c.env.LEDGER, room, caller.identity))
+    (await withLedger('read the call', () => wasIssuedTo(c.env.LEDGER, room, caller.identity)))
   )
     return;
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
@@ -100,7 +101,7 @@ async function signedBody(c: Context<AppEnv>, maxBytes: number, what: string): P
 }
 
 async function callView(c: Context<AppEnv>, room: string) {
-  const record = await callRecord(c.env.LEDGER, room);
+  const record = await withLedger('read the call', () => callRecord(c.env.LEDGER, room));
   return record && presentCall(record.row, record.participants, record.report);
 }
 
@@ -112,7 +113,7 @@ async function settledDispatch(
 ): Promise<string> {
   const deadline = Date.now() + timeoutMs + 1_000;
   for (;;) {
-    const id = (await findCall(c.env.LEDGER, room))?.dispatch_id;
+    const id = (await withLedger('read the call', () => findCall(c.env.LEDGER, room)))?.dispatch_id;
     if (!id)
       throw new ApiError(
         409,
@@ -134,7 +135,7 @@ async function settledDispatch(
 }
 
 async function existingCall(c: Context<AppEnv>, room: string) {
-  const call = await findCall(c.env.LEDGER, room);
+  const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
   if (!call) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
   return call;
 }
@@ -150,7 +151,9 @@ export const callRoutes = new Hono<AppEnv>()
       return c.json({ already_ended: true, call: await callView(c, room) });
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
-      await markAgentRemoved(c.env.LEDGER, room, Date.now());
+      await withLedger('record the removal', () =>
+        markAgentRemoved(c.env.LEDGER, room, Date.now()),
+      );
       return c.json({ removed_agents: removed, call: await callView(c, room) });
     }
     // LiveKit first, even for a call the ledger has ended: its room may have been recreated by a
@@ -159,14 +162,18 @@ export const callRoutes = new Hono<AppEnv>()
     // explicit one; an authoritative end stands and the answer says already_ended.
     await deleteRoom(config, room);
     // False when the agent's report recorded the end in the meantime: that end stands.
-    const recorded = await closeCall(c.env.LEDGER, room, {
-      reason: 'api_end_call',
-      endedBy: 'api',
-      source: 'api',
-      at: Date.now(),
-      note: body.reason ?? null,
-      strong: true,
-    });
+    // A failure here answers 503 with the room already gone; the retry's DeleteRoom finds no room
+    // (not an error) and records this end, which replaces any inferred one meanwhile.
+    const recorded = await withLedger('record the end', () =>
+      closeCall(c.env.LEDGER, room, {
+        reason: 'api_end_call',
+        endedBy: 'api',
+        source: 'api',
+        at: Date.now(),
+        note: body.reason ?? null,
+        strong: true,
+      }),
+    );
     return c.json({ already_ended: !recorded, call: await callView(c, room) });
   })
   .post('/:room/dispatch', requireCaller('admin', 'app'), async (c) => {
@@ -174,7 +181,7 @@ export const callRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, DispatchRequest, undefined, { allowEmpty: true });
     const config = c.get('config');
     const agentName = chooseAgent(config, body.agent_name, 'agent_name');
-    const known = await findCall(c.env.LEDGER, room);
+    const known = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
     if (known?.status === 'ended')
       throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
     if (!(await roomExists(config, room)))
@@ -183,21 +190,25 @@ export const callRoutes = new Hono<AppEnv>()
     const metadata = dispatchMetadata(config, body.metadata, '', now);
     const maxDurationSeconds = metadata.max_duration_seconds;
     if (!known)
-      await openCall(c.env.LEDGER, {
-        room,
-        agentName,
-        endMode: metadata.end_mode,
-        maxDurationSeconds,
-        now,
-        deadlineAt: now + maxDurationSeconds * 1000,
-      });
+      await withLedger('open the call', () =>
+        openCall(c.env.LEDGER, {
+          room,
+          agentName,
+          endMode: metadata.end_mode,
+          maxDurationSeconds,
+          now,
+          deadlineAt: now + maxDurationSeconds * 1000,
+        }),
+      );
     // A claim older than twice this request's own bound was left by a request that died midway.
-    const claim = await claimDispatch(
-      c.env.LEDGER,
-      room,
-      c.get('requestId'),
-      Date.now(),
-      2 * (config.LIVEKIT_TIMEOUT_MS + 1_000),
+    const claim = await withLedger('claim the dispatch', () =>
+      claimDispatch(
+        c.env.LEDGER,
+        room,
+        c.get('requestId'),
+        Date.now(),
+        2 * (config.LIVEKIT_TIMEOUT_MS + 1_000),
+      ),
     );
     if (!claim) {
       const dispatchId = await settledDispatch(c, room, config.LIVEKIT_TIMEOUT_MS);
@@ -212,7 +223,7 @@ export const callRoutes = new Hono<AppEnv>()
       throw err;
     }
     const { dispatchId, created } = dispatched;
-    await recordDispatch(c.env.LEDGER, room, dispatchId);
+    await withLedger('record the dispatch', () => recordDispatch(c.env.LEDGER, room, dispatchId));
     return c.json(
       { dispatch_id: dispatchId, created, room, agent_name: agentName },
       created ? 201 : 200,
@@ -224,11 +235,28 @@ export const callRoutes = new Hono<AppEnv>()
     const room = roomParam(c);
     const ask = parseJsonText(AdmissionRequest, await signedBody(c, MAX_JSON_BODY, 'admission'));
     if (ask.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    const call = await findCall(c.env.LEDGER, room);
+    const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
     // A room the edge never issued a token for is not the edge's to govern.
-    if (!call || call.status === 'open') return c.json({ admit: true } satisfies AdmissionAnswer);
+    if (!call) return c.json({ admit: true } satisfies AdmissionAnswer);
+    if (call.status === 'open') {
+      // One agent per call: a re-dispatch may race a slow first job, and the second to ask stays
+      // out, unless the first was admitted long ago and is not in the room (it died on the way).
+      const another = call.agent_job_id != null && call.agent_job_id !== ask.job_id;
+      const present = another && (await agentPresent(c.get('config'), room).catch(() => undefined));
+      const admitted =
+        !present &&
+        (await withLedger('admit the agent', () =>
+          admitAgentJob(c.env.LEDGER, room, ask.job_id, Date.now()),
+        ));
+      if (admitted) return c.json({ admit: true } satisfies AdmissionAnswer);
+      log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
+      return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
+    }
     const instance = { sid: ask.room_sid || undefined, createdAtMs: ask.room_created_at };
-    if (isRevival(call, instance)) await recordRevival(c.env.LEDGER, room, instance.sid, Date.now());
+    if (isRevival(call, instance))
+      await withLedger('count the revival', () =>
+        recordRevival(c.env.LEDGER, room, instance.sid, Date.now()),
+      );
     log(c, 'warn', 'agent refused: the call has ended; closing its room', {
       room,
       room_sid: ask.room_sid,
@@ -250,19 +278,19 @@ export const callRoutes = new Hono<AppEnv>()
     const report = parseJsonText(CallReport, raw);
     if (report.room !== room)
       throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    await existingCall(c, room);
-    const stored = await storeReport(c.env.LEDGER, report, raw, Date.now());
-    // Applied on a duplicate too: a retry after a write that failed halfway still closes the call
-    // (both writes are idempotent and never overwrite an authoritative end).
-    await markStarted(c.env.LEDGER, room, Date.parse(report.started_at));
+    // One round trip: stored once per call id, and applied to the call (its start, and its end
+    // unless a stronger one stands) on a duplicate too, so a retry after a failure still closes it.
     // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
-    await closeCall(c.env.LEDGER, room, {
-      reason: report.end_reason,
-      endedBy: report.ended_by,
-      source: 'agent',
-      at: Date.parse(report.ended_at),
-      strong: END_REASONS[report.end_reason].authoritative,
-    });
+    const { found, stored } = await withLedger('record the report', () =>
+      recordReport(c.env.LEDGER, report, raw, Date.now(), {
+        reason: report.end_reason,
+        endedBy: report.ended_by,
+        source: 'agent',
+        at: Date.parse(report.ended_at),
+        strong: END_REASONS[report.end_reason].authoritative,
+      }),
+    );
+    if (!found) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
     if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
     log(c, 'info', 'report accepted', {
       room,
@@ -292,7 +320,9 @@ export const callRoutes = new Hono<AppEnv>()
         throw new ApiError(400, 'invalid_field', 'cursor: not a cursor this server returned');
       }
     }
-    const page = await listCalls(c.env.LEDGER, query.limit, cursor, query.status);
+    const page = await withLedger('list calls', () =>
+      listCalls(c.env.LEDGER, query.limit, cursor, query.status),
+    );
     const next = page.next
       ? btoa(JSON.stringify([page.next.createdAt, page.next.room]))
           .replace(/\+/g, '-')

@@ -2,7 +2,8 @@ import { Hono } from 'hono';
 import { WebhookReceiver } from 'livekit-server-sdk';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
-import { applyWebhook, forgetWebhookEvent, webhookEventId } from '../ledger/webhook-events.ts';
+import { withLedger } from '../ledger/guard.ts';
+import { applyWebhook } from '../ledger/webhook-events.ts';
 import { watchAgentArrival } from '../agent-arrival.ts';
 import { AGENT_KIND, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
@@ -33,21 +34,20 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
     throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${problem}`);
   }
   const room = event.room?.name ?? '';
-  const outcome = await applyWebhook(c.env.LEDGER, event, Date.now());
+  // One round trip, all or nothing: a failure is a 503 and LiveKit's retry applies the event.
+  const outcome = await withLedger('apply the webhook', () =>
+    applyWebhook(c.env.LEDGER, event, Date.now()),
+  );
   if (outcome === 'revival') {
     // Someone joined an ended call's room again with a still-valid token: close it at once. If
-    // LiveKit cannot be reached, forget the event so LiveKit's retry closes it later.
+    // LiveKit cannot be reached, the error answer makes LiveKit retry, and the retry closes it
+    // (counting the revived room once: the count is by room sid).
     log(c, 'warn', 'revival of an ended call: closing its room', {
       room,
       room_sid: event.room?.sid,
       event: event.event,
     });
-    try {
-      await deleteRoom(config, room);
-    } catch (err) {
-      await forgetWebhookEvent(c.env.LEDGER, webhookEventId(event));
-      throw err;
-    }
+    await deleteRoom(config, room);
   } else log(c, 'info', 'webhook', { event: event.event, room, id: event.id, outcome });
   // A person joined: from now until its agent does, the edge watches that one comes.
   const joined = event.participant;

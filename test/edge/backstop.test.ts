@@ -6,13 +6,20 @@ import { fakeLiveKit, issueToken, ledgerRow, seedCall, testEnv, twirpError } fro
 
 afterEach(() => vi.restoreAllMocks());
 
+/** The call was live (its room started) and its deadline passed at `deadlineAt`. */
+async function liveOverdue(room: string, deadlineAt: number) {
+  await testEnv.LEDGER.prepare('UPDATE calls SET started_at = ?2, deadline_at = ?3 WHERE room = ?1')
+    .bind(room, deadlineAt - 60_000, deadlineAt)
+    .run();
+}
+
 describe('max-duration backstop (cron)', () => {
   it('deletes an overdue room and records max_duration; a closed or in-time call is left alone', async () => {
     const overdue = await issueToken('late');
     const inTime = await issueToken('fine');
     const closed = await issueToken('done');
-    await seedCall.overdue(overdue.room_name, Date.now() - 120_000);
-    await seedCall.overdue(closed.room_name, Date.now() - 120_000);
+    await liveOverdue(overdue.room_name, Date.now() - 120_000);
+    await liveOverdue(closed.room_name, Date.now() - 120_000);
     await seedCall.ended(closed.room_name, { reason: 'participant_left' });
     const lk = fakeLiveKit();
     await worker.scheduled(
@@ -32,8 +39,8 @@ describe('max-duration backstop (cron)', () => {
   it('closes an overdue call whose room LiveKit already dropped, and retries one LiveKit refused', async () => {
     const gone = await issueToken('gone');
     const refused = await issueToken('refused');
-    await seedCall.overdue(gone.room_name, 0);
-    await seedCall.overdue(refused.room_name, 0);
+    await liveOverdue(gone.room_name, 60_000);
+    await liveOverdue(refused.room_name, 60_000);
     fakeLiveKit({
       DeleteRoom: (b) =>
         b.room === gone.room_name
