@@ -6,11 +6,7 @@ import { agentPresent, announceEnd, deleteRoom } from './livekit/rooms.ts';
 import { log } from './log.ts';
 
 export type ArrivalOutcome =
-  | 'agent_joined'
-  | 'agent_coming'
-  | 'agent_unavailable'
-  | 'call_over'
-  | 'not_the_first_caller';
+  'agent_joined' | 'agent_coming' | 'agent_unavailable' | 'call_over' | 'not_the_first_caller';
 
 /**
  * LiveKit lists a dispatch's job seconds after the job starts: an empty list younger than this is
@@ -86,9 +82,7 @@ async function endWithoutAgent(
   at: number,
 ): Promise<ArrivalOutcome> {
   log(undefined, 'warn', 'no agent came within AGENT_WAIT_SECONDS: ending the call', { room });
-  // The reason first, while the caller is there to hear it; the room goes either way.
-  await announceEnd(config, room, 'agent_unavailable').catch(() => {});
-  await deleteRoom(config, room);
+  // The ledger first: a client that reads why its room went finds the reason there.
   await closeCall(db, room, {
     reason: 'agent_unavailable',
     endedBy: 'system',
@@ -97,5 +91,8 @@ async function endWithoutAgent(
     note: `no agent within ${config.AGENT_WAIT_SECONDS} s`,
     strong: true,
   });
+  // The reason next, while the caller is there to hear it; the room goes either way.
+  await announceEnd(config, room, 'agent_unavailable').catch(() => {});
+  await deleteRoom(config, room);
   return 'agent_unavailable';
 }

@@ -50,6 +50,9 @@ const edge = await startEdge(
     LIVEKIT_API_KEY: key,
     LIVEKIT_API_SECRET: secret,
     AUTH_ALLOW_ANONYMOUS: 'true',
+    // Anonymous callers against a LiveKit that is not on this machine (LiveKit Cloud from dev)
+    // must be asked for by name: this is that ask, for this local dev edge only.
+    AUTH_ALLOW_ANONYMOUS_IN_PRODUCTION: 'i-know-anyone-can-call',
     ADMIN_API_KEY: process.env.ADMIN_API_KEY ?? 'dev-admin-key-0123456789',
     APP_API_KEY: process.env.APP_API_KEY ?? 'dev-app-key-0123456789',
     CORS_ALLOWED_ORIGINS:

@@ -122,7 +122,11 @@ class ActiveCall {
     }
     this.live = true;
     view.inCall(this.#room.name);
-    if (!(await this.#agentJoined())) {
+    const arrival = await this.#agentJoined();
+    // Gone before any assistant came: the edge ended the call (no worker had room in time), and
+    // with no agent to say why, the ledger does.
+    if (arrival === 'gone') return this.#endedWithoutAssistant(this.#room.name);
+    if (arrival === 'timeout') {
       this.live = false;
       this.#outcome.byMe = 'hang_up';
       await this.#room.disconnect();
@@ -131,14 +135,19 @@ class ActiveCall {
     view.assistantJoined();
   }
 
-  #agentJoined(): Promise<boolean> {
+  /**
+   * Waits for the assistant. The edge keeps re-dispatching a call no worker took and ends it past
+   * its AGENT_WAIT_SECONDS (20 s) with a reason of its own; the page's own limit, longer, is for
+   * an edge that does not watch.
+   */
+  #agentJoined(): Promise<'joined' | 'gone' | 'timeout'> {
     const present = () => [...this.#room.remoteParticipants.values()].some(isAgent);
-    if (present()) return Promise.resolve(true);
+    if (present()) return Promise.resolve('joined');
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(false), this.#options.agentJoinTimeoutMs ?? 15_000);
-      const joined = (p: RemoteParticipant) => isAgent(p) && done(true);
-      const gone = () => done(false);
-      const done = (ok: boolean) => {
+      const timer = setTimeout(() => done('timeout'), this.#options.agentJoinTimeoutMs ?? 45_000);
+      const joined = (p: RemoteParticipant) => isAgent(p) && done('joined');
+      const gone = () => done('gone');
+      const done = (ok: 'joined' | 'gone' | 'timeout') => {
         clearTimeout(timer);
         this.#room.off(RoomEvent.ParticipantConnected, joined).off(RoomEvent.Disconnected, gone);
         resolve(ok);
@@ -195,6 +204,22 @@ class ActiveCall {
       this.live = false;
       if (wasLive) view.ended(endedInWords(this.#outcome));
     });
+  }
+
+  /** Reads the recorded end of a call no assistant joined, and says it in words. */
+  async #endedWithoutAssistant(room: string): Promise<void> {
+    if (this.#outcome.reason || this.#outcome.byMe) return;
+    try {
+      const res = await fetch(new URL(`/calls/${encodeURIComponent(room)}`, this.#tokenUrl), {
+        headers: { authorization: `Bearer ${this.#participantToken}` },
+      });
+      const call = res.ok ? ((await res.json()) as { end_reason?: unknown }) : {};
+      if (typeof call.end_reason !== 'string') return;
+      this.#outcome.reason = call.end_reason;
+      this.#view.ended(endedInWords(this.#outcome));
+    } catch {
+      /* the disconnect's own words stand */
+    }
   }
 
   async hangUp(): Promise<void> {

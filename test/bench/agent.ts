@@ -14,6 +14,7 @@ import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive } from '../support/system.ts';
 import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
+import { sealedDispatchFor } from '../support/dispatch-metadata.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CAP_MS = 30_000;
@@ -104,7 +105,7 @@ async function oneCall(v: Variant, i: number, settleMs: number): Promise<number 
     agents: [
       new RoomAgentDispatch({
         agentName: v.agentName,
-        metadata: JSON.stringify({ caller_identity: `caller-${i}` }),
+        metadata: await sealedDispatchFor(room, `caller-${i}`),
       }),
     ],
   });

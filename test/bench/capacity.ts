@@ -16,6 +16,7 @@ import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts'
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { renderSpeech } from '../support/speech.ts';
 import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
+import { sealedDispatchFor } from '../support/dispatch-metadata.ts';
 
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8,12,16').split(',').map(Number);
 const TURNS = Number(process.env.BENCH_TURNS ?? 3);
@@ -143,7 +144,7 @@ async function oneCall(v: Variant, n: number, i: number): Promise<CallResult> {
     agents: [
       new RoomAgentDispatch({
         agentName: v.agentName,
-        metadata: JSON.stringify({ caller_identity: identity }),
+        metadata: await sealedDispatchFor(room, identity),
       }),
     ],
   });

@@ -13,7 +13,7 @@ import { System } from '../support/system.ts';
  */
 const bin = inject('livekitServerBin');
 const CAP = 2;
-const AGENT_WAIT_SECONDS = 15;
+const AGENT_WAIT_SECONDS = 20;
 let system: System;
 const clients: CallClient[] = [];
 const workers: AgentWorker[] = [];

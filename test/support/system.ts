@@ -52,6 +52,9 @@ export class System {
         LIVEKIT_API_SECRET: DEV_SECRET,
         AUTH_ALLOW_ANONYMOUS: 'true',
         BACKSTOP_GRACE_SECONDS: '0',
+        // Every caller here is anonymous from 127.0.0.1, one "caller" to the open-call cap, which
+        // test/edge/open-calls.test.ts covers; here it would only couple the tests to each other.
+        MAX_OPEN_CALLS_PER_CALLER: '0',
         ...this.#opts.edgeVars,
       },
       edgePort,
