@@ -358,3 +358,35 @@ describe('the cron keeps up with any backlog', () => {
     }
   });
 });
+
+describe('retention (RETENTION_*_DAYS)', () => {
+  it('deletes ended calls and reports past their days in bounded batches, and keeps the rest', async () => {
+    const now = Date.now();
+    const day = 86_400_000;
+    await seedCalls('ancient', 2_500, 'ended', now - 100 * day);
+    const [recent] = await seedCalls('recent', 1, 'ended', now - day);
+    await testEnv.LEDGER.prepare(
+      `INSERT INTO call_reports (call_id, room, received_at, body) VALUES
+         ('old-report', ?1, ?2, '{}'), ('new-report', ?1, ?3, '{}')`,
+    )
+      .bind(recent, now - 40 * day, now - day)
+      .run();
+    fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    const budget = {
+      ...(await import('../../edge/backstop.ts')).BACKSTOP_BUDGET,
+      pruneBatch: 1_000,
+      pruneRounds: 2,
+    };
+    await runBackstop(testEnv, now, budget);
+    expect(await statusCounts('ancient')).toEqual({ participant_left: 500 });
+    await runBackstop(testEnv, now, budget);
+    expect(await statusCounts('ancient')).toEqual({});
+    expect(await ledgerRow(recent!)).not.toBeNull();
+    const { results } = await testEnv.LEDGER.prepare(
+      'SELECT call_id FROM call_reports WHERE room = ?',
+    )
+      .bind(recent)
+      .all<{ call_id: string }>();
+    expect(results.map((r) => r.call_id)).toEqual(['new-report']);
+  });
+});
