@@ -9,7 +9,7 @@ import {
   screenshot,
   type CallPage,
 } from '../support/browser.ts';
-import { waitFor } from '../support/processes.ts';
+import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { pidAlive, System } from '../support/system.ts';
@@ -174,7 +174,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       timeoutMs: 10_000,
       intervalMs: 20,
     });
-    expect(Date.now() - clicked).toBeLessThan(2_000 + 250);
+    expect(Date.now() - clicked).toBeLessThan(EXITS_NOT_LINGERS_MS);
     const call = await system.reportedCall(room);
     expect(call.end_reason).toBe('participant_left');
     expect(call.participants.map((x: { identity: string }) => x.identity)).toContain('web-user-1');

@@ -87,7 +87,8 @@ describe.skipIf(!bin)('the edge against the real LiveKit server', () => {
         /^livekit_(timeout|unreachable)$/,
       );
       expect(a.retryAfter).toBe('5');
-      expect(a.ms).toBeLessThan(LIVEKIT_TIMEOUT_MS + 1_000);
+      // Bounded by LIVEKIT_TIMEOUT_MS (the SDK alone would wait far longer), with room for a busy box.
+      expect(a.ms).toBeLessThan(LIVEKIT_TIMEOUT_MS + 3_000);
     }
     expect(answers.ledger).toBe(before);
     const retry = await post(`/calls/${c.roomName}/end`, { mode: 'end_for_all' });

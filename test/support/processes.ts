@@ -92,3 +92,11 @@ export async function httpOk(url: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * How soon a job must exit after its caller hangs up for the test to tell this product from
+ * stock agents-js, which holds the job until LiveKit closes the emptied room (`departure_timeout`,
+ * 20 s here): half of that. Not a speed claim (a busy 2-core CI box must pass it; the tests print
+ * the time and bench:lifecycle measures it), only the line between "exits" and "lingers".
+ */
+export const EXITS_NOT_LINGERS_MS = 10_000;
