@@ -9,8 +9,7 @@ export type AdmissionOptions = {
 };
 
 export type Admission =
-  | { admit: true; asked: boolean; problem?: string }
-  | { admit: false; reason: string };
+  { admit: true; asked: boolean; problem?: string } | { admit: false; reason: string };
 
 /**
  * Asks the edge whether this room still hosts an open call, before any model work. Only a clear
