@@ -1,6 +1,8 @@
-// `npm run dev`: the whole system on this machine. A LiveKit server (local, built from its pinned
-// Go module, unless LIVEKIT_URL points elsewhere), the edge under `wrangler dev` with local D1 on
-// :8787, and the agent in `dev` mode. Ctrl-C stops everything.
+// `npm run dev` (through scripts/dev.mjs, which checks the Node version first): the whole system on
+// this machine. A LiveKit server (local, built from its pinned Go module, unless LIVEKIT_URL points
+// elsewhere), the edge under `wrangler dev` with local D1 on :8787, and the agent in `dev` mode, on
+// OpenAI with OPENAI_API_KEY, else on the local OpenAI stand-in (canned replies), said loudly in the
+// terminal and on the call page. Ctrl-C stops everything.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startEdge } from '../test/support/edge-dev.ts';
@@ -43,6 +45,19 @@ if (!livekitUrl) {
   secret = DEV_SECRET;
 }
 
+// Without OPENAI_API_KEY (or with DEV_OPENAI_STAND_IN=1) the agent runs on the local stand-in the
+// tests use, so the first Call always reaches an assistant.
+let openaiKey = process.env.OPENAI_API_KEY;
+let openaiBase = process.env.OPENAI_BASE_URL;
+const standInModels = !openaiKey || process.env.DEV_OPENAI_STAND_IN === '1';
+const STAND_IN_NOTICE = 'Stand-in models: canned replies; set OPENAI_API_KEY for real ones.';
+if (standInModels) {
+  const standIn = await startOpenAIStandIn();
+  stops.push(() => standIn.close());
+  openaiKey = 'sk-local-stand-in';
+  openaiBase = standIn.url;
+}
+
 const edge = await startEdge(
   join(dir, 'edge'),
   {
@@ -57,44 +72,42 @@ const edge = await startEdge(
     APP_API_KEY: process.env.APP_API_KEY ?? 'dev-app-key-0123456789',
     CORS_ALLOWED_ORIGINS:
       process.env.CORS_ALLOWED_ORIGINS ?? 'http://localhost:5173,http://127.0.0.1:5173',
+    ...(standInModels && { DEV_CALL_PAGE_NOTICE: STAND_IN_NOTICE }),
   },
   EDGE_PORT,
 );
 stops.push(() => edge.stop());
 
-let openaiKey = process.env.OPENAI_API_KEY;
-let openaiBase = process.env.OPENAI_BASE_URL;
-if (!openaiKey && process.env.DEV_OPENAI_STAND_IN === '1') {
-  const standIn = await startOpenAIStandIn();
-  stops.push(() => standIn.close());
-  openaiKey = 'sk-local-stand-in';
-  openaiBase = standIn.url;
-}
-let agent: Proc | undefined;
-if (openaiKey) {
-  agent = startProcess(process.execPath, [join(ROOT, 'agent/main.ts'), 'dev'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      LIVEKIT_URL: livekitUrl,
-      LIVEKIT_API_KEY: key,
-      LIVEKIT_API_SECRET: secret,
-      OPENAI_API_KEY: openaiKey,
-      ...(openaiBase && { OPENAI_BASE_URL: openaiBase }),
-      EDGE_URL: edge.url,
-      AGENT_HEALTH_PORT: '0',
-    },
-    logFile: join(dir, 'agent.log'),
-  });
-  stops.push(() => agent!.stop('SIGINT'));
-}
+const agent: Proc = startProcess(process.execPath, [join(ROOT, 'agent/main.ts'), 'dev'], {
+  cwd: ROOT,
+  env: {
+    ...process.env,
+    LIVEKIT_URL: livekitUrl,
+    LIVEKIT_API_KEY: key,
+    LIVEKIT_API_SECRET: secret,
+    OPENAI_API_KEY: openaiKey,
+    ...(openaiBase && { OPENAI_BASE_URL: openaiBase }),
+    EDGE_URL: edge.url,
+    AGENT_HEALTH_PORT: '0',
+  },
+  logFile: join(dir, 'agent.log'),
+});
+stops.push(() => agent.stop('SIGINT'));
 
-console.log(`
-Call page ${edge.url}/   ← open this, press Call${openaiBase && !process.env.OPENAI_BASE_URL ? ' (stand-in: type on the text box; "goodbye" ends the call)' : ''}
+const bannerLines = [
+  STAND_IN_NOTICE,
+  'The assistant answers canned lines: type in the text box; "goodbye" ends the call.',
+];
+const banner = standInModels
+  ? ['', '!'.repeat(90), ...bannerLines.map((l) => `!!  ${l.padEnd(83)} !!`), '!'.repeat(90)].join(
+      '\n',
+    )
+  : '';
+console.log(`Call page ${edge.url}/   ← open this, press Call${banner}
 
 LiveKit   ${livekitUrl}  (key ${key}${livekit ? `, secret ${secret}; log ${join(dir, 'livekit.log')}` : ''})
 Edge      ${edge.url}  (log ${edge.proc.logFile}; admin key ${edge.adminKey})
-Agent     ${agent ? `dev mode, log ${agent.logFile}` : 'NOT STARTED: set OPENAI_API_KEY (or DEV_OPENAI_STAND_IN=1 for the local stand-in) and run again'}
+Agent     dev mode, ${standInModels ? `STAND-IN MODELS at ${openaiBase}` : `OpenAI${openaiBase ? ` at ${openaiBase}` : ''}`}; log ${agent.logFile}
 
 Get a token (anonymous callers are on in dev):
   curl -s -X POST ${edge.url}/token -H 'content-type: application/json' -d '{"participant_name":"Me"}'

@@ -52,5 +52,21 @@ for (const path of ['/', '/index.html'])
     const asset = await c.env.ASSETS.fetch(c.req.raw);
     const page = new Response(asset.body, asset);
     page.headers.set('Content-Security-Policy', callPagePolicy(livekitUrl(c.env)));
-    return page;
+    return withDevNotice(page, (c.env as { DEV_CALL_PAGE_NOTICE?: string }).DEV_CALL_PAGE_NOTICE);
   });
+
+/**
+ * `npm run dev` only (scripts/dev.ts passes the var): a line at the top of the page saying what the
+ * assistant runs on, e.g. the local stand-in models. Text, escaped; absent in any deployment.
+ */
+function withDevNotice(page: Response, notice: string | undefined): Response {
+  if (!notice) return page;
+  const text = notice.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  return new HTMLRewriter()
+    .on('main', {
+      element(main) {
+        main.prepend(`<p id="dev-notice" role="note"><strong>${text}</strong></p>`, { html: true });
+      },
+    })
+    .transform(page);
+}
