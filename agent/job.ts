@@ -17,6 +17,8 @@ import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { registerHooksFrom } from './hooks-module.ts';
 import { watchJobProcess } from './job-process.ts';
 import { sessionModels } from './models.ts';
+import { fixedGreeting, greet } from './greeting.ts';
+import { watchLatency } from './latency.ts';
 
 type JobError = { at: Date; source: string; message: string };
 
@@ -101,6 +103,7 @@ export default defineAgent({
         );
       if (!lifecycle.ending) {
         session = new voice.AgentSession(sessionModels(config, call));
+        watchLatency(session, (fields, msg) => logger.debug(fields, msg));
         await runCall({
           ctx,
           config,
@@ -242,6 +245,13 @@ async function runCall(p: CallParts): Promise<void> {
     timers.agentSpeaking(ev.newState === 'speaking'),
   );
 
+  // A fixed greeting (AGENT_GREETING) is synthesised once per host, while the call connects.
+  const greeting = realtime
+    ? undefined
+    : fixedGreeting(
+        session,
+        `${config.TTS_MODEL}|${call.voice ?? config.TTS_VOICE}|${config.OPENAI_BASE_URL}`,
+      );
   await session.start({
     agent: assistant,
     room: ctx.room,
@@ -261,7 +271,7 @@ async function runCall(p: CallParts): Promise<void> {
   p.caller.seen = true;
   if (lifecycle.ending) return;
   timers.start();
-  session.generateReply({ instructions: 'Greet the user in one short sentence and offer help.' });
+  await greet(session, greeting);
 }
 
 /** Whether the edge admits this call (see agent/call-admission.ts); no edge configured admits. */
