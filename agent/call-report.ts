@@ -8,6 +8,7 @@ import {
   type Usage,
 } from '../wire-contract/index.ts';
 import type { CallSummary } from './call-lifecycle.ts';
+import { callLatency, type TurnLatencies } from './latency.ts';
 
 /** Per-model usage as `session.usage.modelUsage` holds it. */
 type ModelUsage = Partial<metrics.ModelUsage>;
@@ -20,6 +21,8 @@ export type ReportInputs = {
   usage: ModelUsage[];
   errors: { at: Date; source: string; message: string }[];
   hooks: HookOutcome[];
+  /** The call's per-turn latencies; by default the collector the job registered (watchLatency). */
+  latency?: TurnLatencies;
 };
 
 const MAX_HOOKS_IN_REPORT = 100;
@@ -58,12 +61,15 @@ export function buildReport(i: ReportInputs): CallReport {
     source: e.source.slice(0, 200),
     message: e.message.slice(0, 2000),
   }));
+  const latency = i.latency ?? callLatency();
+  const turns = latency?.turns() ?? [];
   const rest = {
     ...base,
     transcript: [],
     usage: usageFrom(i.usage),
     errors,
     hooks: boundedHooks(i.hooks),
+    ...(latency && { turns, latency: latency.summary() }),
   };
   const budget = REPORT_MAX_BYTES - byteLength(rest) - MARKER_BYTES;
   const full = CallReport.safeParse({
@@ -92,6 +98,7 @@ export function minimalReport(report: CallReport, problem: string): CallReport {
     ...report,
     transcript: [],
     hooks: [],
+    turns: undefined,
     errors: [{ at: report.ended_at, source: 'report', message: problem.slice(0, 2000) }],
   });
 }
@@ -187,68 +194,104 @@ function usageFrom(models: ModelUsage[]): Usage {
   return usage;
 }
 
-export type DeliveryOptions = {
+export type PostOptions = {
   edgeUrl: string;
   apiKey: string;
   apiSecret: string;
-  /** Stop retrying at this time (the cleanup budget's end). */
-  deadline: number;
   fetchImpl?: typeof fetch;
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
 };
 
+export type DeliveryOptions = PostOptions & {
+  /** Stop retrying at this time (the cleanup budget's end). */
+  deadline: number;
+};
+
 /**
- * Posts the signed report, retrying network errors and 5xx/429 with exponential backoff until it
- * lands or the deadline passes. The edge accepts a call id once, so a retry after a lost response
- * is safe. A 413 (the edge counts bytes differently, or its limit shrank) is answered once with
- * the minimal report, so the call is still recorded; any other 4xx but 429 is final: retrying the
- * same body cannot fix it.
+ * What one post of a report came to. `delivered`: a 2xx (201 accepted, 200 a duplicate: the edge
+ * has it either way). `final`: a 4xx other than 413 and 429, which resending the same body cannot
+ * fix. `retry`: a network error, a timeout, a 5xx or a 429: the edge may take it later.
  */
-export async function deliverReport(
+export type PostOutcome =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'final'; status: number; detail: string }
+  | { kind: 'retry'; detail: string };
+
+/** The edge refused the report for good (a 4xx other than 413/429). */
+export class ReportRefused extends Error {}
+/** Every attempt within the deadline failed with something the edge may get over. */
+export class ReportNotDelivered extends Error {}
+
+/**
+ * Posts the report once, signed now (signatures expire: a report kept for later is signed again at
+ * each post). A 413 (the edge counts bytes differently, or its limit shrank) is answered at once
+ * with the minimal report, so the call is still recorded.
+ */
+export async function postReport(
   report: CallReport,
-  o: DeliveryOptions,
-): Promise<{ status: number; attempts: number }> {
-  let body = JSON.stringify(report);
-  let shrunk = false;
+  o: PostOptions,
+  timeoutMs: number,
+): Promise<PostOutcome> {
   const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(report.room)}/report`;
   const doFetch = o.fetchImpl ?? fetch;
-  let delay = 250;
-  for (let attempt = 1; ; attempt++) {
-    const left = o.deadline - Date.now();
-    let outcome: string;
+  let body = JSON.stringify(report);
+  for (let shrunk = false; ; shrunk = true) {
+    let res: Response;
     try {
-      const res = await doFetch(url, {
+      res = await doFetch(url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
           authorization: await signBody(body, o.apiKey, o.apiSecret),
         },
         body,
-        signal: AbortSignal.timeout(Math.max(250, Math.min(5000, left))),
+        signal: AbortSignal.timeout(timeoutMs),
       });
-      if (res.ok) return { status: res.status, attempts: attempt };
-      if (res.status === 413 && !shrunk) {
-        shrunk = true;
-        const problem = `the edge refused the full report (413, ${Buffer.byteLength(body)} bytes); sent without transcript, hooks and errors`;
-        o.log?.('warn', 'report too large for the edge; sending the minimal report', {
-          bytes: Buffer.byteLength(body),
-        });
-        report = minimalReport(report, problem);
-        body = JSON.stringify(report);
-        continue;
-      }
-      if (res.status < 500 && res.status !== 429)
-        throw new Error(
-          `edge refused the report: ${res.status} ${(await res.text()).slice(0, 300)}`,
-        );
-      outcome = `HTTP ${res.status}`;
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('edge refused')) throw err;
-      outcome = err instanceof Error ? err.message : String(err);
+      return { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
     }
-    o.log?.('warn', 'report delivery failed, retrying', { attempt, outcome });
+    if (res.ok) return { kind: 'delivered', status: res.status };
+    if (res.status === 413 && !shrunk) {
+      const problem = `the edge refused the full report (413, ${Buffer.byteLength(body)} bytes); sent without transcript, hooks and errors`;
+      o.log?.('warn', 'report too large for the edge; sending the minimal report', {
+        bytes: Buffer.byteLength(body),
+      });
+      body = JSON.stringify(minimalReport(report, problem));
+      continue;
+    }
+    if (res.status < 500 && res.status !== 429)
+      return {
+        kind: 'final',
+        status: res.status,
+        detail: `${res.status} ${(await res.text().catch(() => '')).slice(0, 300)}`,
+      };
+    return { kind: 'retry', detail: `HTTP ${res.status}` };
+  }
+}
+
+/**
+ * Posts the signed report, retrying network errors and 5xx/429 with exponential backoff until it
+ * lands or the deadline passes (then ReportNotDelivered: the caller keeps it in the outbox). The
+ * edge accepts a call id once, so a retry after a lost response is safe. A 413 is answered once
+ * with the minimal report; any other 4xx but 429 is final (ReportRefused): retrying the same body
+ * cannot fix it.
+ */
+export async function deliverReport(
+  report: CallReport,
+  o: DeliveryOptions,
+): Promise<{ status: number; attempts: number }> {
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    const left = o.deadline - Date.now();
+    const outcome = await postReport(report, o, Math.max(250, Math.min(5000, left)));
+    if (outcome.kind === 'delivered') return { status: outcome.status, attempts: attempt };
+    if (outcome.kind === 'final')
+      throw new ReportRefused(`edge refused the report: ${outcome.detail}`);
+    o.log?.('warn', 'report delivery failed, retrying', { attempt, outcome: outcome.detail });
     if (Date.now() + delay >= o.deadline)
-      throw new Error(`report not delivered after ${attempt} attempts: ${outcome}`);
+      throw new ReportNotDelivered(
+        `report not delivered after ${attempt} attempts: ${outcome.detail}`,
+      );
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 4000);
   }

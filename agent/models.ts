@@ -1,15 +1,23 @@
-import type { voice } from '@livekit/agents';
+import { inference, type voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
+import * as z from 'zod';
 import type { DispatchMetadata } from '../wire-contract/index.ts';
 import type { AgentConfig } from './config.ts';
 
-type SessionModels = Pick<voice.AgentSessionOptions, 'llm' | 'stt' | 'tts' | 'vad'>;
+type SessionModels = Pick<
+  voice.AgentSessionOptions,
+  'llm' | 'stt' | 'tts' | 'vad' | 'turnHandling'
+>;
 
 /**
  * The OpenAI models for one call: config defaults, with the model and voice the dispatch metadata
  * may override. `baseURL` lets tests and proxies stand in for api.openai.com.
  */
-export function sessionModels(config: AgentConfig, call: Partial<DispatchMetadata>): SessionModels {
+export function sessionModels(
+  config: AgentConfig,
+  call: Partial<DispatchMetadata>,
+  turns: TurnSettings = turnSettings(),
+): SessionModels {
   const auth = { apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL };
   if (config.AGENT_MODEL_MODE === 'realtime') {
     return {
@@ -29,7 +37,58 @@ export function sessionModels(config: AgentConfig, call: Partial<DispatchMetadat
     }),
     // Text-only calls need no STT (and no VAD model); audio calls use the non-streaming endpoint.
     ...(config.AGENT_AUDIO_INPUT
-      ? { stt: new openai.STT({ ...auth, model: config.STT_MODEL, useRealtime: false }) }
+      ? {
+          stt: new openai.STT({ ...auth, model: config.STT_MODEL, useRealtime: false }),
+          ...(turns.VAD_MIN_SILENCE_MS !== undefined && {
+            vad: new inference.VAD({ minSilenceDuration: turns.VAD_MIN_SILENCE_MS }),
+          }),
+          turnHandling: turnHandling(turns),
+        }
       : { vad: null }),
+  };
+}
+
+const optionalMs = z.coerce.number().int().min(0).max(30_000).optional();
+
+/**
+ * How the agent decides the caller's turn is over (issue #17; measured in docs/benchmarks.md).
+ * - TURN_DETECTION: `model` = agents-js's end-of-turn model (its default), `vad` = silence only;
+ * - ENDPOINTING_MIN_DELAY_MS / ENDPOINTING_MAX_DELAY_MS: silence after the last word before the
+ *   turn ends (likely end / unlikely end per the model; `vad` uses the minimum);
+ * - VAD_MIN_SILENCE_MS: silence before the VAD reports the end of speech;
+ * - PREEMPTIVE_TTS: also synthesise the preemptive reply before the turn is confirmed.
+ * Unset values keep agents-js 1.9's own defaults.
+ */
+export const TurnSettings = z.object({
+  TURN_DETECTION: z.enum(['model', 'vad']).default('model'),
+  ENDPOINTING_MIN_DELAY_MS: optionalMs,
+  ENDPOINTING_MAX_DELAY_MS: optionalMs,
+  VAD_MIN_SILENCE_MS: optionalMs,
+  PREEMPTIVE_TTS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+});
+export type TurnSettings = z.infer<typeof TurnSettings>;
+
+/** Reads the turn settings from the environment; a bad value throws naming its variable. */
+export function turnSettings(env: Record<string, string | undefined> = process.env): TurnSettings {
+  const pick = Object.fromEntries(
+    Object.keys(TurnSettings.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = TurnSettings.safeParse(pick);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  throw new Error(`invalid ${String(issue.path[0])}: ${issue.message}`);
+}
+
+function turnHandling(t: TurnSettings): voice.AgentSessionOptions['turnHandling'] {
+  return {
+    ...(t.TURN_DETECTION === 'vad' && { turnDetection: 'vad' as const }),
+    endpointing: {
+      ...(t.ENDPOINTING_MIN_DELAY_MS !== undefined && { minDelay: t.ENDPOINTING_MIN_DELAY_MS }),
+      ...(t.ENDPOINTING_MAX_DELAY_MS !== undefined && { maxDelay: t.ENDPOINTING_MAX_DELAY_MS }),
+    },
+    preemptiveGeneration: { enabled: true, preemptiveTts: t.PREEMPTIVE_TTS },
   };
 }

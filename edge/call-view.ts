@@ -48,6 +48,9 @@ export function presentCall(
         errors: report.errors,
         hooks: report.hooks,
         end_reason: report.end_reason,
+        // Per-turn latency (agents-js metrics) and its p50/p95; absent from older agents' reports.
+        ...(report.latency && { latency: report.latency }),
+        ...(report.turns && { turns: report.turns }),
       },
     }),
   };

@@ -23,6 +23,38 @@ export const HookOutcome = z.object({
 });
 export type HookOutcome = z.infer<typeof HookOutcome>;
 
+/**
+ * One answered user turn, from agents-js's own metrics (milliseconds): the end-of-utterance delay
+ * (the caller's last word to the turn's commit), the transcription delay (last word to the final
+ * transcript), the LLM's time to first token, the TTS's time to first byte, and end to end (the
+ * caller's last word to the agent's first audio out). A field agents-js did not measure is absent.
+ */
+export const TurnLatency = z.object({
+  at: z.iso.datetime(),
+  speech_id: z.string().max(128).optional(),
+  eou_delay_ms: z.number().nonnegative().optional(),
+  transcription_delay_ms: z.number().nonnegative().optional(),
+  llm_ttft_ms: z.number().nonnegative().optional(),
+  tts_ttfb_ms: z.number().nonnegative().optional(),
+  e2e_ms: z.number().nonnegative().optional(),
+  interrupted: z.boolean().optional(),
+});
+export type TurnLatency = z.infer<typeof TurnLatency>;
+
+const Spread = z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative() });
+/** p50/p95 per measure over the call's turns; a measure with no samples is absent. */
+export const LatencySummary = z.object({
+  turns: z.number().int().nonnegative(),
+  eou_delay_ms: Spread.optional(),
+  transcription_delay_ms: Spread.optional(),
+  llm_ttft_ms: Spread.optional(),
+  tts_ttfb_ms: Spread.optional(),
+  e2e_ms: Spread.optional(),
+});
+export type LatencySummary = z.infer<typeof LatencySummary>;
+
+export const MAX_TURNS_IN_REPORT = 1000;
+
 /** The agent's end-of-call report. `call_id` = `${room_sid}:${job_id}`, accepted once by the edge. */
 export const CallReport = z.object({
   version: z.literal(1),
@@ -48,6 +80,9 @@ export const CallReport = z.object({
     )
     .max(200),
   hooks: z.array(HookOutcome).max(100),
+  // Optional (added with issue #17): older agents send reports without them.
+  turns: z.array(TurnLatency).max(MAX_TURNS_IN_REPORT).optional(),
+  latency: LatencySummary.optional(),
 });
 export type CallReport = z.infer<typeof CallReport>;
 
