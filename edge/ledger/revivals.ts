@@ -4,28 +4,14 @@ import type { CallRow } from './calls.ts';
 export type RoomInstance = { sid: string | undefined; createdAtMs: number | undefined };
 
 /**
- * Whether `instance` is a room LiveKit recreated for a call the ledger has already ended: a token
- * is valid for its whole TTL, and LiveKit recreates a deleted room (re-running the token's agent
- * dispatch) for anyone who joins with one. The call's own room is told apart by its sid, or, when
- * the ledger never learned the sid (an end before any webhook), by being created before the end.
- */
-export function isRevival(
-  call: Pick<CallRow, 'status' | 'room_sid' | 'ended_at'>,
-  instance: RoomInstance,
-): boolean {
-  if (call.status !== 'ended') return false;
-  if (call.room_sid && instance.sid) return instance.sid !== call.room_sid;
-  if (instance.createdAtMs !== undefined && call.ended_at != null)
-    return instance.createdAtMs >= call.ended_at;
-  // Nothing tells them apart: treat it as a revival, since the call is over either way.
-  return true;
-}
-
-/**
- * `isRevival` in SQL, over the `calls` row in scope, for statements that decide and write in one
- * round trip. `sid` and `createdAtMs` are the SQL parameters (e.g. `?2`) holding the instance's
- * sid (NULL when unknown) and creation time (NULL when unknown). test/edge/ledger-scale.test.ts
- * holds the two to the same answers.
+ * Whether a room instance is one LiveKit recreated for a call the ledger has already ended: a
+ * token is valid for its whole TTL, and LiveKit recreates a deleted room (re-running the token's
+ * agent dispatch) for anyone who joins with one. The call's own room is told apart by its sid, or,
+ * when the ledger never learned the sid (an end before any webhook), by being created before the
+ * end; when nothing tells them apart it counts as a revival, the call being over either way. SQL
+ * over the `calls` row in scope, so a statement decides and writes in one round trip: `sid` and
+ * `createdAtMs` are the parameters (e.g. `?2`) holding the instance's sid and creation time (NULL
+ * when unknown).
  */
 export function revivalSql(sid: string, createdAtMs: string): string {
   return `(status = 'ended' AND CASE
@@ -51,21 +37,22 @@ export function sawRevivalSql(sid: string, now: string): string {
 }
 
 /**
- * Counts one revival per revived room (by sid), however many of its webhooks or agents report it.
- * Returns whether this was the first report of that room, so it is logged once.
+ * Counts a revival when `instance` is one (one per revived room, by sid). Returns whether it is a
+ * revival. The agent's admission uses this; webhooks fold the same SQL into their own statement.
  */
-export async function recordRevival(
+export async function countIfRevival(
   db: D1Database,
   room: string,
-  sid: string | undefined,
-  at: number,
+  instance: RoomInstance,
+  now: number,
 ): Promise<boolean> {
-  const { meta } = await db
+  const revival = revivalSql('?2', '?3');
+  const row = await db
     .prepare(
-      `UPDATE calls SET revival_attempts = revival_attempts + 1, last_revival_at = ?3,
-         last_revival_sid = ?2 WHERE room = ?1 AND last_revival_sid IS NOT ?2`,
+      `UPDATE calls SET ${revivalColumnsSql(revival, '?2', '?4')} WHERE room = ?1
+         RETURNING ${revival} AS revival`,
     )
-    .bind(room, sid ?? null, at)
-    .run();
-  return meta.changes > 0;
+    .bind(room, instance.sid ?? null, instance.createdAtMs ?? null, now)
+    .first<{ revival: number }>();
+  return Boolean(row?.revival);
 }

@@ -32,7 +32,7 @@ import { ensureDispatch } from '../livekit/dispatch.ts';
 import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
-import { isRevival, recordRevival } from '../ledger/revivals.ts';
+import { countIfRevival } from '../ledger/revivals.ts';
 import { admitAgentJob } from '../ledger/admissions.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
@@ -253,10 +253,9 @@ export const callRoutes = new Hono<AppEnv>()
       return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
     }
     const instance = { sid: ask.room_sid || undefined, createdAtMs: ask.room_created_at };
-    if (isRevival(call, instance))
-      await withLedger('count the revival', () =>
-        recordRevival(c.env.LEDGER, room, instance.sid, Date.now()),
-      );
+    await withLedger('count the revival', () =>
+      countIfRevival(c.env.LEDGER, room, instance, Date.now()),
+    );
     log(c, 'warn', 'agent refused: the call has ended; closing its room', {
       room,
       room_sid: ask.room_sid,
