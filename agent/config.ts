@@ -32,6 +32,18 @@ const AgentConfigSchema = z.object({
   END_MODE: z.enum(END_MODES).default('end_for_all'),
   /** The edge's base URL; reports go to `${EDGE_URL}/calls/:room/report`. Unset: no report. */
   EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * Where reports the edge could not take within a call's cleanup budget wait for the worker to
+   * deliver them (agent/report-outbox.ts). Unset: `$XDG_STATE_HOME` (or `~/.local/state`)
+   * `/livekit-voice-calls/outbox/<edge host>`; `off`: none (such reports are lost).
+   */
+  REPORT_OUTBOX_DIR: z.string().min(1).optional(),
+  /** The worker's outbox pass period and a kept report's first retry delay (then doubling). */
+  REPORT_OUTBOX_RETRY_SECONDS: int(1, 3600).default(15),
+  /** Bounds of the outbox: past any of them the oldest reports are given up (a warn line each). */
+  REPORT_OUTBOX_MAX_FILES: int(1, 1_000_000).default(5000),
+  REPORT_OUTBOX_MAX_MB: int(1, 1_000_000).default(500),
+  REPORT_OUTBOX_MAX_AGE_HOURS: int(1, 24 * 365).default(72),
   /** How long the agent waits for the edge to admit a call before it greets anyway. */
   ADMISSION_TIMEOUT_MS: int(100, 10_000).default(2_000),
   MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),

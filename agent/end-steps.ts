@@ -7,11 +7,18 @@ import {
   type EndMode,
 } from '../wire-contract/index.ts';
 import type { EndSteps } from './call-lifecycle.ts';
-import { buildReport, deliverReport } from './call-report.ts';
+import { buildReport, deliverReport, ReportNotDelivered, ReportRefused } from './call-report.ts';
 import type { AgentConfig } from './config.ts';
+import { outboxFor } from './report-outbox.ts';
 
 const CAPTION_FLUSH_MS = 500;
 const ANNOUNCE_WAIT_MS = 1_000;
+/**
+ * How long past its report deadline a job's write-ahead outbox file stays the job's: delivery's
+ * last post starts before the deadline and times out within 5 s, so after this the worker may
+ * take it (at worst it posts a report the job also got through: the edge answers 200 duplicate).
+ */
+const JOB_REPORT_CLAIM_MS = 30_000;
 
 export type CallContext = {
   ctx: JobContext;
@@ -133,18 +140,34 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         errors: c.errors,
         hooks,
       });
-      const result = await deliverReport(report, {
-        edgeUrl: c.config.EDGE_URL,
-        apiKey: c.config.LIVEKIT_API_KEY,
-        apiSecret: c.config.LIVEKIT_API_SECRET,
-        deadline,
-        log: (level, msg, fields) =>
-          agentsLog()[level]({ ...fields, room: summary.room, job_id: summary.jobId }, msg),
+      const ids = { room: summary.room, job_id: summary.jobId, call_id: report.call_id };
+      const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
+        agentsLog()[level]({ ...fields, ...ids }, msg);
+      // Written before the first attempt, due only after this job's deadline: a job killed while
+      // delivering still leaves its report to the worker, which meanwhile leaves it to the job.
+      const kept = await outboxFor(c.config, log)?.add(report, {
+        notBefore: deadline + JOB_REPORT_CLAIM_MS,
       });
-      agentsLog().info(
-        { room: summary.room, job_id: summary.jobId, call_id: report.call_id, ...result },
-        'report delivered',
-      );
+      try {
+        const result = await deliverReport(report, {
+          edgeUrl: c.config.EDGE_URL,
+          apiKey: c.config.LIVEKIT_API_KEY,
+          apiSecret: c.config.LIVEKIT_API_SECRET,
+          deadline,
+          log,
+        });
+        await kept?.remove();
+        agentsLog().info({ ...ids, ...result }, 'report delivered');
+      } catch (err) {
+        if (err instanceof ReportRefused) await kept?.remove();
+        if (!(err instanceof ReportNotDelivered) || !kept) throw err;
+        // The call ends now for everyone; the worker delivers the report when the edge takes it.
+        await kept.retryAt(Date.now(), 1);
+        log('warn', 'report kept in the outbox: the worker delivers it when the edge takes it', {
+          error: err.message,
+          outbox: kept.outbox.dir,
+        });
+      }
     },
   };
 }

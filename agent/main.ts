@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { CallCapacity } from './call-capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
+import { outboxDirFor, outboxFor, startOutboxDrain } from './report-outbox.ts';
 
 /**
  * The worker process: registers with LiveKit under AGENT_NAME (explicit dispatch only) and runs
@@ -25,6 +26,23 @@ const capacity =
 
 // This boot's drain file, inherited by every job process (forked after this line).
 chooseDrainFile();
+// The report outbox: jobs keep there what the edge could not take within their cleanup budget;
+// this loop (the worker's only, never a job's) delivers it later, across restarts. The resolved
+// directory is handed to the jobs, so both sides use the same one.
+const outboxDir = outboxDirFor(config);
+if (outboxDir && config.EDGE_URL) {
+  process.env.REPORT_OUTBOX_DIR = outboxDir;
+  const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
+    console.error(JSON.stringify({ level, msg, ...fields, outbox: outboxDir }));
+  const outbox = outboxFor(config, log)!;
+  startOutboxDrain(outbox, {
+    edgeUrl: config.EDGE_URL,
+    apiKey: config.LIVEKIT_API_KEY,
+    apiSecret: config.LIVEKIT_API_SECRET,
+    retryMs: config.REPORT_OUTBOX_RETRY_SECONDS * 1000,
+    log,
+  });
+}
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
 // agents-js listens `once`: without a listener of ours that stays, a second SIGTERM (a platform

@@ -1,0 +1,345 @@
+import { initializeLogger } from '@livekit/agents';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadAgentConfig } from '../../agent/config.ts';
+import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
+import { freePort } from '../support/processes.ts';
+import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
+import { drainOutbox, ReportOutbox, type OutboxLog } from '../../agent/report-outbox.ts';
+
+const summary = (room: string) => ({
+  reason: 'participant_left' as const,
+  room,
+  jobId: `AJ_${room}`,
+  startedAt: new Date(1_000_000),
+  endedAt: new Date(1_060_000),
+});
+
+/** A stand-in edge: answers each report with the next scripted status, records what it got. */
+type Got = { room: string; callId: string; verified: boolean };
+initializeLogger({ pretty: false, level: 'fatal' });
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+async function edge(answer: (got: Got, n: number) => number, port?: number) {
+  const got: Got[] = [];
+  const seen = new Set<string>();
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      void (async () => {
+        const report = JSON.parse(body) as CallReport;
+        const verified = (await verifySignedBody(body, req.headers.authorization, 'k', 's')).ok;
+        const g = { room: report.room, callId: report.call_id, verified };
+        got.push(g);
+        let status = answer(g, got.length);
+        if (status === 201 && seen.has(g.callId)) status = 200;
+        if (status === 201) seen.add(g.callId);
+        res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+      })();
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(port ?? 0, '127.0.0.1', () => r()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url, got, accepted: seen };
+}
+
+function reportFor(room: string, at = '2026-01-01T00:00:00.000Z'): CallReport {
+  return {
+    version: 1,
+    call_id: `RM_${room}:AJ_${room}`,
+    room,
+    room_sid: `RM_${room}`,
+    job_id: `AJ_${room}`,
+    agent_name: 'voice-agent',
+    end_reason: 'participant_left',
+    ended_by: 'user',
+    started_at: at,
+    ended_at: at,
+    duration_ms: 0,
+    transcript: [{ role: 'assistant', text: `Hello ${room}`, at }],
+    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
+    errors: [],
+    hooks: [],
+  };
+}
+
+function logs() {
+  const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
+  const log: OutboxLog = (level, msg, fields = {}) => lines.push({ level, msg, fields });
+  return { lines, log };
+}
+
+const freshDir = () => mkdtempSync(join(tmpdir(), 'outbox-test-'));
+const waiting = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+describe('the job keeps a report the edge cannot take now', () => {
+  it('edge down past the cleanup budget: the report step ends on time and the report waits in the outbox', async () => {
+    const dir = freshDir();
+    const downPort = await freePort(); // nothing listens: connection refused
+    const config = loadAgentConfig({
+      LIVEKIT_URL: 'ws://127.0.0.1:1',
+      LIVEKIT_API_KEY: 'k',
+      LIVEKIT_API_SECRET: 's',
+      OPENAI_API_KEY: 'sk',
+      EDGE_URL: `http://127.0.0.1:${downPort}`,
+      REPORT_OUTBOX_DIR: dir,
+    });
+    expect(config.REPORT_OUTBOX_DIR).toBe(dir);
+    const ctx = {
+      room: { name: 'call-o1', isConnected: false, remoteParticipants: new Map() },
+      job: { room: { name: 'call-o1' } },
+      info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
+    } as unknown as CallContext['ctx'];
+    const steps = liveKitEndSteps({
+      ctx,
+      session: () => undefined,
+      config,
+      endMode: 'end_for_all',
+      agentName: 'voice-agent',
+      roomSid: () => 'RM_o1',
+      errors: [],
+      realtime: false,
+    });
+    // Resolves (the report is safe), instead of throwing "report not delivered".
+    await steps.report(summary('call-o1'), [], Date.now() + 600);
+    const files = waiting(dir);
+    expect(files).toHaveLength(1);
+    const kept = JSON.parse(readFileSync(join(dir, files[0]!), 'utf8')) as CallReport;
+    expect(kept).toMatchObject({ room: 'call-o1', call_id: 'RM_o1:AJ_call-o1' });
+
+    // The edge is back: the worker's drain delivers it once, freshly signed, and forgets it.
+    const up = await edge(() => 201, downPort);
+    const { log } = logs();
+    const result = await drainOutbox(new ReportOutbox(dir, { log }), {
+      edgeUrl: up.url,
+      apiKey: 'k',
+      apiSecret: 's',
+      retryMs: 1000,
+      log,
+    });
+    expect(result).toMatchObject({ delivered: 1 });
+    expect(up.got).toEqual([{ room: 'call-o1', callId: 'RM_o1:AJ_call-o1', verified: true }]);
+    expect(waiting(dir)).toEqual([]);
+  });
+
+  it('a report the edge takes at once leaves nothing behind; a final 4xx is not kept', async () => {
+    const dir = freshDir();
+    const ok = await edge((g) => (g.room === 'call-refused' ? 400 : 201));
+    for (const room of ['call-fine', 'call-refused']) {
+      const config = loadAgentConfig({
+        LIVEKIT_URL: 'ws://127.0.0.1:1',
+        LIVEKIT_API_KEY: 'k',
+        LIVEKIT_API_SECRET: 's',
+        OPENAI_API_KEY: 'sk',
+        EDGE_URL: ok.url,
+        REPORT_OUTBOX_DIR: dir,
+      });
+      const steps = liveKitEndSteps({
+        ctx: {
+          room: { name: room, isConnected: false, remoteParticipants: new Map() },
+          job: { room: { name: room } },
+          info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
+        } as unknown as CallContext['ctx'],
+        session: () => undefined,
+        config,
+        endMode: 'end_for_all',
+        agentName: 'voice-agent',
+        roomSid: () => 'RM',
+        errors: [],
+        realtime: false,
+      });
+      const done = steps.report(summary(room), [], Date.now() + 5_000);
+      if (room === 'call-refused') await expect(done).rejects.toThrow(/edge refused/);
+      else await done;
+    }
+    expect(ok.got.map((g) => g.room)).toEqual(['call-fine', 'call-refused']);
+    expect(waiting(dir)).toEqual([]);
+  });
+});
+
+describe('the worker drains the outbox', () => {
+  it('201 and 200 (duplicate) both mean delivered; a final 4xx is dropped with a log line naming the call', async () => {
+    const dir = freshDir();
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, { log });
+    for (const room of ['call-a', 'call-b', 'call-c']) await outbox.add(reportFor(room));
+    // call-b was delivered before (its response lost): the edge answers 200 duplicate.
+    const e = await edge((g) => (g.room === 'call-c' ? 401 : 201));
+    e.accepted.add('RM_call-b:AJ_call-b');
+    const result = await drainOutbox(outbox, {
+      edgeUrl: e.url,
+      apiKey: 'k',
+      apiSecret: 's',
+      retryMs: 1000,
+      log,
+    });
+    expect(result).toMatchObject({ delivered: 2, dropped: 1, kept: 0 });
+    expect(waiting(dir)).toEqual([]);
+    const refused = lines.find((l) => l.msg.includes('refused'))!;
+    expect(refused).toMatchObject({ level: 'error' });
+    expect(refused.fields).toMatchObject({ room: 'call-c', call_id: 'RM_call-c:AJ_call-c' });
+  });
+
+  it('5xx, 429 and network errors keep the report with exponential backoff; one probe per pass while the edge is down', async () => {
+    const dir = freshDir();
+    let now = 1_000_000;
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now });
+    for (const room of ['call-1', 'call-2', 'call-3']) await outbox.add(reportFor(room));
+    let status = 503;
+    const e = await edge(() => status);
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, kept: 3 });
+    expect(e.got).toHaveLength(1); // the first failure stops the pass: the edge is down
+    const first = outbox.list().find((f) => f.attempts === 1)!;
+    expect(first.nextAt - now).toBeGreaterThanOrEqual(800);
+    expect(first.nextAt - now).toBeLessThanOrEqual(1200);
+
+    status = 429;
+    await drainOutbox(outbox, opts); // the next due one is probed
+    status = 503;
+    await drainOutbox(outbox, opts); // and the last
+    expect(outbox.list().map((f) => f.attempts)).toEqual([1, 1, 1]);
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, kept: 3 });
+    expect(e.got).toHaveLength(3); // none due: no post at all
+    now += 1_300;
+    await drainOutbox(outbox, opts);
+    const twice = outbox.list().find((f) => f.attempts === 2)!;
+    expect(twice.nextAt - now).toBeGreaterThanOrEqual(1600); // doubled
+    expect(twice.nextAt - now).toBeLessThanOrEqual(2400);
+    expect(e.got).toHaveLength(4);
+
+    // Back: the first due report lands, and then every other one goes too, due or not.
+    status = 201;
+    now += 5_000;
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 3, kept: 0 });
+    expect([...e.accepted].sort()).toEqual([
+      'RM_call-1:AJ_call-1',
+      'RM_call-2:AJ_call-2',
+      'RM_call-3:AJ_call-3',
+    ]);
+    expect(waiting(dir)).toEqual([]);
+
+    // Connection refused counts as retryable too.
+    await outbox.add(reportFor('call-4'));
+    const down = `http://127.0.0.1:${await freePort()}`;
+    expect(await drainOutbox(outbox, { ...opts, edgeUrl: down })).toMatchObject({ kept: 1 });
+    expect(outbox.list()).toHaveLength(1);
+  });
+
+  it('bounded: past REPORT_OUTBOX_MAX_FILES and REPORT_OUTBOX_MAX_AGE_HOURS the oldest go first, each named in a warn line', async () => {
+    const dir = freshDir();
+    let now = 10 * 3600_000;
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, {
+      log,
+      now: () => now,
+      maxFiles: 2,
+      maxAgeMs: 3600_000,
+      maxBytes: 1e9,
+    });
+    await outbox.add(reportFor('call-old')); // will be too old
+    now += 1800_000;
+    for (const room of ['call-x', 'call-y', 'call-z']) {
+      await outbox.add(reportFor(room));
+      now += 1;
+    }
+    now += 1900_000; // call-old is 62 minutes old
+    const dropped = await outbox.enforceBounds();
+    expect(dropped.map((d) => d.room)).toEqual(['call-old', 'call-x']);
+    const warns = lines.filter((l) => l.level === 'warn' && /given up/.test(l.msg));
+    expect(warns.map((w) => [w.fields.room, w.fields.call_id])).toEqual([
+      ['call-old', 'RM_call-old:AJ_call-old'],
+      ['call-x', 'RM_call-x:AJ_call-x'],
+    ]);
+    expect(outbox.list().map((f) => f.key)).toHaveLength(2);
+  });
+
+  it('bounded in bytes too: the oldest go first', async () => {
+    const dir = freshDir();
+    let now = 1;
+    const { log } = logs();
+    const size = Buffer.byteLength(JSON.stringify(reportFor('call-s1')));
+    const outbox = new ReportOutbox(dir, { log, now: () => now++, maxBytes: size * 2 + 10 });
+    for (const room of ['call-s1', 'call-s2', 'call-s3']) await outbox.add(reportFor(room));
+    expect((await outbox.enforceBounds()).map((d) => d.room)).toEqual(['call-s1']);
+  });
+
+  it('two workers sharing the directory deliver each report exactly once', async () => {
+    const dir = freshDir();
+    const { log } = logs();
+    const a = new ReportOutbox(dir, { log });
+    const b = new ReportOutbox(dir, { log });
+    const rooms = Array.from({ length: 30 }, (_, i) => `call-share-${i}`);
+    for (const room of rooms) await a.add(reportFor(room));
+    const e = await edge(() => 201);
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const [ra, rb] = await Promise.all([drainOutbox(a, opts), drainOutbox(b, opts)]);
+    expect(ra.delivered + rb.delivered).toBe(30);
+    expect(e.got).toHaveLength(30); // no report was posted twice
+    expect(new Set(e.got.map((g) => g.room)).size).toBe(30);
+    expect(waiting(dir)).toEqual([]);
+  });
+
+  it("a dead process's claim is returned and delivered; a live one's is left alone", async () => {
+    const dir = freshDir();
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log });
+    await outbox.add(reportFor('call-dead'));
+    await outbox.add(reportFor('call-live'));
+    const [dead, live] = ['call-dead', 'call-live'].map((room) =>
+      outbox.list().find((f) => readFileSync(f.path, 'utf8').includes(room))!,
+    );
+    const host = hostname().replace(/[~/]/g, '_');
+    // A worker killed mid-post (its pid is gone) and one that is alive (this test's parent).
+    renameSync(
+      dead!.path,
+      join(dir, 'sending', `${dead!.name}~${host}~999999999~old~${Date.now()}`),
+    );
+    renameSync(
+      live!.path,
+      join(dir, 'sending', `${live!.name}~${host}~${process.ppid}~other~${Date.now()}`),
+    );
+    const e = await edge(() => 201);
+    await drainOutbox(outbox, { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log });
+    expect(e.got.map((g) => g.room)).toEqual(['call-dead']);
+    expect(readdirSync(join(dir, 'sending'))).toHaveLength(1);
+  });
+
+  it('a report the job is still delivering is not posted by the worker before its time', async () => {
+    const dir = freshDir();
+    let now = 1_000;
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now });
+    const entry = await outbox.add(reportFor('call-busy'), { notBefore: now + 30_000 });
+    expect(entry).toBeDefined();
+    const e = await edge(() => 201);
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    await drainOutbox(outbox, opts);
+    expect(e.got).toHaveLength(0);
+    now += 30_001; // the job died without finishing: the worker takes over
+    await drainOutbox(outbox, opts);
+    expect(e.got.map((g) => g.room)).toEqual(['call-busy']);
+  });
+
+  it('an unreadable file is dropped with a log line, never retried forever', async () => {
+    const dir = freshDir();
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, { log });
+    await outbox.add(reportFor('call-bad'));
+    writeFileSync(outbox.list()[0]!.path, '{not json');
+    const e = await edge(() => 201);
+    await drainOutbox(outbox, { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log });
+    expect(e.got).toHaveLength(0);
+    expect(waiting(dir)).toEqual([]);
+    expect(lines.some((l) => l.level === 'error' && /unreadable/.test(l.msg))).toBe(true);
+  });
+});
