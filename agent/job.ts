@@ -19,6 +19,7 @@ import { watchJobProcess } from './job-process.ts';
 import { sessionModels } from './models.ts';
 import { fixedGreeting, greet } from './greeting.ts';
 import { watchLatency } from './latency.ts';
+import { setupTelemetry } from './telemetry.ts';
 
 type JobError = { at: Date; source: string; message: string };
 
@@ -31,6 +32,9 @@ export default defineAgent({
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
     const call = await callSettings(ctx.job.metadata, room, config.LIVEKIT_API_SECRET);
     const logger = agentsLog().child({ room, job_id: ctx.job.id });
+    // OTEL_EXPORTER_OTLP_ENDPOINT set: agents-js's traces of this call go out over OTLP/HTTP.
+    const otel = setupTelemetry({ room, room_id: ctx.job.room?.sid ?? '', job_id: ctx.job.id });
+    if (otel) ctx.addShutdownCallback(() => otel.shutdown(2000));
     const lifecycle = new CallLifecycle({
       room,
       jobId: ctx.job.id,

@@ -1,0 +1,68 @@
+import { telemetry } from '@livekit/agents';
+import type { OTLPTraceExporter as OTLPTraceExporterType } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { NodeTracerProvider as NodeTracerProviderType } from '@opentelemetry/sdk-trace-node';
+import { createRequire } from 'node:module';
+
+/**
+ * OpenTelemetry traces of agents-js's own spans (agent session, user and agent turns, LLM, TTS,
+ * end of turn, with `lk.e2e_latency` and friends), exported over OTLP/HTTP (protobuf) when
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; the exporter
+ * reads the standard `OTEL_EXPORTER_OTLP_*` variables (headers, timeout) itself.
+ *
+ * The exporter and the SDK are the ones agents-js 1.9 itself depends on (its Cloud tracer uses
+ * them): they are loaded from agents-js's own dependency tree, so no second OpenTelemetry copy
+ * is installed and the versions always match the ones agents-js was built against.
+ */
+export type CallTelemetry = {
+  /** Sends what is buffered and stops exporting; bounded by `timeoutMs`, never throws. */
+  shutdown(timeoutMs?: number): Promise<void>;
+};
+
+export function otlpEndpointConfigured(env: Record<string, string | undefined> = process.env) {
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+}
+
+/**
+ * Sets agents-js's tracer provider to one exporting to the OTLP endpoint, with the call's ids on
+ * every span; `undefined` (nothing set up) when no endpoint is configured.
+ */
+export function setupTelemetry(
+  metadata: Record<string, string>,
+  env: Record<string, string | undefined> = process.env,
+): CallTelemetry | undefined {
+  if (!otlpEndpointConfigured(env)) return undefined;
+  const fromAgents = createRequire(createRequire(import.meta.url).resolve('@livekit/agents'));
+  const { OTLPTraceExporter } = fromAgents('@opentelemetry/exporter-trace-otlp-proto') as {
+    OTLPTraceExporter: typeof OTLPTraceExporterType;
+  };
+  const { NodeTracerProvider, BatchSpanProcessor } = fromAgents(
+    '@opentelemetry/sdk-trace-node',
+  ) as {
+    NodeTracerProvider: typeof NodeTracerProviderType;
+    BatchSpanProcessor: typeof import('@opentelemetry/sdk-trace-node').BatchSpanProcessor;
+  };
+  const { resourceFromAttributes } = fromAgents(
+    '@opentelemetry/resources',
+  ) as typeof import('@opentelemetry/resources');
+  const fanout = new telemetry.FanoutSpanProcessor();
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({
+      'service.name': env.OTEL_SERVICE_NAME || 'livekit-voice-agent',
+    }),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter()), fanout],
+  });
+  telemetry.setTracerProvider(provider, {
+    metadata,
+    registerSpanProcessor: (processor) => fanout.add(processor),
+  });
+  return {
+    async shutdown(timeoutMs = 5000) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        provider.shutdown().catch(() => {}),
+        new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+      ]);
+      clearTimeout(timer);
+    },
+  };
+}
