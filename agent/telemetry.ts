@@ -1,6 +1,10 @@
 import { telemetry } from '@livekit/agents';
 import type { OTLPTraceExporter as OTLPTraceExporterType } from '@opentelemetry/exporter-trace-otlp-proto';
-import type { NodeTracerProvider as NodeTracerProviderType } from '@opentelemetry/sdk-trace-node';
+import type { resourceFromAttributes as ResourceFromAttributes } from '@opentelemetry/resources';
+import type {
+  BatchSpanProcessor as BatchSpanProcessorType,
+  NodeTracerProvider as NodeTracerProviderType,
+} from '@opentelemetry/sdk-trace-node';
 import { createRequire } from 'node:module';
 
 /**
@@ -39,11 +43,11 @@ export function setupTelemetry(
     '@opentelemetry/sdk-trace-node',
   ) as {
     NodeTracerProvider: typeof NodeTracerProviderType;
-    BatchSpanProcessor: typeof import('@opentelemetry/sdk-trace-node').BatchSpanProcessor;
+    BatchSpanProcessor: typeof BatchSpanProcessorType;
   };
-  const { resourceFromAttributes } = fromAgents(
-    '@opentelemetry/resources',
-  ) as typeof import('@opentelemetry/resources');
+  const { resourceFromAttributes } = fromAgents('@opentelemetry/resources') as {
+    resourceFromAttributes: typeof ResourceFromAttributes;
+  };
   const fanout = new telemetry.FanoutSpanProcessor();
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({
