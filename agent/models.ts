@@ -44,7 +44,9 @@ export function sessionModels(
           }),
           turnHandling: turnHandling(turns),
         }
-      : { vad: null }),
+      : // Turns come only from typed text (the text callback answers each): no turn detector,
+        // which would otherwise warn that it has no VAD.
+        { vad: null, turnHandling: { turnDetection: 'manual' as const } }),
   };
 }
 
