@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ReadableStream } from 'node:stream/web';
+import type { AgentConfig } from './config.ts';
 import { join } from 'node:path';
 
 /** What the LLM is asked when the greeting is not fixed (AGENT_GREETING unset). */
@@ -114,6 +115,26 @@ async function load(path: string): Promise<Pcm> {
   const samples = new Int16Array(body.length >> 1);
   for (let i = 0; i < samples.length; i++) samples[i] = body.readInt16LE(i * 2);
   return { sampleRate: buf.readUInt32LE(0), channels: buf.readUInt32LE(4), samples };
+}
+
+/** Names the voice a greeting was synthesised with: model, voice and endpoint. */
+export function greetingVoiceKey(config: AgentConfig, voiceName?: string): string {
+  return `${config.TTS_MODEL}|${voiceName ?? config.TTS_VOICE}|${config.OPENAI_BASE_URL}`;
+}
+
+/**
+ * For a job process's prewarm: synthesises (or loads) the fixed greeting in the default voice
+ * before any call, so the first call of a fresh worker replays it too. Not awaited by agents-js's
+ * prewarm budget: it runs on in the background, and a failure only means the call synthesises it.
+ */
+export function prewarmGreeting(
+  config: AgentConfig,
+  tts: ttsNs.TTS | undefined,
+  env: Record<string, string | undefined> = process.env,
+): void {
+  const text = env.AGENT_GREETING?.trim();
+  if (!text || !tts || config.AGENT_MODEL_MODE === 'realtime') return;
+  greetingAudio(tts, text.slice(0, 500), greetingVoiceKey(config)).catch(() => {});
 }
 
 /**

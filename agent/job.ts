@@ -17,7 +17,7 @@ import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { registerHooksFrom } from './hooks-module.ts';
 import { watchJobProcess } from './job-process.ts';
 import { sessionModels } from './models.ts';
-import { fixedGreeting, greet } from './greeting.ts';
+import { fixedGreeting, greet, greetingVoiceKey, prewarmGreeting } from './greeting.ts';
 import { watchLatency } from './latency.ts';
 import { setupTelemetry } from './telemetry.ts';
 
@@ -27,6 +27,15 @@ type JobError = { at: Date; source: string; message: string };
 const SHUTDOWN_REASON_WAIT_MS = 500;
 
 export default defineAgent({
+  // A fixed greeting (AGENT_GREETING) is synthesised before the first call, once per host.
+  prewarm: () => {
+    try {
+      const config = loadAgentConfig();
+      prewarmGreeting(config, sessionModels(config, {}).tts as never);
+    } catch {
+      /* a config problem is reported by the call that needs it, not by the warm-up */
+    }
+  },
   entry: async (ctx: JobContext) => {
     const config = loadAgentConfig();
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
@@ -252,10 +261,7 @@ async function runCall(p: CallParts): Promise<void> {
   // A fixed greeting (AGENT_GREETING) is synthesised once per host, while the call connects.
   const greeting = realtime
     ? undefined
-    : fixedGreeting(
-        session,
-        `${config.TTS_MODEL}|${call.voice ?? config.TTS_VOICE}|${config.OPENAI_BASE_URL}`,
-      );
+    : fixedGreeting(session, greetingVoiceKey(config, call.voice));
   await session.start({
     agent: assistant,
     room: ctx.room,
