@@ -9,7 +9,13 @@ import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { freePort } from '../support/processes.ts';
 import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
-import { drainOutbox, ReportOutbox, type OutboxLog } from '../../agent/report-outbox.ts';
+import {
+  defaultOutboxDir,
+  drainOutbox,
+  outboxDirFor,
+  ReportOutbox,
+  type OutboxLog,
+} from '../../agent/report-outbox.ts';
 
 const summary = (room: string) => ({
   reason: 'participant_left' as const,
@@ -341,5 +347,21 @@ describe('the worker drains the outbox', () => {
     expect(e.got).toHaveLength(0);
     expect(waiting(dir)).toEqual([]);
     expect(lines.some((l) => l.level === 'error' && /unreadable/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('where the outbox is', () => {
+  it('REPORT_OUTBOX_DIR, else one per edge under the state dir; off or no EDGE_URL: none', () => {
+    expect(defaultOutboxDir('https://edge.example.com', { XDG_STATE_HOME: '/state' })).toBe(
+      '/state/livekit-voice-calls/outbox/edge.example.com',
+    );
+    expect(defaultOutboxDir('http://127.0.0.1:8787/', { HOME: '/home/u' })).toBe(
+      '/home/u/.local/state/livekit-voice-calls/outbox/127.0.0.1_8787',
+    );
+    expect(outboxDirFor({ EDGE_URL: 'https://e', REPORT_OUTBOX_DIR: '/data/outbox' })).toBe(
+      '/data/outbox',
+    );
+    expect(outboxDirFor({ EDGE_URL: 'https://e', REPORT_OUTBOX_DIR: 'off' })).toBeUndefined();
+    expect(outboxDirFor({ REPORT_OUTBOX_DIR: '/data/outbox' })).toBeUndefined();
   });
 });
