@@ -11,32 +11,48 @@ export type AdmissionOptions = {
 export type Admission =
   { admit: true; asked: boolean; problem?: string } | { admit: false; reason: string };
 
+/** One try's bound, so a lost request is retried within the budget instead of waited out. */
+const ATTEMPT_MS = 2_000;
+
 /**
- * Asks the edge whether this room still hosts an open call, before any model work. Only a clear
- * "no" from the edge refuses: an edge that is down, slow or answers something else admits the
- * call (with the problem, for the log), because a real caller must not lose their call to an
- * outage of the ledger. A revived room is then still closed by the edge's webhook handling.
+ * Asks the edge whether this room still hosts an open call, before any model work, retrying
+ * within `timeoutMs`. Only a clear "no" from the edge refuses: an edge that stays down, slow or
+ * answers something else for the whole budget admits the call (with the problem, for the log),
+ * because a real caller must not lose their call to an outage of the ledger. A revived room is
+ * then still closed by the edge's webhook handling, a moment later.
  */
 export async function askAdmission(ask: AdmissionRequest, o: AdmissionOptions): Promise<Admission> {
   const body = JSON.stringify(ask);
   const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(ask.room)}/admit`;
-  try {
-    const res = await (o.fetchImpl ?? fetch)(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: await signBody(body, o.apiKey, o.apiSecret),
-      },
-      body,
-      signal: AbortSignal.timeout(o.timeoutMs),
-    });
-    if (!res.ok) return { admit: true, asked: true, problem: `edge answered ${res.status}` };
-    const answer = AdmissionAnswer.safeParse(await res.json());
-    if (!answer.success) return { admit: true, asked: true, problem: 'unreadable answer' };
-    return answer.data.admit
-      ? { admit: true, asked: true }
-      : { admit: false, reason: answer.data.reason ?? 'refused' };
-  } catch (err) {
-    return { admit: true, asked: false, problem: err instanceof Error ? err.message : String(err) };
+  const deadline = Date.now() + o.timeoutMs;
+  let problem = 'no answer';
+  let asked = false;
+  while (Date.now() < deadline) {
+    try {
+      const res = await (o.fetchImpl ?? fetch)(url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: await signBody(body, o.apiKey, o.apiSecret),
+        },
+        body,
+        signal: AbortSignal.timeout(Math.max(100, Math.min(ATTEMPT_MS, deadline - Date.now()))),
+      });
+      asked = true;
+      if (res.ok) {
+        const answer = AdmissionAnswer.safeParse(await res.json());
+        if (!answer.success) return { admit: true, asked, problem: 'unreadable answer' };
+        return answer.data.admit
+          ? { admit: true, asked }
+          : { admit: false, reason: answer.data.reason ?? 'refused' };
+      }
+      problem = `edge answered ${res.status}`;
+      // A refusal of the request itself (4xx but 429) will not change on a retry.
+      if (res.status < 500 && res.status !== 429) break;
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))));
   }
+  return { admit: true, asked, problem };
 }

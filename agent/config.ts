@@ -44,8 +44,8 @@ const AgentConfigSchema = z.object({
   REPORT_OUTBOX_MAX_FILES: int(1, 1_000_000).default(5000),
   REPORT_OUTBOX_MAX_MB: int(1, 1_000_000).default(500),
   REPORT_OUTBOX_MAX_AGE_HOURS: int(1, 24 * 365).default(72),
-  /** How long the agent waits for the edge to admit a call before it greets anyway. */
-  ADMISSION_TIMEOUT_MS: int(100, 10_000).default(2_000),
+  /** How long the agent asks the edge to admit a call (retrying) before it greets anyway. */
+  ADMISSION_TIMEOUT_MS: int(100, 30_000).default(6_000),
   MAX_CALL_DURATION_SECONDS: int(10, 24 * 3600).default(1800),
   MAX_DURATION_WARNING_SECONDS: int(0, 3600).default(60),
   IDLE_PROMPT_SECONDS: int(0, 3600).default(20),
