@@ -98,8 +98,13 @@ describe.skipIf(!bin)('a token reused after its call ended does not revive the c
       const again = new CallClient();
       clients.push(again);
       const rejoinedAt = Date.now();
-      await again.connect(system.livekit.url, c.participantToken, room, c.identity);
-      expect(await again.waitForDisconnect(20_000)).toBe(DisconnectReason.ROOM_DELETED);
+      // Closed on its first webhook, the room can go before the caller's media connection is
+      // up: then the join itself fails. Either way the rejoin gets no call.
+      const joined = await again
+        .connect(system.livekit.url, c.participantToken, room, c.identity)
+        .then(() => true)
+        .catch((err: Error) => (console.log(`${reason}: rejoin failed: ${err.message}`), false));
+      if (joined) expect(await again.waitForDisconnect(20_000)).toBe(DisconnectReason.ROOM_DELETED);
       console.log(`${reason}: rejoin closed after ${Date.now() - rejoinedAt} ms`);
 
       // The revival is counted once its first webhook or its agent reached the edge; any agent
@@ -109,17 +114,32 @@ describe.skipIf(!bin)('a token reused after its call ended does not revive the c
         const view = await system.call(room);
         return view.revival_attempts >= 1 ? view : undefined;
       });
-      await waitFor('no agent job left', async () => (await workerFor(agentName).activeJobs()) === 0);
-      const log = readFileSync(join(system.dir, `${agentName ? 'agent-idle' : 'agent'}.log`), 'utf8');
+      await waitFor(
+        'no agent job left',
+        async () => (await workerFor(agentName).activeJobs()) === 0,
+      );
+      const log = readFileSync(
+        join(system.dir, `${agentName ? 'agent-idle' : 'agent'}.log`),
+        'utf8',
+      );
       const jobsForRoom = log.split('\n').filter((l) => l.includes(room));
       const refused = jobsForRoom.some((l) => l.includes('call refused by the edge'));
-      console.log(`${reason}: agent for the revived room ${refused ? 'refused' : 'not dispatched'}`);
+      console.log(
+        `${reason}: agent for the revived room ${refused ? 'refused' : 'not dispatched'}`,
+      );
 
       expect(again.events.filter((e) => e.kind.startsWith('transcription'))).toEqual([]);
       expect(again.events.some((e) => e.kind === 'agent-audio')).toBe(false);
       expect(system.openai.requests.length).toBe(modelRequests);
       expect(system.openai.transcriptions.length).toBe(transcriptions);
-      for (const field of ['status', 'end_reason', 'ended_by', 'ended_at', 'started_at', 'room_sid'])
+      for (const field of [
+        'status',
+        'end_reason',
+        'ended_by',
+        'ended_at',
+        'started_at',
+        'room_sid',
+      ])
         expect(after[field]).toEqual(first[field]);
       expect(after.report.call_id).toBe(first.report.call_id);
       expect(await system.roomExists(room)).toBe(false);
