@@ -1,10 +1,10 @@
 import { initializeLogger } from '@livekit/agents';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { freePort } from '../support/processes.ts';
@@ -83,7 +83,15 @@ function logs() {
   return { lines, log };
 }
 
-const freshDir = () => mkdtempSync(join(tmpdir(), 'outbox-test-'));
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const freshDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'outbox-test-'));
+  dirs.push(d);
+  return d;
+};
 const waiting = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json'));
 
 describe('the job keeps a report the edge cannot take now', () => {

@@ -1,7 +1,7 @@
 import { dispose } from '@livekit/rtc-node';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { startEdge } from '../support/edge-dev.ts';
@@ -33,6 +33,7 @@ afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));
   await system?.stop();
   await dispose();
+  if (outbox) rmSync(dirname(outbox), { recursive: true, force: true });
 });
 
 /** The edge's vars as System.start sets them, so a restart is the same edge. */
