@@ -73,6 +73,8 @@ export class System {
       EDGE_URL: this.edge.url,
       AGENT_HOOKS_MODULE: resolve(import.meta.dirname, 'e2e-hooks.ts'),
       E2E_HOOKS_DIR: this.hooksDir,
+      // Each system's reports wait in its own outbox, not in the user's state dir.
+      REPORT_OUTBOX_DIR: join(this.dir, 'outbox'),
       CLEANUP_BUDGET_MS: '6000',
       END_STEP_TIMEOUT_MS: '4000',
       HOOK_TIMEOUT_MS: '2000',
