@@ -2,7 +2,7 @@ import { DisconnectReason, dispose } from '@livekit/rtc-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
-import { CallClient } from '../support/call-client.ts';
+import { type CallClient } from '../support/call-client.ts';
 import { System } from '../support/system.ts';
 
 /**
@@ -15,7 +15,6 @@ const bin = inject('livekitServerBin');
 const CAP = 2;
 const AGENT_WAIT_SECONDS = 20;
 let system: System;
-const clients: CallClient[] = [];
 const workers: AgentWorker[] = [];
 
 beforeAll(async () => {
@@ -28,7 +27,6 @@ beforeAll(async () => {
   }).start();
 });
 afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
   await Promise.allSettled(workers.map((w) => w.stop('SIGKILL')));
   await system?.stop();
   await dispose();
@@ -48,17 +46,8 @@ async function worker(agentName: string, mode: 'start' | 'dev' = 'start') {
 }
 
 /** A caller through the edge (app key) for `agentName`; not waiting for anything yet. */
-async function call(agentName: string): Promise<CallClient> {
-  const room = unique('cap');
-  const client = new CallClient();
-  clients.push(client);
-  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
-    room_name: room,
-    participant_identity: `user-${room}`,
-    room_config: { agents: [{ agent_name: agentName }] },
-  });
-  return client;
-}
+const call = (agentName: string): Promise<CallClient> =>
+  system.backendCaller(unique('cap'), { agentName });
 const greeted = (c: CallClient, timeoutMs = 30_000) =>
   c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), timeoutMs);
 

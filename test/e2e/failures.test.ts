@@ -1,7 +1,7 @@
 import { DisconnectReason, dispose } from '@livekit/rtc-node';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
-import { CallClient } from '../support/call-client.ts';
+import { type CallClient } from '../support/call-client.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { waitFor } from '../support/processes.ts';
 import { pidAlive, System } from '../support/system.ts';
@@ -9,7 +9,6 @@ import { pidAlive, System } from '../support/system.ts';
 const bin = inject('livekitServerBin');
 let system: System;
 let proxy: FaultProxy;
-const clients: CallClient[] = [];
 const CLEANUP_BUDGET_MS = 6000;
 
 beforeAll(async () => {
@@ -37,7 +36,6 @@ beforeAll(async () => {
   proxy = await startFaultProxy(system.edge.url);
 });
 afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
   await proxy?.close();
   await system?.stop();
   await dispose();
@@ -48,15 +46,7 @@ async function backendCaller(
   metadata: Record<string, unknown> = {},
   agentName?: string,
 ): Promise<CallClient> {
-  const client = new CallClient();
-  clients.push(client);
-  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
-    room_name: room,
-    participant_identity: `user-${room}`,
-    room_config: {
-      agents: [{ ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) }],
-    },
-  });
+  const client = await system.backendCaller(room, { metadata, agentName });
   await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
   return client;
 }

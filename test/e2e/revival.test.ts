@@ -45,15 +45,7 @@ async function greetedCaller(
   metadata: Record<string, unknown> = {},
   agentName?: string,
 ) {
-  const client = new CallClient();
-  clients.push(client);
-  await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
-    room_name: room,
-    participant_identity: `user-${room}`,
-    room_config: {
-      agents: [{ ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) }],
-    },
-  });
+  const client = await system.backendCaller(room, { metadata, agentName });
   await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
   return client;
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { startAgentWorker, type AgentWorker } from './agent-worker.ts';
+import { CallClient } from './call-client.ts';
 import { startEdge, type Edge } from './edge-dev.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit, type LiveKit } from './livekit-server.ts';
 import { startOpenAIStandIn, type StandIn } from './openai-stand-in.ts';
@@ -27,6 +28,8 @@ export class System {
   agent!: AgentWorker;
   rooms!: RoomServiceClient;
   readonly extraAgents: AgentWorker[] = [];
+  /** Callers joined through `backendCaller`, left when the system stops. */
+  readonly callers: CallClient[] = [];
 
   readonly #bin: string;
   readonly #opts: SystemOptions;
@@ -137,7 +140,30 @@ export class System {
     return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
   }
 
+  /**
+   * A caller a backend set up (app key): the room and identity it chose, per-call agent settings
+   * in the dispatch metadata, and optionally another agent; joined, not yet greeted.
+   */
+  async backendCaller(
+    room: string,
+    { metadata = {}, agentName }: { metadata?: Record<string, unknown>; agentName?: string } = {},
+  ): Promise<CallClient> {
+    const client = new CallClient();
+    this.callers.push(client);
+    await client.join(this.edge.url, `Bearer ${this.edge.appKey}`, {
+      room_name: room,
+      participant_identity: `user-${room}`,
+      room_config: {
+        agents: [
+          { ...(agentName && { agent_name: agentName }), metadata: JSON.stringify(metadata) },
+        ],
+      },
+    });
+    return client;
+  }
+
   async stop(): Promise<void> {
+    await Promise.allSettled(this.callers.map((c) => c.leave()));
     await Promise.allSettled([
       this.agent?.stop('SIGKILL'),
       ...this.extraAgents.map((a) => a.stop('SIGKILL')),
