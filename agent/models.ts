@@ -63,8 +63,8 @@ const optionalMs = z.coerce.number().int().min(0).max(30_000).optional();
  */
 export const TurnSettings = z.object({
   TURN_DETECTION: z.enum(['model', 'vad']).default('model'),
-  ENDPOINTING_MIN_DELAY_MS: optionalMs,
-  ENDPOINTING_MAX_DELAY_MS: optionalMs,
+  ENDPOINTING_MIN_DELAY_MS: optionalMs.default(300),
+  ENDPOINTING_MAX_DELAY_MS: optionalMs.default(1000),
   VAD_MIN_SILENCE_MS: optionalMs,
   PREEMPTIVE_TTS: z
     .enum(['true', 'false'])

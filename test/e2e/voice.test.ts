@@ -70,6 +70,52 @@ describe.skipIf(!bin || missingTools)('a spoken call, against the real LiveKit s
       'assistant: Goodbye, take care!',
     ]);
     expect(call.report.usage.stt_seconds).toBeGreaterThan(0);
+    // The caller's one turn, timed by agents-js's own metrics, in the report and GET /calls/:room.
+    const turns = call.report.turns as Record<string, number>[];
+    expect(turns).toHaveLength(1);
+    const [turn] = turns;
+    for (const key of ['eou_delay_ms', 'transcription_delay_ms', 'llm_ttft_ms', 'tts_ttfb_ms'])
+      expect(turn![key], key).toBeGreaterThanOrEqual(0);
+    // The turn ends after the words do, and the answer is heard after the turn ended.
+    expect(turn!.eou_delay_ms).toBeGreaterThan(0);
+    expect(turn!.eou_delay_ms).toBeGreaterThanOrEqual(turn!.transcription_delay_ms!);
+    expect(turn!.e2e_ms).toBeGreaterThan(turn!.eou_delay_ms!);
+    expect(call.report.latency).toMatchObject({
+      turns: 1,
+      e2e_ms: { p50: turn!.e2e_ms, p95: turn!.e2e_ms },
+    });
+  });
+
+  it('the caller pauses ~600 ms mid-sentence: one answer to the whole sentence', async () => {
+    const c = await voiceCaller();
+    await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    const [first, second] = ['Tell me one thing', 'about the weather'];
+    // The pause is silence, so the VAD hears two stretches of speech: the STT gets two uploads.
+    system.openai.utterances.push(first, second);
+    const before = system.openai.transcriptions.length;
+    // espeak-ng ends a rendering with ~0.4 s of its own silence: 0.2 s more makes a ~0.6 s pause.
+    await c.speak(renderSpeech(`${system.dir}/speech`, first, { tailSeconds: 0.2 }));
+    await c.speak(renderSpeech(`${system.dir}/speech`, second, { tailSeconds: 1 }));
+    const answer = await c.waitForEvent(
+      'transcription',
+      (d) => d.from !== c.identity && /^You said:/.test(d.text),
+      30_000,
+    );
+    expect((answer.detail as { text: string }).text).toBe(`You said: ${first} ${second}`);
+    expect(
+      system.openai.transcriptions
+        .slice(before)
+        .filter((u) => u.text !== '')
+        .map((u) => u.text),
+    ).toEqual([first, second]);
+    await c.leave();
+    const call = await system.reportedCall(c.roomName);
+    expect(call.report.transcript.map((t: any) => `${t.role}: ${t.text}`)).toEqual([
+      'assistant: Hello! How can I help you today?',
+      `user: ${first} ${second}`,
+      `assistant: You said: ${first} ${second}`,
+    ]);
+    expect(call.report.turns).toHaveLength(1);
   });
 
   it('the caller talks over the greeting: the greeting stops where it was cut, and the agent answers what was said', async () => {
