@@ -31,6 +31,21 @@ export function callPagePolicy(livekitUrl: string | undefined): string {
   ].join('; ');
 }
 
+/**
+ * The calls console's policy: it talks to this edge's ledger API only, so `connect-src 'self'` and
+ * nothing else; its charts are inline SVG built in the DOM (no images, no inline styles).
+ */
+export const CONSOLE_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 function livekitUrl(env: Env): string | undefined {
   try {
     return configFrom(env).LIVEKIT_URL;
@@ -54,6 +69,19 @@ for (const path of ['/', '/index.html'])
     page.headers.set('Content-Security-Policy', callPagePolicy(livekitUrl(c.env)));
     return withDevNotice(page, (c.env as { DEV_CALL_PAGE_NOTICE?: string }).DEV_CALL_PAGE_NOTICE);
   });
+
+// The console (`console.html`, which the asset server answers at `/console`): same discipline.
+for (const path of ['/console', '/console.html'])
+  callPageRoutes.get(path, async (c) => {
+    const asset = await c.env.ASSETS.fetch(c.req.raw);
+    const page = new Response(asset.body, asset);
+    page.headers.set('Content-Security-Policy', CONSOLE_POLICY);
+    page.headers.set('Cache-Control', 'no-store');
+    return page;
+  });
+
+// Browsers ask for /favicon.ico on their own: send them to the SVG one (a static asset).
+callPageRoutes.get('/favicon.ico', (c) => c.redirect('/favicon.svg', 308));
 
 /**
  * `npm run dev` only (scripts/dev.ts passes the var): a line at the top of the page saying what the

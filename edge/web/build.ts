@@ -1,14 +1,14 @@
-// Builds the call page into dist/web, which wrangler serves as Workers Static Assets (same origin
+// Builds the call page and the calls console into dist/web, which wrangler serves as Workers Static Assets (same origin
 // as /token). wrangler runs this before `wrangler dev` and `wrangler deploy` ([build] in wrangler.toml).
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 
 const here = import.meta.dirname;
 const out = resolve(here, '../../dist/web');
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: { 'call-page': join(here, 'main.ts') },
+  entryPoints: { 'call-page': join(here, 'main.ts'), console: join(here, 'console/console.ts') },
   outdir: out,
   bundle: true,
   format: 'esm',
@@ -18,5 +18,12 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'call-page.css', '_headers'])
-  copyFileSync(join(here, file), join(out, file));
+for (const file of [
+  'index.html',
+  'call-page.css',
+  'favicon.svg',
+  '_headers',
+  'console/console.html',
+  'console/console.css',
+])
+  copyFileSync(join(here, file), join(out, basename(file)));

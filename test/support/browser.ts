@@ -8,7 +8,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
  * Each page gets its own browser, because the fake microphone is a launch flag: it plays `micWav`
  * once (`%noloop`), then silence.
  */
-export const SCREENSHOTS = resolve(import.meta.dirname, '../../test-artifacts/call-page');
+export const ARTIFACTS = resolve(import.meta.dirname, '../../test-artifacts');
+export const SCREENSHOTS = join(ARTIFACTS, 'call-page');
 
 export function chromiumPath(): string | undefined {
   const candidates = [process.env.CHROMIUM_BIN, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
@@ -67,9 +68,39 @@ export async function openCallPage(
   return { browser, context, page, cspViolations, close: () => browser.close() };
 }
 
-export async function screenshot(page: Page, name: string): Promise<string> {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  const path = join(SCREENSHOTS, `${name}.png`);
+/**
+ * A page without a microphone (the calls console): a desktop-width screen unless told otherwise,
+ * light or dark as the test asks, CSP refusals collected like the call page's.
+ */
+export async function openPage(
+  url: string,
+  {
+    viewport = { width: 1200, height: 900 },
+    colorScheme = 'light',
+  }: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {},
+): Promise<CallPage> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error(`no Chromium: ${HOW_TO_GET_CHROMIUM}`);
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+  const context = await browser.newContext({ viewport, colorScheme });
+  const page = await context.newPage();
+  const cspViolations: string[] = [];
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+  });
+  await page.goto(url);
+  return { browser, context, page, cspViolations, close: () => browser.close() };
+}
+
+/** A full-page PNG in test-artifacts/<folder>/<name>.png (call-page/ unless told). */
+export async function screenshot(page: Page, name: string, folder = 'call-page'): Promise<string> {
+  const dir = join(ARTIFACTS, folder);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
 }

@@ -1,0 +1,176 @@
+import { DisconnectReason } from '@livekit/rtc-node';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  chromiumPath,
+  HOW_TO_GET_CHROMIUM,
+  openPage,
+  screenshot,
+  type CallPage,
+} from '../support/browser.ts';
+import { CallClient } from '../support/call-client.ts';
+import { System } from '../support/system.ts';
+
+/**
+ * The calls console at /console in headless Chromium, against the real system: calls are made by
+ * rtc-node callers through the edge, LiveKit and the built agent; the console reads them through
+ * the ledger API with the admin key and ends an open one. Screenshots go to test-artifacts/console/.
+ */
+const bin = inject('livekitServerBin');
+const missing = chromiumPath() ? undefined : HOW_TO_GET_CHROMIUM;
+if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
+if (missing) console.warn(`\n*** console tests SKIPPED: install ${missing}.\n`);
+
+let system: System;
+let open: CallPage | undefined;
+const clients: CallClient[] = [];
+let endedRoom = '';
+let openCall: CallClient;
+
+const greeted = (c: CallClient) =>
+  c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+
+beforeAll(async () => {
+  if (!bin || missing) return;
+  system = await new System(bin).start();
+  // One call that ended (the caller said goodbye, the assistant ended it) with its report …
+  const done = new CallClient();
+  clients.push(done);
+  await done.join(system.edge.url, '');
+  await greeted(done);
+  done.say('Goodbye');
+  await done.waitForDisconnect(30_000);
+  endedRoom = done.roomName;
+  await system.reportedCall(endedRoom);
+  // … and one still open.
+  openCall = new CallClient();
+  clients.push(openCall);
+  await openCall.join(system.edge.url, '');
+  await greeted(openCall);
+});
+afterEach(async () => {
+  const refused = open?.cspViolations ?? [];
+  await open?.close();
+  open = undefined;
+  expect(refused).toEqual([]);
+});
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.room.disconnect()));
+  await system?.stop();
+});
+
+const row = (p: CallPage, room: string) => p.page.locator(`#calls tr[data-room="${room}"]`);
+const rooms = async (p: CallPage) =>
+  p.page.locator('#calls tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.room));
+
+async function signIn(p: CallPage, key: string): Promise<void> {
+  await p.page.getByLabel('Admin key').fill(key);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the real system', () => {
+  it('is served by the Worker with connect-src self only; /favicon.ico leads to the SVG icon', async () => {
+    const page = await fetch(`${system.edge.url}/console`);
+    expect(page.status).toBe(200);
+    const csp = page.headers.get('content-security-policy')!;
+    expect(/ connect-src ([^;]*)/.exec(csp)?.[1]).toBe("'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(await page.text()).toContain('Calls console');
+    const icon = await fetch(`${system.edge.url}/favicon.ico`);
+    expect(icon.status).toBe(200);
+    expect(icon.url).toMatch(/\/favicon\.svg$/);
+    expect(icon.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    await icon.body?.cancel();
+  });
+
+  it('refuses a wrong key in words, then lists, filters and opens a call with its transcript', async () => {
+    const p = (open = await openPage(`${system.edge.url}/console`));
+    await signIn(p, 'not-the-admin-key');
+    await p.page
+      .locator('#alert', { hasText: 'That key was not accepted.' })
+      .waitFor({ timeout: 15_000 });
+    expect(await p.page.locator('#console').getAttribute('data-view')).toBe('sign-in');
+    await screenshot(p.page, 'wrong-key', 'console');
+    // The app key is a real key, but not for the ledger.
+    await signIn(p, system.edge.appKey);
+    await p.page
+      .locator('#alert', { hasText: 'the console needs the admin key' })
+      .waitFor({ timeout: 15_000 });
+
+    await signIn(p, system.edge.adminKey);
+    await row(p, endedRoom).waitFor({ timeout: 15_000 });
+    await row(p, openCall.roomName).waitFor();
+    expect(await p.page.locator('#alert').isHidden()).toBe(true);
+    // The key is in this tab's session storage, never in the URL.
+    expect(p.page.url()).not.toContain(system.edge.adminKey);
+    expect(await p.page.evaluate(() => Object.values(sessionStorage))).toContain(
+      system.edge.adminKey,
+    );
+    await expect
+      .poll(() => row(p, endedRoom).locator('td').nth(4).textContent())
+      .toBe('The assistant ended the call.');
+    expect(await row(p, openCall.roomName).getAttribute('data-status')).toBe('open');
+    expect(await p.page.locator('#hourly-chart svg rect.bar').count()).toBeGreaterThan(0);
+    expect(await p.page.locator('#reasons-chart svg').getAttribute('aria-label')).toMatch(
+      /agent_end_call 1/,
+    );
+    await screenshot(p.page, 'list', 'console');
+
+    await p.page.getByLabel('Show').selectOption('open');
+    await expect.poll(() => rooms(p)).toEqual([openCall.roomName]);
+    await p.page.getByLabel('Show').selectOption('ended');
+    await expect.poll(() => rooms(p)).toEqual([endedRoom]);
+
+    await p.page.getByRole('link', { name: endedRoom }).click();
+    await p.page.locator('#console[data-view=call]').waitFor();
+    await p.page
+      .locator('#transcript li[data-role=assistant]', { hasText: 'Hello!' })
+      .first()
+      .waitFor();
+    await p.page.locator('#transcript li[data-role=user]', { hasText: 'Goodbye' }).waitFor();
+    await p.page.locator('#timeline li[data-kind=ended]', { hasText: 'agent_end_call' }).waitFor();
+    await p.page.locator('#timeline li[data-kind=report]').waitFor();
+    expect(await p.page.locator('#hooks tbody tr').count()).toBeGreaterThan(0);
+    expect(await p.page.locator('#call-actions').isHidden()).toBe(true);
+    await screenshot(p.page, 'ended-call', 'console');
+
+    // Signed in for the tab: a reload keeps the session, Sign out forgets the key.
+    await p.page.reload();
+    await p.page.locator('#console[data-view=call]').waitFor({ timeout: 15_000 });
+    await p.page.getByRole('button', { name: 'Sign out' }).click();
+    expect(await p.page.evaluate(() => sessionStorage.length)).toBe(0);
+  });
+
+  it('ends an open call for everyone, after a confirmation, and shows it end', async () => {
+    const p = (open = await openPage(`${system.edge.url}/console`, { colorScheme: 'dark' }));
+    await signIn(p, system.edge.adminKey);
+    await p.page.getByRole('link', { name: openCall.roomName }).click();
+    await p.page.locator('#call-view[data-status=open]').waitFor({ timeout: 15_000 });
+    await p.page
+      .locator('#transcript', { hasText: 'The transcript will come with the report.' })
+      .waitFor();
+    await screenshot(p.page, 'open-call-dark', 'console');
+
+    await p.page.getByRole('button', { name: 'End for everyone' }).click();
+    const dialog = p.page.locator('dialog#confirm[open]');
+    await dialog.waitFor();
+    await screenshot(p.page, 'confirm-end', 'console');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    expect(await p.page.locator('#call-view').getAttribute('data-status')).toBe('open');
+
+    await p.page.getByRole('button', { name: 'End for everyone' }).click();
+    await dialog.getByRole('button', { name: 'End for everyone' }).click();
+    await p.page.locator('#call-view[data-status=ended]').waitFor({ timeout: 30_000 });
+    await p.page
+      .locator('#call-facts', { hasText: 'The call was ended for everyone. (api_end_call)' })
+      .waitFor();
+    expect(await openCall.waitForDisconnect(30_000)).toBe(DisconnectReason.ROOM_DELETED);
+    // The report comes later; the open call's page keeps refreshing until it is there.
+    await p.page
+      .locator('#transcript li[data-role=assistant]', { hasText: 'Hello!' })
+      .first()
+      .waitFor({ timeout: 30_000 });
+    await screenshot(p.page, 'ended-from-console-dark', 'console');
+    expect((await system.call(openCall.roomName)).end_note).toBe('ended from the calls console');
+  });
+});
