@@ -65,19 +65,22 @@ async function endCall(c: CallClient) {
 }
 
 describe.skipIf(!bin)('every call gets its agent, or is told why not', () => {
-  it(`more calls at once than the cap: the first ${CAP} are answered, the others wait and are answered as places free`, async () => {
+  it(`more calls at once than the cap: each is answered as a place frees, never more than ${CAP} at a time`, async () => {
     await worker('voice-agent-capped');
     const calls = await Promise.all([1, 2, 3, 4].map(() => call('voice-agent-capped')));
-    // Which two LiveKit places first is its choice; the others must wait, not be dropped.
-    const first = await Promise.any(calls.map((c) => greeted(c).then(() => c)));
-    const answered = () => calls.filter((c) => c.events.some((e) => e.kind === 'transcription'));
-    await greeted(calls.find((c) => c !== first && answered().includes(c)) ?? first);
-    expect(answered().length).toBeLessThanOrEqual(CAP);
-    for (const c of answered()) await endCall(c);
-    const waiting = calls.filter((c) => c.room.isConnected);
-    expect(waiting.length).toBeGreaterThanOrEqual(2);
-    for (const c of waiting) await greeted(c, AGENT_WAIT_SECONDS * 1000);
-    for (const c of waiting) await endCall(c);
+    // Which calls LiveKit places first is its choice; the others must wait (the edge dispatches
+    // them again), not be dropped. Each call is ended once greeted, freeing its place.
+    let live = 0;
+    let mostLive = 0;
+    await Promise.all(
+      calls.map(async (c) => {
+        await greeted(c, (AGENT_WAIT_SECONDS + 15) * 1000);
+        mostLive = Math.max(mostLive, ++live);
+        await endCall(c);
+        live--;
+      }),
+    );
+    expect(mostLive).toBeLessThanOrEqual(CAP);
   });
 
   it(`calls back to back, ${3 * CAP} in a row: each is answered (a finished call frees its place)`, async () => {
