@@ -59,24 +59,33 @@ const optionalMs = z.coerce.number().int().min(0).max(30_000).optional();
  *   turn ends (likely end / unlikely end per the model; `vad` uses the minimum);
  * - VAD_MIN_SILENCE_MS: silence before the VAD reports the end of speech;
  * - PREEMPTIVE_TTS: also synthesise the preemptive reply before the turn is confirmed.
- * Unset values keep agents-js 1.9's own defaults.
+ * The defaults are what bench:capacity measured best that still holds a ~600 ms mid-sentence pause
+ * (test/e2e/voice.test.ts); agents-js 1.9's own are model, 500/3000 ms, 250 ms, false.
  */
-export const TurnSettings = z.object({
+const TurnSettingsShape = z.object({
   TURN_DETECTION: z.enum(['model', 'vad']).default('model'),
   ENDPOINTING_MIN_DELAY_MS: optionalMs.default(300),
   ENDPOINTING_MAX_DELAY_MS: optionalMs.default(1000),
   VAD_MIN_SILENCE_MS: optionalMs,
   PREEMPTIVE_TTS: z
     .enum(['true', 'false'])
-    .default('false')
+    .default('true')
     .transform((v) => v === 'true'),
 });
+export const TurnSettings = TurnSettingsShape.refine(
+  (t) => t.TURN_DETECTION === 'vad' || (t.VAD_MIN_SILENCE_MS ?? 250) >= 250,
+  {
+    // agents-js refuses the session ("too low for the TurnDetector") and the call fails.
+    message: 'must be at least 250 with TURN_DETECTION=model',
+    path: ['VAD_MIN_SILENCE_MS'],
+  },
+);
 export type TurnSettings = z.infer<typeof TurnSettings>;
 
 /** Reads the turn settings from the environment; a bad value throws naming its variable. */
 export function turnSettings(env: Record<string, string | undefined> = process.env): TurnSettings {
   const pick = Object.fromEntries(
-    Object.keys(TurnSettings.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+    Object.keys(TurnSettingsShape.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
   const parsed = TurnSettings.safeParse(pick);
   if (parsed.success) return parsed.data;

@@ -116,3 +116,24 @@ describe('TurnLatencies', () => {
     expect(CallReport.safeParse(older).success).toBe(true);
   });
 });
+
+describe('turn settings', () => {
+  it('defaults to the measured levers and names a bad variable', async () => {
+    const { turnSettings } = await import('../../agent/models.ts');
+    expect(turnSettings({})).toEqual({
+      TURN_DETECTION: 'model',
+      ENDPOINTING_MIN_DELAY_MS: 300,
+      ENDPOINTING_MAX_DELAY_MS: 1000,
+      PREEMPTIVE_TTS: true,
+    });
+    expect(turnSettings({ TURN_DETECTION: 'vad', VAD_MIN_SILENCE_MS: '150' })).toMatchObject({
+      TURN_DETECTION: 'vad',
+      VAD_MIN_SILENCE_MS: 150,
+    });
+    // agents-js refuses a VAD this quick beside its end-of-turn model: caught at the boundary.
+    expect(() => turnSettings({ VAD_MIN_SILENCE_MS: '150' })).toThrow(/VAD_MIN_SILENCE_MS/);
+    expect(() => turnSettings({ ENDPOINTING_MIN_DELAY_MS: 'soon' })).toThrow(
+      /ENDPOINTING_MIN_DELAY_MS/,
+    );
+  });
+});
