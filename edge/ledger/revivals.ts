@@ -1,5 +1,3 @@
-import type { CallRow } from './calls.ts';
-
 /** The LiveKit room an event or an agent speaks for. */
 export type RoomInstance = { sid: string | undefined; createdAtMs: number | undefined };
 
