@@ -14,7 +14,7 @@ import { startAgentWorker, type AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
-import { renderSpeech } from '../support/speech.ts';
+import { loudMilliseconds, readWav, renderSpeech } from '../support/speech.ts';
 import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
 import { sealedDispatchFor } from '../support/dispatch-metadata.ts';
 
@@ -30,13 +30,19 @@ const openai = await startOpenAIStandIn();
 openai.sttDelayMs = Number(process.env.BENCH_STT_MS ?? 150);
 openai.llmFirstTokenMs = Number(process.env.BENCH_LLM_MS ?? 300);
 openai.ttsDelayMs = Number(process.env.BENCH_TTS_MS ?? 200);
-openai.hears = () => 'Tell me one thing about the weather.';
 const livekit = await startLiveKit(bin, dir);
 // Two seconds of silence after the words: the agent's VAD hears the caller stop, as with a person.
 const TAIL_MS = 2_000;
 const speech = renderSpeech(join(dir, 'speech'), 'Tell me one thing about the weather.', {
   tailSeconds: TAIL_MS / 1000,
 });
+// Like a real STT, an upload holding only part of the words (the VAD heard a short pause inside
+// the sentence) is heard as a fragment, which an end-of-turn model takes as unfinished; only one
+// holding (nearly) all of the speech is the whole sentence. Answering the whole sentence for a
+// fragment let an agent answer before the caller had finished, and the turn looked fast.
+const SENTENCE_SPEECH_MS = loudMilliseconds(readWav(speech));
+openai.hears = (speechMs) =>
+  speechMs >= 0.8 * SENTENCE_SPEECH_MS ? 'Tell me one thing about the weather.' : 'Tell me one';
 
 const common = {
   ...benchAgentEnv(livekit.url, openai.url),
