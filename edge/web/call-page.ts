@@ -25,6 +25,7 @@ import {
 import { Captions } from './captions.ts';
 import { CallView } from './call-view.ts';
 import { captionSpeaker, endNoticeReason, isAgent } from './from-agent.ts';
+import { Levels } from './levels.ts';
 
 /**
  * How a page hosts the call. The defaults fit the page the edge serves itself; an app that embeds
@@ -40,6 +41,11 @@ export type CallPageOptions = {
   agentName?: string;
   /** How long to wait for the assistant to join before giving up. */
   agentJoinTimeoutMs?: number;
+  /**
+   * How long the call waits for a caller whose connection dropped (the agent's
+   * RECONNECT_GRACE_SECONDS), said while LiveKit reconnects. Default 10.
+   */
+  reconnectGraceSeconds?: number;
 };
 
 const AGENT_STATE = 'lk.agent.state';
@@ -59,6 +65,7 @@ export function mountCallPage(root: HTMLElement, options: CallPageOptions = {}):
     }
   });
   view.onHangUp(() => call?.hangUp());
+  view.onMute((muted) => call?.setMuted(muted));
   view.onEndForAll(() => call?.endForAll());
   view.onSend((text) => call?.send(text));
   view.onCallOver(() => (call = undefined));
@@ -74,6 +81,9 @@ class ActiveCall {
   readonly #outcome: CallOutcome = {};
   #participantToken = '';
   #mic: LocalAudioTrack | undefined;
+  /** The meter's own copy of the microphone: it still shows the voice while the call is muted. */
+  #micForMeter: MediaStreamTrack | undefined;
+  #levels: Levels | undefined;
   live = false;
 
   constructor(view: CallView, tokenUrl: URL, options: CallPageOptions) {
@@ -89,10 +99,18 @@ class ActiveCall {
     // Inside the click: browsers only let a page start audio from a user gesture.
     void this.#room.startAudio();
     try {
+      this.#levels = new Levels();
+    } catch {
+      /* no Web Audio: the call goes on without meters */
+    }
+    try {
       this.#mic = await createLocalAudioTrack({ echoCancellation: true, noiseSuppression: true });
     } catch (err) {
+      this.#release();
       return view.failed(microphoneFailureInWords(err));
     }
+    this.#micForMeter = this.#mic.mediaStreamTrack.clone();
+    this.#levels?.follow(view.youLevel, this.#micForMeter);
     let credentials;
     try {
       const authorization = await this.#options.getAuthorization?.();
@@ -105,7 +123,7 @@ class ActiveCall {
         ...(agentName && { agentName }),
       });
     } catch (err) {
-      this.#mic.stop();
+      this.#release();
       return view.failed(tokenRefusedInWords(edgeErrorFromTokenSource(err)));
     }
     this.#participantToken = credentials.participantToken;
@@ -116,7 +134,7 @@ class ActiveCall {
         source: Track.Source.Microphone,
       });
     } catch {
-      this.#mic.stop();
+      this.#release();
       await this.#room.disconnect();
       return view.failed(LIVEKIT_UNREACHABLE);
     }
@@ -172,13 +190,24 @@ class ActiveCall {
     room.on(
       RoomEvent.TrackSubscribed,
       (track: RemoteTrack, _pub, participant: RemoteParticipant) => {
-        if (track.kind === Track.Kind.Audio && isAgent(participant))
-          view.playAgentAudio(track.attach() as HTMLAudioElement);
+        if (track.kind !== Track.Kind.Audio || !isAgent(participant)) return;
+        view.playAgentAudio(track.attach() as HTMLAudioElement);
+        this.#levels?.follow(view.assistantLevel, track.mediaStreamTrack);
       },
     );
-    room.on(RoomEvent.TrackUnsubscribed, (track: RemoteTrack) =>
-      track.detach().forEach((el) => el.remove()),
+    room.on(
+      RoomEvent.TrackUnsubscribed,
+      (track: RemoteTrack, _pub, participant: RemoteParticipant) => {
+        track.detach().forEach((el) => el.remove());
+        if (track.kind === Track.Kind.Audio && isAgent(participant))
+          this.#levels?.stop(view.assistantLevel);
+      },
     );
+    // LiveKit tries to get the connection back on its own; the call waits for the caller meanwhile.
+    room.on(RoomEvent.Reconnecting, () =>
+      view.reconnecting(this.#options.reconnectGraceSeconds ?? 10),
+    );
+    room.on(RoomEvent.Reconnected, () => view.reconnecting(false));
     room.on(
       RoomEvent.ParticipantAttributesChanged,
       (changed: Record<string, string>, p: Participant) => {
@@ -199,7 +228,7 @@ class ActiveCall {
     });
     room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
       this.#outcome.disconnect ??= reason === undefined ? undefined : DisconnectReason[reason];
-      this.#mic?.stop();
+      this.#release();
       const wasLive = this.live;
       this.live = false;
       if (wasLive) view.ended(endedInWords(this.#outcome));
@@ -220,6 +249,22 @@ class ActiveCall {
     } catch {
       /* the disconnect's own words stand */
     }
+  }
+
+  /** The microphone, its meter copy and the meters: everything this call holds of the device. */
+  #release(): void {
+    this.#mic?.stop();
+    this.#micForMeter?.stop();
+    this.#levels?.close();
+    this.#levels = undefined;
+  }
+
+  /** Muted, the track is disabled: LiveKit sends no audio and tells the room it is muted. */
+  async setMuted(muted: boolean): Promise<void> {
+    if (!this.#mic || !this.live) return;
+    if (muted) await this.#mic.mute();
+    else await this.#mic.unmute();
+    this.#view.muted(muted);
   }
 
   async hangUp(): Promise<void> {

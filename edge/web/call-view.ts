@@ -15,6 +15,12 @@ export class CallView {
   readonly #hangUp: HTMLButtonElement;
   readonly #endForAll: HTMLButtonElement;
   readonly #enableAudio: HTMLButtonElement;
+  readonly #mute: HTMLButtonElement;
+  readonly #micState: HTMLElement;
+  readonly #reconnecting: HTMLElement;
+  /** The level meters: `--level` and `data-active` follow the audio (levels.ts). */
+  readonly youLevel: HTMLElement;
+  readonly assistantLevel: HTMLElement;
   readonly #chat: HTMLFormElement;
   readonly #message: HTMLInputElement;
   readonly #audio: HTMLElement;
@@ -38,6 +44,11 @@ export class CallView {
     this.#hangUp = $('#hang-up');
     this.#endForAll = $('#end-for-all');
     this.#enableAudio = $('#enable-audio');
+    this.#mute = $('#mute');
+    this.#micState = $('#mic-state');
+    this.#reconnecting = $('#reconnecting');
+    this.youLevel = $('#you-level');
+    this.assistantLevel = $('#assistant-level');
     this.#chat = $('#chat');
     this.#message = $('#message');
     this.#audio = $('#agent-audio');
@@ -52,6 +63,10 @@ export class CallView {
   }
   onEndForAll(fn: () => void): void {
     this.#endForAll.addEventListener('click', fn);
+  }
+  /** Mute or unmute: `fn` gets the state the person asked for. */
+  onMute(fn: (muted: boolean) => void): void {
+    this.#mute.addEventListener('click', () => fn(this.#root.dataset.muted !== 'true'));
   }
   onCallOver(fn: () => void): void {
     this.#callOver = fn;
@@ -71,14 +86,17 @@ export class CallView {
     this.#audio.replaceChildren();
     this.#showAlert('');
     this.#roomName.textContent = '';
-    this.#state.textContent = '—';
+    this.agentState('');
+    this.muted(false);
     this.#timer.textContent = '0:00';
     this.#phase('connecting', 'Connecting…');
   }
 
   inCall(room: string): void {
     this.#roomName.textContent = room;
+    this.#roomName.title = room;
     this.#phase('in-call', 'Waiting for the assistant to join…');
+    this.muted(false);
     const started = Date.now();
     this.#clock = setInterval(() => {
       const s = Math.floor((Date.now() - started) / 1000);
@@ -92,8 +110,27 @@ export class CallView {
   }
 
   agentState(state: string): void {
-    this.#state.textContent = state;
-    this.#root.dataset.agentState = state;
+    this.#state.textContent = state || '—';
+    if (state) this.#root.dataset.agentState = state;
+    else delete this.#root.dataset.agentState;
+    this.assistantLevel.dataset.state = state;
+  }
+
+  /** Muted: the microphone sends nothing, and the page says so where the person looks. */
+  muted(muted: boolean): void {
+    this.#root.dataset.muted = String(muted);
+    this.#mute.setAttribute('aria-pressed', String(muted));
+    this.#mute.textContent = muted ? 'Unmute' : 'Mute';
+    this.#micState.textContent = muted ? 'muted: the assistant hears nothing' : 'live';
+  }
+
+  /** LiveKit lost the connection and is trying again; the call waits `graceSeconds` for it. */
+  reconnecting(graceSeconds: number | false): void {
+    this.#reconnecting.hidden = graceSeconds === false;
+    this.#reconnecting.textContent =
+      graceSeconds === false ? '' : `Reconnecting… the call waits up to ${graceSeconds} s.`;
+    if (graceSeconds === false) delete this.#root.dataset.reconnecting;
+    else this.#root.dataset.reconnecting = 'true';
   }
 
   playAgentAudio(el: HTMLAudioElement): void {
@@ -127,8 +164,8 @@ export class CallView {
   ended(words: string): void {
     this.#stopClock();
     this.#enableAudio.hidden = true;
-    this.#state.textContent = '—';
-    delete this.#root.dataset.agentState;
+    this.agentState('');
+    this.reconnecting(false);
     this.#phase('ended', words);
     this.#callOver();
     this.#call.focus();
@@ -141,6 +178,8 @@ export class CallView {
     this.#call.disabled = phase === 'connecting' || inCall;
     this.#call.textContent = phase === 'ended' ? 'Call again' : 'Call';
     this.#hangUp.disabled = !inCall;
+    this.#mute.disabled = !inCall;
+    if (!inCall) this.#micState.textContent = '—';
     this.#endForAll.disabled = !inCall;
     this.#message.disabled = !inCall;
     this.#chat.querySelector('button')!.disabled = !inCall;

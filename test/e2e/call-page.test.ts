@@ -1,4 +1,6 @@
 import { ParticipantKind, Room } from '@livekit/rtc-node';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,6 +13,7 @@ import {
 } from '../support/browser.ts';
 import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
+import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { pidAlive, System } from '../support/system.ts';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
@@ -128,6 +131,13 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await status(p, 'Press Call to talk to the assistant.');
     const { room } = await startCall(p);
     await p.page.locator('#app[data-agent-audio=playing]').waitFor({ timeout: 15_000 });
+    // The assistant's meter follows its real audio (Web Audio), its state written on it.
+    await p.page.locator('#assistant-level[data-active=true]').waitFor({ timeout: 15_000 });
+    expect(await p.page.locator('#mic-state').textContent()).toBe('live');
+    // A phone-width screen: nothing wider than the screen.
+    expect(
+      await p.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    ).toBe(true);
     await screenshot(p.page, 'in-call');
     await caption(p, 'you', 'Goodbye');
     await caption(p, 'assistant', 'Goodbye, take care!');
@@ -137,6 +147,41 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     const call = await system.reportedCall(room);
     expect(call.end_reason).toBe('agent_end_call');
     expect(await system.roomExists(room)).toBe(false);
+  });
+
+  it('Mute: words spoken while muted reach no STT, the page says it is muted, and unmuted the assistant hears again', async () => {
+    const dir = `${system.dir}/speech`;
+    const whileMuted = renderSpeech(dir, 'Banana.', { leadSeconds: 8, tailSeconds: 6 });
+    const afterwards = renderSpeech(dir, 'Can you hear me now?', { tailSeconds: 20 });
+    const wav = join(dir, 'muted-then-unmuted.wav');
+    execFileSync('sox', [whileMuted, afterwards, wav]);
+    system.openai.utterances.push('Can you hear me now?');
+    const before = system.openai.transcriptions.length;
+    const p = await openPage({ micWav: wav });
+    await callButton(p).click();
+    await p.page.locator('#app[data-phase=in-call]').waitFor({ timeout: 30_000 });
+    expect(await p.page.locator('#you-level').getAttribute('data-active')).toBe('false');
+    await p.page.getByRole('button', { name: 'Mute' }).click();
+    await p.page.locator('#app[data-muted=true]').waitFor();
+    expect(await p.page.locator('#mute').getAttribute('aria-pressed')).toBe('true');
+    expect(await p.page.locator('#mic-state').textContent()).toBe(
+      'muted: the assistant hears nothing',
+    );
+    // The page's meter still hears the word (so a person sees they talk into a muted call) …
+    await p.page.locator('#you-level[data-active=true]').waitFor({ timeout: 30_000 });
+    await screenshot(p.page, 'muted');
+    await p.page.locator('#you-level[data-active=false]').waitFor({ timeout: 30_000 });
+    await p.page.getByRole('button', { name: 'Unmute' }).click();
+    expect(await p.page.locator('#mic-state').textContent()).toBe('live');
+    // … the assistant does not: the next words it hears are the ones spoken after Unmute.
+    await caption(p, 'you', 'Can you hear me now');
+    await caption(p, 'assistant', 'You said: Can you hear me now?');
+    const speech = system.openai.transcriptions
+      .slice(before)
+      .filter((t) => t.speechMs >= MIN_SPEECH_MS);
+    expect(speech.map((t) => t.text)).toEqual(['Can you hear me now?']);
+    await p.page.getByRole('button', { name: 'Hang up' }).click();
+    await status(p, 'You left the call.');
   });
 
   it('End for everyone, after the participant token has expired: everyone leaves, the ledger says api_end_call', async () => {
