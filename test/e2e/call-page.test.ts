@@ -8,6 +8,7 @@ import {
   chromiumPath,
   HOW_TO_GET_CHROMIUM,
   openCallPage,
+  openPage as openPlainPage,
   screenshot,
   type CallPage,
 } from '../support/browser.ts';
@@ -120,6 +121,27 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     expect(script.headers.get('access-control-allow-origin')).toBe('*');
     expect(script.headers.get('x-request-id')).toBeNull(); // never reached the Worker
     await script.body?.cancel();
+  });
+
+  it('dark scheme on a phone: the keyboard reaches Call first with a visible focus ring; the icon loads', async () => {
+    const p = (open = await openPlainPage(`${system.edge.url}/`, {
+      viewport: { width: 390, height: 844 },
+      colorScheme: 'dark',
+    }));
+    await status(p, 'Press Call to talk to the assistant.');
+    await p.page.keyboard.press('Tab');
+    const focused = await p.page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      const style = getComputedStyle(el);
+      return { id: el.id, outline: style.outlineStyle, width: style.outlineWidth };
+    });
+    expect(focused).toEqual({ id: 'call', outline: 'solid', width: '3px' });
+    expect(
+      await p.page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor),
+    ).toBe('rgb(23, 24, 27)');
+    const icon = await p.page.evaluate(async () => (await fetch('/favicon.svg')).status);
+    expect(icon).toBe(200);
+    await screenshot(p.page, 'idle-dark-focus');
   });
 
   it('Call: the greeting is captioned and heard; a spoken goodbye ends the call, and the page says the assistant ended it', async () => {
