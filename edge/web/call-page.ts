@@ -1,4 +1,5 @@
 import {
+  ConnectionState,
   createLocalAudioTrack,
   DisconnectReason,
   Room,
@@ -203,10 +204,11 @@ class ActiveCall {
           this.#levels?.stop(view.assistantLevel);
       },
     );
-    // LiveKit tries to get the connection back on its own; the call waits for the caller meanwhile.
-    room.on(RoomEvent.Reconnecting, () =>
-      view.reconnecting(this.#options.reconnectGraceSeconds ?? 10),
-    );
+    // LiveKit tries to get the connection back on its own (resuming the signal connection, or a
+    // full reconnect); the call waits for the caller meanwhile.
+    const reconnecting = () => view.reconnecting(this.#options.reconnectGraceSeconds ?? 10);
+    room.on(RoomEvent.SignalReconnecting, reconnecting);
+    room.on(RoomEvent.Reconnecting, reconnecting);
     room.on(RoomEvent.Reconnected, () => view.reconnecting(false));
     room.on(
       RoomEvent.ParticipantAttributesChanged,
@@ -221,10 +223,15 @@ class ActiveCall {
     });
     // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
     // for them too. An assistant that goes without a reason has crashed or lost its connection.
+    // A full reconnect first drops every remote participant, then says it is reconnecting: judge
+    // once the event is over, and leave the assistant alone while the connection comes back.
     room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
       if (!isAgent(p) || !this.live) return;
-      if (!this.#outcome.reason) this.#outcome.agentVanished = true;
-      void room.disconnect();
+      queueMicrotask(() => {
+        if (!this.live || room.state !== ConnectionState.Connected) return;
+        if (!this.#outcome.reason) this.#outcome.agentVanished = true;
+        void room.disconnect();
+      });
     });
     room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
       this.#outcome.disconnect ??= reason === undefined ? undefined : DisconnectReason[reason];

@@ -17,6 +17,7 @@ import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { pidAlive, System } from '../support/system.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 /**
@@ -35,6 +36,8 @@ const NO_WORKER_AGENT = 'voice-agent-nobody';
 const ISSUER = 'https://id.example.test/';
 const AUDIENCE = 'voice-app';
 let system: System;
+/** The edge's LIVEKIT_URL: the page's signal connection goes through it, so a test can drop it. */
+let signal: TcpProxy;
 let signUserJwt: (sub: string) => Promise<string>;
 let open: CallPage | undefined;
 
@@ -51,9 +54,11 @@ beforeAll(async () => {
       .setIssuedAt()
       .setExpirationTime('5m')
       .sign(privateKey);
+  signal = await startTcpProxy(() => Number(new URL(system.livekit.url).port));
   system = await new System(bin, {
     agentEnv: { AGENT_AUDIO_INPUT: 'true' },
     edgeVars: {
+      LIVEKIT_URL: signal.url,
       TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
       AGENT_ALLOWED_NAMES: `voice-agent,${NO_WORKER_AGENT}`,
       AUTH_JWKS_JSON: JSON.stringify({ keys: [jwk] }),
@@ -71,6 +76,7 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await system?.stop();
+  await signal?.close();
 });
 
 const silence = () => renderSilence(`${system.dir}/speech`, 60);
@@ -113,8 +119,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     const page = await fetch(`${system.edge.url}/`);
     expect(page.status).toBe(200);
     const connectSrc = / connect-src ([^;]*)/.exec(page.headers.get('content-security-policy')!);
-    const lk = new URL(system.livekit.url);
-    expect(connectSrc?.[1]).toBe(`'self' ws://${lk.host} http://${lk.host}`);
+    expect(connectSrc?.[1]).toBe(`'self' ws://${signal.host} http://${signal.host}`);
     expect(page.headers.get('x-frame-options')).toBe('DENY');
     const script = await fetch(`${system.edge.url}/call-page.js`);
     expect(script.status).toBe(200);
@@ -202,6 +207,29 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       .slice(before)
       .filter((t) => t.speechMs >= MIN_SPEECH_MS);
     expect(speech.map((t) => t.text)).toEqual(['Can you hear me now?']);
+    await p.page.getByRole('button', { name: 'Hang up' }).click();
+    await status(p, 'You left the call.');
+  });
+
+  it('a dropped connection: the page says "Reconnecting… the call waits up to 10 s", and the call goes on once it is back', async () => {
+    const p = await openPage({ micWav: silence() });
+    await startCall(p);
+    const before = signal.connections;
+    signal.refusing = true;
+    signal.cut();
+    await p.page
+      .locator('#reconnecting', { hasText: 'Reconnecting… the call waits up to 10 s.' })
+      .waitFor({ timeout: 30_000 });
+    expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
+    await screenshot(p.page, 'reconnecting');
+    signal.refusing = false;
+    await p.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 60_000 });
+    expect(signal.connections).toBeGreaterThan(before);
+    expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
+    // Still the same call: a typed line gets its answer.
+    await p.page.getByLabel('Type to the assistant').fill('Are you still there?');
+    await p.page.getByRole('button', { name: 'Send' }).click();
+    await caption(p, 'assistant', 'You said: Are you still there?');
     await p.page.getByRole('button', { name: 'Hang up' }).click();
     await status(p, 'You left the call.');
   });
