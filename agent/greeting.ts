@@ -47,19 +47,30 @@ export function greetingAudio(
   return audio;
 }
 
+/** How long a call waits for the cached greeting audio before the TTS speaks the text instead. */
+export const GREETING_AUDIO_WAIT_MS = 1500;
+
 /**
  * Greets the caller: a fixed greeting is played from its cached audio (no LLM, no TTS wait); with
- * none, the LLM greets as before. Falls back to the TTS if the cached audio cannot be had.
+ * none, the LLM greets as before. If the cached audio is not there in time (a slow or hung TTS
+ * while it was being made), the TTS speaks the text. Nothing is said once `cancelled()` is true
+ * (the call began to end meanwhile).
  */
 export async function greet(
   session: voice.AgentSession,
   fixed: { text: string; audio: Promise<Pcm> } | undefined,
+  cancelled: () => boolean = () => false,
 ): Promise<void> {
   if (!fixed) {
-    session.generateReply({ instructions: GREETING_INSTRUCTIONS });
+    if (!cancelled()) session.generateReply({ instructions: GREETING_INSTRUCTIONS });
     return;
   }
-  const pcm = await fixed.audio.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const pcm = await Promise.race([
+    fixed.audio.catch(() => undefined),
+    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), GREETING_AUDIO_WAIT_MS))),
+  ]).finally(() => clearTimeout(timer));
+  if (cancelled()) return;
   session.say(fixed.text, pcm ? { audio: frames(pcm) } : {});
 }
 

@@ -281,7 +281,8 @@ async function runCall(p: CallParts): Promise<void> {
   p.caller.seen = true;
   if (lifecycle.ending) return;
   timers.start();
-  await greet(session, greeting);
+  // Not awaited: a greeting whose audio is late must not hold the job's entry.
+  void greet(session, greeting, () => lifecycle.ending);
 }
 
 /** Whether the edge admits this call (see agent/call-admission.ts); no edge configured admits. */

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { greetingAudio } from '../../agent/greeting.ts';
+import { GREETING_AUDIO_WAIT_MS, greet, greetingAudio } from '../../agent/greeting.ts';
 import { startOpenAIStandIn, TTS_MS_PER_CHAR, type StandIn } from '../support/openai-stand-in.ts';
 
 let standIn: StandIn;
@@ -40,5 +40,26 @@ describe('the fixed greeting', () => {
     // Another voice is another greeting.
     await greetingAudio(tts, text, 'tts-1|nova|a', dir);
     expect(speechRequests().length - before).toBe(2);
+  });
+
+  it('is spoken by the TTS when its audio is late, and not at all once the call is ending', async () => {
+    vi.useFakeTimers();
+    try {
+      const said: { text: string; audio: boolean }[] = [];
+      const session = {
+        say: (text: string, o: { audio?: unknown } = {}) => said.push({ text, audio: !!o.audio }),
+      } as never;
+      const never = new Promise<never>(() => {});
+      const late = greet(session, { text: 'Hello!', audio: never });
+      await vi.advanceTimersByTimeAsync(GREETING_AUDIO_WAIT_MS);
+      await late;
+      expect(said).toEqual([{ text: 'Hello!', audio: false }]);
+      const ending = greet(session, { text: 'Hello!', audio: never }, () => true);
+      await vi.advanceTimersByTimeAsync(GREETING_AUDIO_WAIT_MS);
+      await ending;
+      expect(said).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
