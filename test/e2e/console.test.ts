@@ -173,4 +173,42 @@ describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the r
     await screenshot(p.page, 'ended-from-console-dark', 'console');
     expect((await system.call(openCall.roomName)).end_note).toBe('ended from the calls console');
   });
+
+  it('pages with next_cursor, and removes the assistant from an open call: the caller stays, the ledger says api_remove_agent', async () => {
+    const caller = new CallClient();
+    clients.push(caller);
+    await caller.join(system.edge.url, '');
+    await greeted(caller);
+    const p = (open = await openPage(`${system.edge.url}/console`));
+    await p.page.evaluate(() => (document.getElementById('console')!.dataset.pageSize = '1'));
+    await signIn(p, system.edge.adminKey);
+    await row(p, caller.roomName).waitFor({ timeout: 15_000 });
+    expect(await rooms(p)).toEqual([caller.roomName]);
+    const more = p.page.getByRole('button', { name: 'Load more' });
+    await more.click();
+    await expect.poll(() => rooms(p)).toHaveLength(2);
+    await more.click();
+    await expect.poll(() => rooms(p)).toHaveLength(3);
+    // The last page may still carry a cursor (to an empty page): following it ends the list.
+    if (await more.isVisible()) await more.click();
+    await more.waitFor({ state: 'hidden' });
+    expect(await rooms(p)).toEqual([caller.roomName, openCall.roomName, endedRoom]);
+
+    await p.page.getByRole('link', { name: caller.roomName }).click();
+    await p.page.locator('#call-view[data-status=open]').waitFor({ timeout: 15_000 });
+    await p.page.getByRole('button', { name: 'Remove the assistant' }).click();
+    await p.page
+      .locator('dialog#confirm[open]')
+      .getByRole('button', { name: 'Remove the assistant' })
+      .click();
+    await p.page.locator('#timeline li[data-kind=removed]').waitFor({ timeout: 30_000 });
+    // The ledger ends the call as api_remove_agent; the room and its caller stay.
+    await p.page.locator('#call-view[data-status=ended]').waitFor({ timeout: 30_000 });
+    await p.page
+      .locator('#call-facts', { hasText: 'The assistant was removed from the call.' })
+      .waitFor();
+    await caller.waitForEvent('participant-left', (d) => d.identity.startsWith('agent-'), 30_000);
+    expect(caller.disconnectReason).toBeUndefined();
+    await screenshot(p.page, 'assistant-removed', 'console');
+  });
 });

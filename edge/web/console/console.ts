@@ -109,6 +109,7 @@ export function mountConsole(root: HTMLElement): void {
       const page = await ledger.list(
         filter.value as StatusFilter,
         reset ? undefined : (cursor ?? undefined),
+        Number(root.dataset.pageSize) || 25,
       );
       calls = reset ? page.calls : mergeCalls(calls, page.calls);
       cursor = page.next_cursor;
