@@ -8,6 +8,7 @@ import {
 } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
 import { callSettings } from './call-settings.ts';
+import { askAdmission } from './call-admission.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
 import { CallerPresence, waitForCaller } from './caller-presence.ts';
@@ -44,6 +45,12 @@ export default defineAgent({
     // OTEL_EXPORTER_OTLP_ENDPOINT set: agents-js's traces of this call go out over OTLP/HTTP.
     const otel = setupTelemetry({ room, room_id: ctx.job.room?.sid ?? '', job_id: ctx.job.id });
     if (otel) ctx.addShutdownCallback(() => otel.shutdown(2000));
+    // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
+    // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
+    if (!(await admitted(ctx, config, room, logger))) {
+      ctx.shutdown('call_already_ended');
+      return;
+    }
     const lifecycle = new CallLifecycle({
       room,
       jobId: ctx.job.id,
