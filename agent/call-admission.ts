@@ -1,4 +1,6 @@
+import type { JobContext, log } from '@livekit/agents';
 import { AdmissionAnswer, signBody, type AdmissionRequest } from '../wire-contract/index.ts';
+import type { AgentConfig } from './config.ts';
 
 export type AdmissionOptions = {
   edgeUrl: string;
@@ -55,4 +57,37 @@ export async function askAdmission(ask: AdmissionRequest, o: AdmissionOptions): 
     await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))));
   }
   return { admit: true, asked, problem };
+}
+
+/** Whether the edge admits this job's call (askAdmission); with no edge configured, it is. */
+export async function admittedByEdge(
+  ctx: JobContext,
+  config: AgentConfig,
+  room: string,
+  logger: ReturnType<typeof log>,
+): Promise<boolean> {
+  if (!config.EDGE_URL) return true;
+  const info = ctx.job.room;
+  const createdAtMs = Number(info?.creationTimeMs ?? 0) || Number(info?.creationTime ?? 0) * 1000;
+  const answer = await askAdmission(
+    {
+      room,
+      room_sid: info?.sid ?? '',
+      job_id: ctx.job.id,
+      ...(createdAtMs > 0 && { room_created_at: createdAtMs }),
+    },
+    {
+      edgeUrl: config.EDGE_URL,
+      apiKey: config.LIVEKIT_API_KEY,
+      apiSecret: config.LIVEKIT_API_SECRET,
+      timeoutMs: config.ADMISSION_TIMEOUT_MS,
+    },
+  );
+  if (!answer.admit) {
+    logger.warn({ reason: answer.reason }, 'call refused by the edge: leaving without a word');
+    return false;
+  }
+  if (answer.problem)
+    logger.warn({ problem: answer.problem }, 'edge admission check failed: taking the call');
+  return true;
 }

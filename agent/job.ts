@@ -8,7 +8,7 @@ import {
 } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
 import { callSettings } from './call-settings.ts';
-import { askAdmission } from './call-admission.ts';
+import { admittedByEdge } from './call-admission.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
 import { CallTimers } from './call-timers.ts';
 import { CallerPresence, waitForCaller } from './caller-presence.ts';
@@ -47,7 +47,7 @@ export default defineAgent({
     if (otel) ctx.addShutdownCallback(() => otel.shutdown(2000));
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
     // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
-    if (!(await admitted(ctx, config, room, logger))) {
+    if (!(await admittedByEdge(ctx, config, room, logger))) {
       ctx.shutdown('call_already_ended');
       return;
     }
@@ -290,39 +290,6 @@ async function runCall(p: CallParts): Promise<void> {
   timers.start();
   // Not awaited: a greeting whose audio is late must not hold the job's entry.
   void greet(session, greeting, () => lifecycle.ending);
-}
-
-/** Whether the edge admits this call (see agent/call-admission.ts); no edge configured admits. */
-async function admitted(
-  ctx: JobContext,
-  config: AgentConfig,
-  room: string,
-  logger: ReturnType<typeof agentsLog>,
-): Promise<boolean> {
-  if (!config.EDGE_URL) return true;
-  const info = ctx.job.room;
-  const createdAtMs = Number(info?.creationTimeMs ?? 0) || Number(info?.creationTime ?? 0) * 1000;
-  const answer = await askAdmission(
-    {
-      room,
-      room_sid: info?.sid ?? '',
-      job_id: ctx.job.id,
-      ...(createdAtMs > 0 && { room_created_at: createdAtMs }),
-    },
-    {
-      edgeUrl: config.EDGE_URL,
-      apiKey: config.LIVEKIT_API_KEY,
-      apiSecret: config.LIVEKIT_API_SECRET,
-      timeoutMs: config.ADMISSION_TIMEOUT_MS,
-    },
-  );
-  if (!answer.admit) {
-    logger.warn({ reason: answer.reason }, 'call refused by the edge: leaving without a word');
-    return false;
-  }
-  if (answer.problem)
-    logger.warn({ problem: answer.problem }, 'edge admission check failed: taking the call');
-  return true;
 }
 
 /** `work`, or a rejection naming what did not finish within `ms`: setup must not hang a call. */
