@@ -8,6 +8,7 @@ import {
   type CallPage,
 } from '../support/browser.ts';
 import { CallClient } from '../support/call-client.ts';
+import { renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { System } from '../support/system.ts';
 
 /**
@@ -16,7 +17,7 @@ import { System } from '../support/system.ts';
  * the ledger API with the admin key and ends an open one. Screenshots go to test-artifacts/console/.
  */
 const bin = inject('livekitServerBin');
-const missing = chromiumPath() ? undefined : HOW_TO_GET_CHROMIUM;
+const missing = chromiumPath() ? speechToolsMissing() : HOW_TO_GET_CHROMIUM;
 if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
 if (missing) console.warn(`\n*** console tests SKIPPED: install ${missing}.\n`);
 
@@ -31,13 +32,16 @@ const greeted = (c: CallClient) =>
 
 beforeAll(async () => {
   if (!bin || missing) return;
-  system = await new System(bin).start();
-  // One call that ended (the caller said goodbye, the assistant ended it) with its report …
+  system = await new System(bin, { agentEnv: { AGENT_AUDIO_INPUT: 'true' } }).start();
+  // One call that ended (the caller said goodbye out loud, the assistant ended it) with its
+  // report, its turn timed …
   const done = new CallClient();
   clients.push(done);
   await done.join(system.edge.url, '');
+  await done.publishMicrophone();
   await greeted(done);
-  done.say('Goodbye');
+  system.openai.utterances.push('Thanks, that is all. Goodbye!');
+  await done.speak(renderSpeech(`${system.dir}/speech`, 'Thanks, that is all. Goodbye!'));
   await done.waitForDisconnect(30_000);
   endedRoom = done.roomName;
   await system.reportedCall(endedRoom);
@@ -115,6 +119,13 @@ describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the r
       /agent_end_call 1/,
     );
     await screenshot(p.page, 'list', 'console');
+    // On a phone the table scrolls inside its box; the page itself is no wider than the screen.
+    await p.page.setViewportSize({ width: 390, height: 844 });
+    expect(
+      await p.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    ).toBe(true);
+    await screenshot(p.page, 'list-phone', 'console');
+    await p.page.setViewportSize({ width: 1200, height: 900 });
 
     await p.page.getByLabel('Show').selectOption('open');
     await expect.poll(() => rooms(p)).toEqual([openCall.roomName]);
@@ -131,6 +142,9 @@ describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the r
     await p.page.locator('#timeline li[data-kind=ended]', { hasText: 'agent_end_call' }).waitFor();
     await p.page.locator('#timeline li[data-kind=report]').waitFor();
     expect(await p.page.locator('#hooks tbody tr').count()).toBeGreaterThan(0);
+    // The spoken turn's latency, from the report (agents-js's own metrics).
+    await p.page.locator('#latency-summary caption', { hasText: 'Over 1 turn' }).waitFor();
+    expect(await p.page.locator('#latency-turns tbody tr').count()).toBe(1);
     expect(await p.page.locator('#call-actions').isHidden()).toBe(true);
     await screenshot(p.page, 'ended-call', 'console');
 

@@ -263,12 +263,17 @@ export function mountConsole(root: HTMLElement): void {
       wrap.append(
         h(
           'table',
-          { id: 'latency-summary' },
-          h('caption', {}, `Over ${r.latency.turns} turns`),
+          { id: 'latency-summary', class: 'compact' },
+          h('caption', {}, `Over ${r.latency.turns} turn${r.latency.turns === 1 ? '' : 's'}`),
           h(
             'thead',
             {},
-            h('tr', {}, ...['', 'p50', 'p95'].map((t) => h('th', { scope: 'col' }, t))),
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Measure'),
+              ...['p50', 'p95'].map((t) => h('th', { scope: 'col', class: 'num' }, t)),
+            ),
           ),
           h(
             'tbody',
@@ -301,7 +306,9 @@ export function mountConsole(root: HTMLElement): void {
                 'tr',
                 {},
                 h('th', { scope: 'col' }, 'Turn'),
-                ...LATENCY_MEASURES.map(([, label]) => h('th', { scope: 'col' }, label)),
+                ...LATENCY_MEASURES.map(([, label]) =>
+                  h('th', { scope: 'col', class: 'num' }, label),
+                ),
               ),
             ),
             h(
