@@ -148,6 +148,16 @@ describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the r
     expect(await p.page.locator('#call-actions').isHidden()).toBe(true);
     await screenshot(p.page, 'ended-call', 'console');
 
+    // A room the ledger does not know: said in words, over the list.
+    await p.page.goto(`${system.edge.url}/console#call=call-nosuchroom`);
+    await p.page
+      .locator('#alert', { hasText: 'There is no such call in the ledger.' })
+      .waitFor({ timeout: 15_000 });
+    expect(await p.page.locator('#console').getAttribute('data-view')).toBe('calls');
+    await p.page.getByRole('link', { name: endedRoom }).click();
+    await p.page.locator('#console[data-view=call]').waitFor();
+    expect(await p.page.locator('#alert').isHidden()).toBe(true);
+
     // Signed in for the tab: a reload keeps the session, Sign out forgets the key.
     await p.page.reload();
     await p.page.locator('#console[data-view=call]').waitFor({ timeout: 15_000 });

@@ -154,8 +154,16 @@ export function mountConsole(root: HTMLElement): void {
     try {
       shown = await ledger.call(room);
     } catch (err) {
-      return failed(err);
+      failed(err);
+      // A call that cannot be shown (no such room, the edge failing): the list, with the words.
+      if (ledger) {
+        view('calls');
+        await loadList(true);
+        say(err instanceof LedgerError ? err.message : String(err));
+      }
+      return;
     }
+    say('');
     view('call');
     renderCall(shown);
   }
