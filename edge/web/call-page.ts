@@ -225,8 +225,10 @@ class ActiveCall {
     // for them too. An assistant that goes without a reason has crashed or lost its connection.
     // A full reconnect first drops every remote participant, then says it is reconnecting: judge
     // once the event is over, and leave the assistant alone while the connection comes back.
-    room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant) => {
-      if (!isAgent(p) || !this.live) return;
+    // An assistant gone because the room was deleted has not vanished: the room's own disconnect
+    // follows and names the end (it raced the page's, and lost, when the call was ended for all).
+    room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant, why?: DisconnectReason) => {
+      if (!isAgent(p) || !this.live || why === DisconnectReason.ROOM_DELETED) return;
       queueMicrotask(() => {
         if (!this.live || room.state !== ConnectionState.Connected) return;
         if (!this.#outcome.reason) this.#outcome.agentVanished = true;
