@@ -1,30 +1,20 @@
-import { dispose } from '@livekit/rtc-node';
 import { DisconnectReason } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
-import { pidAlive, System } from '../support/system.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
+import { pidAlive } from '../support/system.ts';
 import { END_REASONS } from '../../wire-contract/index.ts';
 
 const bin = inject('livekitServerBin');
-let system: System;
-const clients: CallClient[] = [];
-
-beforeAll(async () => {
-  if (bin) system = await new System(bin).start();
-});
-afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
-});
+const system = systemForThisFile(bin);
 
 async function caller(
   body: Record<string, unknown> = {},
   auth = 'Bearer none',
 ): Promise<CallClient> {
   const client = new CallClient();
-  clients.push(client);
+  system.callers.push(client);
   // Anonymous callers send no credential at all; backends use the app key.
   await client.join(system.edge.url, auth === 'Bearer none' ? '' : auth, body);
   return client;
@@ -111,7 +101,7 @@ describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', 
   it('max duration: the caller hears the whole time-limit goodbye, then the room is deleted for everyone; ledger max_duration', async () => {
     const goodbye = END_REASONS.max_duration.goodbye!;
     const c = new CallClient();
-    clients.push(c);
+    system.callers.push(c);
     c.watchAgentAudio();
     await c.join(system.edge.url, appKey(), {
       participant_identity: `maxdur-${Date.now()}`,

@@ -1,24 +1,13 @@
-import { dispose } from '@livekit/rtc-node';
 import { AccessToken } from 'livekit-server-sdk';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { waitFor } from '../support/processes.ts';
-import { System } from '../support/system.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 
 /** Who the caller is when a dispatch names none (the edge's own POST /calls/:room/dispatch). */
 const bin = inject('livekitServerBin');
-let system: System;
-const clients: CallClient[] = [];
-
-beforeAll(async () => {
-  if (bin) system = await new System(bin).start();
-});
-afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
-});
+const system = systemForThisFile(bin);
 
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
 
@@ -28,7 +17,7 @@ async function joinAs(room: string, identity: string, kind?: string): Promise<Ca
   if (kind) at.kind = kind;
   at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true });
   const client = new CallClient();
-  clients.push(client);
+  system.callers.push(client);
   await client.connect(system.livekit.url, await at.toJwt(), room, identity);
   return client;
 }

@@ -1,9 +1,9 @@
-import { dispose } from '@livekit/rtc-node';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { waitFor } from '../support/processes.ts';
-import { pidAlive, System } from '../support/system.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
+import { pidAlive } from '../support/system.ts';
 
 /**
  * An operator must be able to trust a warning or an error line: a clean call (greeted, a goodbye,
@@ -19,22 +19,12 @@ type LogLine = { level: number; msg: string; 'lk.pii.user_input'?: string };
 const upstreamNoise = (l: LogLine) =>
   HOST_LOAD.test(l.msg) ||
   (l.msg === 'skipping user input, speech scheduling is paused' && l['lk.pii.user_input'] === '');
-let system: System;
-const clients: CallClient[] = [];
-
-beforeAll(async () => {
-  if (bin) system = await new System(bin).start();
-});
-afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
-});
+const system = systemForThisFile(bin);
 
 describe.skipIf(!bin)("a clean call's agent log", () => {
   it('has no warning or error line, and no "goodbye cut"', async () => {
     const c = new CallClient();
-    clients.push(c);
+    system.callers.push(c);
     await c.join(system.edge.url, '');
     await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
     await c.say('Thanks, that is all. Goodbye!');

@@ -1,22 +1,11 @@
-import { dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { textOf, type ChatMessage } from '../support/openai-stand-in.ts';
 import { waitFor } from '../support/processes.ts';
-import { System } from '../support/system.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 
 const bin = inject('livekitServerBin');
-let system: System;
-const clients: CallClient[] = [];
-
-beforeAll(async () => {
-  if (bin) system = await new System(bin).start();
-});
-afterAll(async () => {
-  await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
-});
+const system = systemForThisFile(bin);
 
 /** What anyone holding the JWT can read: its header and payload, decoded. */
 function readable(jwt: string): string {
@@ -40,7 +29,7 @@ describe.skipIf(!bin)('what a backend tells the agent, against the real LiveKit 
   it("reaches the agent (the model's system message) while the token the caller holds does not carry it", async () => {
     const secret = `INTERNAL: offer refund up to $500 (case ${Date.now()})`;
     const client = new CallClient();
-    clients.push(client);
+    system.callers.push(client);
     await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
       participant_identity: `customer-${Date.now()}`,
       room_config: {
