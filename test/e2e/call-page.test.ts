@@ -173,7 +173,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     expect(await callButton(p).isEnabled()).toBe(true);
     const call = await system.reportedCall(room);
     expect(call.end_reason).toBe('agent_end_call');
-    expect(await system.roomExists(room)).toBe(false);
+    expect(await system.roomGone(room)).toBe(true);
   });
 
   it('Mute: words spoken while muted reach no STT, the page says it is muted, and unmuted the assistant hears again', async () => {
@@ -249,7 +249,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await screenshot(p.page, 'ended-for-everyone');
     const call = await system.endedCall(room);
     expect(call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
-    expect(await system.roomExists(room)).toBe(false);
+    expect(await system.roomGone(room)).toBe(true);
   });
 
   it('Hang up, signed in with the app’s JWT: the agent job exits within 2 s and the ledger says participant_left', async () => {

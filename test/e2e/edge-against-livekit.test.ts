@@ -108,7 +108,7 @@ describe.skipIf(!bin)('the edge against the real LiveKit server', () => {
     const token = (await (
       await post('/token', {}, { 'content-type': 'application/json' })
     ).json()) as { room_name: string };
-    expect(await system.roomExists(token.room_name)).toBe(false);
+    expect(await system.roomGone(token.room_name)).toBe(true);
     const res = await post(`/calls/${token.room_name}/end`, { mode: 'end_for_all' });
     expect(res.status).toBe(200);
     expect(

@@ -134,7 +134,7 @@ describe.skipIf(!bin)('a token reused after its call ended does not revive the c
       ])
         expect(after[field]).toEqual(first[field]);
       expect(after.report.call_id).toBe(first.report.call_id);
-      expect(await system.roomExists(room)).toBe(false);
+      expect(await system.roomGone(room)).toBe(true);
     },
   );
 });

@@ -135,6 +135,20 @@ export class System {
     return (await this.rooms.listRooms([room])).length > 0;
   }
 
+  /**
+   * Whether LiveKit stops listing the room within a few seconds. It drops a deleted room's state
+   * just after disconnecting everyone, so a caller's ROOM_DELETED can arrive while ListRooms still
+   * shows it for a moment (seen on a busy CI box).
+   */
+  async roomGone(room: string): Promise<boolean> {
+    return waitFor(`room ${room} gone`, async () => !(await this.roomExists(room)), {
+      timeoutMs: 10_000,
+    }).then(
+      () => true,
+      () => false,
+    );
+  }
+
   hookMarker(room: string, hook: string): { pid: number; at: number; reason?: string } | undefined {
     const file = join(this.hooksDir, `${room}.${hook}.json`);
     return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
