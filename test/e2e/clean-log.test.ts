@@ -15,9 +15,20 @@ import { pidAlive } from '../support/system.ts';
  */
 const bin = inject('livekitServerBin');
 const HOST_LOAD = /event loop blocked|process not scheduled/;
-type LogLine = { level: number; msg: string; 'lk.pii.user_input'?: string };
+type LogLine = {
+  level: number;
+  msg: string;
+  'lk.pii.user_input'?: string;
+  err?: { type?: string };
+};
+// Not fixed yet (issue #16, part 5): agents-js's RoomIO publishes an agent-state change that races
+// the room's deletion at the very end (an AbortError), in some runs. The finish step's wait for
+// the state attribute removed most; this one is named, so anything else still fails.
+const STATE_RACE = (l: LogLine) =>
+  l.msg === 'Failed to update agent state attributes' && l.err?.type === 'DOMException';
 const upstreamNoise = (l: LogLine) =>
   HOST_LOAD.test(l.msg) ||
+  STATE_RACE(l) ||
   (l.msg === 'skipping user input, speech scheduling is paused' && l['lk.pii.user_input'] === '');
 const system = systemForThisFile(bin);
 
