@@ -13,28 +13,6 @@ import { outboxFor } from './report-outbox.ts';
 
 const CAPTION_FLUSH_MS = 500;
 
-/** At most how long finishing waits for the agent-state attribute to catch up with the session. */
-const STATE_SETTLE_MS = 500;
-
-/**
- * Waits, bounded, until the room shows the session's agent state. agents-js publishes each state
- * change (the goodbye's playout ending turns it to listening) as an attribute in the background;
- * leaving the room while one is in flight aborts it, and agents-js logs that as an error on an
- * otherwise clean call.
- */
-async function agentStateSettled(
-  room: JobContext['room'],
-  session: voice.AgentSession | undefined,
-): Promise<void> {
-  const until = Date.now() + STATE_SETTLE_MS;
-  while (
-    session &&
-    room.isConnected &&
-    room.localParticipant?.attributes['lk.agent.state'] !== session.agentState &&
-    Date.now() < until
-  )
-    await new Promise((r) => setTimeout(r, 20));
-}
 const ANNOUNCE_WAIT_MS = 1_000;
 /**
  * How long past its report deadline a job's write-ahead outbox file stays the job's: delivery's
@@ -126,7 +104,6 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
     },
     async finish(reason) {
       const { finish } = END_REASONS[reason];
-      await agentStateSettled(room, c.session());
       if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
         // Even when this agent never connected (a call that failed during setup): the caller must
         // not wait alone in a room with no agent.

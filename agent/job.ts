@@ -1,5 +1,11 @@
 import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/agents';
-import { DisconnectReason, dispose, RoomEvent, type RemoteParticipant } from '@livekit/rtc-node';
+import {
+  ConnectionState,
+  DisconnectReason,
+  dispose,
+  RoomEvent,
+  type RemoteParticipant,
+} from '@livekit/rtc-node';
 import {
   type DispatchMetadata,
   endReasonForAgentDisconnect,
@@ -7,6 +13,7 @@ import {
   type EndReason,
 } from '../wire-contract/index.ts';
 import { Assistant } from './assistant.ts';
+import { settleAttributeWritesCutByDisconnect } from './attribute-writes.ts';
 import { callSettings } from './call-settings.ts';
 import { admittedByEdge } from './call-admission.ts';
 import { CallLifecycle } from './call-lifecycle.ts';
@@ -222,6 +229,13 @@ async function runCall(p: CallParts): Promise<void> {
     }
   });
 
+  // Before RoomIO's first agent-state write: session.start connects the room.
+  ctx.room.on(RoomEvent.ConnectionStateChanged, (state: ConnectionState) => {
+    if (state === ConnectionState.CONN_CONNECTED && ctx.room.localParticipant)
+      settleAttributeWritesCutByDisconnect(ctx.room.localParticipant, (fields, msg) =>
+        p.logger.debug(fields, msg),
+      );
+  });
   ctx.room.on(
     RoomEvent.Disconnected,
     (reason: DisconnectReason) =>
