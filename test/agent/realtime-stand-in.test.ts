@@ -1,6 +1,6 @@
 import { initializeLogger, llm, type metrics } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
-import type { AudioFrame } from '@livekit/rtc-node';
+import { AudioFrame } from '@livekit/rtc-node';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -186,5 +186,42 @@ describe('OpenAI Realtime stand-in, driven by the real RealtimeModel', () => {
     expect(standIn.responses.at(-1)).toMatchObject({ reply: { text: full }, status: 'cancelled' });
     expect(standIn.clientEvents).toContain('response.cancel');
     expect(usage.at(-1)!.cancelled).toBe(true);
+  });
+
+  it('with serverVad set, ends a spoken turn after the silence, transcribes it and answers by itself', async () => {
+    standIn.serverVad = { silenceMs: 300, responseDelayMs: 100, hears: () => 'what time is it' };
+    standIn.audioPacing = 0;
+    const events: string[] = [];
+    session.on('input_speech_started', () => events.push('speech started'));
+    session.on('input_speech_stopped', () => events.push('speech stopped'));
+    session.on('input_audio_transcription_completed', (ev: { transcript: string }) =>
+      events.push(`heard: ${ev.transcript}`),
+    );
+    const generated = new Promise<llm.GenerationCreatedEvent>((r) =>
+      session.once('generation_created', r),
+    );
+    await session.updateInstructions('You are a friendly voice assistant.');
+    // 400 ms of a loud tone, then 500 ms of silence, in 20 ms frames as RoomIO sends them.
+    const rate = REALTIME_SAMPLE_RATE;
+    for (let ms = 0; ms < 900; ms += 20) {
+      const data = new Int16Array(rate / 50);
+      if (ms < 400) for (let i = 0; i < data.length; i++) data[i] = (i % 20 < 10 ? 1 : -1) * 8000;
+      session.pushAudio(new AudioFrame(data, rate, 1, data.length));
+    }
+    const { messages } = await readGeneration(await generated);
+    expect(events).toEqual(['speech started', 'speech stopped', 'heard: what time is it']);
+    expect(messages.map((m) => m.text)).toEqual(['You said: what time is it']);
+    expect(standIn.clientEvents).not.toContain('response.create');
+  });
+
+  it('without serverVad, spoken audio is never a turn (tests drive realtime calls by text)', async () => {
+    const rate = REALTIME_SAMPLE_RATE;
+    for (let ms = 0; ms < 900; ms += 20) {
+      const data = new Int16Array(rate / 50).fill(ms < 400 ? 8000 : 0);
+      session.pushAudio(new AudioFrame(data, rate, 1, data.length));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(standIn.responses).toEqual([]);
+    expect(standIn.connections[0]?.items ?? []).toEqual([]);
   });
 });

@@ -41,8 +41,18 @@ const speech = renderSpeech(join(dir, 'speech'), 'Tell me one thing about the we
 // holding (nearly) all of the speech is the whole sentence. Answering the whole sentence for a
 // fragment let an agent answer before the caller had finished, and the turn looked fast.
 const SENTENCE_SPEECH_MS = loudMilliseconds(readWav(speech));
-openai.hears = (speechMs) =>
+const hears = (speechMs: number) =>
   speechMs >= 0.8 * SENTENCE_SPEECH_MS ? 'Tell me one thing about the weather.' : 'Tell me one';
+openai.hears = hears;
+// Realtime mode (a BENCH_OURS configuration with AGENT_MODEL_MODE=realtime): the service detects
+// the turn itself. Modelled: the end of the turn after BENCH_RT_SILENCE_MS of silence (OpenAI's
+// server_vad default is 500 ms; semantic_vad, the plugin's default, varies with the words), and
+// the model's first audio BENCH_RT_FIRST_AUDIO_MS after that.
+openai.realtime.serverVad = {
+  silenceMs: Number(process.env.BENCH_RT_SILENCE_MS ?? 500),
+  responseDelayMs: Number(process.env.BENCH_RT_FIRST_AUDIO_MS ?? 500),
+  hears,
+};
 
 const common = {
   ...benchAgentEnv(livekit.url, openai.url),
@@ -256,6 +266,7 @@ for (const v of variants) {
       Math.round(percentile(turns, 50)),
       Math.round(p95),
       Math.round(percentile(greets, 50)),
+      greets.length ? Math.round(Math.max(...greets)) : '—',
       `${failed.length}${failed.length ? ` (${failed.map((f) => f.failed).join('; ')})` : ''}`,
       peakRss.length ? Math.round(percentile(peakRss, 50)) : '—',
       `${Math.round((cpuS / wallS) * 100)} %`,
@@ -268,13 +279,14 @@ for (const v of variants) {
 }
 
 printTable(
-  `Concurrent spoken calls on one agent worker (bench:capacity, ${TURNS} turns, STT ${openai.sttDelayMs} ms, LLM first token ${openai.llmFirstTokenMs} ms, TTS ${openai.ttsDelayMs} ms)`,
+  `Concurrent spoken calls on one agent worker (bench:capacity, ${TURNS} turns, STT ${openai.sttDelayMs} ms, LLM first token ${openai.llmFirstTokenMs} ms, TTS ${openai.ttsDelayMs} ms; realtime: turn end after ${openai.realtime.serverVad.silenceMs} ms of silence, first audio ${openai.realtime.serverVad.responseDelayMs} ms later)`,
   [
     'agent',
     'calls',
     'turn p50 ms',
     'turn p95 ms',
     'token → greeting audio p50 ms',
+    'slowest greeting ms',
     'failed calls',
     'peak RSS per process under the worker, MiB (median)',
     'CPU (worker and all its processes, % of one core)',

@@ -14,7 +14,8 @@ import { type WebSocket, WebSocketServer } from 'ws';
  * decides the reply (see `defaultRealtimeReply`): a spoken reply streams its transcript word by
  * word and its audio as a 440 Hz tone, 24 kHz 16-bit mono PCM, 40 ms per character (the HTTP
  * stand-in's TTS), in 100 ms chunks paced at real time; a tool call is one `function_call` item.
- * It never detects speech: tests drive realtime calls by text.
+ * It detects no speech unless `serverVad` is set (tests drive realtime calls by text); with it,
+ * it turns the appended audio into turns as the service's turn detection does (`serverVad`).
  */
 
 export const REALTIME_SAMPLE_RATE = 24_000;
@@ -89,7 +90,23 @@ export type RealtimeConnection = {
   closed: boolean;
 };
 
+/**
+ * The service's own turn detection, modelled: an energy detector over the appended audio. After
+ * `silenceMs` of quiet following speech (for `server_vad`, the session's `silence_duration_ms`
+ * instead) the turn is committed as the service does (speech_stopped, committed, the item, its
+ * transcription) and, when the session's turn detection creates responses, a response starts
+ * `responseDelayMs` later (the model's time to its first audio).
+ */
+export type RealtimeServerVad = {
+  silenceMs: number;
+  responseDelayMs: number;
+  /** The transcript of a turn with this much loud audio. */
+  hears: (speechMs: number) => string;
+};
+
 export type RealtimeStandIn = {
+  /** Off (undefined) unless set: see RealtimeServerVad. */
+  serverVad: RealtimeServerVad | undefined;
   /** The rule for every `response.create`; replace it to script the model. */
   reply: RealtimeReplyRule;
   /** 1 = audio deltas at real time (after a one-chunk head start); 0 = all at once. */
@@ -139,6 +156,7 @@ export function attachRealtimeStandIn(
   const sockets = new Set<WebSocket>();
   let nextConnection = 1;
   const standIn: RealtimeStandIn = {
+    serverVad: undefined,
     reply: options.reply ?? defaultRealtimeReply,
     audioPacing: options.audioPacing ?? 1,
     utterances: [],
@@ -230,6 +248,8 @@ function serveConnection(
   const conversationId = newId('conv');
   const sessionId = newId('sess');
   let active: ActiveResponse | undefined;
+  /** The modelled turn detector: where it is in the appended audio (ms since the session began). */
+  const vad = { atMs: 0, loudRunMs: 0, speaking: false, speechMs: 0, quietMs: 0 };
 
   const send = (event: Record<string, unknown>) => {
     if (conn.closed || ws.readyState !== ws.OPEN) return;
@@ -490,6 +510,78 @@ function serveConnection(
     finishResponse(response, 'completed');
   };
 
+  /** The input audio so far becomes a user item with `transcript`, as on a commit. */
+  const commitInput = (transcript: string) => {
+    conn.inputAudioMs = 0;
+    const item: RealtimeItem = { id: newId('item'), type: 'message', role: 'user', text: '' };
+    const previous = insertItem(item, undefined);
+    send({ type: 'input_audio_buffer.committed', previous_item_id: previous, item_id: item.id });
+    send({
+      type: 'conversation.item.added',
+      previous_item_id: previous,
+      item: {
+        id: item.id,
+        object: 'realtime.item',
+        type: 'message',
+        status: 'completed',
+        role: 'user',
+        content: [{ type: 'input_audio', transcript: null }],
+      },
+    });
+    item.text = transcript;
+    send({
+      type: 'conversation.item.input_audio_transcription.completed',
+      item_id: item.id,
+      content_index: 0,
+      transcript,
+    });
+  };
+
+  /** 10 ms blocks of 16-bit PCM: loud above ~-36 dBFS; speech after 60 ms of loud audio. */
+  const detectTurns = (opts: RealtimeServerVad, pcm: Buffer) => {
+    const detection = conn.session.turnDetection as {
+      type?: string;
+      silence_duration_ms?: number;
+      create_response?: boolean;
+      interrupt_response?: boolean;
+    } | null;
+    if (!detection) return;
+    const silenceMs =
+      detection.type === 'server_vad' ? (detection.silence_duration_ms ?? 500) : opts.silenceMs;
+    const block = (REALTIME_SAMPLE_RATE / 100) * 2;
+    for (let at = 0; at + block <= pcm.length; at += block) {
+      let sum = 0;
+      for (let i = at; i < at + block; i += 2) sum += pcm.readInt16LE(i) ** 2;
+      const loud = Math.sqrt(sum / (block / 2)) > 500;
+      vad.atMs += 10;
+      vad.loudRunMs = loud ? vad.loudRunMs + 10 : 0;
+      if (!vad.speaking) {
+        if (vad.loudRunMs < 60) continue;
+        Object.assign(vad, { speaking: true, speechMs: 60, quietMs: 0 });
+        send({ type: 'input_audio_buffer.speech_started', audio_start_ms: vad.atMs - 60 });
+        if (active && detection.interrupt_response !== false) {
+          active.cancelled = true;
+          active.wake?.();
+          finishResponse(active, 'cancelled');
+        }
+        continue;
+      }
+      if (loud) Object.assign(vad, { speechMs: vad.speechMs + 10, quietMs: 0 });
+      else vad.quietMs += 10;
+      if (vad.quietMs < silenceMs) continue;
+      vad.speaking = false;
+      send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: vad.atMs });
+      commitInput(opts.hears(vad.speechMs));
+      if (detection.create_response !== false)
+        setTimeout(() => {
+          if (!active && !conn.closed)
+            createResponse({}).catch(() => {
+              /* the connection went away */
+            });
+        }, opts.responseDelayMs);
+    }
+  };
+
   const handle = (event: any) => {
     const type = String(event?.type);
     conn.clientEvents.push(type);
@@ -509,8 +601,9 @@ function serveConnection(
         return send({ type: 'session.updated', session: sessionResource() });
       }
       case 'input_audio_buffer.append': {
-        const bytes = Math.floor((String(event.audio ?? '').length * 3) / 4);
-        conn.inputAudioMs += (bytes / 2 / REALTIME_SAMPLE_RATE) * 1000;
+        const pcm = Buffer.from(String(event.audio ?? ''), 'base64');
+        conn.inputAudioMs += (pcm.length / 2 / REALTIME_SAMPLE_RATE) * 1000;
+        if (standIn.serverVad) detectTurns(standIn.serverVad, pcm);
         return;
       }
       case 'input_audio_buffer.clear':
@@ -523,34 +616,7 @@ function serveConnection(
             'input_audio_buffer_commit_empty',
             `Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, but buffer only has ${conn.inputAudioMs.toFixed(2)}ms of audio.`,
           );
-        conn.inputAudioMs = 0;
-        const transcript = standIn.utterances.shift() ?? '';
-        const item: RealtimeItem = { id: newId('item'), type: 'message', role: 'user', text: '' };
-        const previous = insertItem(item, undefined);
-        send({
-          type: 'input_audio_buffer.committed',
-          previous_item_id: previous,
-          item_id: item.id,
-        });
-        send({
-          type: 'conversation.item.added',
-          previous_item_id: previous,
-          item: {
-            id: item.id,
-            object: 'realtime.item',
-            type: 'message',
-            status: 'completed',
-            role: 'user',
-            content: [{ type: 'input_audio', transcript: null }],
-          },
-        });
-        item.text = transcript;
-        return send({
-          type: 'conversation.item.input_audio_transcription.completed',
-          item_id: item.id,
-          content_index: 0,
-          transcript,
-        });
+        return commitInput(standIn.utterances.shift() ?? '');
       }
       case 'conversation.item.create': {
         const raw = event.item ?? {};
