@@ -14,6 +14,28 @@ export function defaultCallCap(cores = availableParallelism(), memoryBytes = tot
   return Math.max(1, Math.min(CALLS_PER_CORE * cores, Math.floor(memoryBytes / BYTES_PER_CALL)));
 }
 
+/** What an idle, prewarmed job process holds (bench:agent: ~160-170 MiB), with some margin. */
+const BYTES_PER_IDLE_PROCESS = 200 * 2 ** 20;
+/** The worker and agents' shared inference process (bench:agent: ~150 + ~340 MiB). */
+const BYTES_BESIDE_CALLS = 512 * 2 ** 20;
+
+/**
+ * How many job processes to keep warm, from the machine. agents-js warms them one at a time, so a
+ * burst of calls past the warm ones waits ~1 s per process before its greeting (bench:capacity).
+ * Where memory allows beyond `cap` calls, the worker and the inference process, as many as the cap
+ * (every caller of a burst at the cap is greeted at once); never fewer than agents-js's own
+ * default, min(cores, 4), nor more than the cap.
+ */
+export function defaultIdleProcesses(
+  cap: number,
+  cores = availableParallelism(),
+  memoryBytes = totalmem(),
+): number {
+  const spare = memoryBytes - cap * BYTES_PER_CALL - BYTES_BESIDE_CALLS;
+  const byMemory = Math.max(0, Math.floor(spare / BYTES_PER_IDLE_PROCESS));
+  return Math.max(1, Math.min(cap, Math.max(Math.min(cores, 4), byMemory)));
+}
+
 /** How long an accepted job counts before its process shows up (agents-js's assignment timeout). */
 const ACCEPTED_GRACE_MS = 15_000;
 

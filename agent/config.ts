@@ -67,6 +67,11 @@ const AgentConfigSchema = z.object({
     .union([z.literal('auto'), int(0, 1000)])
     .default('auto')
     .transform((v) => (v === 'auto' ? defaultCallCap() : v)),
+  /**
+   * Job processes kept warm for the next calls (with the calls-based load). `auto`: from the
+   * machine and the cap (defaultIdleProcesses); each costs ~170 MiB while idle.
+   */
+  AGENT_IDLE_PROCESSES: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
   /** Path of a module exporting `registerHooks(lifecycle, ctx)`: the deployer's end-of-call hooks. */
   AGENT_HOOKS_MODULE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

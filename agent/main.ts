@@ -1,7 +1,6 @@
 import { cli, ServerOptions } from '@livekit/agents';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { CallCapacity } from './call-capacity.ts';
+import { CallCapacity, defaultIdleProcesses } from './call-capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
 import { outboxDirFor, outboxFor, startOutboxDrain } from './report-outbox.ts';
@@ -84,7 +83,10 @@ cli.runApp(
       loadThreshold: 1,
       // At least one prewarmed process, in dev mode too: only that pool drops finished jobs from
       // activeJobs (without it the count only grows and the worker soon reports itself full).
-      numIdleProcesses: Math.min(capacity.cap, Math.max(1, Math.min(availableParallelism(), 4))),
+      numIdleProcesses:
+        config.AGENT_IDLE_PROCESSES === 'auto'
+          ? defaultIdleProcesses(capacity.cap)
+          : Math.min(capacity.cap, config.AGENT_IDLE_PROCESSES),
     }),
   }),
 );

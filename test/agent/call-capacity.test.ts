@@ -1,6 +1,6 @@
 import { initializeLogger } from '@livekit/agents';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CallCapacity, defaultCallCap } from '../../agent/call-capacity.ts';
+import { CallCapacity, defaultCallCap, defaultIdleProcesses } from '../../agent/call-capacity.ts';
 
 const GiB = 2 ** 30;
 
@@ -31,6 +31,17 @@ describe('the call cap', () => {
   ])(
     'defaults to 5 calls per core, bounded by memory: %i cores, %d bytes → %i',
     (cores, mem, cap) => expect(defaultCallCap(cores, mem)).toBe(cap),
+  );
+
+  it.each([
+    [10, 2, 24 * GiB, 10, 'room for a whole burst at the cap'],
+    [10, 2, 4 * GiB, 2, "no spare memory: agents-js's own min(cores, 4)"],
+    [40, 8, 16 * GiB, 4, 'a laptop: min(cores, 4)'],
+    [5, 2, 2 * GiB, 2, 'a small machine'],
+    [1, 8, 64 * GiB, 1, 'never more than the cap'],
+    [20, 2, 12 * GiB, 18, 'what memory allows past the calls'],
+  ])('keeps job processes warm: cap %i, %i cores, %d bytes → %i (%s)', (cap, cores, mem, idle) =>
+    expect(defaultIdleProcesses(cap, cores, mem)).toBe(idle),
   );
 
   it('is hard: a burst of requests between two load reports gets exactly the cap', async () => {

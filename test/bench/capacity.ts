@@ -58,7 +58,7 @@ const common = {
   ...benchAgentEnv(livekit.url, openai.url),
   E2E_HOOKS_DIR: join(dir, 'hooks'),
 };
-type Variant = { label: string; agentName: string; worker: AgentWorker };
+type Variant = { label: string; agentName: string; worker: AgentWorker; idleProcesses: string };
 /**
  * Our agent's configurations to measure, `;`-separated, each `label` or `label:K=V,K=V` (agent
  * env on top of the defaults), e.g. BENCH_OURS='defaults;model:TURN_DETECTION=model'. The default
@@ -87,6 +87,7 @@ for (const [i, c] of oursConfigs.entries()) {
   variants.push({
     label: `ours (agent/job.ts)${shown ? `, ${shown}` : ''}`,
     agentName: name,
+    idleProcesses: c.env.AGENT_IDLE_PROCESSES ?? '2', // benchAgentEnv's
     worker: await startAgentWorker(
       dir,
       {
@@ -105,6 +106,8 @@ if (process.env.BENCH_STOCK !== '0')
   variants.push({
     label: 'stock minimal agent (same models)',
     agentName: 'stock',
+    // agents-js's own default in start mode: min(cores, 4).
+    idleProcesses: '2',
     worker: await startAgentWorker(
       dir,
       {
@@ -242,9 +245,31 @@ async function waitAfter(client: CallClient, index: number, kind: string) {
   throw new Error(`no ${kind}`);
 }
 
+/**
+ * Waits (bounded) until the worker's pool of idle job processes is warm: agents-js starts them one
+ * at a time after registering, and a burst measured before that measures the warm-up instead.
+ * Warm: the worker, its inference process and `idle` job processes exist, and together they use
+ * under a tenth of a core.
+ */
+async function warmedUp(v: Variant, idle: number) {
+  const deadline = Date.now() + 120_000;
+  const cpu = () => [...processTree(v.worker.proc.child.pid!).values()];
+  let before = cpu();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = cpu();
+    const used =
+      now.reduce((n, p) => n + p.cpuSeconds, 0) - before.reduce((n, p) => n + p.cpuSeconds, 0);
+    if (now.length >= idle + 2 && used < 0.1) return;
+    before = now;
+  }
+  console.warn(`${v.label}: its idle job processes were not warm within 120 s`);
+}
+
 const rows: (string | number)[][] = [];
 const verdicts: string[] = [];
 for (const v of variants) {
+  await warmedUp(v, Number(v.idleProcesses));
   let baselineP95: number | undefined;
   let largestOk = 0;
   for (const n of LEVELS) {
