@@ -14,26 +14,15 @@ export function defaultCallCap(cores = availableParallelism(), memoryBytes = tot
   return Math.max(1, Math.min(CALLS_PER_CORE * cores, Math.floor(memoryBytes / BYTES_PER_CALL)));
 }
 
-/** What an idle, prewarmed job process holds (bench:agent: ~160-170 MiB), with some margin. */
-const BYTES_PER_IDLE_PROCESS = 200 * 2 ** 20;
-/** The worker and agents' shared inference process (bench:agent: ~150 + ~340 MiB). */
-const BYTES_BESIDE_CALLS = 512 * 2 ** 20;
-
 /**
- * How many job processes to keep warm, from the machine. agents-js warms them one at a time, so a
- * burst of calls past the warm ones waits ~1 s per process before its greeting (bench:capacity).
- * Where memory allows beyond `cap` calls, the worker and the inference process, as many as the cap
- * (every caller of a burst at the cap is greeted at once); never fewer than agents-js's own
- * default, min(cores, 4), nor more than the cap.
+ * How many job processes to keep warm: agents-js's own default, min(cores, 4), within the cap.
+ * More would greet a burst sooner only where there are cores to spare: agents-js warms processes
+ * one at a time and refills the pool while the burst's calls run, and each idle process uses
+ * ~6 % of a core. On 2 cores a burst of 10 with 10 warm got its greetings sooner (p50 7.4 s
+ * against 14.6 s) but the refill starved the calls (docs/benchmarks.md, burst at the cap).
  */
-export function defaultIdleProcesses(
-  cap: number,
-  cores = availableParallelism(),
-  memoryBytes = totalmem(),
-): number {
-  const spare = memoryBytes - cap * BYTES_PER_CALL - BYTES_BESIDE_CALLS;
-  const byMemory = Math.max(0, Math.floor(spare / BYTES_PER_IDLE_PROCESS));
-  return Math.max(1, Math.min(cap, Math.max(Math.min(cores, 4), byMemory)));
+export function defaultIdleProcesses(cap: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.min(cap, cores, 4));
 }
 
 /** How long an accepted job counts before its process shows up (agents-js's assignment timeout). */

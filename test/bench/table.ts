@@ -30,8 +30,6 @@ export function benchAgentEnv(livekitUrl: string, openaiUrl: string): Record<str
     OPENAI_API_KEY: 'sk-local',
     OPENAI_BASE_URL: openaiUrl,
     LOG_LEVEL: 'info',
-    // As on the Fly Machine in fly.toml (a bench configuration may set more).
-    AGENT_IDLE_PROCESSES: '2',
   };
 }
 

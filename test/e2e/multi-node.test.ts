@@ -77,7 +77,6 @@ beforeAll(async () => {
     E2E_HOOKS_DIR: hooksDir,
     IDLE_PROMPT_SECONDS: '0',
     AGENT_MAX_CONCURRENT_CALLS: '20',
-    AGENT_IDLE_PROCESSES: '2',
   });
   workers = [
     await startAgentWorker(dir, agentEnv(nodes[0]!), 'agent-on-a'),

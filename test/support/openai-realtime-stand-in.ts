@@ -94,8 +94,9 @@ export type RealtimeConnection = {
  * The service's own turn detection, modelled: an energy detector over the appended audio. After
  * `silenceMs` of quiet following speech (for `server_vad`, the session's `silence_duration_ms`
  * instead) the turn is committed as the service does (speech_stopped, committed, the item, its
- * transcription) and, when the session's turn detection creates responses, a response starts
- * `responseDelayMs` later (the model's time to its first audio).
+ * transcription) and, when the session's turn detection creates responses, a response starts.
+ * Every response, asked for or not, then begins `responseDelayMs` after `response.created`
+ * (the model's time to its first output).
  */
 export type RealtimeServerVad = {
   silenceMs: number;
@@ -388,6 +389,11 @@ function serveConnection(
       },
     });
 
+    // The model's time to its first output, when the service is modelled (serverVad).
+    const delay = standIn.serverVad?.responseDelayMs ?? 0;
+    if (delay > 0) await sleepUnlessWoken(response, delay);
+    if (response.cancelled || conn.closed) return;
+
     if (reply.toolCall) {
       const args = JSON.stringify(reply.toolCall.arguments ?? {});
       const item: RealtimeItem = {
@@ -572,13 +578,10 @@ function serveConnection(
       vad.speaking = false;
       send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: vad.atMs });
       commitInput(opts.hears(vad.speechMs));
-      if (detection.create_response !== false)
-        setTimeout(() => {
-          if (!active && !conn.closed)
-            createResponse({}).catch(() => {
-              /* the connection went away */
-            });
-        }, opts.responseDelayMs);
+      if (detection.create_response !== false && !active)
+        createResponse({}).catch(() => {
+          /* the connection went away */
+        });
     }
   };
 

@@ -84,9 +84,6 @@ export class System {
       IDLE_PROMPT_SECONDS: '0',
       // Calls-based load: on a busy 2-core CI box the stock CPU load makes LiveKit drop dispatches.
       AGENT_MAX_CONCURRENT_CALLS: '20',
-      // The machine's default would keep up to the cap's worth of job processes warm: the suites
-      // start many agents on two cores. Two, as on the Fly Machine in fly.toml.
-      AGENT_IDLE_PROCESSES: '2',
       ...this.#opts.agentEnv,
       ...extra,
     };
