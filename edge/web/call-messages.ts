@@ -115,3 +115,28 @@ export function endForAllRefusedInWords(e: EdgeError): string {
     return 'You are not allowed to end this call for everyone.';
   return `The call could not be ended for everyone: ${e.message ?? `error ${e.status}`}. Try again, or hang up.`;
 }
+
+const DEVICE_NOUN = { audioinput: 'microphone', audiooutput: 'speaker' } as const;
+const named = (label: string | undefined) => (label ? `“${label}”` : 'the default one');
+
+/** The device chosen last time is not there now; the call uses another. */
+export function deviceMissingInWords(
+  kind: keyof typeof DEVICE_NOUN,
+  chosen: string,
+  using: string | undefined,
+): string {
+  return `Your ${DEVICE_NOUN[kind]} ${named(chosen)} is not connected: using ${named(using)}.`;
+}
+
+/** The device in use went away during the call; the call goes on with another. */
+export function deviceLostInWords(
+  kind: keyof typeof DEVICE_NOUN,
+  lost: string,
+  using: string | undefined,
+): string {
+  return `The ${DEVICE_NOUN[kind]} ${named(lost)} was disconnected: now using ${named(using)}.`;
+}
+
+export function deviceSwitchFailedInWords(kind: keyof typeof DEVICE_NOUN, label: string): string {
+  return `Could not switch to the ${DEVICE_NOUN[kind]} ${named(label)}; the call goes on with the one before.`;
+}

@@ -13,6 +13,9 @@ import {
 } from 'livekit-client';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/end-reasons.ts';
 import {
+  deviceLostInWords,
+  deviceMissingInWords,
+  deviceSwitchFailedInWords,
   edgeErrorFromTokenSource,
   endedInWords,
   endForAllRefusedInWords,
@@ -24,6 +27,7 @@ import {
   type CallOutcome,
 } from './call-messages.ts';
 import { Captions } from './captions.ts';
+import { canChooseSpeaker, DeviceChoice, type Device, type DeviceKind } from './devices.ts';
 import { CallView } from './call-view.ts';
 import { captionSpeaker, endNoticeReason, isAgent } from './from-agent.ts';
 import { Levels } from './levels.ts';
@@ -50,15 +54,33 @@ export type CallPageOptions = {
 };
 
 const AGENT_STATE = 'lk.agent.state';
+const DEVICE_KINDS: DeviceKind[] = ['audioinput', 'audiooutput'];
 
 export function mountCallPage(root: HTMLElement, options: CallPageOptions = {}): void {
   const view = new CallView(root);
   const tokenUrl = new URL(options.tokenUrl ?? '/token', location.href);
+  const devices = new DeviceChoice();
   let call: ActiveCall | undefined;
+
+  view.speakerChoice(canChooseSpeaker());
+  const showDevices = async () => {
+    for (const kind of DEVICE_KINDS) {
+      const present = await devices.list(kind);
+      view.showDevices(kind, present, devices.find(kind, present)?.deviceId);
+    }
+  };
+  void showDevices();
+  navigator.mediaDevices?.addEventListener?.('devicechange', () =>
+    call?.live ? void call.devicesChanged() : void showDevices(),
+  );
+  view.onDeviceChosen((kind, device) => {
+    devices.remember(kind, device);
+    void call?.useDevice(kind, device);
+  });
 
   view.onCall(async () => {
     if (call) return;
-    call = new ActiveCall(view, tokenUrl, options);
+    call = new ActiveCall(view, tokenUrl, options, devices);
     try {
       await call.start();
     } finally {
@@ -80,6 +102,9 @@ class ActiveCall {
   readonly #room = new Room({ adaptiveStream: false, dynacast: false });
   readonly #captions: Captions;
   readonly #outcome: CallOutcome = {};
+  readonly #devices: DeviceChoice;
+  /** The names of the devices last listed: a device that went away is named by it. */
+  readonly #deviceNames = new Map<string, string>();
   #participantToken = '';
   #mic: LocalAudioTrack | undefined;
   /** The meter's own copy of the microphone: it still shows the voice while the call is muted. */
@@ -87,10 +112,11 @@ class ActiveCall {
   #levels: Levels | undefined;
   live = false;
 
-  constructor(view: CallView, tokenUrl: URL, options: CallPageOptions) {
+  constructor(view: CallView, tokenUrl: URL, options: CallPageOptions, devices: DeviceChoice) {
     this.#view = view;
     this.#tokenUrl = tokenUrl;
     this.#options = options;
+    this.#devices = devices;
     this.#captions = new Captions(view.captionList);
   }
 
@@ -105,13 +131,17 @@ class ActiveCall {
       /* no Web Audio: the call goes on without meters */
     }
     try {
-      this.#mic = await createLocalAudioTrack({ echoCancellation: true, noiseSuppression: true });
+      this.#mic = await createLocalAudioTrack({
+        deviceId: (await this.#chosen('audioinput'))?.deviceId,
+        echoCancellation: true,
+        noiseSuppression: true,
+      });
     } catch (err) {
       this.#release();
       return view.failed(microphoneFailureInWords(err));
     }
-    this.#micForMeter = this.#mic.mediaStreamTrack.clone();
-    this.#levels?.follow(view.youLevel, this.#micForMeter);
+    this.#followMic();
+    await this.#sayIfChosenMissing('audioinput', this.#mic.mediaStreamTrack.label);
     let credentials;
     try {
       const authorization = await this.#options.getAuthorization?.();
@@ -141,6 +171,7 @@ class ActiveCall {
     }
     this.live = true;
     view.inCall(this.#room.name);
+    await this.#useChosenSpeaker();
     const arrival = await this.#agentJoined();
     // Gone before any assistant came: the edge ended the call (no worker had room in time), and
     // with no agent to say why, the ledger does.
@@ -258,6 +289,91 @@ class ActiveCall {
     } catch {
       /* the disconnect's own words stand */
     }
+  }
+
+  /**
+   * The remembered device, if it is there. Before the browser shows names and ids (no microphone
+   * permission yet) it cannot be looked for: then it is asked for anyway, and the browser falls
+   * back to another if it is gone.
+   */
+  async #chosen(kind: DeviceKind): Promise<Device | undefined> {
+    const present = await this.#devices.list(kind);
+    if (present.every((d) => !d.label)) return this.#devices.remembered(kind);
+    return this.#devices.find(kind, present);
+  }
+
+  /** Lists the devices (with names, now that the microphone is open) and says if the chosen one is not among them. */
+  async #sayIfChosenMissing(kind: DeviceKind, using: string | undefined): Promise<void> {
+    const present = await this.#devices.list(kind);
+    for (const d of present) this.#deviceNames.set(d.deviceId, d.label);
+    const remembered = this.#devices.remembered(kind);
+    const found = this.#devices.find(kind, present);
+    this.#view.showDevices(kind, present, found?.deviceId ?? this.#activeDevice(kind));
+    if (remembered && !found && present.some((d) => d.label))
+      this.#view.notice(deviceMissingInWords(kind, remembered.label, using));
+  }
+
+  async #useChosenSpeaker(): Promise<void> {
+    if (!canChooseSpeaker()) return;
+    const speaker = await this.#chosen('audiooutput');
+    if (speaker)
+      await this.#room.switchActiveDevice('audiooutput', speaker.deviceId).catch(() => {});
+    await this.#sayIfChosenMissing('audiooutput', undefined);
+  }
+
+  #activeDevice(kind: DeviceKind): string | undefined {
+    if (kind === 'audioinput') return this.#mic?.mediaStreamTrack.getSettings().deviceId;
+    return this.#room.getActiveDevice(kind);
+  }
+
+  /** The person picked a device during the call: the call moves to it. */
+  async useDevice(kind: DeviceKind, device: Device): Promise<void> {
+    if (!this.live) return;
+    if (kind === 'audiooutput' && !canChooseSpeaker()) return;
+    try {
+      await this.#room.switchActiveDevice(kind, device.deviceId || 'default');
+    } catch {
+      this.#view.notice(deviceSwitchFailedInWords(kind, device.label));
+    }
+    if (kind === 'audioinput') this.#followMic();
+  }
+
+  /**
+   * A device came or went. If the one in use went (unplugged), the call moves to the default
+   * and says so, instead of going silent; either way the lists show what is there now.
+   */
+  async devicesChanged(): Promise<void> {
+    for (const kind of DEVICE_KINDS) {
+      if (kind === 'audiooutput' && !canChooseSpeaker()) continue;
+      const present = await this.#devices.list(kind);
+      const active = this.#activeDevice(kind);
+      const fallback = present.find((d) => d.deviceId === 'default') ?? present[0];
+      if (
+        active &&
+        active !== 'default' &&
+        fallback &&
+        !present.some((d) => d.deviceId === active)
+      ) {
+        const lost = this.#deviceNames.get(active) ?? '';
+        try {
+          await this.#room.switchActiveDevice(kind, fallback.deviceId);
+          this.#view.notice(deviceLostInWords(kind, lost, fallback.label));
+        } catch {
+          this.#view.notice(deviceSwitchFailedInWords(kind, fallback.label));
+        }
+        if (kind === 'audioinput') this.#followMic();
+      }
+      for (const d of present) this.#deviceNames.set(d.deviceId, d.label);
+      this.#view.showDevices(kind, present, this.#activeDevice(kind));
+    }
+  }
+
+  /** The meter follows its own copy of the microphone, made again whenever the device changes. */
+  #followMic(): void {
+    if (!this.#mic) return;
+    this.#micForMeter?.stop();
+    this.#micForMeter = this.#mic.mediaStreamTrack.clone();
+    this.#levels?.follow(this.#view.youLevel, this.#micForMeter);
   }
 
   /** The microphone, its meter copy and the meters: everything this call holds of the device. */

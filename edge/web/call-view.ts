@@ -1,3 +1,5 @@
+import type { Device, DeviceKind } from './devices.ts';
+
 /**
  * The page's DOM: buttons, status line, agent state, timer, captions and the text box. It knows
  * nothing of LiveKit; the call tells it what happened and it shows it. `data-phase` on the root
@@ -24,6 +26,7 @@ export class CallView {
   readonly #chat: HTMLFormElement;
   readonly #message: HTMLInputElement;
   readonly #audio: HTMLElement;
+  readonly #devices: Record<DeviceKind, HTMLSelectElement>;
   #clock: ReturnType<typeof setInterval> | undefined;
   #callOver: () => void = () => {};
 
@@ -52,6 +55,10 @@ export class CallView {
     this.#chat = $('#chat');
     this.#message = $('#message');
     this.#audio = $('#agent-audio');
+    this.#devices = {
+      audioinput: $<HTMLSelectElement>('#microphone'),
+      audiooutput: $<HTMLSelectElement>('#speaker'),
+    };
     this.#phase('idle', 'Press Call to talk to the assistant.');
   }
 
@@ -68,6 +75,43 @@ export class CallView {
   onMute(fn: (muted: boolean) => void): void {
     this.#mute.addEventListener('click', () => fn(this.#root.dataset.muted !== 'true'));
   }
+  /** The person picked a device: `fn` gets its kind and the device as the list showed it. */
+  onDeviceChosen(fn: (kind: DeviceKind, device: Device) => void): void {
+    for (const [kind, select] of Object.entries(this.#devices) as [DeviceKind, HTMLSelectElement][])
+      select.addEventListener('change', () => {
+        const option = select.selectedOptions[0];
+        if (option) fn(kind, { deviceId: option.value, label: option.dataset.label ?? '' });
+      });
+  }
+
+  /**
+   * Lists the devices of a kind with `selected` chosen. Before the browser shows names (no
+   * microphone permission yet) there is nothing to choose from: the list says "Default".
+   */
+  showDevices(kind: DeviceKind, devices: Device[], selected: string | undefined): void {
+    const select = this.#devices[kind];
+    const noun = kind === 'audioinput' ? 'Microphone' : 'Speaker';
+    const named = devices.some((d) => d.label);
+    const shown: Device[] = named ? devices : [];
+    if (!shown.some((d) => d.deviceId === 'default')) shown.unshift({ deviceId: '', label: '' });
+    select.replaceChildren(
+      ...shown.map((d, i) => {
+        const option = document.createElement('option');
+        option.value = d.deviceId;
+        option.dataset.label = d.label;
+        option.textContent = d.deviceId ? d.label || `${noun} ${i}` : 'Default';
+        return option;
+      }),
+    );
+    select.value = shown.some((d) => d.deviceId === selected) ? selected! : shown[0]!.deviceId;
+    select.disabled = !named;
+  }
+
+  /** Whether the speaker can be chosen at all (the browser supports setSinkId). */
+  speakerChoice(shown: boolean): void {
+    this.#root.querySelector<HTMLElement>('#speaker-choice')!.hidden = !shown;
+  }
+
   onCallOver(fn: () => void): void {
     this.#callOver = fn;
   }

@@ -9,7 +9,7 @@ import {
   HOW_TO_GET_CHROMIUM,
   openCallPage,
   openPage as openPlainPage,
-  screenshot,
+  screenshots,
   type CallPage,
 } from '../support/browser.ts';
 import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
@@ -146,7 +146,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     ).toBe('rgb(23, 24, 27)');
     const icon = await p.page.evaluate(async () => (await fetch('/favicon.svg')).status);
     expect(icon).toBe(200);
-    await screenshot(p.page, 'idle-dark-focus');
+    await screenshots(p.page, 'idle-dark-focus');
   });
 
   it('Call: the greeting is captioned and heard; a spoken goodbye ends the call, and the page says the assistant ended it', async () => {
@@ -165,11 +165,11 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     expect(
       await p.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
     ).toBe(true);
-    await screenshot(p.page, 'in-call');
+    await screenshots(p.page, 'in-call');
     await caption(p, 'you', 'Goodbye');
     await caption(p, 'assistant', 'Goodbye, take care!');
     await status(p, 'The assistant ended the call.');
-    await screenshot(p.page, 'ended-by-assistant');
+    await screenshots(p.page, 'ended-by-assistant');
     expect(await callButton(p).isEnabled()).toBe(true);
     const call = await system.reportedCall(room);
     expect(call.end_reason).toBe('agent_end_call');
@@ -196,7 +196,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     );
     // The page's meter still hears the word (so a person sees they talk into a muted call) …
     await p.page.locator('#you-level[data-active=true]').waitFor({ timeout: 30_000 });
-    await screenshot(p.page, 'muted');
+    await screenshots(p.page, 'muted');
     await p.page.locator('#you-level[data-active=false]').waitFor({ timeout: 30_000 });
     await p.page.getByRole('button', { name: 'Unmute' }).click();
     expect(await p.page.locator('#mic-state').textContent()).toBe('live');
@@ -211,6 +211,88 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await status(p, 'You left the call.');
   });
 
+  it('microphone and speaker: the choice is remembered for the next visit; the chosen microphone unplugged mid-call falls back to the default with a message, and the call goes on', async () => {
+    // Chromium's fake devices (three microphones, three speakers) are real to the page; unplugging
+    // one is not something a headless browser can do, so the test hides it from
+    // enumerateDevices and fires devicechange, as the browser does when a headset goes.
+    const p = await openPage({
+      micWav: silence(),
+      init: `
+        window.__opened = [];
+        const md = navigator.mediaDevices;
+        const gum = md.getUserMedia.bind(md);
+        md.getUserMedia = (c) => {
+          const id = c && c.audio && c.audio.deviceId;
+          window.__opened.push(typeof id === 'object' ? (id.exact || id.ideal) : id || '');
+          return gum(c);
+        };
+        const list = md.enumerateDevices.bind(md);
+        window.__unplugged = new Set();
+        md.enumerateDevices = async () =>
+          (await list()).filter((d) => !window.__unplugged.has(d.label));
+        window.__unplug = (label) => { window.__unplugged.add(label); md.dispatchEvent(new Event('devicechange')); };
+      `,
+    });
+    const chosen = (id: string) =>
+      p.page.locator(`#${id}`).evaluate((s: HTMLSelectElement) => s.selectedOptions[0]?.text);
+    await p.page.locator('#microphone option', { hasText: 'Fake Audio Input 2' }).waitFor({
+      state: 'attached',
+    });
+    await p.page.selectOption('#microphone', { label: 'Fake Audio Input 2' });
+    await p.page.selectOption('#speaker', { label: 'Fake Audio Output 1' });
+    await p.page.reload();
+    await p.page.locator('#microphone option', { hasText: 'Fake Audio Input 2' }).waitFor({
+      state: 'attached',
+    });
+    expect(await chosen('microphone')).toBe('Fake Audio Input 2');
+    expect(await chosen('speaker')).toBe('Fake Audio Output 1');
+
+    // Connecting, held a moment by a slow token endpoint so it can be seen.
+    await p.page.route('**/token', async (route) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
+    const started = startCall(p);
+    await p.page.locator('#app[data-phase=connecting]').waitFor();
+    await screenshots(p.page, 'connecting');
+    await started;
+    const input2 = await p.page.evaluate(
+      async () =>
+        (await navigator.mediaDevices.enumerateDevices()).find(
+          (d) => d.label === 'Fake Audio Input 2',
+        )!.deviceId,
+    );
+    expect(await p.page.evaluate(() => (window as any).__opened.at(-1))).toBe(input2);
+    expect(await chosen('microphone')).toBe('Fake Audio Input 2');
+    // The assistant's audio plays on the chosen speaker.
+    const sinks = await p.page.evaluate(() =>
+      Array.from(document.querySelectorAll('#agent-audio audio'), (a) => (a as any).sinkId),
+    );
+    const output1 = await p.page.evaluate(
+      async () =>
+        (await navigator.mediaDevices.enumerateDevices()).find(
+          (d) => d.label === 'Fake Audio Output 1',
+        )!.deviceId,
+    );
+    expect(sinks).toEqual([output1]);
+
+    await p.page.evaluate(() => (window as any).__unplug('Fake Audio Input 2'));
+    await alert(
+      p,
+      'The microphone “Fake Audio Input 2” was disconnected: now using “Fake Default Audio Input”.',
+    );
+    expect(await p.page.evaluate(() => (window as any).__opened.at(-1))).toBe('default');
+    expect(await chosen('microphone')).toBe('Fake Default Audio Input');
+    await screenshots(p.page, 'microphone-unplugged');
+    // The call goes on.
+    expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
+    await p.page.getByLabel('Type to the assistant').fill('Still there?');
+    await p.page.getByRole('button', { name: 'Send' }).click();
+    await caption(p, 'assistant', 'You said: Still there?');
+    await p.page.getByRole('button', { name: 'Hang up' }).click();
+    await status(p, 'You left the call.');
+  });
+
   it('a dropped connection: the page says "Reconnecting… the call waits up to 10 s", and the call goes on once it is back', async () => {
     const p = await openPage({ micWav: silence() });
     await startCall(p);
@@ -221,7 +303,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       .locator('#reconnecting', { hasText: 'Reconnecting… the call waits up to 10 s.' })
       .waitFor({ timeout: 30_000 });
     expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
-    await screenshot(p.page, 'reconnecting');
+    await screenshots(p.page, 'reconnecting');
     signal.refusing = false;
     await p.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 60_000 });
     expect(signal.connections).toBeGreaterThan(before);
@@ -246,7 +328,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     });
     await p.page.getByRole('button', { name: 'End for everyone' }).click();
     await status(p, 'The call was ended for everyone.');
-    await screenshot(p.page, 'ended-for-everyone');
+    await screenshots(p.page, 'ended-for-everyone');
     const call = await system.endedCall(room);
     expect(call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
     expect(await system.roomGone(room)).toBe(true);
@@ -261,7 +343,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     const clicked = Date.now();
     await p.page.getByRole('button', { name: 'Hang up' }).click();
     await status(p, 'You left the call.');
-    await screenshot(p.page, 'hung-up');
+    await screenshots(p.page, 'hung-up');
     const marker = await waitFor('hooks ran', async () => system.hookMarker(room, 'ran'), {
       timeoutMs: 10_000,
     });
@@ -331,7 +413,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
         'The call was ended for everyone.',
       );
       expect.soft(await p.page.locator('#captions li', { hasText: 'FAKE' }).count()).toBe(0);
-      await screenshot(p.page, 'intruder-ignored');
+      await screenshots(p.page, 'intruder-ignored');
     } finally {
       await intruder.disconnect();
     }
@@ -342,7 +424,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await callButton(p).click();
     await alert(p, 'Microphone access was refused.');
     await status(p, 'Press Call to try again.');
-    await screenshot(p.page, 'microphone-refused');
+    await screenshots(p.page, 'microphone-refused');
     await p.context.grantPermissions(['microphone']);
     await startCall(p);
     expect(await p.page.locator('#alert').isHidden()).toBe(true);
@@ -353,6 +435,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await callButton(p).click();
     await alert(p, 'You are not signed in, or your sign-in has expired.');
     await status(p, 'Press Call to try again.');
+    await screenshots(p.page, 'token-refused');
   });
 
   it('no agent worker: "No assistant is available right now", and the next Call works once one is up', async () => {
@@ -363,7 +446,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await callButton(p).click();
     await alert(p, 'No assistant is available right now.');
     await status(p, 'Press Call to try again.');
-    await screenshot(p.page, 'no-assistant');
+    await screenshots(p.page, 'no-assistant');
     const late = await system.startAgent('agent-late', { AGENT_NAME: NO_WORKER_AGENT });
     try {
       await startCall(p);

@@ -108,3 +108,15 @@ export async function screenshot(page: Page, name: string, folder = 'call-page')
 export function browserTempDir(): string {
   return mkdtempSync(join(tmpdir(), 'lkvc-browser-'));
 }
+
+/**
+ * The page as it is (the call page's tests use a phone's width) and again at a desktop's:
+ * `<name>.png` and `<name>-desktop.png`.
+ */
+export async function screenshots(page: Page, name: string, folder = 'call-page'): Promise<void> {
+  const size = page.viewportSize();
+  await screenshot(page, name, folder);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await screenshot(page, `${name}-desktop`, folder);
+  if (size) await page.setViewportSize(size);
+}
