@@ -5,18 +5,20 @@ const isAbort = (err: unknown) => err instanceof Error && err.name === 'AbortErr
 const settled = new WeakSet<object>();
 
 /**
- * Makes an attribute write that the agent's own disconnect cuts short resolve instead of reject.
+ * Makes an attribute write that the room's disconnect cuts short resolve instead of reject.
  *
- * agents-js's RoomIO publishes every agent-state change (`lk.agent.state`) with `setAttributes`
- * and logs a rejection at error level. The Rust SDK under rtc-node registers its wait for the
- * server's answer only after sending the request, so an answer that comes back fast is dropped
- * and the write settles only at the SDK's 5 s request timeout (reproduced against livekit-server
- * v1.13.5: one write in a dozen when two overlap; livekit/rust-sdks `set_attributes` then
- * `get_response`). When the room goes in that window, whoever ends the call, rtc-node aborts the
- * write and a clean call logs `Failed to update agent state attributes`. The server has applied
- * the attribute by then, and the participant it belongs to is gone: there is nothing to report,
- * so the abort is logged here at debug level and every other failure still rejects. Once per
- * participant.
+ * agents-js's RoomIO publishes every agent-state change (`lk.agent.state`) with
+ * `room.localParticipant.setAttributes`, looked up at each call (which lets this wrap it;
+ * test/e2e/clean-log.test.ts fails if that changes), and logs a rejection at error level. The
+ * Rust SDK under rtc-node registers its wait for the server's answer only after sending the
+ * request (livekit/rust-sdks `set_attributes`, then `get_response`), so an answer that comes back
+ * fast is dropped and the write settles only at the SDK's 5 s request timeout. Reproduced here
+ * against livekit-server v1.13.5: of two writes a few ms apart, one went unanswered; before this
+ * module, 2 of 6 clean calls logged `Failed to update agent state attributes`, because the room
+ * went inside that window (whoever ends the call) and rtc-node aborted the write. The server has
+ * applied the attribute by then, and the participant it belongs to is gone: there is nothing to
+ * report, so the abort is logged here at debug level; every other failure still rejects. Once
+ * per participant.
  */
 export function settleAttributeWritesCutByDisconnect(
   participant: Pick<LocalParticipant, 'setAttributes'>,

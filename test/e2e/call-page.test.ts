@@ -18,7 +18,7 @@ import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
 import { pidAlive, System } from '../support/system.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, END_REASONS } from '../../wire-contract/index.ts';
 
 /**
  * The edge's own call page in headless Chromium, as a person uses it: the microphone is faked from
@@ -33,6 +33,8 @@ if (missing) console.warn(`\n*** call page tests SKIPPED: install ${missing}.\n`
 
 const TOKEN_TTL_SECONDS = 10;
 const NO_WORKER_AGENT = 'voice-agent-nobody';
+/** An agent whose idle ladder ends a silent call within seconds. */
+const IDLE_AGENT = 'voice-agent-idle';
 const ISSUER = 'https://id.example.test/';
 const AUDIENCE = 'voice-app';
 let system: System;
@@ -60,7 +62,7 @@ beforeAll(async () => {
     edgeVars: {
       LIVEKIT_URL: signal.url,
       TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
-      AGENT_ALLOWED_NAMES: `voice-agent,${NO_WORKER_AGENT}`,
+      AGENT_ALLOWED_NAMES: `voice-agent,${NO_WORKER_AGENT},${IDLE_AGENT}`,
       AUTH_JWKS_JSON: JSON.stringify({ keys: [jwk] }),
       AUTH_JWT_ISSUER: ISSUER,
       AUTH_JWT_AUDIENCE: AUDIENCE,
@@ -99,6 +101,15 @@ const caption = (p: CallPage, who: 'you' | 'assistant', text: string | RegExp) =
     .locator(`#captions li[data-who=${who}]`, { hasText: text })
     .first()
     .waitFor({ timeout: 30_000 });
+
+/** The call still works: a typed line gets its answer. Then the person hangs up. */
+async function answeredThenHangUp(p: CallPage, line: string): Promise<void> {
+  await p.page.getByLabel('Type to the assistant').fill(line);
+  await p.page.getByRole('button', { name: 'Send' }).click();
+  await caption(p, 'assistant', `You said: ${line}`);
+  await p.page.getByRole('button', { name: 'Hang up' }).click();
+  await status(p, 'You left the call.');
+}
 
 /** Clicks Call, waits for the assistant's greeting, and returns the room and the participant token. */
 async function startCall(p: CallPage): Promise<{ room: string; token: string }> {
@@ -286,11 +297,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await screenshots(p.page, 'microphone-unplugged');
     // The call goes on.
     expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
-    await p.page.getByLabel('Type to the assistant').fill('Still there?');
-    await p.page.getByRole('button', { name: 'Send' }).click();
-    await caption(p, 'assistant', 'You said: Still there?');
-    await p.page.getByRole('button', { name: 'Hang up' }).click();
-    await status(p, 'You left the call.');
+    await answeredThenHangUp(p, 'Still there?');
   });
 
   it('a dropped connection: the page says "Reconnecting… the call waits up to 10 s", and the call goes on once it is back', async () => {
@@ -309,11 +316,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     expect(signal.connections).toBeGreaterThan(before);
     expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
     // Still the same call: a typed line gets its answer.
-    await p.page.getByLabel('Type to the assistant').fill('Are you still there?');
-    await p.page.getByRole('button', { name: 'Send' }).click();
-    await caption(p, 'assistant', 'You said: Are you still there?');
-    await p.page.getByRole('button', { name: 'Hang up' }).click();
-    await status(p, 'You left the call.');
+    await answeredThenHangUp(p, 'Are you still there?');
   });
 
   it('End for everyone, after the participant token has expired: everyone leaves, the ledger says api_end_call', async () => {
@@ -436,6 +439,25 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await alert(p, 'You are not signed in, or your sign-in has expired.');
     await status(p, 'Press Call to try again.');
     await screenshots(p.page, 'token-refused');
+  });
+
+  it('the ending the idle timer brings: a prompt, the goodbye, and the page says nobody was talking', async () => {
+    const idle = await system.startAgent('agent-idle', {
+      AGENT_NAME: IDLE_AGENT,
+      IDLE_PROMPT_SECONDS: '2',
+      IDLE_END_SECONDS: '2',
+    });
+    try {
+      const p = await openPage({ micWav: silence(), init: config({ agentName: IDLE_AGENT }) });
+      const { room } = await startCall(p);
+      await caption(p, 'assistant', 'Are you still there?');
+      await caption(p, 'assistant', END_REASONS.idle_timeout.goodbye!);
+      await status(p, END_REASONS.idle_timeout.clientMessage);
+      await screenshots(p.page, 'ended-idle-timeout');
+      expect((await system.reportedCall(room)).end_reason).toBe('idle_timeout');
+    } finally {
+      await idle.stop('SIGKILL');
+    }
   });
 
   it('no agent worker: "No assistant is available right now", and the next Call works once one is up', async () => {

@@ -41,12 +41,18 @@ const loud = (lines: string[]) =>
     .filter((l) => l.level >= 40 && !upstreamNoise(l))
     .map((l) => `${l.level} ${l.msg}`);
 
+/** A caller through the edge's /token, once the agent has greeted it. */
+async function greetedCaller(): Promise<CallClient> {
+  const c = new CallClient();
+  system.callers.push(c);
+  await c.join(system.edge.url, '');
+  await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+  return c;
+}
+
 describe.skipIf(!bin)("a clean call's agent log", () => {
   it('ended by the goodbye: no warning or error line, and no "goodbye cut"', async () => {
-    const c = new CallClient();
-    system.callers.push(c);
-    await c.join(system.edge.url, '');
-    await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    const c = await greetedCaller();
     await c.say('Thanks, that is all. Goodbye!');
     const call = await system.reportedCall(c.roomName);
     expect(call.end_reason).toBe('agent_end_call');
@@ -56,10 +62,7 @@ describe.skipIf(!bin)("a clean call's agent log", () => {
   });
 
   it('ended by the caller hanging up after an answer: no warning or error line', async () => {
-    const c = new CallClient();
-    system.callers.push(c);
-    await c.join(system.edge.url, '');
-    await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    const c = await greetedCaller();
     await c.say('What time is it?');
     await c.waitForEvent('transcription', (d) => /You said/.test(d.text), 30_000);
     await c.leave();
@@ -69,22 +72,11 @@ describe.skipIf(!bin)("a clean call's agent log", () => {
   });
 
   it('ended for everyone through the API while the agent answers: no warning or error line', async () => {
-    const c = new CallClient();
-    system.callers.push(c);
-    await c.join(system.edge.url, '');
-    await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+    const c = await greetedCaller();
     // The room goes while the agent is speaking: its state changes as the room is deleted.
     await c.say('Tell me a story about the sea.');
     await c.waitForEvent('transcription-chunk', (d) => /You said/.test(d.text), 30_000);
-    const res = await fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${c.participantToken}`,
-      },
-      body: JSON.stringify({ mode: 'end_for_all' }),
-    });
-    expect(res.status).toBe(200);
+    expect((await system.endForAll(c)).status).toBe(200);
     const call = await system.reportedCall(c.roomName);
     expect(call.end_reason).toBe('api_end_call');
     expect(loud(await logOfCall(c.roomName, call))).toEqual([]);

@@ -114,15 +114,7 @@ describe.skipIf(!bin)('realtime model mode, against the real LiveKit server', ()
 
   it('POST /calls/:room/end: the room goes, the job cleans up, the ledger says api_end_call', async () => {
     const c = await caller();
-    const res = await fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${c.participantToken}`,
-      },
-      body: JSON.stringify({ mode: 'end_for_all' }),
-    });
-    expect(res.status).toBe(200);
+    expect((await system.endForAll(c)).status).toBe(200);
     expect(await c.waitForDisconnect(15_000)).toBe(DisconnectReason.ROOM_DELETED);
     const marker = await waitFor('hooks ran', async () => system.hookMarker(c.roomName, 'ran'));
     expect(marker.reason).toBe('room_deleted');

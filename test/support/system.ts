@@ -107,6 +107,18 @@ export class System {
     return res.json();
   }
 
+  /** POST /calls/:room/end for everyone, as the caller does (with its own LiveKit token). */
+  endForAll(caller: { roomName: string; participantToken: string }): Promise<Response> {
+    return fetch(`${this.edge.url}/calls/${caller.roomName}/end`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${caller.participantToken}`,
+      },
+      body: JSON.stringify({ mode: 'end_for_all' }),
+    });
+  }
+
   /** The ledger's view once the agent's report has landed. */
   reportedCall(room: string): Promise<any> {
     return waitFor(
