@@ -302,7 +302,10 @@ class ActiveCall {
     return this.#devices.find(kind, present);
   }
 
-  /** Lists the devices (with names, now that the microphone is open) and says if the chosen one is not among them. */
+  /**
+   * Lists the devices (with names, now that the microphone is open) and says so if the chosen one
+   * is not among them.
+   */
   async #sayIfChosenMissing(kind: DeviceKind, using: string | undefined): Promise<void> {
     const present = await this.#devices.list(kind);
     for (const d of present) this.#deviceNames.set(d.deviceId, d.label);
