@@ -229,13 +229,19 @@ async function runCall(p: CallParts): Promise<void> {
     }
   });
 
-  // Before RoomIO's first agent-state write: session.start connects the room.
-  ctx.room.on(RoomEvent.ConnectionStateChanged, (state: ConnectionState) => {
-    if (state === ConnectionState.CONN_CONNECTED && ctx.room.localParticipant)
+  // Before RoomIO's first agent-state write: session.start connects the room (unless a hooks
+  // module connected it already).
+  const settleWrites = () => {
+    if (ctx.room.isConnected && ctx.room.localParticipant)
       settleAttributeWritesCutByDisconnect(ctx.room.localParticipant, (fields, msg) =>
         p.logger.debug(fields, msg),
       );
-  });
+  };
+  settleWrites();
+  ctx.room.on(
+    RoomEvent.ConnectionStateChanged,
+    (state: ConnectionState) => state === ConnectionState.CONN_CONNECTED && settleWrites(),
+  );
   ctx.room.on(
     RoomEvent.Disconnected,
     (reason: DisconnectReason) =>

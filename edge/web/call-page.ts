@@ -5,6 +5,7 @@ import {
   Room,
   RoomEvent,
   Track,
+  TrackEvent,
   TokenSource,
   type LocalAudioTrack,
   type Participant,
@@ -103,8 +104,10 @@ class ActiveCall {
   readonly #captions: Captions;
   readonly #outcome: CallOutcome = {};
   readonly #devices: DeviceChoice;
-  /** The names of the devices last listed: a device that went away is named by it. */
-  readonly #deviceNames = new Map<string, string>();
+  /** The device each kind is on, as far as this page put it there (a lost one is named by it). */
+  readonly #inUse = new Map<DeviceKind, Device>();
+  /** Device changes, one after another: unplugging a headset fires several events. */
+  #deviceChanges: Promise<void> = Promise.resolve();
   #participantToken = '';
   #mic: LocalAudioTrack | undefined;
   /** The meter's own copy of the microphone: it still shows the voice while the call is muted. */
@@ -141,6 +144,14 @@ class ActiveCall {
       return view.failed(microphoneFailureInWords(err));
     }
     this.#followMic();
+    // The track can change under the page (a device switch, or livekit-client restarting it on
+    // the default device when the one in use ended): the meter follows.
+    this.#mic.on(TrackEvent.Restarted, () => this.#followMic());
+    const settings = this.#mic.mediaStreamTrack;
+    this.#inUse.set('audioinput', {
+      deviceId: settings.getSettings().deviceId ?? '',
+      label: settings.label,
+    });
     await this.#sayIfChosenMissing('audioinput', this.#mic.mediaStreamTrack.label);
     let credentials;
     try {
@@ -308,7 +319,6 @@ class ActiveCall {
    */
   async #sayIfChosenMissing(kind: DeviceKind, using: string | undefined): Promise<void> {
     const present = await this.#devices.list(kind);
-    for (const d of present) this.#deviceNames.set(d.deviceId, d.label);
     const remembered = this.#devices.remembered(kind);
     const found = this.#devices.find(kind, present);
     this.#view.showDevices(kind, present, found?.deviceId ?? this.#activeDevice(kind));
@@ -319,8 +329,11 @@ class ActiveCall {
   async #useChosenSpeaker(): Promise<void> {
     if (!canChooseSpeaker()) return;
     const speaker = await this.#chosen('audiooutput');
-    if (speaker)
-      await this.#room.switchActiveDevice('audiooutput', speaker.deviceId).catch(() => {});
+    if (
+      speaker &&
+      (await this.#room.switchActiveDevice('audiooutput', speaker.deviceId).catch(() => false))
+    )
+      this.#inUse.set('audiooutput', speaker);
     await this.#sayIfChosenMissing('audiooutput', undefined);
   }
 
@@ -334,41 +347,49 @@ class ActiveCall {
     if (!this.live) return;
     if (kind === 'audiooutput' && !canChooseSpeaker()) return;
     try {
-      await this.#room.switchActiveDevice(kind, device.deviceId || 'default');
+      // "Default" is a literal device only in Chromium: elsewhere any device will do.
+      await this.#room.switchActiveDevice(kind, device.deviceId || 'default', !!device.deviceId);
+      this.#inUse.set(kind, device);
     } catch {
       this.#view.notice(deviceSwitchFailedInWords(kind, device.label));
     }
-    if (kind === 'audioinput') this.#followMic();
   }
 
   /**
    * A device came or went. If the one in use went (unplugged), the call moves to the default
-   * and says so, instead of going silent; either way the lists show what is there now.
+   * and says so, instead of going silent (livekit-client may have restarted the microphone on the
+   * default already, when its track ended); either way the lists show what is there now.
    */
-  async devicesChanged(): Promise<void> {
+  devicesChanged(): Promise<void> {
+    this.#deviceChanges = this.#deviceChanges.then(() => this.#devicesChanged());
+    return this.#deviceChanges;
+  }
+
+  async #devicesChanged(): Promise<void> {
+    const said: string[] = [];
     for (const kind of DEVICE_KINDS) {
       if (kind === 'audiooutput' && !canChooseSpeaker()) continue;
       const present = await this.#devices.list(kind);
-      const active = this.#activeDevice(kind);
+      const inUse = this.#inUse.get(kind);
       const fallback = present.find((d) => d.deviceId === 'default') ?? present[0];
       if (
-        active &&
-        active !== 'default' &&
+        inUse?.deviceId &&
+        inUse.deviceId !== 'default' &&
         fallback &&
-        !present.some((d) => d.deviceId === active)
+        !present.some((d) => d.deviceId === inUse.deviceId)
       ) {
-        const lost = this.#deviceNames.get(active) ?? '';
         try {
-          await this.#room.switchActiveDevice(kind, fallback.deviceId);
-          this.#view.notice(deviceLostInWords(kind, lost, fallback.label));
+          if (this.#activeDevice(kind) !== fallback.deviceId)
+            await this.#room.switchActiveDevice(kind, fallback.deviceId, false);
+          this.#inUse.set(kind, fallback);
+          said.push(deviceLostInWords(kind, inUse.label, fallback.label));
         } catch {
-          this.#view.notice(deviceSwitchFailedInWords(kind, fallback.label));
+          said.push(deviceSwitchFailedInWords(kind, fallback.label));
         }
-        if (kind === 'audioinput') this.#followMic();
       }
-      for (const d of present) this.#deviceNames.set(d.deviceId, d.label);
       this.#view.showDevices(kind, present, this.#activeDevice(kind));
     }
+    if (said.length) this.#view.notice(said.join(' '));
   }
 
   /** The meter follows its own copy of the microphone, made again whenever the device changes. */

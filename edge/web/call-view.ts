@@ -92,7 +92,7 @@ export class CallView {
     const select = this.#devices[kind];
     const noun = kind === 'audioinput' ? 'Microphone' : 'Speaker';
     const named = devices.some((d) => d.label);
-    const shown: Device[] = named ? devices : [];
+    const shown: Device[] = named ? [...devices] : [];
     if (!shown.some((d) => d.deviceId === 'default')) shown.unshift({ deviceId: '', label: '' });
     select.replaceChildren(
       ...shown.map((d, i) => {

@@ -34,11 +34,12 @@ export class DeviceChoice {
 
   /** What the person chose last time, if they chose one (the browser's default otherwise). */
   remembered(kind: DeviceKind): Device | undefined {
+    // This visit's choice first: storage may refuse a write and still hold an older one.
     let saved: Device | null | undefined = this.#visit.get(kind);
     try {
-      saved = (JSON.parse(this.#storage?.getItem(KEY[kind]) ?? 'null') as Device | null) ?? saved;
+      saved ??= JSON.parse(this.#storage?.getItem(KEY[kind]) ?? 'null') as Device | null;
     } catch {
-      /* unreadable: this visit's choice, if any */
+      /* unreadable: no choice */
     }
     // An empty id is the browser's default: no choice to look for.
     return saved && typeof saved.deviceId === 'string' && saved.deviceId ? saved : undefined;

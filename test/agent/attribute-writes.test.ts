@@ -36,7 +36,9 @@ describe('attribute writes cut short by the disconnect', () => {
     const p = participant(abort);
     const debug: unknown[] = [];
     settleAttributeWritesCutByDisconnect(p, () => debug.push(1));
+    const wrapped = p.setAttributes;
     settleAttributeWritesCutByDisconnect(p, () => debug.push(2));
+    expect(p.setAttributes).toBe(wrapped);
     await p.setAttributes({ a: 'b' });
     expect(debug).toEqual([1]);
     expect(p.writes).toHaveLength(1);

@@ -220,6 +220,11 @@ describe('OpenAI Realtime stand-in, driven by the real RealtimeModel', () => {
       const data = new Int16Array(rate / 50).fill(ms < 400 ? 8000 : 0);
       session.pushAudio(new AudioFrame(data, rate, 1, data.length));
     }
+    // Once the stand-in has all the audio, and a moment more for any turn it would have made.
+    const deadline = Date.now() + 10_000;
+    while ((standIn.connections[0]?.inputAudioMs ?? 0) < 880 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(standIn.connections[0]?.inputAudioMs).toBeGreaterThanOrEqual(880);
     await new Promise((r) => setTimeout(r, 300));
     expect(standIn.responses).toEqual([]);
     expect(standIn.connections[0]?.items ?? []).toEqual([]);

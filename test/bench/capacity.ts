@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
+import { defaultIdleProcesses } from '../../agent/call-capacity.ts';
 import { startAgentWorker, type AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
@@ -87,7 +88,9 @@ for (const [i, c] of oursConfigs.entries()) {
   variants.push({
     label: `ours (agent/job.ts)${shown ? `, ${shown}` : ''}`,
     agentName: name,
-    idleProcesses: c.env.AGENT_IDLE_PROCESSES ?? '2', // auto on this 2-core machine
+    idleProcesses:
+      c.env.AGENT_IDLE_PROCESSES ??
+      String(defaultIdleProcesses(Number(c.env.AGENT_MAX_CONCURRENT_CALLS ?? 64))),
     worker: await startAgentWorker(
       dir,
       {

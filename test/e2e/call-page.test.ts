@@ -224,7 +224,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
 
   it('microphone and speaker: the choice is remembered for the next visit; the chosen microphone unplugged mid-call falls back to the default with a message, and the call goes on', async () => {
     // Chromium's fake devices (three microphones, three speakers) are real to the page; unplugging
-    // one is not something a headless browser can do, so the test hides it from
+    // one is not something a headless browser can do, so the test ends its track, hides it from
     // enumerateDevices and fires devicechange, as the browser does when a headset goes.
     const p = await openPage({
       micWav: silence(),
@@ -232,16 +232,22 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
         window.__opened = [];
         const md = navigator.mediaDevices;
         const gum = md.getUserMedia.bind(md);
+        window.__streams = [];
         md.getUserMedia = (c) => {
           const id = c && c.audio && c.audio.deviceId;
           window.__opened.push(typeof id === 'object' ? (id.exact || id.ideal) : id || '');
-          return gum(c);
+          return gum(c).then((s) => (window.__streams.push(s), s));
         };
         const list = md.enumerateDevices.bind(md);
         window.__unplugged = new Set();
         md.enumerateDevices = async () =>
           (await list()).filter((d) => !window.__unplugged.has(d.label));
-        window.__unplug = (label) => { window.__unplugged.add(label); md.dispatchEvent(new Event('devicechange')); };
+        // As a real unplug: the device's track ends, then the device list changes.
+        window.__unplug = (label) => {
+          window.__unplugged.add(label);
+          for (const t of window.__streams.at(-1).getAudioTracks()) t.dispatchEvent(new Event('ended'));
+          md.dispatchEvent(new Event('devicechange'));
+        };
       `,
     });
     const chosen = (id: string) =>
@@ -292,7 +298,11 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       p,
       'The microphone “Fake Audio Input 2” was disconnected: now using “Fake Default Audio Input”.',
     );
-    expect(await p.page.evaluate(() => (window as any).__opened.at(-1))).toBe('default');
+    // The microphone opened last, and live, is the default one.
+    await p.page.waitForFunction(() => {
+      const t = (window as any).__streams.at(-1).getAudioTracks()[0];
+      return t.label === 'Fake Default Audio Input' && t.readyState === 'live';
+    });
     expect(await chosen('microphone')).toBe('Fake Default Audio Input');
     await screenshots(p.page, 'microphone-unplugged');
     // The call goes on.
