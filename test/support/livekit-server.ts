@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, httpOk, startProcess, waitFor, type Proc } from './processes.ts';
@@ -74,33 +74,64 @@ export async function startLiveKit(
     redis?: string;
   } = {},
 ): Promise<LiveKit> {
-  const [port, tcp, udp] = opts.ports ?? [await freePort(), await freePort(), await freePort()];
   mkdirSync(dir, { recursive: true });
-  const config = [
-    `port: ${port}`,
-    'bind_addresses: [127.0.0.1]',
-    `keys: { ${DEV_KEY}: ${DEV_SECRET} }`,
-    'rtc:',
-    `  tcp_port: ${tcp}`,
-    `  udp_port: ${udp}`,
-    '  use_external_ip: false',
-    '  node_ip: 127.0.0.1',
-    '  enable_loopback_candidate: true',
-    '  ips: { includes: [127.0.0.1/32] }',
-    '  stun_servers: [127.0.0.1:3478]',
-    `room: { empty_timeout: 120, departure_timeout: ${opts.departureTimeout ?? 20} }`,
-    'logging: { level: info }',
-    ...(opts.redis ? [`redis: { address: ${opts.redis} }`] : []),
-    ...(opts.webhookUrl
-      ? ['webhook:', `  api_key: ${DEV_KEY}`, `  urls: [${opts.webhookUrl}]`]
-      : []),
-  ].join('\n');
-  const configFile = join(dir, 'livekit.yaml');
-  writeFileSync(configFile, config);
-  const proc = startProcess(bin, ['--dev', '--config', configFile], {
-    logFile: join(dir, 'livekit.log'),
-  });
-  const httpUrl = `http://127.0.0.1:${port}`;
-  await waitFor('LiveKit server', () => httpOk(httpUrl), { timeoutMs: 30_000 });
-  return { url: `ws://127.0.0.1:${port}`, httpUrl, port, proc, stop: () => proc.stop('SIGTERM') };
+  const logFile = join(dir, 'livekit.log');
+  // A port the OS said was free can be taken before the server binds it (an outgoing connection
+  // gets it as its ephemeral port; the RTC TCP port binds on every interface): then the server
+  // exits with "address already in use", and it starts again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    const [port, tcp, udp] = opts.ports ?? [await freePort(), await freePort(), await freePort()];
+    const config = [
+      `port: ${port}`,
+      'bind_addresses: [127.0.0.1]',
+      `keys: { ${DEV_KEY}: ${DEV_SECRET} }`,
+      'rtc:',
+      `  tcp_port: ${tcp}`,
+      `  udp_port: ${udp}`,
+      '  use_external_ip: false',
+      '  node_ip: 127.0.0.1',
+      '  enable_loopback_candidate: true',
+      '  ips: { includes: [127.0.0.1/32] }',
+      '  stun_servers: [127.0.0.1:3478]',
+      `room: { empty_timeout: 120, departure_timeout: ${opts.departureTimeout ?? 20} }`,
+      'logging: { level: info }',
+      ...(opts.redis ? [`redis: { address: ${opts.redis} }`] : []),
+      ...(opts.webhookUrl
+        ? ['webhook:', `  api_key: ${DEV_KEY}`, `  urls: [${opts.webhookUrl}]`]
+        : []),
+    ].join('\n');
+    const configFile = join(dir, 'livekit.yaml');
+    writeFileSync(configFile, config);
+    const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+    const proc = startProcess(bin, ['--dev', '--config', configFile], { logFile });
+    const httpUrl = `http://127.0.0.1:${port}`;
+    const outcome = await waitFor(
+      'LiveKit server',
+      async () =>
+        proc.child.exitCode !== null || proc.child.signalCode !== null
+          ? 'exited'
+          : (await httpOk(httpUrl)) && 'ready',
+      { timeoutMs: 30_000 },
+    );
+    if (outcome === 'ready')
+      return {
+        url: `ws://127.0.0.1:${port}`,
+        httpUrl,
+        port,
+        proc,
+        stop: () => proc.stop('SIGTERM'),
+      };
+    await proc.exited;
+    // Its last words reach the log file just after it exits.
+    const log = await waitFor(
+      'LiveKit log',
+      async () => {
+        const text = readFileSync(logFile, 'utf8').slice(logStart);
+        return /address already in use/.test(text) && text;
+      },
+      { timeoutMs: 2_000 },
+    ).catch(() => readFileSync(logFile, 'utf8').slice(logStart));
+    if (opts.ports || attempt >= 3 || !/address already in use/.test(log))
+      throw new Error(`LiveKit server exited before it was ready:\n${log.slice(-1000)}`);
+  }
 }
