@@ -147,12 +147,12 @@ class ActiveCall {
     // The track can change under the page (a device switch, or livekit-client restarting it on
     // the default device when the one in use ended): the meter follows.
     this.#mic.on(TrackEvent.Restarted, () => this.#followMic());
-    const settings = this.#mic.mediaStreamTrack;
+    const opened = this.#mic.mediaStreamTrack;
     this.#inUse.set('audioinput', {
-      deviceId: settings.getSettings().deviceId ?? '',
-      label: settings.label,
+      deviceId: opened.getSettings().deviceId ?? '',
+      label: opened.label,
     });
-    await this.#sayIfChosenMissing('audioinput', this.#mic.mediaStreamTrack.label);
+    await this.#sayIfChosenMissing('audioinput', opened.label);
     let credentials;
     try {
       const authorization = await this.#options.getAuthorization?.();

@@ -252,15 +252,22 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     });
     const chosen = (id: string) =>
       p.page.locator(`#${id}`).evaluate((s: HTMLSelectElement) => s.selectedOptions[0]?.text);
-    await p.page.locator('#microphone option', { hasText: 'Fake Audio Input 2' }).waitFor({
-      state: 'attached',
-    });
+    /** The lists are filled once the page has read the devices. */
+    const listed = () =>
+      p.page
+        .locator('#microphone option', { hasText: 'Fake Audio Input 2' })
+        .waitFor({ state: 'attached' });
+    const deviceIdOf = (label: string) =>
+      p.page.evaluate(
+        async (l) =>
+          (await navigator.mediaDevices.enumerateDevices()).find((d) => d.label === l)!.deviceId,
+        label,
+      );
+    await listed();
     await p.page.selectOption('#microphone', { label: 'Fake Audio Input 2' });
     await p.page.selectOption('#speaker', { label: 'Fake Audio Output 1' });
     await p.page.reload();
-    await p.page.locator('#microphone option', { hasText: 'Fake Audio Input 2' }).waitFor({
-      state: 'attached',
-    });
+    await listed();
     expect(await chosen('microphone')).toBe('Fake Audio Input 2');
     expect(await chosen('speaker')).toBe('Fake Audio Output 1');
 
@@ -273,25 +280,15 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await p.page.locator('#app[data-phase=connecting]').waitFor();
     await screenshots(p.page, 'connecting');
     await started;
-    const input2 = await p.page.evaluate(
-      async () =>
-        (await navigator.mediaDevices.enumerateDevices()).find(
-          (d) => d.label === 'Fake Audio Input 2',
-        )!.deviceId,
+    expect(await p.page.evaluate(() => (window as any).__opened.at(-1))).toBe(
+      await deviceIdOf('Fake Audio Input 2'),
     );
-    expect(await p.page.evaluate(() => (window as any).__opened.at(-1))).toBe(input2);
     expect(await chosen('microphone')).toBe('Fake Audio Input 2');
     // The assistant's audio plays on the chosen speaker.
     const sinks = await p.page.evaluate(() =>
       Array.from(document.querySelectorAll('#agent-audio audio'), (a) => (a as any).sinkId),
     );
-    const output1 = await p.page.evaluate(
-      async () =>
-        (await navigator.mediaDevices.enumerateDevices()).find(
-          (d) => d.label === 'Fake Audio Output 1',
-        )!.deviceId,
-    );
-    expect(sinks).toEqual([output1]);
+    expect(sinks).toEqual([await deviceIdOf('Fake Audio Output 1')]);
 
     await p.page.evaluate(() => (window as any).__unplug('Fake Audio Input 2'));
     await alert(
