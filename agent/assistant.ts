@@ -35,6 +35,10 @@ export class Assistant extends voice.Agent {
           description: END_CALL_DESCRIPTION,
           parameters: z.object({}),
           execute: async (_args, { ctx }) => {
+            // The goodbye plays whole, like every goodbye: the caller still talking (or a noise
+            // as the microphone closes) must not pause or cut it. A realtime model's reply
+            // handle takes this from the tool's.
+            if (!ctx.speechHandle.interrupted) ctx.speechHandle.allowInterruptions = false;
             requestEnd(goodbyePlayed(ctx.session, ctx.speechHandle));
             return END_CALL_TOOL_REPLY;
           },

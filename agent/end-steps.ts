@@ -103,13 +103,14 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       }
     },
     async finish(reason) {
-      const { finish } = END_REASONS[reason];
+      const { finish, goodbye } = END_REASONS[reason];
+      // agents 1.9 writes the caption's last words and closes its text stream in a background
+      // task after playout; leaving or deleting the room at once cuts them from clients' captions
+      // ("unable to send packet" from the stream writer).
+      if (goodbye && room.isConnected) await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
       if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
         // Even when this agent never connected (a call that failed during setup): the caller must
         // not wait alone in a room with no agent.
-        // agents 1.9 closes the caption text stream in a background task after playout; deleting
-        // the room at once cuts the goodbye's last words from clients' captions.
-        await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
         const info = c.ctx.info;
         // Not ctx.deleteRoom(): it swallows errors, and a failed delete must show in the report.
         await new RoomServiceClient(

@@ -117,26 +117,24 @@ export function endForAllRefusedInWords(e: EdgeError): string {
 }
 
 const DEVICE_NOUN = { audioinput: 'microphone', audiooutput: 'speaker' } as const;
-const named = (label: string | undefined) => (label ? `“${label}”` : 'the default one');
+type DeviceKind = keyof typeof DEVICE_NOUN;
+/** A device's name as said, or nothing: a device may have none (some browsers, some drivers). */
+const called = (label: string | undefined) => (label ? ` “${label}”` : '');
+/** What the call uses instead: a named device, or the system's default when none is named. */
+const using = (label: string | undefined) => (label ? `“${label}”` : 'the default one');
 
 /** The device chosen last time is not there now; the call uses another. */
-export function deviceMissingInWords(
-  kind: keyof typeof DEVICE_NOUN,
-  chosen: string,
-  using: string | undefined,
-): string {
-  return `Your ${DEVICE_NOUN[kind]} ${named(chosen)} is not connected: using ${named(using)}.`;
+export function deviceMissingInWords(kind: DeviceKind, chosen: string, instead?: string): string {
+  const noun = DEVICE_NOUN[kind];
+  const which = chosen ? `Your ${noun}${called(chosen)}` : `The ${noun} you chose`;
+  return `${which} is not connected: using ${using(instead)}.`;
 }
 
 /** The device in use went away during the call; the call goes on with another. */
-export function deviceLostInWords(
-  kind: keyof typeof DEVICE_NOUN,
-  lost: string,
-  using: string | undefined,
-): string {
-  return `The ${DEVICE_NOUN[kind]} ${named(lost)} was disconnected: now using ${named(using)}.`;
+export function deviceLostInWords(kind: DeviceKind, lost: string, instead?: string): string {
+  return `The ${DEVICE_NOUN[kind]}${called(lost)} was disconnected: now using ${using(instead)}.`;
 }
 
-export function deviceSwitchFailedInWords(kind: keyof typeof DEVICE_NOUN, label: string): string {
-  return `Could not switch to the ${DEVICE_NOUN[kind]} ${named(label)}; the call goes on with the one before.`;
+export function deviceSwitchFailedInWords(kind: DeviceKind, label: string): string {
+  return `Could not switch to the ${DEVICE_NOUN[kind]}${called(label)}; the call goes on with the one before.`;
 }

@@ -12,7 +12,11 @@ import {
   type RemoteParticipant,
   type RemoteTrack,
 } from 'livekit-client';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/end-reasons.ts';
+import {
+  CALL_END_TOPIC,
+  END_REASON_ATTRIBUTE,
+  endReasonForAgentDisconnect,
+} from '../../wire-contract/end-reasons.ts';
 import {
   deviceLostInWords,
   deviceMissingInWords,
@@ -55,6 +59,8 @@ export type CallPageOptions = {
 };
 
 const AGENT_STATE = 'lk.agent.state';
+/** How long the page waits for an assistant's caption still arriving when it leaves. */
+const LAST_CAPTION_WAIT_MS = 1500;
 const DEVICE_KINDS: DeviceKind[] = ['audioinput', 'audiooutput'];
 
 export function mountCallPage(root: HTMLElement, options: CallPageOptions = {}): void {
@@ -264,15 +270,23 @@ class ActiveCall {
       if (topic === CALL_END_TOPIC) this.#outcome.reason ??= endNoticeReason(payload, from);
     });
     // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
-    // for them too. An assistant that goes without a reason has crashed or lost its connection.
+    // for them too. Why it went: what it said (attribute or notice), else what LiveKit says of its
+    // disconnect (removed through the API: the reason it could not say itself), else nothing (it
+    // crashed or lost its connection). Its leaving comes on the signal connection, its last
+    // caption words on the data channel: the page waits for those (bounded) before hanging up.
     // A full reconnect first drops every remote participant, then says it is reconnecting: judge
     // once the event is over, and leave the assistant alone while the connection comes back.
     // An assistant gone because the room was deleted has not vanished: the room's own disconnect
     // follows and names the end (it raced the page's, and lost, when the call was ended for all).
     room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant, why?: DisconnectReason) => {
       if (!isAgent(p) || !this.live || why === DisconnectReason.ROOM_DELETED) return;
-      queueMicrotask(() => {
+      const named =
+        why === undefined ? undefined : endReasonForAgentDisconnect(DisconnectReason[why]);
+      queueMicrotask(async () => {
         if (!this.live || room.state !== ConnectionState.Connected) return;
+        await this.#captions.settled(LAST_CAPTION_WAIT_MS);
+        if (!this.live || room.state !== ConnectionState.Connected) return;
+        this.#outcome.reason ??= named;
         if (!this.#outcome.reason) this.#outcome.agentVanished = true;
         void room.disconnect();
       });

@@ -18,11 +18,16 @@ afterEach(async () => {
   session = undefined;
 });
 
+/** The speech handles the session creates, in order. */
+let handles: voice.SpeechHandle[] = [];
+
 async function start() {
   const endRequests: Promise<void>[] = [];
+  handles = [];
   session = new voice.AgentSession({
     llm: new openai.LLM({ apiKey: 'sk-local', baseURL: standIn.url, model: 'stand-in' }),
   });
+  session.on(voice.AgentSessionEventTypes.SpeechCreated, (ev) => handles.push(ev.speechHandle));
   await session.start({ agent: new Assistant('Be brief.', (played) => endRequests.push(played)) });
   return endRequests;
 }
@@ -51,6 +56,8 @@ describe('Assistant', () => {
       .filter((i: any) => i.type === 'message' && i.role === 'assistant')
       .at(-1) as any;
     expect(goodbye.textContent).toBe('Goodbye, take care!');
+    // Spoken on the tool's own handle, which nothing the caller says can pause or cut any more.
+    expect(handles.at(-1)!.allowInterruptions).toBe(false);
   });
 
   it('on a greeting: answers and does not end the call', async () => {
@@ -67,5 +74,7 @@ describe('Assistant', () => {
     question.expect.nextEvent().isMessage({ role: 'assistant' });
     question.expect.noMoreEvents();
     expect(endRequests).toHaveLength(0);
+    // An ordinary answer stays interruptible.
+    expect(handles.at(-1)!.allowInterruptions).toBe(true);
   });
 });

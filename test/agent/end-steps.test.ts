@@ -178,7 +178,7 @@ describe('the goodbye step', () => {
     '%s through the lifecycle: the goodbye is spoken before the room is deleted, and one that never plays out (a hung TTS) is cut at END_STEP_TIMEOUT_MS',
     async (reason) => {
       const session = new FakeSession();
-      // The same bound covers the finish step, whose DeleteRoom waits out a 500 ms caption flush.
+      // The same bound covers the finish step, which waits out a 500 ms caption flush first.
       const { s, config } = steps('end_for_all', { session, stepTimeoutMs: 1_000 });
       const lifecycle = new CallLifecycle({
         room: 'call-x',

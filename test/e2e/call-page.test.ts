@@ -1,7 +1,7 @@
 import { ParticipantKind, Room } from '@livekit/rtc-node';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { decodeJwt } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -16,15 +16,26 @@ import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
 import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
+import {
+  alert,
+  answeredThenHangUp,
+  callButton,
+  caption,
+  pageConfig,
+  startCall,
+  status,
+  whatThePageSays,
+} from '../support/call-page-steps.ts';
+import { testIdentityProvider } from '../support/identity-provider.ts';
 import { pidAlive, System } from '../support/system.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
-import { CALL_END_TOPIC, END_REASON_ATTRIBUTE, END_REASONS } from '../../wire-contract/index.ts';
+import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 /**
  * The edge's own call page in headless Chromium, as a person uses it: the microphone is faked from
  * a speech WAV, everything else is real (LiveKit server, the edge under wrangler dev serving the
- * page, the built agent with audio input on, the OpenAI stand-in). Screenshots of each ending go
- * to test-artifacts/call-page/.
+ * page, the built agent with audio input on, the OpenAI stand-in). What the page shows goes to
+ * test-artifacts/call-page/; every other ending and failure is in call-page-endings.test.ts.
  */
 const bin = inject('livekitServerBin');
 const missing = !chromiumPath() ? HOW_TO_GET_CHROMIUM : speechToolsMissing();
@@ -32,11 +43,6 @@ if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${
 if (missing) console.warn(`\n*** call page tests SKIPPED: install ${missing}.\n`);
 
 const TOKEN_TTL_SECONDS = 10;
-const NO_WORKER_AGENT = 'voice-agent-nobody';
-/** An agent whose idle ladder ends a silent call within seconds. */
-const IDLE_AGENT = 'voice-agent-idle';
-const ISSUER = 'https://id.example.test/';
-const AUDIENCE = 'voice-app';
 let system: System;
 /** The edge's LIVEKIT_URL: the page's signal connection goes through it, so a test can drop it. */
 let signal: TcpProxy;
@@ -45,31 +51,21 @@ let open: CallPage | undefined;
 
 beforeAll(async () => {
   if (!bin || missing) return;
-  const { publicKey, privateKey } = await generateKeyPair('RS256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'page-test', alg: 'RS256', use: 'sig' };
-  signUserJwt = (sub) =>
-    new SignJWT({})
-      .setProtectedHeader({ alg: 'RS256', kid: 'page-test' })
-      .setSubject(sub)
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(privateKey);
+  const idp = await testIdentityProvider();
+  signUserJwt = idp.signUserJwt;
   signal = await startTcpProxy(() => Number(new URL(system.livekit.url).port));
   system = await new System(bin, {
     agentEnv: { AGENT_AUDIO_INPUT: 'true' },
     edgeVars: {
       LIVEKIT_URL: signal.url,
       TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
-      AGENT_ALLOWED_NAMES: `voice-agent,${NO_WORKER_AGENT},${IDLE_AGENT}`,
-      AUTH_JWKS_JSON: JSON.stringify({ keys: [jwk] }),
-      AUTH_JWT_ISSUER: ISSUER,
-      AUTH_JWT_AUDIENCE: AUDIENCE,
+      ...idp.edgeVars,
     },
   }).start();
 });
-afterEach(async () => {
+afterEach(async ({ task }) => {
+  if (open && task.result?.state === 'fail')
+    console.error('the page said:', await whatThePageSays(open).catch(String));
   const refused = open?.cspViolations ?? [];
   await open?.close();
   open = undefined;
@@ -82,49 +78,10 @@ afterAll(async () => {
 });
 
 const silence = () => renderSilence(`${system.dir}/speech`, 60);
-const config = (c: Record<string, unknown>, jwt?: string) =>
-  `window.voiceCallConfig = Object.assign(${JSON.stringify(c)}, ${
-    jwt ? `{ getAuthorization: () => ${JSON.stringify(`Bearer ${jwt}`)} }` : '{}'
-  });`;
-
 async function openPage(opts: Parameters<typeof openCallPage>[1]): Promise<CallPage> {
   open = await openCallPage(`${system.edge.url}/`, opts);
   return open;
 }
-const callButton = (p: CallPage) => p.page.getByRole('button', { name: /^Call( again)?$/ });
-const status = (p: CallPage, text: string | RegExp) =>
-  p.page.locator('#status', { hasText: text }).waitFor({ timeout: 30_000 });
-const alert = (p: CallPage, text: string | RegExp) =>
-  p.page.locator('#alert', { hasText: text }).waitFor({ timeout: 30_000 });
-const caption = (p: CallPage, who: 'you' | 'assistant', text: string | RegExp) =>
-  p.page
-    .locator(`#captions li[data-who=${who}]`, { hasText: text })
-    .first()
-    .waitFor({ timeout: 30_000 });
-
-/** The call still works: a typed line gets its answer. Then the person hangs up. */
-async function answeredThenHangUp(p: CallPage, line: string): Promise<void> {
-  await p.page.getByLabel('Type to the assistant').fill(line);
-  await p.page.getByRole('button', { name: 'Send' }).click();
-  await caption(p, 'assistant', `You said: ${line}`);
-  await p.page.getByRole('button', { name: 'Hang up' }).click();
-  await status(p, 'You left the call.');
-}
-
-/** Clicks Call, waits for the assistant's greeting, and returns the room and the participant token. */
-async function startCall(p: CallPage): Promise<{ room: string; token: string }> {
-  const tokenResponse = p.page.waitForResponse(
-    (r) => r.url().endsWith('/token') && r.request().method() === 'POST',
-  );
-  await callButton(p).click();
-  const token = ((await (await tokenResponse).json()) as { participant_token: string })
-    .participant_token;
-  await caption(p, 'assistant', 'Hello!');
-  const room = (await p.page.locator('#room-name').textContent())!;
-  expect(room).toMatch(/^call-/);
-  return { room, token };
-}
-
 describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real system', () => {
   it('is served by the Worker with a CSP naming only the edge and this LiveKit server; its script by the asset server, for any origin', async () => {
     const page = await fetch(`${system.edge.url}/`);
@@ -347,7 +304,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
   it('Hang up, signed in with the app’s JWT: the agent job exits promptly and the ledger says participant_left', async () => {
     const p = await openPage({
       micWav: silence(),
-      init: config({}, await signUserJwt('web-user-1')),
+      init: pageConfig({}, await signUserJwt('web-user-1')),
     });
     const { room } = await startCall(p);
     const clicked = Date.now();
@@ -426,61 +383,6 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       await screenshots(p.page, 'intruder-ignored');
     } finally {
       await intruder.disconnect();
-    }
-  });
-
-  it('a microphone the browser refuses: the page says how to fix it, and calls once it is allowed', async () => {
-    const p = await openPage({ micWav: silence(), microphone: 'refused' });
-    await callButton(p).click();
-    await alert(p, 'Microphone access was refused.');
-    await status(p, 'Press Call to try again.');
-    await screenshots(p.page, 'microphone-refused');
-    await p.context.grantPermissions(['microphone']);
-    await startCall(p);
-    expect(await p.page.locator('#alert').isHidden()).toBe(true);
-  });
-
-  it('a token the edge refuses: the page says to sign in again', async () => {
-    const p = await openPage({ micWav: silence(), init: config({}, 'not-a-jwt.at-all.really') });
-    await callButton(p).click();
-    await alert(p, 'You are not signed in, or your sign-in has expired.');
-    await status(p, 'Press Call to try again.');
-    await screenshots(p.page, 'token-refused');
-  });
-
-  it('the ending the idle timer brings: a prompt, the goodbye, and the page says nobody was talking', async () => {
-    const idle = await system.startAgent('agent-idle', {
-      AGENT_NAME: IDLE_AGENT,
-      IDLE_PROMPT_SECONDS: '2',
-      IDLE_END_SECONDS: '2',
-    });
-    try {
-      const p = await openPage({ micWav: silence(), init: config({ agentName: IDLE_AGENT }) });
-      const { room } = await startCall(p);
-      await caption(p, 'assistant', 'Are you still there?');
-      await caption(p, 'assistant', END_REASONS.idle_timeout.goodbye!);
-      await status(p, END_REASONS.idle_timeout.clientMessage);
-      await screenshots(p.page, 'ended-idle-timeout');
-      expect((await system.reportedCall(room)).end_reason).toBe('idle_timeout');
-    } finally {
-      await idle.stop('SIGKILL');
-    }
-  });
-
-  it('no agent worker: "No assistant is available right now", and the next Call works once one is up', async () => {
-    const p = await openPage({
-      micWav: silence(),
-      init: config({ agentName: NO_WORKER_AGENT, agentJoinTimeoutMs: 5_000 }),
-    });
-    await callButton(p).click();
-    await alert(p, 'No assistant is available right now.');
-    await status(p, 'Press Call to try again.');
-    await screenshots(p.page, 'no-assistant');
-    const late = await system.startAgent('agent-late', { AGENT_NAME: NO_WORKER_AGENT });
-    try {
-      await startCall(p);
-    } finally {
-      await late.stop('SIGKILL');
     }
   });
 });

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  deviceLostInWords,
+  deviceMissingInWords,
+  deviceSwitchFailedInWords,
   edgeErrorFromTokenSource,
   endedInWords,
   microphoneFailureInWords,
@@ -126,5 +129,31 @@ describe('what the call page says when the microphone fails', () => {
     ['NotReadableError', /in use/],
   ])('%s', (name, words) => {
     expect(microphoneFailureInWords(Object.assign(new Error('x'), { name }))).toMatch(words);
+  });
+});
+
+describe('what the call page says about devices', () => {
+  it('names the devices it knows the names of', () => {
+    expect(deviceMissingInWords('audioinput', 'USB Mic', 'Built-in')).toBe(
+      'Your microphone “USB Mic” is not connected: using “Built-in”.',
+    );
+    expect(deviceLostInWords('audiooutput', 'Headset', 'Speakers')).toBe(
+      'The speaker “Headset” was disconnected: now using “Speakers”.',
+    );
+    expect(deviceSwitchFailedInWords('audioinput', 'USB Mic')).toBe(
+      'Could not switch to the microphone “USB Mic”; the call goes on with the one before.',
+    );
+  });
+
+  it('never calls a device without a name "the default one": only the fallback is the default', () => {
+    expect(deviceMissingInWords('audioinput', '', undefined)).toBe(
+      'The microphone you chose is not connected: using the default one.',
+    );
+    expect(deviceLostInWords('audioinput', '', 'Built-in')).toBe(
+      'The microphone was disconnected: now using “Built-in”.',
+    );
+    expect(deviceSwitchFailedInWords('audiooutput', '')).toBe(
+      'Could not switch to the speaker; the call goes on with the one before.',
+    );
   });
 });
