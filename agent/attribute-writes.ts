@@ -8,9 +8,9 @@ const settled = new WeakSet<object>();
  * Makes an attribute write that the room's disconnect cuts short resolve instead of reject.
  *
  * agents-js's RoomIO publishes every agent-state change (`lk.agent.state`) with
- * `room.localParticipant.setAttributes`, looked up at each call (which lets this wrap it; the
- * e2e clean-log test would see the error again, in some runs, if that changed), and logs a
- * rejection at error level. The Rust SDK under rtc-node registers its wait for the server's
+ * `room.localParticipant.setAttributes`, looked up at each call (which lets this wrap it; pinned
+ * by the RoomIO contract test in test/agent/attribute-writes.test.ts), and logs a rejection at
+ * error level. The Rust SDK under rtc-node registers its wait for the server's
  * answer only after sending the request (livekit/rust-sdks `set_attributes`, then
  * `get_response`), so an answer that comes back fast is dropped and the write settles only at
  * the SDK's 5 s request timeout. Reproduced here

@@ -1,5 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { initializeLogger, log, voice } from '@livekit/agents';
+import type { Room } from '@livekit/rtc-node';
+import { EventEmitter } from 'node:events';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { settleAttributeWritesCutByDisconnect } from '../../agent/attribute-writes.ts';
+
+beforeAll(() => initializeLogger({ pretty: false, level: 'warn' }));
 
 /** rtc-node's LocalParticipant.setAttributes, as far as the wrapper sees it. */
 function participant(outcome: () => Promise<void>) {
@@ -42,5 +47,50 @@ describe('attribute writes cut short by the disconnect', () => {
     await p.setAttributes({ a: 'b' });
     expect(debug).toEqual([1]);
     expect(p.writes).toHaveLength(1);
+  });
+});
+
+/**
+ * The agents-js internal the wrapper relies on, pinned: RoomIO publishes the agent's state with
+ * `room.localParticipant.setAttributes` looked up at each change, so a function put there after
+ * RoomIO started (when the room connects) is the one called. Real RoomIO and AgentSession; the
+ * room is a stand-in with only what RoomIO touches once its inputs and outputs are off.
+ */
+describe('agents-js RoomIO writes the agent state through the wrapped setAttributes', () => {
+  it('a write cut by the disconnect is settled, and RoomIO logs no error for it', async () => {
+    const room = Object.assign(new EventEmitter(), {
+      isConnected: false,
+      name: 'call-contract',
+      remoteParticipants: new Map(),
+      localParticipant: participant(abort),
+    });
+    const session = new voice.AgentSession({});
+    const io = new voice.RoomIO({
+      agentSession: session,
+      room: room as unknown as Room,
+      inputOptions: { audioEnabled: false, textEnabled: false },
+      outputOptions: { audioEnabled: false, transcriptionEnabled: false },
+    });
+    io.start();
+    const errors: unknown[] = [];
+    const logged = vi.spyOn(log(), 'error').mockImplementation((...a: unknown[]) => {
+      errors.push(a);
+    });
+    try {
+      // As agent/job.ts does once the room is connected: after RoomIO has started.
+      room.isConnected = true;
+      const debug: unknown[] = [];
+      settleAttributeWritesCutByDisconnect(room.localParticipant, (fields) => debug.push(fields));
+      session.emit(
+        voice.AgentSessionEventTypes.AgentStateChanged,
+        voice.createAgentStateChangedEvent('listening', 'speaking'),
+      );
+      await vi.waitFor(() => expect(debug).toEqual([{ keys: ['lk.agent.state'] }]));
+      expect(room.localParticipant.writes).toEqual([{ 'lk.agent.state': 'speaking' }]);
+      expect(errors).toEqual([]);
+    } finally {
+      logged.mockRestore();
+      await io.close();
+    }
   });
 });
