@@ -35,10 +35,10 @@ export class Assistant extends voice.Agent {
           description: END_CALL_DESCRIPTION,
           parameters: z.object({}),
           execute: async (_args, { ctx }) => {
-            // The goodbye plays whole, like every goodbye: the caller still talking (or a noise
-            // as the microphone closes) must not pause or cut it. A realtime model's reply
-            // handle takes this from the tool's.
-            if (!ctx.speechHandle.interrupted) ctx.speechHandle.allowInterruptions = false;
+            // The goodbye plays whole: the caller still talking (or a noise as the microphone
+            // closes) must not pause or cut it.
+            if (!ctx.speechHandle.interrupted && goodbyeCanBeUninterruptible(ctx.session.llm))
+              ctx.speechHandle.allowInterruptions = false;
             requestEnd(goodbyePlayed(ctx.session, ctx.speechHandle));
             return END_CALL_TOOL_REPLY;
           },
@@ -52,6 +52,16 @@ export class Assistant extends voice.Agent {
   override async onUserTurnCompleted(): Promise<void> {
     if (this.#ending()) throw new voice.StopResponse();
   }
+}
+
+/**
+ * Whether the end_call goodbye can be made uninterruptible. A realtime model that detects turns
+ * itself cancels its own reply when the caller speaks whatever the agent says, and agents-js
+ * refuses uninterruptible speech with one (its interrupt() would throw on the caller's next
+ * word): there the goodbye stays interruptible, as agents-js makes every other line.
+ */
+export function goodbyeCanBeUninterruptible(model: voice.AgentSession['llm']): boolean {
+  return !(model instanceof llm.RealtimeModel && model.capabilities.turnDetection);
 }
 
 /**

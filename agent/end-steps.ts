@@ -11,7 +11,8 @@ import { buildReport, deliverReport, ReportNotDelivered, ReportRefused } from '.
 import type { AgentConfig } from './config.ts';
 import { outboxFor } from './report-outbox.ts';
 
-const CAPTION_FLUSH_MS = 500;
+/** How long the goodbye caption gets to go out before the agent leaves or deletes the room. */
+export const CAPTION_FLUSH_MS = 500;
 
 const ANNOUNCE_WAIT_MS = 1_000;
 /**
@@ -103,11 +104,14 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       }
     },
     async finish(reason) {
-      const { finish, goodbye } = END_REASONS[reason];
-      // agents 1.9 writes the caption's last words and closes its text stream in a background
-      // task after playout; leaving or deleting the room at once cuts them from clients' captions
-      // ("unable to send packet" from the stream writer).
-      if (goodbye && room.isConnected) await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
+      const { finish } = END_REASONS[reason];
+      // agents 1.9 writes the goodbye caption's last words and closes its stream in a background
+      // task after playout ("unable to send packet" from the stream writer when the room goes
+      // first), and livekit-client drops a departing participant's open streams at once: leaving
+      // or deleting the room straight away cuts the words from the caller's captions, and could
+      // let the room's end overtake the end notice. Nobody left to read them: no wait.
+      if (room.isConnected && room.remoteParticipants.size > 0)
+        await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
       if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
         // Even when this agent never connected (a call that failed during setup): the caller must
         // not wait alone in a room with no agent.

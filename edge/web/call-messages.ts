@@ -135,6 +135,17 @@ export function deviceLostInWords(kind: DeviceKind, lost: string, instead?: stri
   return `The ${DEVICE_NOUN[kind]}${called(lost)} was disconnected: now using ${using(instead)}.`;
 }
 
+/** The device in use went away, and the one the call should move to would not start. */
+export function deviceLostNoFallbackInWords(
+  kind: DeviceKind,
+  lost: string,
+  instead?: string,
+): string {
+  const noun = DEVICE_NOUN[kind];
+  return `The ${noun}${called(lost)} was disconnected, and ${using(instead)} could not be used: choose another ${noun}.`;
+}
+
+/** A device the person chose would not start; the call keeps the one it had. */
 export function deviceSwitchFailedInWords(kind: DeviceKind, label: string): string {
   return `Could not switch to the ${DEVICE_NOUN[kind]}${called(label)}; the call goes on with the one before.`;
 }

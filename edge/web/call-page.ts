@@ -19,6 +19,7 @@ import {
 } from '../../wire-contract/end-reasons.ts';
 import {
   deviceLostInWords,
+  deviceLostNoFallbackInWords,
   deviceMissingInWords,
   deviceSwitchFailedInWords,
   edgeErrorFromTokenSource,
@@ -59,8 +60,8 @@ export type CallPageOptions = {
 };
 
 const AGENT_STATE = 'lk.agent.state';
-/** How long the page waits for an assistant's caption still arriving when it leaves. */
-const LAST_CAPTION_WAIT_MS = 1500;
+/** What LiveKit's PARTICIPANT_REMOVED means for the assistant: the contract's own mapping. */
+const REMOVED = endReasonForAgentDisconnect('PARTICIPANT_REMOVED');
 const DEVICE_KINDS: DeviceKind[] = ['audioinput', 'audiooutput'];
 
 export function mountCallPage(root: HTMLElement, options: CallPageOptions = {}): void {
@@ -270,23 +271,18 @@ class ActiveCall {
       if (topic === CALL_END_TOPIC) this.#outcome.reason ??= endNoticeReason(payload, from);
     });
     // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
-    // for them too. Why it went: what it said (attribute or notice), else what LiveKit says of its
-    // disconnect (removed through the API: the reason it could not say itself), else nothing (it
-    // crashed or lost its connection). Its leaving comes on the signal connection, its last
-    // caption words on the data channel: the page waits for those (bounded) before hanging up.
+    // for them too. Why it went: what it said (attribute or notice); else removed by the server
+    // (the API's remove_agent, which it cannot announce itself); else nothing (it crashed or lost
+    // its connection).
     // A full reconnect first drops every remote participant, then says it is reconnecting: judge
     // once the event is over, and leave the assistant alone while the connection comes back.
     // An assistant gone because the room was deleted has not vanished: the room's own disconnect
     // follows and names the end (it raced the page's, and lost, when the call was ended for all).
     room.on(RoomEvent.ParticipantDisconnected, (p: RemoteParticipant, why?: DisconnectReason) => {
       if (!isAgent(p) || !this.live || why === DisconnectReason.ROOM_DELETED) return;
-      const named =
-        why === undefined ? undefined : endReasonForAgentDisconnect(DisconnectReason[why]);
-      queueMicrotask(async () => {
+      queueMicrotask(() => {
         if (!this.live || room.state !== ConnectionState.Connected) return;
-        await this.#captions.settled(LAST_CAPTION_WAIT_MS);
-        if (!this.live || room.state !== ConnectionState.Connected) return;
-        this.#outcome.reason ??= named;
+        if (why === DisconnectReason.PARTICIPANT_REMOVED) this.#outcome.reason ??= REMOVED;
         if (!this.#outcome.reason) this.#outcome.agentVanished = true;
         void room.disconnect();
       });
@@ -398,7 +394,7 @@ class ActiveCall {
           this.#inUse.set(kind, fallback);
           said.push(deviceLostInWords(kind, inUse.label, fallback.label));
         } catch {
-          said.push(deviceSwitchFailedInWords(kind, fallback.label));
+          said.push(deviceLostNoFallbackInWords(kind, inUse.label, fallback.label));
         }
       }
       this.#view.showDevices(kind, present, this.#activeDevice(kind));

@@ -12,8 +12,6 @@ const FINAL = 'lk.transcription_final';
 export class Captions {
   readonly #list: HTMLOListElement;
   readonly #bySegment = new Map<string, HTMLLIElement>();
-  /** Streams still being read: their last words may not have arrived yet. */
-  readonly #reading = new Set<Promise<void>>();
 
   constructor(list: HTMLOListElement) {
     this.#list = list;
@@ -26,22 +24,6 @@ export class Captions {
 
   /** `who` is decided by the caller from the stream's sender (from-agent.ts captionSpeaker). */
   async follow(reader: TextStreamReader, who: 'you' | 'assistant'): Promise<void> {
-    const reading = this.#read(reader, who);
-    this.#reading.add(reading);
-    await reading;
-    this.#reading.delete(reading);
-  }
-
-  /** Resolves once every stream being read now has ended, or after `ms`, whichever comes first. */
-  settled(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      Promise.allSettled([...this.#reading]),
-      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
-    ]).then(() => clearTimeout(timer));
-  }
-
-  async #read(reader: TextStreamReader, who: 'you' | 'assistant'): Promise<void> {
     const attributes = reader.info.attributes ?? {};
     const mine = who === 'you';
     const item = this.#item(attributes[SEGMENT] ?? reader.info.id, who);

@@ -1,7 +1,11 @@
 import { initializeLogger, voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Assistant, END_CALL_DESCRIPTION } from '../../agent/assistant.ts';
+import {
+  Assistant,
+  END_CALL_DESCRIPTION,
+  goodbyeCanBeUninterruptible,
+} from '../../agent/assistant.ts';
 import { startOpenAIStandIn, type StandIn } from '../support/openai-stand-in.ts';
 
 // The assistant through the real OpenAI plugin, against the local OpenAI-compatible stand-in.
@@ -76,5 +80,16 @@ describe('Assistant', () => {
     expect(endRequests).toHaveLength(0);
     // An ordinary answer stays interruptible.
     expect(handles.at(-1)!.allowInterruptions).toBe(true);
+  });
+
+  it('makes the goodbye uninterruptible except with a realtime model that detects turns itself', () => {
+    const auth = { apiKey: 'sk-local', baseURL: standIn.url };
+    expect(goodbyeCanBeUninterruptible(new openai.LLM({ ...auth, model: 'stand-in' }))).toBe(true);
+    const serverTurns = new openai.realtime.RealtimeModel(auth);
+    expect(serverTurns.capabilities.turnDetection).toBe(true);
+    expect(goodbyeCanBeUninterruptible(serverTurns)).toBe(false);
+    const localTurns = new openai.realtime.RealtimeModel({ ...auth, turnDetection: null });
+    expect(localTurns.capabilities.turnDetection).toBe(false);
+    expect(goodbyeCanBeUninterruptible(localTurns)).toBe(true);
   });
 });

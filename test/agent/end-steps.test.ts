@@ -1,10 +1,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { initializeLogger } from '@livekit/agents';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CallLifecycle } from '../../agent/call-lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
-import { liveKitEndSteps, speakLine, type CallContext } from '../../agent/end-steps.ts';
+import {
+  CAPTION_FLUSH_MS,
+  liveKitEndSteps,
+  speakLine,
+  type CallContext,
+} from '../../agent/end-steps.ts';
 import { END_REASON_VALUES, END_REASONS, type EndReason } from '../../wire-contract/index.ts';
 
 // LiveKit faked at the Twirp boundary to see which operation each end mode uses; the e2e suite
@@ -33,6 +38,7 @@ function steps(
     session = undefined as FakeSession | undefined,
     realtime = false,
     stepTimeoutMs = 8_000,
+    callerInRoom = false,
   } = {},
 ) {
   const calls: string[] = [];
@@ -40,7 +46,7 @@ function steps(
     name: 'call-x',
     isConnected: connected,
     localParticipant: undefined,
-    remoteParticipants: new Map(),
+    remoteParticipants: new Map(callerInRoom ? [['caller', {}]] : []),
     disconnect: async () => void calls.push('disconnect'),
   };
   const config = loadAgentConfig({
@@ -265,6 +271,21 @@ describe('ending by mode', () => {
     await leave.s.finish('agent_leave');
     expect(twirp).toEqual([]);
     expect(leave.calls).toEqual(['disconnect', 'disconnect']);
+  });
+
+  it('with the caller still there, the agent leaves only once the goodbye caption has had time to go out', async () => {
+    vi.useFakeTimers();
+    try {
+      const { s, calls } = steps('leave', { callerInRoom: true });
+      const finished = s.finish('agent_leave');
+      await vi.advanceTimersByTimeAsync(CAPTION_FLUSH_MS - 1);
+      expect(calls).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      await finished;
+      expect(calls).toEqual(['disconnect']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('when the API ended the call (the room is being deleted), the agent only leaves', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   deviceLostInWords,
+  deviceLostNoFallbackInWords,
   deviceMissingInWords,
   deviceSwitchFailedInWords,
   edgeErrorFromTokenSource,
@@ -139,6 +140,9 @@ describe('what the call page says about devices', () => {
     );
     expect(deviceLostInWords('audiooutput', 'Headset', 'Speakers')).toBe(
       'The speaker “Headset” was disconnected: now using “Speakers”.',
+    );
+    expect(deviceLostNoFallbackInWords('audioinput', 'USB Mic', 'Built-in')).toBe(
+      'The microphone “USB Mic” was disconnected, and “Built-in” could not be used: choose another microphone.',
     );
     expect(deviceSwitchFailedInWords('audioinput', 'USB Mic')).toBe(
       'Could not switch to the microphone “USB Mic”; the call goes on with the one before.',
