@@ -1,11 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  chromiumPath,
-  HOW_TO_GET_CHROMIUM,
-  openCallPage,
-  screenshots,
-  type CallPage,
-} from '../support/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { screenshots, type CallPage } from '../support/browser.ts';
+import { CallPageRig } from '../support/call-page-system.ts';
 import {
   alert,
   callButton,
@@ -14,12 +9,7 @@ import {
   startCall,
   status,
   typeToAssistant,
-  whatThePageSays,
 } from '../support/call-page-steps.ts';
-import { testIdentityProvider } from '../support/identity-provider.ts';
-import { renderSilence, speechToolsMissing } from '../support/speech.ts';
-import { System } from '../support/system.ts';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { END_REASONS, type EndReason } from '../../wire-contract/index.ts';
 
 /**
@@ -28,11 +18,6 @@ import { END_REASONS, type EndReason } from '../../wire-contract/index.ts';
  * the OpenAI stand-in). Each test brings its ending about the way it happens for real and saves
  * the page at phone and desktop widths in test-artifacts/call-page/.
  */
-const bin = inject('livekitServerBin');
-const missing = !chromiumPath() ? HOW_TO_GET_CHROMIUM : speechToolsMissing();
-if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
-if (missing) console.warn(`\n*** call page ending tests SKIPPED: install ${missing}.\n`);
-
 /** Agents a test starts (or never starts) itself, so LiveKit sends only its calls there. */
 const AGENTS = {
   idle: 'voice-agent-idle',
@@ -49,46 +34,13 @@ const AGENTS = {
 const OPEN_CALL_CAP = 10;
 /** The edge ends a call no agent took after this long (agent_unavailable). */
 const AGENT_WAIT_SECONDS = 10;
-let system: System;
-/** The edge's LIVEKIT_URL: the page's signal connection goes through it, so a test can drop it. */
-let signal: TcpProxy;
-let signUserJwt: (sub: string) => Promise<string>;
-let open: CallPage | undefined;
-
-beforeAll(async () => {
-  if (!bin || missing) return;
-  const idp = await testIdentityProvider();
-  signUserJwt = idp.signUserJwt;
-  signal = await startTcpProxy(() => Number(new URL(system.livekit.url).port));
-  system = await new System(bin, {
-    edgeVars: {
-      LIVEKIT_URL: signal.url,
-      AGENT_ALLOWED_NAMES: ['voice-agent', ...Object.values(AGENTS)].join(','),
-      AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
-      MAX_OPEN_CALLS_PER_CALLER: String(OPEN_CALL_CAP),
-      ...idp.edgeVars,
-    },
-  }).start();
+const rig = new CallPageRig('call page ending tests', {
+  edgeVars: {
+    AGENT_ALLOWED_NAMES: ['voice-agent', ...Object.values(AGENTS)].join(','),
+    AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
+    MAX_OPEN_CALLS_PER_CALLER: String(OPEN_CALL_CAP),
+  },
 });
-afterEach(async ({ task }) => {
-  if (open && task.result?.state === 'fail')
-    console.error('the page said:', await whatThePageSays(open).catch(String));
-  const refused = open?.cspViolations ?? [];
-  await open?.close();
-  open = undefined;
-  signal.refusing = false;
-  expect(refused).toEqual([]);
-});
-afterAll(async () => {
-  await system?.stop();
-  await signal?.close();
-});
-
-async function openPage(opts: Partial<Parameters<typeof openCallPage>[1]> = {}) {
-  const micWav = renderSilence(`${system.dir}/speech`, 60);
-  open = await openCallPage(`${system.edge.url}/`, { micWav, ...opts });
-  return open;
-}
 
 /**
  * The page's /token through the app's backend, the way an app that embeds the call chooses a
@@ -105,7 +57,7 @@ async function throughAppBackend(p: CallPage, settings: Record<string, unknown>)
       agents: [{ ...agent, metadata: JSON.stringify(settings) }],
     };
     await route.continue({
-      headers: { ...route.request().headers(), authorization: `Bearer ${system.edge.appKey}` },
+      headers: { ...route.request().headers(), authorization: `Bearer ${rig.system.edge.appKey}` },
       postData: JSON.stringify(body),
     });
   });
@@ -113,7 +65,7 @@ async function throughAppBackend(p: CallPage, settings: Record<string, unknown>)
 
 /** A token for an end user straight from the edge (another tab, another device). */
 const tokenFor = (jwt: string) =>
-  fetch(`${system.edge.url}/token`, {
+  fetch(`${rig.system.edge.url}/token`, {
     method: 'POST',
     headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
     body: '{}',
@@ -125,12 +77,12 @@ async function endedWith(p: CallPage, room: string, reason: EndReason, timeout =
     .locator('#app[data-phase=ended] #status', { hasText: END_REASONS[reason].clientMessage })
     .waitFor({ timeout });
   expect(await callButton(p).isEnabled()).toBe(true);
-  expect((await system.endedCall(room)).end_reason).toBe(reason);
+  expect((await rig.system.endedCall(room)).end_reason).toBe(reason);
 }
 
-describe.skipIf(!bin || !!missing)('every ending and failure on the call page', () => {
+describe.skipIf(rig.skipped)('every ending and failure on the call page', () => {
   it('end mode leave: the assistant says goodbye and leaves, and the page says it left', async () => {
-    const p = await openPage();
+    const p = await rig.openCallPage();
     await throughAppBackend(p, { end_mode: 'leave' });
     const { room } = await startCall(p);
     await typeToAssistant(p, 'Goodbye!');
@@ -140,7 +92,7 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('the time limit: the time-limit goodbye, then the page says the call reached its limit', async () => {
-    const p = await openPage();
+    const p = await rig.openCallPage();
     await throughAppBackend(p, { max_duration_seconds: 8 });
     const { room } = await startCall(p);
     await caption(p, 'assistant', END_REASONS.max_duration.goodbye!);
@@ -149,38 +101,31 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('the assistant removed through the API: the page says so and the call is over', async () => {
-    const p = await openPage();
+    const p = await rig.openCallPage();
     const { room } = await startCall(p);
-    const removed = await fetch(`${system.edge.url}/calls/${room}/end`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${system.edge.adminKey}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({ mode: 'remove_agent' }),
-    });
+    const removed = await rig.system.endAsAdmin(room, 'remove_agent');
     expect(removed.status).toBe(200);
     await endedWith(p, room, 'api_remove_agent');
     await screenshots(p.page, 'ended-assistant-removed');
   });
 
   it('the room deleted on LiveKit by someone else (an operator, a script): the page says the call was ended for everyone', async () => {
-    const p = await openPage();
+    const p = await rig.openCallPage();
     const { room } = await startCall(p);
-    await system.rooms.deleteRoom(room);
+    await rig.system.rooms.deleteRoom(room);
     await status(p, END_REASONS.api_end_call.clientMessage);
     // The agent only saw its room vanish: the ledger says so, and who did it is not known.
-    expect(await system.endedCall(room)).toMatchObject({ end_reason: 'room_deleted' });
+    expect(await rig.system.endedCall(room)).toMatchObject({ end_reason: 'room_deleted' });
     await screenshots(p.page, 'ended-room-deleted');
   });
 
   it('a deploy drains the agent worker (SIGTERM): the maintenance goodbye, then the page says to call again', async () => {
-    const draining = await system.startAgent('agent-drain', {
+    const draining = await rig.system.startAgent('agent-drain', {
       AGENT_NAME: AGENTS.drain,
       DRAIN_TIMEOUT_SECONDS: '3',
     });
     try {
-      const p = await openPage({ init: pageConfig({ agentName: AGENTS.drain }) });
+      const p = await rig.openCallPage({ init: pageConfig({ agentName: AGENTS.drain }) });
       const { room } = await startCall(p);
       draining.proc.child.kill('SIGTERM');
       await caption(p, 'assistant', END_REASONS.drain.goodbye!);
@@ -192,9 +137,9 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('the agent worker dies mid-call (SIGKILL): the page says the problem is on our side, and the ledger says error', async () => {
-    const doomed = await system.startAgent('agent-killed', { AGENT_NAME: AGENTS.killed });
+    const doomed = await rig.system.startAgent('agent-killed', { AGENT_NAME: AGENTS.killed });
     try {
-      const p = await openPage({ init: pageConfig({ agentName: AGENTS.killed }) });
+      const p = await rig.openCallPage({ init: pageConfig({ agentName: AGENTS.killed }) });
       const { room } = await startCall(p);
       await doomed.stop('SIGKILL');
       // LiveKit holds a participant whose connection dropped for a while before it says it left.
@@ -206,13 +151,13 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('the ending the idle timer brings: a prompt, the goodbye, and the page says nobody was talking', async () => {
-    const idle = await system.startAgent('agent-idle', {
+    const idle = await rig.system.startAgent('agent-idle', {
       AGENT_NAME: AGENTS.idle,
       IDLE_PROMPT_SECONDS: '2',
       IDLE_END_SECONDS: '2',
     });
     try {
-      const p = await openPage({ init: pageConfig({ agentName: AGENTS.idle }) });
+      const p = await rig.openCallPage({ init: pageConfig({ agentName: AGENTS.idle }) });
       const { room } = await startCall(p);
       await caption(p, 'assistant', 'Are you still there?');
       await caption(p, 'assistant', END_REASONS.idle_timeout.goodbye!);
@@ -224,7 +169,7 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it(`no agent worker took the call within the edge's AGENT_WAIT_SECONDS: the edge ends it, and the page says no assistant was available`, async () => {
-    const p = await openPage({ init: pageConfig({ agentName: AGENTS.absent }) });
+    const p = await rig.openCallPage({ init: pageConfig({ agentName: AGENTS.absent }) });
     const token = p.page.waitForResponse((r) => r.url().endsWith('/token'));
     await callButton(p).click();
     await p.page.locator('#app[data-phase=in-call]').waitFor({ timeout: 30_000 });
@@ -235,14 +180,14 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('no agent joined within the page’s own wait: "No assistant is available right now", and the next Call works once one is up', async () => {
-    const p = await openPage({
+    const p = await rig.openCallPage({
       init: pageConfig({ agentName: AGENTS.late, agentJoinTimeoutMs: 5_000 }),
     });
     await callButton(p).click();
     await alert(p, 'No assistant is available right now.');
     await status(p, 'Press Call to try again.');
     await screenshots(p.page, 'no-assistant');
-    const late = await system.startAgent('agent-late', { AGENT_NAME: AGENTS.late });
+    const late = await rig.system.startAgent('agent-late', { AGENT_NAME: AGENTS.late });
     try {
       await startCall(p);
     } finally {
@@ -251,7 +196,7 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('a microphone the browser refuses: the page says how to fix it, and calls once it is allowed', async () => {
-    const p = await openPage({ microphone: 'refused' });
+    const p = await rig.openCallPage({ microphone: 'refused' });
     await callButton(p).click();
     await alert(p, 'Microphone access was refused.');
     await status(p, 'Press Call to try again.');
@@ -262,7 +207,7 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('a token the edge refuses: the page says to sign in again', async () => {
-    const p = await openPage({ init: pageConfig({}, 'not-a-jwt.at-all.really') });
+    const p = await rig.openCallPage({ init: pageConfig({}, 'not-a-jwt.at-all.really') });
     await callButton(p).click();
     await alert(p, 'You are not signed in, or your sign-in has expired.');
     await status(p, 'Press Call to try again.');
@@ -270,14 +215,14 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('a caller already holding as many open calls as allowed: the page says to end one first', async () => {
-    const jwt = await signUserJwt('busy-user');
+    const jwt = await rig.signUserJwt('busy-user');
     // Tokens fetched and not used yet hold their place until they expire.
     for (let i = 0; i < OPEN_CALL_CAP; i++) {
       const res = await tokenFor(jwt);
       expect(res.status).toBe(201);
       await res.body?.cancel();
     }
-    const p = await openPage({ init: pageConfig({}, jwt) });
+    const p = await rig.openCallPage({ init: pageConfig({}, jwt) });
     await callButton(p).click();
     await alert(p, 'You already have as many calls open as you are allowed.');
     await status(p, 'Press Call to try again.');
@@ -285,7 +230,7 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
   });
 
   it('a caller asking for tokens too fast: the page says how long to wait', async () => {
-    const jwt = await signUserJwt('hasty-user');
+    const jwt = await rig.signUserJwt('hasty-user');
     // The local rate limiter's minute is the wall clock's (Miniflare aligns its windows): the 21
     // requests must fall in one. They take seconds; with less than 25 s left, wait it out.
     const leftInMinute = 60_000 - (Date.now() % 60_000);
@@ -302,28 +247,28 @@ describe.skipIf(!bin || !!missing)('every ending and failure on the call page', 
       ...Array<number>(OPEN_CALL_CAP).fill(201),
       ...Array<number>(20 - OPEN_CALL_CAP).fill(429),
     ]);
-    const p = await openPage({ init: pageConfig({}, jwt) });
+    const p = await rig.openCallPage({ init: pageConfig({}, jwt) });
     await callButton(p).click();
     await alert(p, 'Too many calls started just now. Please wait 60 seconds and try again.');
     await screenshots(p.page, 'rate-limited');
   });
 
   it('LiveKit unreachable when the call starts: the page says to check the connection', async () => {
-    const p = await openPage();
-    signal.refusing = true;
+    const p = await rig.openCallPage();
+    rig.signal.refusing = true;
     await callButton(p).click();
     await alert(p, 'Could not connect to the call. Check your connection and try again.');
     await status(p, 'Press Call to try again.');
     await screenshots(p.page, 'livekit-unreachable');
-    signal.refusing = false;
+    rig.signal.refusing = false;
     await startCall(p);
   });
 
   it('the connection drops and never comes back: reconnecting, then the page says the connection was lost', async () => {
-    const p = await openPage();
+    const p = await rig.openCallPage();
     await startCall(p);
-    signal.refusing = true;
-    signal.cut();
+    rig.signal.refusing = true;
+    rig.signal.cut();
     await p.page.locator('#reconnecting').waitFor({ timeout: 30_000 });
     // livekit-client gives up after its own reconnect attempts (about 40 s of them).
     await p.page

@@ -3,19 +3,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  chromiumPath,
-  HOW_TO_GET_CHROMIUM,
-  openCallPage,
-  openPage as openPlainPage,
-  screenshots,
-  type CallPage,
-} from '../support/browser.ts';
-import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
-import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
-import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
-import { renderSilence, renderSpeech, speechToolsMissing } from '../support/speech.ts';
+import { describe, expect, it } from 'vitest';
+import { screenshots } from '../support/browser.ts';
+import { CallPageRig } from '../support/call-page-system.ts';
 import {
   alert,
   answeredThenHangUp,
@@ -24,11 +14,12 @@ import {
   pageConfig,
   startCall,
   status,
-  whatThePageSays,
 } from '../support/call-page-steps.ts';
-import { testIdentityProvider } from '../support/identity-provider.ts';
-import { pidAlive, System } from '../support/system.ts';
-import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
+import { MIN_SPEECH_MS } from '../support/openai-stand-in.ts';
+import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
+import { renderSpeech } from '../support/speech.ts';
+import { pidAlive } from '../support/system.ts';
 import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.ts';
 
 /**
@@ -37,59 +28,20 @@ import { CALL_END_TOPIC, END_REASON_ATTRIBUTE } from '../../wire-contract/index.
  * page, the built agent with audio input on, the OpenAI stand-in). What the page shows goes to
  * test-artifacts/call-page/; every other ending and failure is in call-page-endings.test.ts.
  */
-const bin = inject('livekitServerBin');
-const missing = !chromiumPath() ? HOW_TO_GET_CHROMIUM : speechToolsMissing();
-if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
-if (missing) console.warn(`\n*** call page tests SKIPPED: install ${missing}.\n`);
-
 const TOKEN_TTL_SECONDS = 10;
-let system: System;
-/** The edge's LIVEKIT_URL: the page's signal connection goes through it, so a test can drop it. */
-let signal: TcpProxy;
-let signUserJwt: (sub: string) => Promise<string>;
-let open: CallPage | undefined;
-
-beforeAll(async () => {
-  if (!bin || missing) return;
-  const idp = await testIdentityProvider();
-  signUserJwt = idp.signUserJwt;
-  signal = await startTcpProxy(() => Number(new URL(system.livekit.url).port));
-  system = await new System(bin, {
-    agentEnv: { AGENT_AUDIO_INPUT: 'true' },
-    edgeVars: {
-      LIVEKIT_URL: signal.url,
-      TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
-      ...idp.edgeVars,
-    },
-  }).start();
-});
-afterEach(async ({ task }) => {
-  if (open && task.result?.state === 'fail')
-    console.error('the page said:', await whatThePageSays(open).catch(String));
-  const refused = open?.cspViolations ?? [];
-  await open?.close();
-  open = undefined;
-  // Every call in this file runs under the CSP the edge sets: anything it blocked is a failure.
-  expect(refused).toEqual([]);
-});
-afterAll(async () => {
-  await system?.stop();
-  await signal?.close();
+const rig = new CallPageRig('call page tests', {
+  agentEnv: { AGENT_AUDIO_INPUT: 'true' },
+  edgeVars: { TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS) },
 });
 
-const silence = () => renderSilence(`${system.dir}/speech`, 60);
-async function openPage(opts: Parameters<typeof openCallPage>[1]): Promise<CallPage> {
-  open = await openCallPage(`${system.edge.url}/`, opts);
-  return open;
-}
-describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real system', () => {
+describe.skipIf(rig.skipped)('the call page in Chromium, against the real system', () => {
   it('is served by the Worker with a CSP naming only the edge and this LiveKit server; its script by the asset server, for any origin', async () => {
-    const page = await fetch(`${system.edge.url}/`);
+    const page = await fetch(`${rig.system.edge.url}/`);
     expect(page.status).toBe(200);
     const connectSrc = / connect-src ([^;]*)/.exec(page.headers.get('content-security-policy')!);
-    expect(connectSrc?.[1]).toBe(`'self' ws://${signal.host} http://${signal.host}`);
+    expect(connectSrc?.[1]).toBe(`'self' ws://${rig.signal.host} http://${rig.signal.host}`);
     expect(page.headers.get('x-frame-options')).toBe('DENY');
-    const script = await fetch(`${system.edge.url}/call-page.js`);
+    const script = await fetch(`${rig.system.edge.url}/call-page.js`);
     expect(script.status).toBe(200);
     expect(script.headers.get('access-control-allow-origin')).toBe('*');
     expect(script.headers.get('x-request-id')).toBeNull(); // never reached the Worker
@@ -97,10 +49,10 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
   });
 
   it('dark scheme on a phone: the keyboard reaches Call first with a visible focus ring; the icon loads', async () => {
-    const p = (open = await openPlainPage(`${system.edge.url}/`, {
+    const p = await rig.openPlainPage({
       viewport: { width: 390, height: 844 },
       colorScheme: 'dark',
-    }));
+    });
     await status(p, 'Press Call to talk to the assistant.');
     await p.page.keyboard.press('Tab');
     const focused = await p.page.evaluate(() => {
@@ -119,9 +71,9 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
 
   it('Call: the greeting is captioned and heard; a spoken goodbye ends the call, and the page says the assistant ended it', async () => {
     const words = 'Okay, thank you. Goodbye!';
-    system.openai.utterances.push(words);
-    const p = await openPage({
-      micWav: renderSpeech(`${system.dir}/speech`, words, { leadSeconds: 6 }),
+    rig.system.openai.utterances.push(words);
+    const p = await rig.openCallPage({
+      micWav: renderSpeech(`${rig.system.dir}/speech`, words, { leadSeconds: 6 }),
     });
     await status(p, 'Press Call to talk to the assistant.');
     const { room } = await startCall(p);
@@ -139,20 +91,20 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await status(p, 'The assistant ended the call.');
     await screenshots(p.page, 'ended-by-assistant');
     expect(await callButton(p).isEnabled()).toBe(true);
-    const call = await system.reportedCall(room);
+    const call = await rig.system.reportedCall(room);
     expect(call.end_reason).toBe('agent_end_call');
-    expect(await system.roomGone(room)).toBe(true);
+    expect(await rig.system.roomGone(room)).toBe(true);
   });
 
   it('Mute: words spoken while muted reach no STT, the page says it is muted, and unmuted the assistant hears again', async () => {
-    const dir = `${system.dir}/speech`;
+    const dir = `${rig.system.dir}/speech`;
     const whileMuted = renderSpeech(dir, 'Banana.', { leadSeconds: 8, tailSeconds: 6 });
     const afterwards = renderSpeech(dir, 'Can you hear me now?', { tailSeconds: 20 });
     const wav = join(dir, 'muted-then-unmuted.wav');
     execFileSync('sox', [whileMuted, afterwards, wav]);
-    system.openai.utterances.push('Can you hear me now?');
-    const before = system.openai.transcriptions.length;
-    const p = await openPage({ micWav: wav });
+    rig.system.openai.utterances.push('Can you hear me now?');
+    const before = rig.system.openai.transcriptions.length;
+    const p = await rig.openCallPage({ micWav: wav });
     await callButton(p).click();
     await p.page.locator('#app[data-phase=in-call]').waitFor({ timeout: 30_000 });
     expect(await p.page.locator('#you-level').getAttribute('data-active')).toBe('false');
@@ -171,7 +123,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     // … the assistant does not: the next words it hears are the ones spoken after Unmute.
     await caption(p, 'you', 'Can you hear me now');
     await caption(p, 'assistant', 'You said: Can you hear me now?');
-    const speech = system.openai.transcriptions
+    const speech = rig.system.openai.transcriptions
       .slice(before)
       .filter((t) => t.speechMs >= MIN_SPEECH_MS);
     expect(speech.map((t) => t.text)).toEqual(['Can you hear me now?']);
@@ -183,8 +135,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     // Chromium's fake devices (three microphones, three speakers) are real to the page; unplugging
     // one is not something a headless browser can do, so the test ends its track, hides it from
     // enumerateDevices and fires devicechange, as the browser does when a headset goes.
-    const p = await openPage({
-      micWav: silence(),
+    const p = await rig.openCallPage({
       init: `
         window.__opened = [];
         const md = navigator.mediaDevices;
@@ -265,26 +216,26 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
   });
 
   it('a dropped connection: the page says "Reconnecting… the call waits up to 10 s", and the call goes on once it is back', async () => {
-    const p = await openPage({ micWav: silence() });
+    const p = await rig.openCallPage();
     await startCall(p);
-    const before = signal.connections;
-    signal.refusing = true;
-    signal.cut();
+    const before = rig.signal.connections;
+    rig.signal.refusing = true;
+    rig.signal.cut();
     await p.page
       .locator('#reconnecting', { hasText: 'Reconnecting… the call waits up to 10 s.' })
       .waitFor({ timeout: 30_000 });
     expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
     await screenshots(p.page, 'reconnecting');
-    signal.refusing = false;
+    rig.signal.refusing = false;
     await p.page.locator('#reconnecting').waitFor({ state: 'hidden', timeout: 60_000 });
-    expect(signal.connections).toBeGreaterThan(before);
+    expect(rig.signal.connections).toBeGreaterThan(before);
     expect(await p.page.locator('#app').getAttribute('data-phase')).toBe('in-call');
     // Still the same call: a typed line gets its answer.
     await answeredThenHangUp(p, 'Are you still there?');
   });
 
   it('End for everyone, after the participant token has expired: everyone leaves, the ledger says api_end_call', async () => {
-    const p = await openPage({ micWav: silence() });
+    const p = await rig.openCallPage();
     const { room, token } = await startCall(p);
     // The edge judges expiry with 10 s of clock tolerance: wait until the token is past it.
     const exp = decodeJwt(token).exp!;
@@ -296,22 +247,21 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
     await p.page.getByRole('button', { name: 'End for everyone' }).click();
     await status(p, 'The call was ended for everyone.');
     await screenshots(p.page, 'ended-for-everyone');
-    const call = await system.endedCall(room);
+    const call = await rig.system.endedCall(room);
     expect(call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
-    expect(await system.roomGone(room)).toBe(true);
+    expect(await rig.system.roomGone(room)).toBe(true);
   });
 
   it('Hang up, signed in with the app’s JWT: the agent job exits promptly and the ledger says participant_left', async () => {
-    const p = await openPage({
-      micWav: silence(),
-      init: pageConfig({}, await signUserJwt('web-user-1')),
+    const p = await rig.openCallPage({
+      init: pageConfig({}, await rig.signUserJwt('web-user-1')),
     });
     const { room } = await startCall(p);
     const clicked = Date.now();
     await p.page.getByRole('button', { name: 'Hang up' }).click();
     await status(p, 'You left the call.');
     await screenshots(p.page, 'hung-up');
-    const marker = await waitFor('hooks ran', async () => system.hookMarker(room, 'ran'), {
+    const marker = await waitFor('hooks ran', async () => rig.system.hookMarker(room, 'ran'), {
       timeoutMs: 10_000,
     });
     await waitFor('job exit', async () => !pidAlive(marker.pid), {
@@ -319,19 +269,19 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       intervalMs: 20,
     });
     expect(Date.now() - clicked).toBeLessThan(EXITS_NOT_LINGERS_MS);
-    const call = await system.reportedCall(room);
+    const call = await rig.system.reportedCall(room);
     expect(call.end_reason).toBe('participant_left');
     expect(call.participants.map((x: { identity: string }) => x.identity)).toContain('web-user-1');
   });
 
   it('another participant in the room cannot speak for the assistant: its captions and its call.end notice are ignored', async () => {
-    const p = await openPage({ micWav: silence() });
+    const p = await rig.openCallPage();
     const { room, token } = await startCall(p);
     const caller = decodeJwt(token).sub!;
     const grant = new AccessToken(DEV_KEY, DEV_SECRET, { identity: 'intruder', ttl: '5m' });
     grant.addGrant({ room, roomJoin: true, canPublishData: true, canUpdateOwnMetadata: true });
     const intruder = new Room();
-    await intruder.connect(system.livekit.url, await grant.toJwt(), {
+    await intruder.connect(rig.system.livekit.url, await grant.toJwt(), {
       autoSubscribe: false,
       dynacast: false,
     });
@@ -365,14 +315,7 @@ describe.skipIf(!bin || !!missing)('the call page in Chromium, against the real 
       await new Promise((r) => setTimeout(r, 2_000));
       expect.soft(await p.page.locator('#captions li', { hasText: 'FAKE' }).count()).toBe(0);
       expect.soft(await p.page.locator('#agent-state').textContent()).not.toBe('fake');
-      const ended = await fetch(`${system.edge.url}/calls/${room}/end`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${system.edge.adminKey}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ mode: 'end_for_all' }),
-      });
+      const ended = await rig.system.endAsAdmin(room, 'end_for_all');
       expect(ended.status).toBe(200);
       // The intruder's "max_duration" came first; had the page taken it, it would say the time ran out.
       await p.page.locator('#app[data-phase=ended]').waitFor({ timeout: 30_000 });

@@ -119,6 +119,18 @@ export class System {
     });
   }
 
+  /** POST /calls/:room/end as an operator (the admin key), as the console and curl do. */
+  endAsAdmin(room: string, mode: 'end_for_all' | 'remove_agent'): Promise<Response> {
+    return fetch(`${this.edge.url}/calls/${room}/end`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${this.edge.adminKey}`,
+      },
+      body: JSON.stringify({ mode }),
+    });
+  }
+
   /** The ledger's view once the agent's report has landed. */
   reportedCall(room: string): Promise<any> {
     return waitFor(
