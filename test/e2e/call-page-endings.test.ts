@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { screenshots, type CallPage } from '../support/browser.ts';
-import { CallPageRig } from '../support/call-page-system.ts';
+import { CallPageRig } from '../support/call-page-rig.ts';
 import {
   alert,
   callButton,

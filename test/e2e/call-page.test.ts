@@ -5,7 +5,7 @@ import { decodeJwt } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { describe, expect, it } from 'vitest';
 import { screenshots } from '../support/browser.ts';
-import { CallPageRig } from '../support/call-page-system.ts';
+import { CallPageRig } from '../support/call-page-rig.ts';
 import {
   alert,
   answeredThenHangUp,
