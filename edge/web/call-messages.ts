@@ -95,6 +95,17 @@ export function tokenRefusedInWords(e: EdgeError | undefined): string {
   }
 }
 
+/**
+ * How long Call stays off after a refused token: the rate limit's wait, which no click can shorten.
+ * Not the open-call cap's: ending a call elsewhere frees a place at once.
+ */
+export function callAgainAfterSeconds(e: EdgeError | undefined): number | undefined {
+  if (e?.status !== 429 || e.code === 'too_many_open_calls') return undefined;
+  return e.retryAfterSeconds ?? 60;
+}
+
+export const callAgainIn = (seconds: number) => `You can call again in ${seconds} s.`;
+
 export function microphoneFailureInWords(err: unknown): string {
   const name = err instanceof Error ? err.name : '';
   if (name === 'NotAllowedError' || name === 'SecurityError')

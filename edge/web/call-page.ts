@@ -18,6 +18,7 @@ import {
   endReasonForAgentDisconnect,
 } from '../../wire-contract/end-reasons.ts';
 import {
+  callAgainAfterSeconds,
   deviceLostInWords,
   deviceLostNoFallbackInWords,
   deviceMissingInWords,
@@ -173,7 +174,8 @@ class ActiveCall {
       });
     } catch (err) {
       this.#release();
-      return view.failed(tokenRefusedInWords(edgeErrorFromTokenSource(err)));
+      const refused = edgeErrorFromTokenSource(err);
+      return view.failed(tokenRefusedInWords(refused), callAgainAfterSeconds(refused));
     }
     this.#participantToken = credentials.participantToken;
     this.#listen();

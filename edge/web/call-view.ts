@@ -1,3 +1,4 @@
+import { callAgainIn } from './call-messages.ts';
 import type { Device, DeviceKind } from './devices.ts';
 
 /**
@@ -28,6 +29,8 @@ export class CallView {
   readonly #audio: HTMLElement;
   readonly #devices: Record<DeviceKind, HTMLSelectElement>;
   #clock: ReturnType<typeof setInterval> | undefined;
+  /** Counts down the wait the edge asked for before the next Call. */
+  #waitToCall: ReturnType<typeof setInterval> | undefined;
   #callOver: () => void = () => {};
 
   constructor(root: HTMLElement) {
@@ -197,12 +200,26 @@ export class CallView {
     this.#showAlert(message);
   }
 
-  /** The call could not start: say why, and let the person try again. */
-  failed(message: string): void {
+  /**
+   * The call could not start: say why, and let the person try again, at once or, when the edge
+   * said how long to wait, once that has passed (Call is off meanwhile, the wait counted down).
+   */
+  failed(message: string, retryAfterSeconds?: number): void {
     this.#stopClock();
     this.#showAlert(message);
     this.#phase('idle', 'Press Call to try again.');
     this.#callOver();
+    clearInterval(this.#waitToCall);
+    if (!retryAfterSeconds) return;
+    const until = Date.now() + retryAfterSeconds * 1000;
+    const tick = () => {
+      const left = Math.ceil((until - Date.now()) / 1000);
+      this.#call.disabled = left > 0;
+      this.#status.textContent = left > 0 ? callAgainIn(left) : 'Press Call to try again.';
+      if (left <= 0) clearInterval(this.#waitToCall);
+    };
+    tick();
+    this.#waitToCall = setInterval(tick, 1000);
   }
 
   ended(words: string): void {

@@ -250,6 +250,9 @@ describe.skipIf(rig.skipped)('every ending and failure on the call page', () => 
     const p = await rig.openCallPage({ init: pageConfig({}, jwt) });
     await callButton(p).click();
     await alert(p, 'Too many calls started just now. Please wait 60 seconds and try again.');
+    // Call is off while the wait counts down: another click could only be refused again.
+    await status(p, /^You can call again in \d+ s\.$/);
+    expect(await callButton(p).isDisabled()).toBe(true);
     await screenshots(p.page, 'rate-limited');
   });
 

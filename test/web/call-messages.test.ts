@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  callAgainAfterSeconds,
   deviceLostInWords,
   deviceLostNoFallbackInWords,
   deviceMissingInWords,
@@ -159,5 +160,21 @@ describe('what the call page says about devices', () => {
     expect(deviceSwitchFailedInWords('audiooutput', '')).toBe(
       'Could not switch to the speaker; the call goes on with the one before.',
     );
+  });
+});
+
+describe('how long Call stays off after a refused token', () => {
+  it('the rate limit: its Retry-After, or a minute when the edge did not say', () => {
+    expect(
+      callAgainAfterSeconds({ status: 429, code: 'rate_limited', retryAfterSeconds: 42 }),
+    ).toBe(42);
+    expect(callAgainAfterSeconds({ status: 429 })).toBe(60);
+  });
+
+  it('not at all for the open-call cap (ending a call elsewhere frees a place) or anything else', () => {
+    const cap = { status: 429, code: 'too_many_open_calls', retryAfterSeconds: 600 };
+    expect(callAgainAfterSeconds(cap)).toBeUndefined();
+    expect(callAgainAfterSeconds({ status: 401 })).toBeUndefined();
+    expect(callAgainAfterSeconds(undefined)).toBeUndefined();
   });
 });
