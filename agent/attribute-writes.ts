@@ -10,16 +10,15 @@ const settled = new WeakSet<object>();
  * agents-js's RoomIO publishes every agent-state change (`lk.agent.state`) with
  * `room.localParticipant.setAttributes`, looked up at each call (which lets this wrap it; pinned
  * by the RoomIO contract test in test/agent/attribute-writes.test.ts), and logs a rejection at
- * error level. The Rust SDK under rtc-node registers its wait for the server's
- * answer only after sending the request (livekit/rust-sdks `set_attributes`, then
- * `get_response`), so an answer that comes back fast is dropped and the write settles only at
- * the SDK's 5 s request timeout. Reproduced here
- * against livekit-server v1.13.5: of two writes a few ms apart, one went unanswered; before this
- * module, 2 of 6 clean calls logged `Failed to update agent state attributes`, because the room
- * went inside that window (whoever ends the call) and rtc-node aborted the write. The server has
- * applied the attribute by then, and the participant it belongs to is gone: there is nothing to
- * report, so the abort is logged here at debug level; every other failure still rejects. Once
- * per participant.
+ * error level. The Rust SDK under rtc-node registers its wait for the server's answer only after
+ * sending the request (livekit/rust-sdks `set_attributes`, then `get_response`), so an answer
+ * that comes back fast is dropped and the write settles only at the SDK's 5 s request timeout.
+ * Reproduced here against livekit-server v1.13.5: of two writes a few ms apart, one went
+ * unanswered; before this module, 2 of 6 clean calls logged `Failed to update agent state
+ * attributes`, because the room went inside that window (whoever ends the call) and rtc-node
+ * aborted the write. The server has applied the attribute by then, and the participant it
+ * belongs to is gone: there is nothing to report, so the abort is logged here at debug level;
+ * every other failure still rejects. Once per participant.
  */
 export function settleAttributeWritesCutByDisconnect(
   participant: Pick<LocalParticipant, 'setAttributes'>,
