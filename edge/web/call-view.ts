@@ -1,6 +1,8 @@
 import { callAgainIn } from './call-messages.ts';
 import type { Device, DeviceKind } from './devices.ts';
 
+const TRY_AGAIN = 'Press Call to try again.';
+
 /**
  * The page's DOM: buttons, status line, agent state, timer, captions and the text box. It knows
  * nothing of LiveKit; the call tells it what happened and it shows it. `data-phase` on the root
@@ -207,7 +209,7 @@ export class CallView {
   failed(message: string, retryAfterSeconds?: number): void {
     this.#stopClock();
     this.#showAlert(message);
-    this.#phase('idle', 'Press Call to try again.');
+    this.#phase('idle', TRY_AGAIN);
     this.#callOver();
     clearInterval(this.#waitToCall);
     if (!retryAfterSeconds) return;
@@ -215,7 +217,7 @@ export class CallView {
     const tick = () => {
       const left = Math.ceil((until - Date.now()) / 1000);
       this.#call.disabled = left > 0;
-      this.#status.textContent = left > 0 ? callAgainIn(left) : 'Press Call to try again.';
+      this.#status.textContent = left > 0 ? callAgainIn(left) : TRY_AGAIN;
       if (left <= 0) clearInterval(this.#waitToCall);
     };
     tick();

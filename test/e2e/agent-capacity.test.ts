@@ -53,14 +53,7 @@ const greeted = (c: CallClient, timeoutMs = 30_000) =>
   c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), timeoutMs);
 
 async function endCall(c: CallClient) {
-  const res = await fetch(`${system.edge.url}/calls/${c.roomName}/end`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      authorization: `Bearer ${system.edge.adminKey}`,
-    },
-    body: JSON.stringify({ mode: 'end_for_all' }),
-  });
+  const res = await system.endAsAdmin(c.roomName, 'end_for_all');
   expect(res.status).toBe(200);
   await c.waitForDisconnect();
 }

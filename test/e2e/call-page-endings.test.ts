@@ -5,6 +5,8 @@ import {
   alert,
   callButton,
   caption,
+  dial,
+  ended,
   pageConfig,
   startCall,
   status,
@@ -73,9 +75,7 @@ const tokenFor = (jwt: string) =>
 
 /** The page said this ending's words, and the ledger recorded the same reason. */
 async function endedWith(p: CallPage, room: string, reason: EndReason, timeout = 30_000) {
-  await p.page
-    .locator('#app[data-phase=ended] #status', { hasText: END_REASONS[reason].clientMessage })
-    .waitFor({ timeout });
+  await ended(p, END_REASONS[reason].clientMessage, timeout);
   expect(await callButton(p).isEnabled()).toBe(true);
   expect((await rig.system.endedCall(room)).end_reason).toBe(reason);
 }
@@ -170,11 +170,7 @@ describe.skipIf(rig.skipped)('every ending and failure on the call page', () => 
 
   it(`no agent worker took the call within the edge's AGENT_WAIT_SECONDS: the edge ends it, and the page says no assistant was available`, async () => {
     const p = await rig.openCallPage({ init: pageConfig({ agentName: AGENTS.absent }) });
-    const token = p.page.waitForResponse((r) => r.url().endsWith('/token'));
-    await callButton(p).click();
-    await p.page.locator('#app[data-phase=in-call]').waitFor({ timeout: 30_000 });
-    const room = (await p.page.locator('#room-name').textContent())!;
-    expect((await token).status()).toBe(201);
+    const { room } = await dial(p);
     await endedWith(p, room, 'agent_unavailable', (AGENT_WAIT_SECONDS + 30) * 1000);
     await screenshots(p.page, 'ended-agent-unavailable');
   });
@@ -274,9 +270,7 @@ describe.skipIf(rig.skipped)('every ending and failure on the call page', () => 
     rig.signal.cut();
     await p.page.locator('#reconnecting').waitFor({ timeout: 30_000 });
     // livekit-client gives up after its own reconnect attempts (about 40 s of them).
-    await p.page
-      .locator('#app[data-phase=ended] #status', { hasText: 'Connection lost.' })
-      .waitFor({ timeout: 120_000 });
+    await ended(p, 'Connection lost.', 120_000);
     expect(await p.page.locator('#reconnecting').isHidden()).toBe(true);
     await screenshots(p.page, 'connection-lost');
   });

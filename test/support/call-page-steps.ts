@@ -43,19 +43,34 @@ export async function answeredThenHangUp(p: CallPage, line: string): Promise<voi
   await status(p, 'You left the call.');
 }
 
-/** Clicks Call, waits for the assistant's greeting, and returns the room and the participant token. */
-export async function startCall(p: CallPage): Promise<{ room: string; token: string }> {
+/**
+ * Clicks Call and waits until the page is in the call (the assistant may not have joined yet);
+ * returns the room and the participant token the edge issued.
+ */
+export async function dial(p: CallPage): Promise<{ room: string; token: string }> {
   const tokenResponse = p.page.waitForResponse(
     (r) => r.url().endsWith('/token') && r.request().method() === 'POST',
   );
   await callButton(p).click();
-  const token = ((await (await tokenResponse).json()) as { participant_token: string })
-    .participant_token;
-  await caption(p, 'assistant', 'Hello!');
+  const issued = await tokenResponse;
+  expect(issued.status()).toBe(201);
+  const token = ((await issued.json()) as { participant_token: string }).participant_token;
+  await p.page.locator('#app[data-phase=in-call]').waitFor({ timeout: SHOWN_WITHIN_MS });
   const room = (await p.page.locator('#room-name').textContent())!;
   expect(room).toMatch(/^call-/);
   return { room, token };
 }
+
+/** Clicks Call, waits for the assistant's greeting, and returns the room and the participant token. */
+export async function startCall(p: CallPage): Promise<{ room: string; token: string }> {
+  const call = await dial(p);
+  await caption(p, 'assistant', 'Hello!');
+  return call;
+}
+
+/** The call is over, and the status line says how it ended. */
+export const ended = (p: CallPage, text: string | RegExp, timeout = SHOWN_WITHIN_MS) =>
+  p.page.locator('#app[data-phase=ended] #status', { hasText: text }).waitFor({ timeout });
 
 /** What the page shows a person now: its phase, the status line and any message (for failures). */
 export const whatThePageSays = (p: CallPage) =>

@@ -109,24 +109,18 @@ export class System {
 
   /** POST /calls/:room/end for everyone, as the caller does (with its own LiveKit token). */
   endForAll(caller: { roomName: string; participantToken: string }): Promise<Response> {
-    return fetch(`${this.edge.url}/calls/${caller.roomName}/end`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${caller.participantToken}`,
-      },
-      body: JSON.stringify({ mode: 'end_for_all' }),
-    });
+    return this.#end(caller.roomName, 'end_for_all', caller.participantToken);
   }
 
   /** POST /calls/:room/end as an operator (the admin key), as the console and curl do. */
   endAsAdmin(room: string, mode: 'end_for_all' | 'remove_agent'): Promise<Response> {
+    return this.#end(room, mode, this.edge.adminKey);
+  }
+
+  #end(room: string, mode: 'end_for_all' | 'remove_agent', credential: string) {
     return fetch(`${this.edge.url}/calls/${room}/end`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        authorization: `Bearer ${this.edge.adminKey}`,
-      },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
       body: JSON.stringify({ mode }),
     });
   }
