@@ -77,6 +77,12 @@ export class CallLifecycle {
   #phase: 'before_goodbye' | 'goodbye' | 'after_goodbye' = 'before_goodbye';
   /** When the process goes away (epoch ms): every step still to run fits before it. */
   #deadline = Infinity;
+  /** Called when a deadline arrives or comes closer: every bound running re-fits to it. */
+  readonly #deadlineMoved = new Set<() => void>();
+  /** When the cleanup (hooks, then report) began; until then, undefined. */
+  #cleanupStart: number | undefined;
+  /** When the hooks must be done, leaving the report its share; only ever moves earlier. */
+  #hooksUntil = Infinity;
   #steps: EndSteps | undefined;
   #reason: EndReason | undefined;
   #done: Promise<CallSummary> | undefined;
@@ -145,7 +151,13 @@ export class CallLifecycle {
     opts: { afterSpeech?: Promise<unknown>; deadline?: number } = {},
   ): Promise<CallSummary> {
     if (opts.deadline !== undefined) {
-      this.#deadline = Math.min(this.#deadline, opts.deadline);
+      // A deadline can arrive at any point of the end (the worker lost while a hook runs): what
+      // runs now and what is still to run are re-fitted to it, not only the steps yet to start.
+      if (opts.deadline < this.#deadline) {
+        this.#deadline = opts.deadline;
+        this.#fitHooks();
+        for (const moved of [...this.#deadlineMoved]) moved();
+      }
       this.#cutGoodbye();
     }
     if (this.#done) {
@@ -198,17 +210,16 @@ export class CallLifecycle {
     }
     const summary = this.#summary(reason);
     const cleanupStart = this.#now();
-    // Under a deadline the report keeps its share of what is left, at most half.
-    const cleanupEnd = Math.min(cleanupStart + this.#opts.cleanupBudgetMs, this.#deadline);
-    const reserve = Math.min(this.#opts.reportReserveMs, (cleanupEnd - cleanupStart) / 2);
-    const hooksDeadline = Math.max(cleanupStart, cleanupEnd - reserve);
-    const outcomes = [...(await this.#runHooks(summary, hooksDeadline)), ...this.#refused];
+    this.#cleanupStart = cleanupStart;
+    this.#fitHooks();
+    const outcomes = [...(await this.#runHooks(summary)), ...this.#refused];
     if (steps) {
-      const left = Math.max(cleanupEnd - this.#now(), MIN_HOOK_SLICE_MS);
+      const started = this.#now();
+      const until = () => Math.max(this.#cleanupEnd(), started + MIN_HOOK_SLICE_MS);
       const outcome = await this.#runBounded(
         'report',
-        () => steps.report(summary, outcomes, this.#now() + left),
-        left,
+        () => steps.report(summary, outcomes, until()),
+        until,
       );
       if (outcome.status !== 'ok') this.#opts.log('error', 'report not delivered', { ...outcome });
     }
@@ -247,13 +258,35 @@ export class CallLifecycle {
     };
   }
 
-  async #runHooks(summary: CallSummary, deadline: number): Promise<HookOutcome[]> {
+  /** The cleanup's end: its budget from when it began, or the deadline if that comes first. */
+  #cleanupEnd(): number {
+    return Math.min(
+      (this.#cleanupStart ?? this.#now()) + this.#opts.cleanupBudgetMs,
+      this.#deadline,
+    );
+  }
+
+  /**
+   * Where the hooks must stop, so that the report keeps its share of what is left (at most half),
+   * counted from now: at the cleanup's start, and again whenever a deadline arrives.
+   */
+  #fitHooks(): void {
+    if (this.#cleanupStart === undefined) return;
+    const now = this.#now();
+    const end = this.#cleanupEnd();
+    const reserve = Math.min(this.#opts.reportReserveMs, Math.max(0, end - now) / 2);
+    this.#hooksUntil = Math.min(this.#hooksUntil, Math.max(now, end - reserve));
+  }
+
+  async #runHooks(summary: CallSummary): Promise<HookOutcome[]> {
     const hooks = [...this.#hooks];
     const outcomes = new Map<Registered, HookOutcome>();
-    const slice = (hook: Registered) =>
-      Math.max(Math.min(hook.timeoutMs, deadline - this.#now()), MIN_HOOK_SLICE_MS);
-    const run = async (h: Registered) =>
-      outcomes.set(h, await this.#runBounded(h.name, (signal) => h.fn(summary, signal), slice(h)));
+    const run = async (h: Registered) => {
+      const started = this.#now();
+      const until = () =>
+        Math.max(Math.min(started + h.timeoutMs, this.#hooksUntil), started + MIN_HOOK_SLICE_MS);
+      outcomes.set(h, await this.#runBounded(h.name, (signal) => h.fn(summary, signal), until));
+    };
     const concurrent = hooks.filter((h) => h.concurrent).map(run);
     for (const hook of hooks.filter((h) => !h.concurrent)) await run(hook);
     await Promise.all(concurrent);
@@ -265,32 +298,55 @@ export class CallLifecycle {
 
   /** Each step is bounded by its own timeout and, under a deadline, by a quarter of what is left. */
   async #step(name: string, fn: () => Promise<unknown>): Promise<void> {
-    const left = (this.#deadline - this.#now()) / 4;
-    const outcome = await this.#runBounded(
-      name,
-      fn,
-      Math.max(Math.min(this.#opts.stepTimeoutMs, left), MIN_HOOK_SLICE_MS),
-    );
+    const started = this.#now();
+    const until = () => {
+      const now = this.#now();
+      const quarter = now + (this.#deadline - now) / 4;
+      return Math.max(
+        Math.min(started + this.#opts.stepTimeoutMs, quarter),
+        started + MIN_HOOK_SLICE_MS,
+      );
+    };
+    const outcome = await this.#runBounded(name, fn, until);
     if (outcome.status !== 'ok')
       this.#opts.log('warn', `end step ${name} did not complete`, { ...outcome });
   }
 
+  /**
+   * Runs `fn` until it settles or `until()` (epoch ms) passes: then its signal aborts and the
+   * outcome is a timeout. `until` is asked again whenever a deadline arrives, so a bound only
+   * ever comes closer, also for what is already running.
+   */
   async #runBounded(
     name: string,
     fn: (signal: AbortSignal) => unknown,
-    timeoutMs: number,
+    until: () => number,
   ): Promise<HookOutcome> {
     const started = this.#now();
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => {
-        abort.abort(
-          new DOMException(`${name} exceeded ${Math.round(timeoutMs)} ms`, 'TimeoutError'),
-        );
-        resolve('timeout');
-      }, timeoutMs);
-    });
+    let end = Infinity;
+    let timeoutMs = 0;
+    let timedOut!: (value: 'timeout') => void;
+    const timeout = new Promise<'timeout'>((resolve) => (timedOut = resolve));
+    const arm = () => {
+      const next = until();
+      if (next >= end) return;
+      end = next;
+      timeoutMs = end - started;
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => {
+          abort.abort(
+            new DOMException(`${name} exceeded ${Math.round(timeoutMs)} ms`, 'TimeoutError'),
+          );
+          timedOut('timeout');
+        },
+        Math.max(0, end - this.#now()),
+      );
+    };
+    arm();
+    this.#deadlineMoved.add(arm);
     try {
       const result = await Promise.race([
         Promise.resolve()
@@ -315,6 +371,7 @@ export class CallLifecycle {
       };
     } finally {
       clearTimeout(timer);
+      this.#deadlineMoved.delete(arm);
     }
   }
 

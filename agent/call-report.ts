@@ -2,7 +2,9 @@ import type { llm, metrics } from '@livekit/agents';
 import {
   callIdFor,
   CallReport,
+  EdgeErrorBody,
   END_REASONS,
+  isFinalReportRefusal,
   signBody,
   type HookOutcome,
   type Usage,
@@ -199,7 +201,7 @@ export type PostOptions = {
   apiKey: string;
   apiSecret: string;
   fetchImpl?: typeof fetch;
-  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 };
 
 export type DeliveryOptions = PostOptions & {
@@ -209,18 +211,30 @@ export type DeliveryOptions = PostOptions & {
 
 /**
  * What one post of a report came to. `delivered`: a 2xx (201 accepted, 200 a duplicate: the edge
- * has it either way). `final`: a 4xx other than 413 and 429, which resending the same body cannot
- * fix. `retry`: a network error, a timeout, a 5xx or a 429: the edge may take it later.
+ * has it either way). `final`: one of FINAL_REPORT_REFUSALS (wire-contract/report-refusals.ts),
+ * which resending the same body can never change. `held`: any other refusal (401, 403, a 404
+ * without `call_not_found`, …): the edge may take it once its keys, or this clock, are right, so
+ * it waits, loudly. `retry`: a network error, a timeout (408 too), a 5xx or a 429: the edge is
+ * down or busy.
  */
 export type PostOutcome =
   | { kind: 'delivered'; status: number }
-  | { kind: 'final'; status: number; detail: string }
+  | { kind: 'final'; status: number; code?: string; detail: string }
+  | { kind: 'held'; status: number; code?: string; detail: string }
   | { kind: 'retry'; detail: string };
 
-/** The edge refused the report for good (a 4xx other than 413/429). */
+/** The edge refused the report for good (one of FINAL_REPORT_REFUSALS). */
 export class ReportRefused extends Error {}
 /** Every attempt within the deadline failed with something the edge may get over. */
 export class ReportNotDelivered extends Error {}
+/** The edge refused the report, not for good (an auth or not-found answer): it waits for later. */
+export class ReportHeld extends ReportNotDelivered {}
+
+/**
+ * Refusals per `<status> <code>` ('-' without the edge's code) in this process, final or not: for
+ * the agent's metrics. In the worker they count the outbox's posts, in a job its own.
+ */
+export const reportRefusals = new Map<string, number>();
 
 /**
  * Posts the report once, signed now (signatures expire: a report kept for later is signed again at
@@ -259,22 +273,41 @@ export async function postReport(
       body = JSON.stringify(minimalReport(report, problem));
       continue;
     }
-    if (res.status < 500 && res.status !== 429)
-      return {
-        kind: 'final',
-        status: res.status,
-        detail: `${res.status} ${(await res.text().catch(() => '')).slice(0, 300)}`,
-      };
-    return { kind: 'retry', detail: `HTTP ${res.status}` };
+    if (res.status >= 500 || res.status === 429 || res.status === 408) {
+      await res.body?.cancel().catch(() => {});
+      return { kind: 'retry', detail: `HTTP ${res.status}` };
+    }
+    const text = await res.text().catch(() => '');
+    const code = errorCode(text);
+    const label = `${res.status} ${code ?? '-'}`;
+    reportRefusals.set(label, (reportRefusals.get(label) ?? 0) + 1);
+    return {
+      kind: isFinalReportRefusal(res.status, code) ? 'final' : 'held',
+      status: res.status,
+      ...(code && { code }),
+      detail: `${res.status} ${text.slice(0, 300)}`,
+    };
+  }
+}
+
+/** The code of the edge's error body, if that is what came back. */
+function errorCode(text: string): string | undefined {
+  try {
+    const parsed = EdgeErrorBody.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data.error.code : undefined;
+  } catch {
+    return undefined;
   }
 }
 
 /**
- * Posts the signed report, retrying network errors and 5xx/429 with exponential backoff until it
- * lands or the deadline passes (then ReportNotDelivered: the caller keeps it in the outbox). The
- * edge accepts a call id once, so a retry after a lost response is safe. A 413 is answered once
- * with the minimal report; any other 4xx but 429 is final (ReportRefused): retrying the same body
- * cannot fix it.
+ * Posts the signed report, retrying network errors, timeouts and 5xx/429 with exponential backoff
+ * until it lands or the deadline passes (then ReportNotDelivered: the caller keeps it in the
+ * outbox). The edge accepts a call id once, so a retry after a lost response is safe. A 413 is
+ * answered once with the minimal report. A final refusal throws ReportRefused: retrying the same
+ * body cannot fix it. Any other refusal (401, 403, 404 without `call_not_found`) throws ReportHeld
+ * at once, with an error line: a key rotation or a clock off by minutes is not over in seconds,
+ * and the outbox retries it with a longer backoff.
  */
 export async function deliverReport(
   report: CallReport,
@@ -287,6 +320,16 @@ export async function deliverReport(
     if (outcome.kind === 'delivered') return { status: outcome.status, attempts: attempt };
     if (outcome.kind === 'final')
       throw new ReportRefused(`edge refused the report: ${outcome.detail}`);
+    if (outcome.kind === 'held') {
+      o.log?.('error', 'the edge refused the report for now (not a final refusal)', {
+        status: outcome.status,
+        code: outcome.code ?? null,
+        attempt,
+      });
+      throw new ReportHeld(
+        `edge refused the report for now (${outcome.status} ${outcome.code ?? '-'}): ${outcome.detail}`,
+      );
+    }
     o.log?.('warn', 'report delivery failed, retrying', { attempt, outcome: outcome.detail });
     if (Date.now() + delay >= o.deadline)
       throw new ReportNotDelivered(

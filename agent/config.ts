@@ -56,7 +56,10 @@ const AgentConfigSchema = z.object({
   END_STEP_TIMEOUT_MS: int(100, 60_000).default(8_000),
   /** How long a caller who dropped (not a clean leave) has to come back before the call ends. */
   RECONNECT_GRACE_SECONDS: int(0, 300).default(10),
-  /** After the lifecycle, how long the stock job teardown may take before the process exits anyway. */
+  /**
+   * After the lifecycle, how long the stock job teardown may take before the process exits anyway;
+   * the OTLP flush fits inside it (agent/job-process.ts, exitAfterCall).
+   */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
   /**
@@ -76,6 +79,14 @@ const AgentConfigSchema = z.object({
   /** Path of a module exporting `registerHooks(lifecycle, ctx)`: the deployer's end-of-call hooks. */
   AGENT_HOOKS_MODULE: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /**
+   * With OTLP export on, put the conversation (what callers said, the replies, the instructions,
+   * participant identities) in the exported spans. agents-js's own default is to; ours is not to.
+   */
+  LIVEKIT_TELEMETRY_ALLOW_PII: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
 });
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;

@@ -32,6 +32,8 @@ export type CallContext = {
   roomSid: () => string;
   errors: { at: Date; source: string; message: string }[];
   realtime: boolean;
+  /** Whether setup is over: the session runs in the room. Until then every end is for all. */
+  started?: () => boolean;
 };
 
 /**
@@ -112,7 +114,12 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       // let the room's end overtake the end notice. Nobody left to read them: no wait.
       if (room.isConnected && room.remoteParticipants.size > 0)
         await new Promise((r) => setTimeout(r, CAPTION_FLUSH_MS));
-      if (finish === 'delete_room' || (finish === 'by_end_mode' && c.endMode === 'end_for_all')) {
+      // During setup (the session not yet running in the room: a hooks module or a model that
+      // failed, a drain before the call began) mode `leave` would leave the caller alone in a
+      // room its agent never joined, unable to tell them why (a SIP caller waits for ever), so an
+      // end by mode then ends the call for everyone. Once the call started, the mode decides.
+      const forAll = c.endMode === 'end_for_all' || c.started?.() === false;
+      if (finish === 'delete_room' || (finish === 'by_end_mode' && forAll)) {
         // Even when this agent never connected (a call that failed during setup): the caller must
         // not wait alone in a room with no agent.
         const info = c.ctx.info;

@@ -2,19 +2,31 @@ import { dispose } from '@livekit/rtc-node';
 
 /**
  * The job process itself, apart from the call it runs: what its worker tells it over IPC, losing
- * that worker, and errors nobody catches. agents-js decides how a job process dies; these are the
- * internals of `ipc/job_proc_lazy_main.js` this relies on, each pinned by
- * test/agent/job-process-contract.test.ts so an upgrade that changes one fails there first.
+ * that worker, errors nobody catches, and how the process leaves once its call has ended. agents-js
+ * decides how a job process dies; these are the internals of `ipc/job_proc_lazy_main.js` this
+ * relies on, each pinned by test/agent/job-process-contract.test.ts so an upgrade that changes one
+ * fails there first.
  */
 
 /** A job whose worker stopped pinging exits this long after the last ping, skipping its callbacks. */
 export const ORPHANED_TIMEOUT_MS = 15_000;
 /** The worker pings every job this often (`proc_pool.js`). */
 export const PING_INTERVAL_MS = 2_500;
+/**
+ * No ping for this long (three missed) and the worker counts as lost, channel open or not (a
+ * blocked event loop, a stopped process): the orphan exit is then 7.5 s away, and the call's end
+ * needs that. Later would leave the hooks and the report too little; a worker that only hiccups
+ * for this long is rarer than one that is gone.
+ */
+export const STALLED_AFTER_MS = 3 * PING_INTERVAL_MS;
 /** Kept free before the orphan exit: the library's own exit path, timers late on a busy machine. */
 const ORPHAN_EXIT_MARGIN_MS = 1_500;
 /** A job that threw where nobody catches it gets this long to end its call, then exits 1. */
 export const CRASH_BUDGET_MS = 5_000;
+/** After a crashed call's end, the time its traces get to leave before the exit. */
+const CRASH_FLUSH_MS = 1_000;
+/** A flush ends this long before the exit it precedes: the exit path itself (rtc-node's dispose). */
+export const EXIT_RESERVE_MS = 500;
 
 type Log = (
   level: 'info' | 'warn' | 'error',
@@ -25,17 +37,23 @@ type Log = (
 export type JobProcessEvents = {
   /** The worker asked this job to shut down (its drain timeout or close, LiveKit ending the job). */
   onShutdownRequest(): void;
-  /** The worker is gone (crash, OOM, a second kill): this process exits at `deadline` (epoch ms). */
-  onWorkerLost(deadline: number): void;
+  /**
+   * The worker is gone (crash, OOM, a second kill) or has stopped pinging: this process exits soon
+   * whatever runs, so the call ends by `deadline` (epoch ms). The traces are flushed once this
+   * settles.
+   */
+  onWorkerLost(deadline: number): Promise<unknown> | void;
   /**
    * Something threw where nobody catches it (ours or a plugin's listener): the process state is
-   * not trusted, so the call ends by `deadline` and the process exits 1 once this settles.
+   * not trusted, so the call ends by `deadline`, the traces are flushed and the process exits 1.
    */
   onCrash(error: unknown, deadline: number): Promise<unknown>;
+  /** Sends the call's traces, giving up at `deadline` (epoch ms); never throws. */
+  flush?(deadline: number): Promise<void>;
   log: Log;
 };
 
-type Proc = Pick<NodeJS.Process, 'on' | 'off' | 'once' | 'exit'>;
+type Proc = Pick<NodeJS.Process, 'on' | 'off' | 'once' | 'exit' | 'connected'>;
 
 /** Watches this job process for the events above. Returns a function that stops watching. */
 export function watchJobProcess(
@@ -45,13 +63,41 @@ export function watchJobProcess(
   // Until the first ping is seen, the one that last reset the orphan timer may be a full
   // interval old.
   let lastPing = now() - PING_INTERVAL_MS;
+  let lost = false;
+  const workerLost = (stalled: boolean) => {
+    if (lost) return;
+    lost = true;
+    clearTimeout(stallTimer);
+    if (stalled)
+      events.log('warn', 'the worker stopped pinging this job; ending the call before its exit', {
+        since_last_ping_ms: now() - lastPing,
+      });
+    // agents-js's orphan timer runs from the last ping, channel open or not.
+    const exitAt = lastPing + ORPHANED_TIMEOUT_MS;
+    void Promise.resolve()
+      .then(() => events.onWorkerLost(exitAt - ORPHAN_EXIT_MARGIN_MS))
+      .catch(() => {})
+      .then(() => events.flush?.(exitAt - EXIT_RESERVE_MS));
+  };
+  // Only a job process its worker forked gets pings (not `console` mode's in-process job). The
+  // check waits one turn of the event loop: after a stall of this process's own loop, pings
+  // already waiting on the channel are read first, and they say the worker is there.
+  const stillSilent = () => !lost && now() - lastPing >= STALLED_AFTER_MS && workerLost(true);
+  const watchPings = () =>
+    proc.connected
+      ? setTimeout(() => setImmediate(stillSilent), lastPing + STALLED_AFTER_MS - now()).unref()
+      : undefined;
+  let stallTimer = watchPings();
   const onMessage = (msg: unknown) => {
     const kind = (msg as { case?: string } | null)?.case;
-    if (kind === 'pingRequest') lastPing = now();
-    else if (kind === 'shutdownRequest') events.onShutdownRequest();
+    if (kind === 'pingRequest') {
+      lastPing = now();
+      if (lost) return;
+      clearTimeout(stallTimer);
+      stallTimer = watchPings();
+    } else if (kind === 'shutdownRequest') events.onShutdownRequest();
   };
-  const onDisconnect = () =>
-    events.onWorkerLost(lastPing + ORPHANED_TIMEOUT_MS - ORPHAN_EXIT_MARGIN_MS);
+  const onDisconnect = () => workerLost(false);
   let crashed = false;
   const onCrash = (error: unknown, origin: string) => {
     const fields = { origin, error: describe(error) };
@@ -59,11 +105,13 @@ export function watchJobProcess(
     crashed = true;
     events.log('error', 'uncaught error in the job process; ending the call', fields);
     const deadline = now() + CRASH_BUDGET_MS;
+    const exitAt = deadline + CRASH_FLUSH_MS;
     // Whatever the end does, the process goes: a half-broken job must not hold its slot.
-    setTimeout(() => exitProcess(1, proc), CRASH_BUDGET_MS + 1_000).unref();
+    setTimeout(() => exitProcess(1, proc), exitAt - now()).unref();
     void Promise.resolve()
       .then(() => events.onCrash(error, deadline))
       .catch(() => {})
+      .then(() => events.flush?.(exitAt - EXIT_RESERVE_MS))
       .finally(() => exitProcess(1, proc));
   };
   const onUncaught = (error: unknown) => onCrash(error, 'uncaughtException');
@@ -75,11 +123,43 @@ export function watchJobProcess(
   proc.on('uncaughtException', onUncaught);
   proc.on('unhandledRejection', onRejection);
   return () => {
+    clearTimeout(stallTimer);
     proc.off('message', onMessage);
     proc.off('disconnect', onDisconnect);
     proc.off('uncaughtException', onUncaught);
     proc.off('unhandledRejection', onRejection);
   };
+}
+
+/**
+ * How the process leaves once its call has ended (hooks and report done, `ctx.shutdown` called).
+ * agents-js's stock teardown then closes the session, leaves the room, runs the shutdown
+ * callbacks and exits; it gets `graceMs`, after which the process exits anyway, saying so
+ * (agents-js 1.9 can wedge in `AgentSession.close()`, upstream livekit/agents #5497). The traces
+ * leave inside that window: `flush()` (called from a shutdown callback, when every span of the
+ * call has ended) gives up `EXIT_RESERVE_MS` before the exit, so the stock teardown still ends
+ * first; a teardown that has not reached it by half the window gets its flush started then.
+ */
+export function exitAfterCall({
+  graceMs,
+  flush,
+  log,
+  proc = process as Proc,
+  now = Date.now,
+}: {
+  graceMs: number;
+  flush?: (deadline: number) => Promise<void>;
+  log: Log;
+  proc?: Proc;
+  now?: () => number;
+}): { flush(): Promise<void> } {
+  const exitAt = now() + graceMs;
+  if (flush) setTimeout(() => void flush(exitAt), graceMs / 2).unref();
+  setTimeout(() => {
+    log('warn', 'stock job teardown is stuck; exiting the job process', { grace_ms: graceMs });
+    exitProcess(0, proc);
+  }, graceMs).unref();
+  return { flush: () => flush?.(exitAt - EXIT_RESERVE_MS) ?? Promise.resolve() };
 }
 
 /** Exits after freeing rtc-node's native side, as agents-js does, without waiting on it for long. */

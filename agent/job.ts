@@ -2,7 +2,6 @@ import { defineAgent, log as agentsLog, voice, type JobContext } from '@livekit/
 import {
   ConnectionState,
   DisconnectReason,
-  dispose,
   RoomEvent,
   type RemoteParticipant,
 } from '@livekit/rtc-node';
@@ -23,7 +22,8 @@ import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { registerHooksFrom } from './hooks-module.ts';
-import { watchJobProcess } from './job-process.ts';
+import { skipEmptyFinalUserTurn } from './final-user-turn.ts';
+import { exitAfterCall, watchJobProcess } from './job-process.ts';
 import { sessionModels } from './models.ts';
 import { fixedGreeting, greet, greetingVoiceKey, prewarmGreeting } from './greeting.ts';
 import { watchLatency } from './latency.ts';
@@ -49,13 +49,24 @@ export default defineAgent({
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
     const call = await callSettings(ctx.job.metadata, room, config.LIVEKIT_API_SECRET);
     const logger = agentsLog().child({ room, job_id: ctx.job.id });
-    // OTEL_EXPORTER_OTLP_ENDPOINT set: agents-js's traces of this call go out over OTLP/HTTP.
-    const otel = setupTelemetry({ room, room_id: ctx.job.room?.sid ?? '', job_id: ctx.job.id });
-    if (otel) ctx.addShutdownCallback(() => otel.shutdown(2000));
+    const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
+      logger[level](fields ?? {}, msg);
+    // OTEL_EXPORTER_OTLP_ENDPOINT set: agents-js's traces of this call go out over OTLP/HTTP,
+    // without the conversation unless LIVEKIT_TELEMETRY_ALLOW_PII says otherwise.
+    const otel = setupTelemetry(
+      { room, room_id: ctx.job.room?.sid ?? '', job_id: ctx.job.id },
+      { allowContent: config.LIVEKIT_TELEMETRY_ALLOW_PII },
+    );
+    const flushTraces = otel && ((deadline: number) => otel.flush(deadline));
+    // How the process leaves once the call is over; its traces leave in the stock teardown, after
+    // the session's last spans have ended, and before the exit (job-process.ts).
+    let leaving: { flush(): Promise<void> } | undefined;
+    if (otel) ctx.addShutdownCallback(async () => await leaving?.flush());
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
     // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
     if (!(await admittedByEdge(ctx, config, room, logger))) {
       ctx.shutdown('call_already_ended');
+      leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
       return;
     }
     const lifecycle = new CallLifecycle({
@@ -71,6 +82,7 @@ export default defineAgent({
     const endMode = call.end_mode ?? config.END_MODE;
     const realtime = config.AGENT_MODEL_MODE === 'realtime';
     let session: voice.AgentSession | undefined;
+    let started = false;
     let roomSid = ctx.job.room?.sid ?? '';
     // First, before anything can fail: the end can announce, leave or delete, and report on every
     // path, including a failure during setup.
@@ -84,6 +96,7 @@ export default defineAgent({
         roomSid: () => roomSid,
         errors,
         realtime,
+        started: () => started,
       }),
     );
     // agents-js asks a job to shut down when its worker closes (after the drain timeout, in dev
@@ -101,13 +114,15 @@ export default defineAgent({
     const stopWatching = watchJobProcess({
       onShutdownRequest: () =>
         setTimeout(() => void lifecycle.end(shutdownReason()), SHUTDOWN_REASON_WAIT_MS).unref(),
-      // A lost worker leaves the job to exit on its own soon after, hooks and report or not.
-      onWorkerLost: (deadline) => void lifecycle.end(shutdownReason(), { deadline }),
+      // A lost or stalled worker leaves the job to exit on its own soon after, hooks and report
+      // or not; the traces are flushed once this settles.
+      onWorkerLost: (deadline) => lifecycle.end(shutdownReason(), { deadline }),
       onCrash: (err, deadline) => {
         errors.push({ at: new Date(), source: 'crash', message: String(err).slice(0, 2000) });
         return lifecycle.end('error', { deadline });
       },
-      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+      flush: flushTraces,
+      log,
     });
     // Whatever else ends the job, the process does not exit before the lifecycle has run; an end
     // that reaches this point unannounced was not foreseen, and says so.
@@ -143,6 +158,7 @@ export default defineAgent({
           logger,
           endMode,
           setRoomSid: (sid) => (roomSid = sid),
+          setStarted: () => (started = true),
         });
       }
     } catch (err) {
@@ -154,15 +170,7 @@ export default defineAgent({
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
     // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
-    setTimeout(() => {
-      logger.warn(
-        { grace_ms: config.JOB_EXIT_GRACE_MS },
-        'stock job teardown is stuck; exiting the job process',
-      );
-      void Promise.race([dispose(), new Promise((r) => setTimeout(r, 1000))]).finally(() =>
-        process.exit(0),
-      );
-    }, config.JOB_EXIT_GRACE_MS).unref();
+    leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
   },
 });
 
@@ -179,6 +187,8 @@ type CallParts = {
   logger: ReturnType<typeof agentsLog>;
   endMode: EndMode;
   setRoomSid: (sid: string) => void;
+  /** The session runs in the room: from now on an end follows the call's mode. */
+  setStarted: () => void;
 };
 
 /** Wires the session, the timers and the room to the lifecycle, then starts the conversation. */
@@ -303,6 +313,10 @@ async function runCall(p: CallParts): Promise<void> {
       },
     },
   });
+  // An end that began during setup stays a setup end (for all), even if the session got going.
+  if (!lifecycle.ending) p.setStarted();
+  // A session without an STT would log its empty closing user turn as skipped input on every call.
+  skipEmptyFinalUserTurn(session);
   p.setRoomSid(await ctx.room.getSid());
   p.caller.identity = (await waitForCaller(ctx.room, p.caller.identity)).identity;
   p.caller.seen = true;

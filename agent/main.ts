@@ -4,6 +4,7 @@ import { CallCapacity, defaultIdleProcesses } from './call-capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
 import { outboxDirFor, outboxFor, startOutboxDrain } from './report-outbox.ts';
+import { drainThroughPoolStart } from './worker-drain.ts';
 
 /**
  * The worker process: registers with LiveKit under AGENT_NAME (explicit dispatch only) and runs
@@ -59,6 +60,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 process.once('exit', () => clearDrain());
+// A signal while the pool is still starting a process must not skip the drain (worker-drain.ts).
+drainThroughPoolStart({
+  drainTimeoutMs: budget.drainTimeoutMs,
+  log: (level, msg, fields) => console.error(JSON.stringify({ level, msg, ...fields })),
+});
 
 const jobModule = new URL(
   import.meta.url.endsWith('.ts') ? './job.ts' : './job.js',

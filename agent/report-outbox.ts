@@ -1,5 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  type Dirent,
+} from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -9,25 +17,30 @@ import type { AgentConfig } from './config.ts';
 
 /**
  * The durable outbox of end-of-call reports the edge could not take within a call's cleanup
- * budget (edge down, 5xx, 429, network). One directory, owned by the worker; no lock, no index:
+ * budget (edge down, 5xx, 429, network, or a refusal that is not final). One directory, owned by
+ * the worker; no lock, no index:
  *
  *   <dir>/<queuedAt>.<attempts>.<nextAt>.<key>.json   waiting; the name is the whole schedule
  *   <dir>/sending/<that name>~<host>~<pid>~<boot>~<claimedAt>   claimed by one process, posting it
- *   <dir>/tmp/…                                               being written (then renamed in)
+ *   <dir>/tmp/<key>~<host>~<pid>~<boot>~<random>.tmp          being written (then renamed in)
+ *   <dir>/quarantine/<movedAt>.<random>.<name>                what the outbox cannot use
  *
  * The file holds the report body exactly as it is posted; each post signs it afresh (signatures
  * expire in minutes). A job writes its report here before its first attempt (write-ahead, with a
- * `nextAt` past its own deadline, so the worker leaves it alone while the job still tries), deletes
- * it once the edge took it or refused it for good, and otherwise leaves it for the worker, due now.
- * A job killed mid-delivery leaves it too: the worker takes it once `nextAt` passes.
+ * `nextAt` past its own deadline and 0 attempts: the file is the job's until then), deletes it once
+ * the edge took it or refused it for good, and otherwise hands it to the worker, due now, with one
+ * attempt. A job killed mid-delivery leaves it too: the worker takes it once `nextAt` passes.
  *
  * The worker claims a file by renaming it into `sending/` (rename is atomic: of two workers sharing
  * the directory exactly one wins), posts it, and deletes it on 2xx (201 accepted, 200 duplicate:
- * both mean the edge has it; the edge is idempotent on call id) or on a final 4xx (logged), or
- * renames it back with one more attempt and a later `nextAt` (exponential backoff). A claim whose
- * process is gone (same host, pid dead, or this pid from an earlier boot) or older than the lease
- * is returned. Bounds (files, bytes, age): the oldest are dropped first, each with a warn line
- * naming its room and call id.
+ * both mean the edge has it; the edge is idempotent on call id) or on a final refusal (logged), or
+ * renames it back with one more attempt and a later `nextAt` (exponential backoff). Before each
+ * pass it repairs what a crash or a clock can leave: a claim whose process is gone (same host, pid
+ * dead, or this pid from an earlier boot) or older than the lease is returned; a whole report left
+ * in `tmp/` by a writer that died before its rename is moved in; a file dated in the future is
+ * dated now; anything else (a corrupt report, a name the outbox never writes) goes to
+ * `quarantine/`, where it counts against the bounds and is the first to go. Bounds (files, bytes,
+ * age): the oldest are dropped first, each with a warn line naming its room and call id.
  */
 
 export type OutboxLog = (
@@ -36,14 +49,25 @@ export type OutboxLog = (
   fields?: Record<string, unknown>,
 ) => void;
 
+/** The file-system calls the outbox makes that tests fake to fail (EACCES, EIO, EMFILE). */
+export type OutboxIo = {
+  readFile(path: string): Promise<string>;
+  /** Makes the directory's entries (a rename into it) durable across a power loss. */
+  syncDir(path: string): Promise<void>;
+};
+
 export type OutboxOptions = {
   log?: OutboxLog;
   now?: () => number;
   maxFiles?: number;
   maxBytes?: number;
   maxAgeMs?: number;
-  /** A claim older than this is taken back whoever holds it (a post takes ≤ 10 s). */
+  /**
+   * A claim older than this is taken back whoever holds it (a post takes ≤ 10 s); a temp file
+   * older than this was left by a writer that died (a write takes milliseconds).
+   */
   claimLeaseMs?: number;
+  io?: Partial<OutboxIo>;
 };
 
 export type OutboxFile = {
@@ -55,12 +79,42 @@ export type OutboxFile = {
   key: string;
 };
 
-export type Dropped = { room?: string; call_id?: string; why: string };
+export type Dropped = { room?: string; call_id?: string; file?: string; why: string };
+
+/** What a repair pass found and set right. */
+export type Repaired = {
+  returned: number;
+  recovered: number;
+  redated: number;
+  quarantined: number;
+};
 
 const NAME = /^(\d+)\.(\d+)\.(\d+)\.([0-9a-f]{32})\.json$/;
-const TMP_STALE_MS = 3600_000;
+const CLAIM = /^(.+\.json)~([^~]+)~(\d+)~([^~]+)~(\d+)$/;
+const TMP = /^[0-9a-f]{32}~([^~]+)~(\d+)~([^~]+)~[0-9a-f]+\.tmp$/;
+const QUARANTINED = /^(\d+)\./;
+const OWN_DIRS = new Set(['sending', 'tmp', 'quarantine']);
+/**
+ * No schedule this code writes is further ahead than this (the backoff stops at 1 h, a job's
+ * window at minutes): a `nextAt` past it was written by a clock that has since moved back.
+ */
+export const SCHEDULE_HORIZON_MS = 2 * 3600_000;
+/** A file dated this little in the future is left alone (two hosts' clocks sharing a disk). */
+const FUTURE_SLACK_MS = 60_000;
 const BOOT = randomUUID().slice(0, 8);
 const HOST = hostname().replace(/[~/]/g, '_') || 'host';
+
+const realIo: OutboxIo = {
+  readFile: (path) => readFile(path, 'utf8'),
+  async syncDir(path) {
+    const fh = await open(path, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+};
 
 /** `REPORT_OUTBOX_DIR`, or one under the user's state dir per edge (an outbox belongs to one edge). */
 export function defaultOutboxDir(edgeUrl: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -99,9 +153,11 @@ export class ReportOutbox {
   readonly dir: string;
   readonly #sending: string;
   readonly #tmp: string;
+  readonly #quarantine: string;
   readonly #log: OutboxLog;
   readonly #now: () => number;
-  readonly #o: Required<Omit<OutboxOptions, 'log' | 'now'>>;
+  readonly #io: OutboxIo;
+  readonly #o: Required<Omit<OutboxOptions, 'log' | 'now' | 'io'>>;
   /** This process's claims: host, pid and a per-boot id (a restarted worker may reuse a pid). */
   readonly #owner: string;
 
@@ -109,8 +165,10 @@ export class ReportOutbox {
     this.dir = dir;
     this.#sending = join(dir, 'sending');
     this.#tmp = join(dir, 'tmp');
+    this.#quarantine = join(dir, 'quarantine');
     this.#log = o.log ?? (() => {});
     this.#now = o.now ?? Date.now;
+    this.#io = { ...realIo, ...o.io };
     this.#o = {
       maxFiles: o.maxFiles ?? 5000,
       maxBytes: o.maxBytes ?? 500 * 1024 * 1024,
@@ -135,18 +193,19 @@ export class ReportOutbox {
   }
 
   /**
-   * Keeps a report (write to tmp, fsync, rename: never half a file). `notBefore`: the worker does
-   * not post it before then (the job is still trying). Undefined, logged, when it cannot be written.
+   * Keeps a report (write to tmp, fsync, rename, fsync the directory: never half a file, and not
+   * lost to a power cut once this resolves). `notBefore`: the worker does not post it before then
+   * (the job is still trying). Undefined, logged, when it cannot be written.
    */
   async add(
     report: CallReport,
     { notBefore, attempts = 0 }: { notBefore?: number; attempts?: number } = {},
   ): Promise<OutboxEntry | undefined> {
     if (!this.ensure()) return undefined;
-    const key = createHash('sha256').update(report.call_id).digest('hex').slice(0, 32);
+    const key = keyFor(report.call_id);
     const now = this.#now();
     const name = fileName(now, attempts, notBefore ?? now, key);
-    const tmp = join(this.#tmp, `${key}.${process.pid}.${randomUUID().slice(0, 8)}`);
+    const tmp = join(this.#tmp, `${key}~${this.#owner}~${randomUUID().slice(0, 8)}.tmp`);
     try {
       const fh = await open(tmp, 'w', 0o600);
       try {
@@ -166,6 +225,7 @@ export class ReportOutbox {
       });
       return undefined;
     }
+    await this.#syncDir({ room: report.room, call_id: report.call_id });
     return new OutboxEntry(this, join(this.dir, name), now, key);
   }
 
@@ -183,29 +243,41 @@ export class ReportOutbox {
       .sort((a, b) => a.queuedAt - b.queuedAt || a.key.localeCompare(b.key));
   }
 
-  /** Drops what is past the age, count and byte bounds, oldest first, each with a warn line. */
+  /**
+   * Drops what is past the age, count and byte bounds, each with a warn line: quarantined files
+   * first (they can never be delivered; aged from when they were moved), then the oldest reports.
+   */
   async enforceBounds(): Promise<Dropped[]> {
     const now = this.#now();
     const files = this.list();
-    const sizes = files.map((f) => {
-      try {
-        return statSync(f.path).size;
-      } catch {
-        return 0;
-      }
-    });
-    let count = files.length + this.#claims().length;
-    let bytes = sizes.reduce((a, b) => a + b, 0);
+    const sizes = files.map((f) => sizeOf(f.path));
+    const aside = this.#quarantined();
+    let count = files.length + this.#claims().length + aside.length;
+    let bytes = [...sizes, ...aside.map((q) => q.size)].reduce((a, b) => a + b, 0);
     const dropped: Dropped[] = [];
+    const over = (age: number) =>
+      age > this.#o.maxAgeMs
+        ? 'older than REPORT_OUTBOX_MAX_AGE_HOURS'
+        : count > this.#o.maxFiles
+          ? 'outbox over REPORT_OUTBOX_MAX_FILES'
+          : bytes > this.#o.maxBytes
+            ? 'outbox over REPORT_OUTBOX_MAX_MB'
+            : undefined;
+    for (const q of aside) {
+      const why = over(now - q.movedAt);
+      if (!why) continue;
+      try {
+        rmSync(q.path, { force: true });
+      } catch {
+        continue;
+      }
+      count--;
+      bytes -= q.size;
+      dropped.push({ file: q.name, why });
+      this.#log('warn', 'quarantined outbox file dropped', { file: q.name, why });
+    }
     for (const [i, f] of files.entries()) {
-      const why =
-        now - f.queuedAt > this.#o.maxAgeMs
-          ? 'older than REPORT_OUTBOX_MAX_AGE_HOURS'
-          : count > this.#o.maxFiles
-            ? 'outbox over REPORT_OUTBOX_MAX_FILES'
-            : bytes > this.#o.maxBytes
-              ? 'outbox over REPORT_OUTBOX_MAX_MB'
-              : undefined;
+      const why = over(now - f.queuedAt);
       if (!why) continue;
       const ids = readIds(f.path);
       try {
@@ -227,33 +299,42 @@ export class ReportOutbox {
     return dropped;
   }
 
-  /** Takes back claims whose holder is gone (or out of lease), and old temp files. */
+  /**
+   * Sets right what a crash, a clock or a stranger left, before a pass: returns stale claims,
+   * recovers unfinished writes, dates future files now, and moves names the outbox never writes
+   * to `quarantine/`.
+   */
+  async repair(): Promise<Repaired> {
+    const returned = this.returnStaleClaims();
+    const { recovered, quarantined } = await this.#recoverWrites();
+    return {
+      returned,
+      recovered,
+      redated: this.#redate(),
+      quarantined: quarantined + this.#quarantineStrangers(),
+    };
+  }
+
+  /** Takes back claims whose holder is gone (or out of lease). */
   returnStaleClaims(): number {
     const now = this.#now();
     let returned = 0;
     for (const claim of this.#claims()) {
-      const [name, host, pid, boot, at] = claim.split('~');
-      if (!name || !parse(name, this.dir)) continue;
+      const m = CLAIM.exec(claim);
+      if (!m || !parse(m[1]!, this.dir)) {
+        this.#setAside(join(this.#sending, claim), claim, 'not an outbox claim');
+        continue;
+      }
+      const [, name, host, pid, boot, at] = m;
       if (`${host}~${pid}~${boot}` === this.#owner) continue;
-      const sameHost = host === HOST;
-      const stale =
-        now - Number(at) > this.#o.claimLeaseMs ||
-        (sameHost && (Number(pid) === process.pid || !alive(Number(pid))));
+      const stale = now - Number(at) > this.#o.claimLeaseMs || this.#writerGone(host!, pid!, boot!);
       if (!stale) continue;
       try {
-        renameSync(join(this.#sending, claim), join(this.dir, name));
+        renameSync(join(this.#sending, claim), join(this.dir, name!));
         returned++;
       } catch {
         /* returned or finished by someone else */
       }
-    }
-    try {
-      for (const t of readdirSync(this.#tmp)) {
-        const p = join(this.#tmp, t);
-        if (Date.now() - statSync(p).mtimeMs > TMP_STALE_MS) rmSync(p, { force: true });
-      }
-    } catch {
-      /* nothing to clean */
     }
     return returned;
   }
@@ -274,6 +355,16 @@ export class ReportOutbox {
     await rename(entry.path, join(this.dir, fileName(entry.queuedAt, attempts, nextAt, entry.key)));
   }
 
+  /** @internal Reads a kept file (through the outbox's file system). */
+  readKept(path: string): Promise<string> {
+    return this.#io.readFile(path);
+  }
+
+  /** @internal Moves a file the outbox cannot use into `quarantine/`; false if it could not. */
+  quarantine(path: string, name: string, why: string): boolean {
+    return this.#setAside(path, name, why);
+  }
+
   now(): number {
     return this.#now();
   }
@@ -283,6 +374,182 @@ export class ReportOutbox {
       return readdirSync(this.#sending);
     } catch {
       return [];
+    }
+  }
+
+  /** Same host and its pid dead, or this very pid from an earlier boot (a container's pid 1). */
+  #writerGone(host: string, pid: string, boot: string): boolean {
+    if (host !== HOST) return false;
+    if (Number(pid) === process.pid) return boot !== BOOT;
+    return !alive(Number(pid));
+  }
+
+  /**
+   * A temp file is a write in progress, or the leftover of a writer that died: a whole report
+   * (it died between its fsync and its rename) is moved in, due now, as the worker's; half of one
+   * (it died writing) goes to quarantine; a drop cut short is finished.
+   */
+  async #recoverWrites(): Promise<{ recovered: number; quarantined: number }> {
+    let recovered = 0;
+    let quarantined = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.#tmp);
+    } catch {
+      return { recovered, quarantined };
+    }
+    for (const t of names) {
+      const path = join(this.#tmp, t);
+      if (t.endsWith('.dropped')) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      let mtimeMs: number;
+      try {
+        const st = lstatSync(path);
+        if (st.isDirectory()) continue;
+        mtimeMs = st.mtimeMs;
+      } catch {
+        continue; // renamed in by its writer meanwhile
+      }
+      const m = TMP.exec(t);
+      if (m && `${m[1]}~${m[2]}~${m[3]}` === this.#owner) continue;
+      // Either clock direction: a write takes milliseconds, whichever way the clock jumped since.
+      const old = Math.abs(Date.now() - mtimeMs) > this.#o.claimLeaseMs;
+      if (!old && !(m && this.#writerGone(m[1]!, m[2]!, m[3]!))) continue;
+      let body: string;
+      try {
+        body = await this.#io.readFile(path);
+      } catch (err) {
+        if (errno(err) !== 'ENOENT')
+          this.#log('error', 'unfinished outbox write could not be read; left for the next pass', {
+            file: t,
+            code: errno(err) ?? null,
+            error: message(err),
+          });
+        continue;
+      }
+      const report = parseKept(body);
+      if (!report) {
+        if (this.#setAside(path, t, 'an unfinished write: not a whole report')) quarantined++;
+        continue;
+      }
+      const now = this.#now();
+      const name = fileName(Math.min(Math.round(mtimeMs), now), 1, now, keyFor(report.call_id));
+      try {
+        renameSync(path, join(this.dir, name));
+      } catch {
+        continue; // recovered by another worker meanwhile
+      }
+      const ids = { room: report.room, call_id: report.call_id };
+      await this.#syncDir(ids);
+      recovered++;
+      this.#log('warn', 'report recovered from an unfinished outbox write', { ...ids, file: t });
+    }
+    return { recovered, quarantined };
+  }
+
+  /**
+   * A file dated in the future was written by a clock that has since moved back: it would be
+   * neither due nor aged out until the clock caught up. Its dates move back by as much as it is
+   * ahead (so a job's window keeps its length), and no `nextAt` stays past the horizon.
+   */
+  #redate(): number {
+    const now = this.#now();
+    let redated = 0;
+    for (const f of this.list()) {
+      const ahead = f.queuedAt - now;
+      let { queuedAt, nextAt } = f;
+      if (ahead > FUTURE_SLACK_MS) {
+        queuedAt = now;
+        nextAt -= ahead;
+      }
+      if (nextAt > now + SCHEDULE_HORIZON_MS) nextAt = now;
+      if (queuedAt === f.queuedAt && nextAt === f.nextAt) continue;
+      try {
+        renameSync(f.path, join(this.dir, fileName(queuedAt, f.attempts, nextAt, f.key)));
+      } catch {
+        continue; // claimed meanwhile
+      }
+      redated++;
+      this.#log(
+        'warn',
+        'report outbox file dated in the future (the clock moved back); dated now',
+        {
+          file: f.name,
+          queued_at: new Date(queuedAt).toISOString(),
+          next_at: new Date(nextAt).toISOString(),
+        },
+      );
+    }
+    return redated;
+  }
+
+  /** Files in the outbox the outbox never writes: aside, so they are seen and bounded. */
+  #quarantineStrangers(): number {
+    let moved = 0;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(this.dir, { withFileTypes: true });
+    } catch {
+      return 0;
+    }
+    for (const e of entries) {
+      if (NAME.test(e.name) || OWN_DIRS.has(e.name) || e.isDirectory()) continue;
+      if (this.#setAside(join(this.dir, e.name), e.name, 'not an outbox file')) moved++;
+    }
+    return moved;
+  }
+
+  #setAside(path: string, name: string, why: string): boolean {
+    const to = `${this.#now()}.${randomUUID().slice(0, 8)}.${name.slice(0, 200)}`;
+    try {
+      mkdirSync(this.#quarantine, { recursive: true });
+      renameSync(path, join(this.#quarantine, to));
+    } catch (err) {
+      if (errno(err) !== 'ENOENT')
+        this.#log('error', 'could not move a file to the outbox quarantine', {
+          file: name,
+          error: message(err),
+        });
+      return false;
+    }
+    this.#log('error', `${why}: moved to the outbox quarantine`, {
+      file: name,
+      quarantined_as: join('quarantine', to),
+    });
+    return true;
+  }
+
+  #quarantined(): { name: string; path: string; movedAt: number; size: number }[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.#quarantine);
+    } catch {
+      return [];
+    }
+    return names
+      .map((name) => {
+        const path = join(this.#quarantine, name);
+        return {
+          name,
+          path,
+          movedAt: Number(QUARANTINED.exec(name)?.[1] ?? 0),
+          size: sizeOf(path),
+        };
+      })
+      .sort((a, b) => a.movedAt - b.movedAt || a.name.localeCompare(b.name));
+  }
+
+  async #syncDir(ids: { room?: string; call_id?: string }): Promise<void> {
+    try {
+      await this.#io.syncDir(this.dir);
+    } catch (err) {
+      this.#log('warn', 'report outbox directory not synced: a power cut may lose this report', {
+        ...ids,
+        dir: this.dir,
+        error: message(err),
+      });
     }
   }
 }
@@ -314,7 +581,7 @@ export class OutboxEntry {
   }
 
   read(): Promise<string> {
-    return readFile(this.path, 'utf8');
+    return this.outbox.readKept(this.path);
   }
 }
 
@@ -329,7 +596,14 @@ export type DrainOptions = {
   fetchImpl?: typeof fetch;
 };
 
-export type DrainResult = { delivered: number; dropped: number; kept: number; returned: number };
+export type DrainResult = {
+  delivered: number;
+  dropped: number;
+  kept: number;
+  returned: number;
+  recovered: number;
+  quarantined: number;
+};
 
 /** The delay before attempt `attempts + 1`: exponential, capped, ±20 % jitter. */
 export function backoffMs(attempts: number, retryMs: number, maxBackoffMs: number): number {
@@ -338,42 +612,58 @@ export function backoffMs(attempts: number, retryMs: number, maxBackoffMs: numbe
 }
 
 /**
- * One pass of the worker over the outbox: returns stale claims, enforces the bounds, then posts
- * every due file, oldest first. The first retryable failure ends the pass (the edge is down: one
- * probe per pass, not one per file); once one lands, files not yet due go too (the edge is back).
+ * One pass of the worker over the outbox: repairs it, enforces the bounds, then posts every due
+ * file, oldest first. The first failure that is not final ends the pass (the edge is down, or
+ * refuses what it should take: one probe per pass, not one per file); once one lands, files the
+ * worker already holds (one attempt or more) go too, due or not (the edge is back). A job's
+ * write-ahead file (no attempt yet) is never posted before its `nextAt`: the job may still be
+ * delivering it.
  */
 export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promise<DrainResult> {
   const log = o.log ?? (() => {});
-  const maxBackoffMs = o.maxBackoffMs ?? Math.min(3600_000, 64 * o.retryMs);
-  const result: DrainResult = { delivered: 0, dropped: 0, kept: 0, returned: 0 };
-  result.returned = outbox.returnStaleClaims();
-  result.dropped += (await outbox.enforceBounds()).length;
+  const maxBackoffMs = Math.min(
+    o.maxBackoffMs ?? Math.min(3600_000, 64 * o.retryMs),
+    SCHEDULE_HORIZON_MS,
+  );
+  const repaired = await outbox.repair();
+  const result: DrainResult = {
+    delivered: 0,
+    dropped: (await outbox.enforceBounds()).length,
+    kept: 0,
+    returned: repaired.returned,
+    recovered: repaired.recovered,
+    quarantined: repaired.quarantined,
+  };
   let edgeUp = false;
   const tried = new Set<string>();
   for (;;) {
     const now = outbox.now();
     const next = outbox
       .list()
-      .filter((f) => !tried.has(f.key) && (edgeUp || f.nextAt <= now))
+      .filter((f) => !tried.has(f.key) && (f.nextAt <= now || (edgeUp && f.attempts > 0)))
       .sort((a, b) => a.nextAt - b.nextAt || a.queuedAt - b.queuedAt)[0];
     if (!next) break;
     tried.add(next.key);
     const entry = outbox.claim(next);
     if (!entry) continue;
     let body: string;
-    let report: CallReport;
     try {
       body = await entry.read();
-      report = JSON.parse(body) as CallReport;
-      if (typeof report.room !== 'string' || typeof report.call_id !== 'string')
-        throw new Error('not a report');
     } catch (err) {
-      await entry.remove();
-      result.dropped++;
-      log('error', 'report given up: its outbox file is unreadable', {
+      // EACCES, EIO, EMFILE…: the file may be fine; put it back as it was, for the next pass.
+      if (errno(err) === 'ENOENT') continue;
+      await entry.retryAt(next.nextAt, entry.attempts).catch(() => {});
+      log('error', 'report outbox file could not be read; left for the next pass', {
         file: next.name,
+        code: errno(err) ?? null,
         error: message(err),
       });
+      continue;
+    }
+    const report = parseKept(body);
+    if (!report) {
+      if (outbox.quarantine(entry.path, next.name, 'report outbox file is corrupt (not a report)'))
+        result.quarantined++;
       continue;
     }
     const ids = { room: report.room, call_id: report.call_id };
@@ -397,17 +687,33 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
     } else if (outcome.kind === 'final') {
       await entry.remove();
       result.dropped++;
-      log('error', 'report given up: the edge refused it', { ...ids, detail: outcome.detail });
+      log('error', 'report given up: the edge refused it', {
+        ...ids,
+        status: outcome.status,
+        code: outcome.code,
+        detail: outcome.detail,
+      });
     } else {
       const delay = backoffMs(attempts, o.retryMs, maxBackoffMs);
       await entry.retryAt(outbox.now() + delay, attempts);
-      result.kept++;
-      log('warn', 'report still not delivered; kept in the outbox', {
-        ...ids,
-        attempts,
-        outcome: outcome.detail,
-        retry_in_ms: delay,
-      });
+      if (outcome.kind === 'held')
+        // Not the edge being down: its keys, its view of this room or this clock are wrong, and
+        // someone has to act. Loud at every attempt, until it lands or a bound gives it up.
+        log('error', 'report refused by the edge for now; kept in the outbox', {
+          ...ids,
+          status: outcome.status,
+          code: outcome.code ?? null,
+          attempts,
+          detail: outcome.detail,
+          retry_in_ms: delay,
+        });
+      else
+        log('warn', 'report still not delivered; kept in the outbox', {
+          ...ids,
+          attempts,
+          outcome: outcome.detail,
+          retry_in_ms: delay,
+        });
       break;
     }
   }
@@ -465,6 +771,34 @@ function parse(name: string, dir: string): OutboxFile | undefined {
     nextAt: Number(m[3]),
     key: m[4]!,
   };
+}
+
+function keyFor(callId: string): string {
+  return createHash('sha256').update(callId).digest('hex').slice(0, 32);
+}
+
+/** The report a kept file holds, or undefined when it is not one (corrupt, half written). */
+function parseKept(body: string): CallReport | undefined {
+  try {
+    const r = JSON.parse(body) as Partial<CallReport> | null;
+    return r && typeof r.room === 'string' && typeof r.call_id === 'string'
+      ? (r as CallReport)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return lstatSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
 function readIds(path: string): { room?: string; call_id?: string } {

@@ -13,13 +13,22 @@ import { createRequire } from 'node:module';
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set; the exporter
  * reads the standard `OTEL_EXPORTER_OTLP_*` variables (headers, timeout) itself.
  *
+ * Without the conversation: agents-js marks what a caller said, the replies, the instructions and
+ * the participants' identities as PII (`lk.pii.*`, gen_ai messages) and strips them before export
+ * unless told otherwise, but its own default is to allow them. Here they stay out unless the
+ * operator opts in (`allowContent`, from LIVEKIT_TELEMETRY_ALLOW_PII in agent/config.ts).
+ *
  * The exporter and the SDK are the ones agents-js 1.9 itself depends on (its Cloud tracer uses
  * them): they are loaded from agents-js's own dependency tree, so no second OpenTelemetry copy
  * is installed and the versions always match the ones agents-js was built against.
  */
 export type CallTelemetry = {
-  /** Sends what is buffered and stops exporting; bounded by `timeoutMs`, never throws. */
-  shutdown(timeoutMs?: number): Promise<void>;
+  /**
+   * Sends every span that has ended and stops exporting. The first call starts it; every call
+   * resolves when it is done or at its own `deadline` (epoch ms), whichever comes first, so the
+   * process can exit on time whatever the collector does. Never throws.
+   */
+  flush(deadline: number): Promise<void>;
 };
 
 export function otlpEndpointConfigured(env: Record<string, string | undefined> = process.env) {
@@ -32,7 +41,10 @@ export function otlpEndpointConfigured(env: Record<string, string | undefined> =
  */
 export function setupTelemetry(
   metadata: Record<string, string>,
-  env: Record<string, string | undefined> = process.env,
+  {
+    allowContent = false,
+    env = process.env,
+  }: { allowContent?: boolean; env?: Record<string, string | undefined> } = {},
 ): CallTelemetry | undefined {
   if (!otlpEndpointConfigured(env)) return undefined;
   const fromAgents = createRequire(createRequire(import.meta.url).resolve('@livekit/agents'));
@@ -58,13 +70,17 @@ export function setupTelemetry(
   telemetry.setTracerProvider(provider, {
     metadata,
     registerSpanProcessor: (processor) => fanout.add(processor),
+    // Explicit, so agents-js's allow-by-default (LIVEKIT_TELEMETRY_ALLOW_PII unset) never applies.
+    allowPii: allowContent,
   });
+  let flushed: Promise<void> | undefined;
   return {
-    async shutdown(timeoutMs = 5000) {
+    async flush(deadline) {
+      flushed ??= provider.shutdown().catch(() => {});
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        provider.shutdown().catch(() => {}),
-        new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+        flushed,
+        new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
       ]);
       clearTimeout(timer);
     },

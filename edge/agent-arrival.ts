@@ -1,6 +1,6 @@
 import type { Config } from './config.ts';
 import { closeCall, findCall, firstJoinedCaller } from './ledger/calls.ts';
-import { agentAdmitted } from './ledger/admissions.ts';
+import { ADMITTED_AGENT_GRACE_MS, admittedJob, callerWaitingSince } from './ledger/admissions.ts';
 import { dispatchAgain } from './livekit/dispatch.ts';
 import { agentPresent, announceEnd, deleteRoom } from './livekit/rooms.ts';
 import { log } from './log.ts';
@@ -13,6 +13,19 @@ export type ArrivalOutcome =
  * not yet a dropped dispatch.
  */
 const DISPATCH_SETTLE_MS = 5_000;
+/** Once an admitted job is taken for lost, how long the edge waits for the next one to come. */
+export const REPLACEMENT_WAIT_MS = 10_000;
+/**
+ * How long an admitted job's own watch runs: its grace to join, then the wait for a replacement.
+ * Within a Worker's waitUntil (30 s after the admission's answer).
+ */
+export const ADMISSION_WATCH_MS = ADMITTED_AGENT_GRACE_MS + REPLACEMENT_WAIT_MS;
+/**
+ * No lost job is replaced once the caller has waited this long since joining: a worker whose every
+ * job dies on the way (a crash loop) ends the call as `agent_unavailable` instead of holding a
+ * caller (a SIP caller never hangs up on their own) for ever.
+ */
+export const MAX_AGENT_WAIT_MS = 60_000;
 
 export type Clock = { now(): number; sleep(ms: number): Promise<void> };
 const realClock: Clock = {
@@ -25,11 +38,12 @@ const realClock: Clock = {
  * that finds no worker with room (all at their call cap, or none registered) and never retries
  * it, which would leave the caller alone in a silent room. So the edge looks again with backoff
  * (1, 2, 4, 4… s); a dispatch that has brought no job DISPATCH_SETTLE_MS after it was made is
- * made again; and at AGENT_WAIT_SECONDS, unless an agent job is on its way (admitted by the edge,
- * or listed by LiveKit), the call ends as `agent_unavailable`, the room told why. The retry lives
- * here, not in the page, because every client (mobile SDKs, SIP) gets it and the edge holds what a
- * re-dispatch needs. It runs in the webhook's waitUntil, so the wait stays under the Workers' 30 s.
- * Only the first caller's join watches, so one call has one watcher.
+ * made again; and at AGENT_WAIT_SECONDS the call ends as `agent_unavailable`, the room told why,
+ * unless a job the edge admitted is on its way. Once the edge admits a job, that job's own watch
+ * (watchAdmittedAgent, started by the admission) takes the call over. The retry lives here, not
+ * in the page, because every client (mobile SDKs, SIP) gets it and the edge holds what a
+ * re-dispatch needs. It runs in the webhook's waitUntil, so the wait stays under the Workers'
+ * 30 s. Only the first caller's join watches, so one call has one watcher.
  */
 export async function watchAgentArrival(
   db: D1Database,
@@ -39,29 +53,118 @@ export async function watchAgentArrival(
   clock: Clock = realClock,
 ): Promise<ArrivalOutcome> {
   if ((await firstJoinedCaller(db, room)) !== identity) return 'not_the_first_caller';
-  const deadline = clock.now() + config.AGENT_WAIT_SECONDS * 1000;
+  return untilAgentJoins(db, config, room, clock, {
+    deadline: clock.now() + config.AGENT_WAIT_SECONDS * 1000,
+    note: `no agent within ${config.AGENT_WAIT_SECONDS} s`,
+  });
+}
+
+/**
+ * From the moment the edge admits an agent job until its agent joins. A job can die between its
+ * admission and joining the room (a crash, a kill for memory, its host gone), and LiveKit neither
+ * notices nor dispatches again. So the job gets ADMITTED_AGENT_GRACE_MS to join; past it the edge
+ * takes it for lost, dispatches again at once and admits the next job in its place (whose own
+ * watch then takes over), and if none has come REPLACEMENT_WAIT_MS later, or the caller has
+ * waited MAX_AGENT_WAIT_MS already, the call ends as `agent_unavailable`. Runs in the admission's
+ * waitUntil, so each admitted job is watched whenever it came, also past the first watch.
+ */
+export async function watchAdmittedAgent(
+  db: D1Database,
+  config: Config,
+  room: string,
+  jobId: string,
+  clock: Clock = realClock,
+): Promise<ArrivalOutcome> {
+  const admitted = await admittedJob(db, room);
+  if (admitted?.jobId !== jobId) return 'agent_coming';
+  return untilAgentJoins(db, config, room, clock, {
+    deadline: admitted.at + ADMISSION_WATCH_MS,
+    job: jobId,
+    note: `the admitted agent never joined, and no other came within ${REPLACEMENT_WAIT_MS / 1000} s`,
+  });
+}
+
+/** Starts watchAdmittedAgent in the background of the admission's request (when the edge watches). */
+export function watchAdmittedAgentAfter(
+  ctx: Pick<ExecutionContext, 'waitUntil'>,
+  db: D1Database,
+  config: Config,
+  room: string,
+  jobId: string,
+): void {
+  if (config.AGENT_WAIT_SECONDS === 0) return;
+  ctx.waitUntil(
+    watchAdmittedAgent(db, config, room, jobId).catch((err: unknown) =>
+      log(undefined, 'warn', 'admitted agent watch failed', {
+        room,
+        job_id: jobId,
+        message: err instanceof Error ? err.message : String(err),
+      }),
+    ),
+  );
+}
+
+type Watch = {
+  /** Past this (epoch ms), with no agent and none admitted on its way, the call ends. */
+  deadline: number;
+  /** The admitted job this watch is for; none for a caller's watch. */
+  job?: string;
+  /** Why the call ended, as the ledger's note says it. */
+  note: string;
+};
+
+async function untilAgentJoins(
+  db: D1Database,
+  config: Config,
+  room: string,
+  clock: Clock,
+  watch: Watch,
+): Promise<ArrivalOutcome> {
   let dispatchedAt = clock.now(); // the token's dispatch ran when the caller's join made the room
   let delay = 1_000;
+  let lost: string | undefined;
   for (let attempt = 1; ; attempt++) {
-    await clock.sleep(Math.max(0, Math.min(delay, deadline - clock.now())));
+    await clock.sleep(Math.max(0, Math.min(delay, watch.deadline - clock.now())));
     delay = Math.min(delay * 2, 4_000);
     const call = await findCall(db, room);
     if (call?.status !== 'open') return 'call_over';
-    const late = clock.now() >= deadline;
+    const now = clock.now();
+    const late = now >= watch.deadline;
     try {
       const present = await agentPresent(config, room);
       if (present === undefined) return 'call_over';
       if (present) return 'agent_joined';
-      if (await agentAdmitted(db, room)) {
-        if (late) return 'agent_coming';
-        continue;
+      const admitted = await admittedJob(db, room);
+      // Another job admitted lately: its own watch runs, and takes the call from here.
+      if (admitted && admitted.jobId !== watch.job && now - admitted.at < ADMISSION_WATCH_MS)
+        return 'agent_coming';
+      if (admitted && now - admitted.at < ADMITTED_AGENT_GRACE_MS) continue; // ours, on its way
+      if (admitted && lost !== admitted.jobId) {
+        // Admitted, not in the room past its grace: it died on the way. Another, at once.
+        lost = admitted.jobId;
+        dispatchedAt = -Infinity;
+        log(undefined, 'warn', 'the admitted agent did not join in time: dispatching again', {
+          room,
+          job_id: admitted.jobId,
+          waited_ms: now - admitted.at,
+        });
+        const since = watch.job && (await callerWaitingSince(db, room));
+        if (since && now - since >= MAX_AGENT_WAIT_MS)
+          return await endWithoutAgent(db, config, room, now, {
+            note: `agents kept failing to join for ${MAX_AGENT_WAIT_MS / 1000} s`,
+          });
       }
-      if (!late && clock.now() - dispatchedAt < DISPATCH_SETTLE_MS) continue;
-      const outcome = await dispatchAgain(config, room, call.agent_name);
-      if (outcome === 'in_progress' && late) return 'agent_coming';
-      if (late) return await endWithoutAgent(db, config, room, clock.now());
+      if (late) return await endWithoutAgent(db, config, room, now, watch);
+      if (now - dispatchedAt < DISPATCH_SETTLE_MS) continue;
+      // A job started longer ago than an admitted one may take to join is not coming either.
+      const outcome = await dispatchAgain(
+        config,
+        room,
+        call.agent_name,
+        now - ADMITTED_AGENT_GRACE_MS,
+      );
       if (outcome === 'redispatched') {
-        dispatchedAt = clock.now();
+        dispatchedAt = now;
         log(undefined, 'warn', 'no agent took the call yet: dispatched again', { room, attempt });
       }
     } catch (err) {
@@ -70,7 +173,7 @@ export async function watchAgentArrival(
         room,
         message: err instanceof Error ? err.message : String(err),
       });
-      if (late) return await endWithoutAgent(db, config, room, clock.now());
+      if (late) return await endWithoutAgent(db, config, room, clock.now(), watch);
     }
   }
 }
@@ -80,15 +183,16 @@ async function endWithoutAgent(
   config: Config,
   room: string,
   at: number,
+  { note }: { note: string },
 ): Promise<ArrivalOutcome> {
-  log(undefined, 'warn', 'no agent came within AGENT_WAIT_SECONDS: ending the call', { room });
+  log(undefined, 'warn', 'no agent came: ending the call', { room, note });
   // The ledger first: a client that reads why its room went finds the reason there.
   await closeCall(db, room, {
     reason: 'agent_unavailable',
     endedBy: 'system',
     source: 'api',
     at,
-    note: `no agent within ${config.AGENT_WAIT_SECONDS} s`,
+    note,
     strong: true,
   });
   // The reason next, while the caller is there to hear it; the room goes either way.

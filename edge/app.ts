@@ -16,8 +16,8 @@ export const app = new Hono<AppEnv>()
   .use(accessLog)
   .route('/', callPageRoutes) // before secureHeaders: the page keeps its static _headers
   .use(secureHeaders())
+  .use(corsFromAllowList) // before the config: its errors must reach allow-listed origins
   .use(loadConfig)
-  .use(corsFromAllowList)
   .route('/healthz', healthRoutes)
   .route('/token', tokenRoutes)
   .route('/calls', callRoutes)

@@ -36,23 +36,30 @@ export function errorBody(code: string, message: string, headers: Record<string,
 export const MIGRATE_COMMAND = 'npx wrangler d1 migrations apply LEDGER --local';
 
 /**
- * The ledger's tables (or columns) are missing: no migration, or not the latest, was applied to this
- * D1 database (a fresh clone's `wrangler dev`, or a deploy before `migrations apply --remote`).
- * Retrying cannot help, so this names the command instead of blaming an unavailable ledger.
+ * Every way SQLite refuses a statement because the schema lacks what it names: a table, a column
+ * (read, or written), an index (`INDEXED BY`), the unique index an upsert's `ON CONFLICT` needs.
+ * A statement that needs nothing a missing migration adds runs as usual, so these are the failures
+ * a partly migrated ledger gives, and no outage gives them.
+ */
+const SCHEMA_SHORTFALL =
+  /\bno such (?:table|column|index): [\w.]+|\btable [\w.]+ has no column named \w+|\bON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint/i;
+
+/**
+ * The ledger's schema falls short: no migration, or not the latest, was applied to this D1 database
+ * (a fresh clone's `wrangler dev`, or a deploy before `migrations apply --remote`). Retrying cannot
+ * help, so this names the command instead of blaming an unavailable ledger.
  */
 export function ledgerNotMigrated(err: unknown): ApiError | undefined {
-  const detail = /\bno such (table|column): [\w.]+/i.exec(
-    err instanceof Error ? err.message : String(err),
-  );
+  const detail = SCHEMA_SHORTFALL.exec(err instanceof Error ? err.message : String(err));
   if (!detail) return undefined;
   return new ApiError(
     503,
     'ledger_not_migrated',
-    `the call ledger's database is not migrated (${detail[0]}): run \`${MIGRATE_COMMAND}\` for wrangler dev, or with --remote for the deployed Worker`,
+    `the call ledger's database is not migrated, or not to the latest migration (${detail[0]}): run \`${MIGRATE_COMMAND}\` for wrangler dev, or with --remote for the deployed Worker`,
   );
 }
 
-/** For the ledger guard: rethrows a missing-table failure as `ledger_not_migrated`. */
+/** For the ledger guard: rethrows a schema shortfall as `ledger_not_migrated`. */
 export function throwIfLedgerNotMigrated(err: unknown): void {
   const notMigrated = ledgerNotMigrated(err);
   if (notMigrated) throw notMigrated;

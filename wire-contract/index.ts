@@ -5,3 +5,4 @@ export * from './report.ts';
 export * from './signing.ts';
 export * from './admission.ts';
 export * from './sealed-metadata.ts';
+export * from './report-refusals.ts';

@@ -19,6 +19,9 @@ export type CallRow = {
   end_source: EndSource | null;
   end_strength: number | null;
   end_note: string | null;
+  /** Who asked for the end through the API, when one did (migration 0007). */
+  end_caller_kind: EndCaller['kind'] | null;
+  end_caller_identity: string | null;
   agent_removed_at: number | null;
   dispatch_id: string | null;
   join_by: number | null;
@@ -204,6 +207,22 @@ export async function callRecord(db: D1Database, room: string) {
   };
 }
 
+/**
+ * What a caller may read of its call: the call's row and, for a caller with an identity, its own
+ * participant row (one round trip; never the report nor anyone else's row).
+ */
+export async function callerRecord(db: D1Database, room: string, identity: string | null) {
+  const [calls, own] = await db.batch([
+    db.prepare('SELECT * FROM calls WHERE room = ?').bind(room),
+    db
+      .prepare('SELECT * FROM call_participants WHERE room = ? AND identity = ?')
+      .bind(room, identity),
+  ]);
+  const row = calls?.results[0] as CallRow | undefined;
+  if (!row) return null;
+  return { row, own: own?.results[0] as ParticipantRow | undefined };
+}
+
 export async function wasIssuedTo(
   db: D1Database,
   room: string,
@@ -261,6 +280,15 @@ export async function listCalls(
   };
 }
 
+/**
+ * Who asked for an end through `POST /calls/:room/end`: the kind of credential, and for an end
+ * user or a participant its identity (null for the admin and app keys).
+ */
+export type EndCaller = {
+  kind: 'admin' | 'app' | 'user' | 'participant';
+  identity: string | null;
+};
+
 export type CallEnd = {
   reason: EndReason;
   endedBy: EndedBy;
@@ -268,21 +296,27 @@ export type CallEnd = {
   at: number;
   note?: string | null;
   strong: boolean;
+  /** The API caller who asked for this end; its note is the caller's own (closeCall only). */
+  caller?: EndCaller;
 };
 
 /**
  * Closes the call, or replaces an inferred end with an authoritative one. Returns whether the row
  * changed. The first authoritative end wins, so retries and late reports never rewrite history.
+ * An end an API caller asked for records who asked, and its note (or none) replaces any earlier
+ * one: a note is shown under its caller's name, never under another's. Such an end is always
+ * authoritative, so no later end replaces it and the other writers never touch these columns.
  */
 export async function closeCall(db: D1Database, room: string, end: CallEnd): Promise<boolean> {
   return changedRows(
     db
       .prepare(
         `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
-           end_source = ?5, end_strength = ?6, end_note = COALESCE(?7, end_note)
+           end_source = ?5, end_strength = ?6, end_note = IIF(?8 IS NULL, COALESCE(?7, end_note), ?7),
+           end_caller_kind = ?8, end_caller_identity = ?9
          WHERE room = ?1 AND ${END_APPLIES}`,
       )
-      .bind(room, ...endParams(end)),
+      .bind(room, ...endParams(end), end.caller?.kind ?? null, end.caller?.identity ?? null),
   );
 }
 

@@ -21,7 +21,7 @@ export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise
     return await Promise.race([fn(), timeout]);
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throwIfLedgerNotMigrated(err); // no tables: name the migration command, not an outage
+    throwIfLedgerNotMigrated(err); // schema behind the code: name the command, not an outage
     log(undefined, 'warn', 'ledger failed', {
       what,
       message: err instanceof Error ? err.message.slice(0, 500) : String(err),

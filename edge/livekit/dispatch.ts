@@ -1,7 +1,10 @@
+import type { AgentDispatch } from 'livekit-server-sdk';
 import type { Config } from '../config.ts';
 import { ApiError } from '../errors.ts';
 import { callLiveKit, NOT_FOUND } from './call-livekit.ts';
 import { agentDispatch } from './clients.ts';
+
+type Job = NonNullable<AgentDispatch['state']>['jobs'][number];
 
 /**
  * Dispatches `agentName` into an existing room unless a dispatch for it is already there, so a
@@ -38,12 +41,16 @@ const JOB_RUNNING = 1;
  * with the same metadata (sealed for this room, so still valid), which LiveKit offers to the
  * workers again. The old one stays: LiveKit lists a job seconds after it starts, so an empty list
  * may hide a slow job, which deleting the dispatch would kill; the edge's admission keeps the
- * call to one agent if both arrive.
+ * call to one agent if both arrive. A job started before `startedAfter` (epoch ms) does not count:
+ * LiveKit lists every job it assigned as running for as long as the room lives (agents-js never
+ * reports a job's end, and v1.13.5 does not sweep jobs that never joined), so one that died on its
+ * way would otherwise stand for an agent for ever.
  */
 export async function dispatchAgain(
   config: Config,
   room: string,
   agentName: string,
+  startedAfter = -Infinity,
 ): Promise<'in_progress' | 'redispatched' | 'no_room'> {
   const client = agentDispatch(config);
   const listed = await callLiveKit('ListDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
@@ -51,12 +58,13 @@ export async function dispatchAgain(
   );
   if (listed === NOT_FOUND) return 'no_room';
   const ours = listed.filter((d) => d.agentName === agentName);
-  // A listed job without a state has not reported one yet: it is on its way.
-  const alive = ours.some((d) =>
-    (d.state?.jobs ?? []).some((j) =>
-      [JOB_PENDING, JOB_RUNNING].includes(j.state?.status ?? JOB_PENDING),
-    ),
-  );
+  // A listed job without a state (or a start time) has not reported one yet: it is on its way.
+  const mayStillCome = (j: Job) => {
+    const startedAt = Number((j.state?.startedAt ?? 0n) / 1_000_000n);
+    const status = j.state?.status ?? JOB_PENDING;
+    return [JOB_PENDING, JOB_RUNNING].includes(status) && (!startedAt || startedAt >= startedAfter);
+  };
+  const alive = ours.some((d) => (d.state?.jobs ?? []).some(mayStillCome));
   if (alive) return 'in_progress';
   const created = await callLiveKit('CreateDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
     client.createDispatch(room, agentName, { metadata: ours[0]?.metadata ?? '' }),

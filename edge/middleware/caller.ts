@@ -1,17 +1,11 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  decodeJwt,
-  errors as joseErrors,
-  jwtVerify,
-  type JWTVerifyGetKey,
-} from 'jose';
-import { TokenVerifier } from 'livekit-server-sdk';
-import type { Config } from '../config.ts';
+import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
+import { verifyLiveKitJwt } from '../../wire-contract/index.ts';
+import { ConfigError, type Config } from '../config.ts';
 import type { AppEnv, Caller } from '../env.ts';
 import { ApiError } from '../errors.ts';
+import { identityKeySet, keySetFailure } from '../identity-keys.ts';
 import { randomId } from '../random-id.ts';
 
 type Kind = Caller['kind'];
@@ -63,7 +57,9 @@ async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promi
       'WWW-Authenticate': 'Bearer',
     });
   }
-  if (claims.iss === config.LIVEKIT_API_KEY) return participantFromLiveKitToken(credential, config);
+  // Minted with the current pair, or with the previous one before a key rotation.
+  if (config.liveKitKeyPairs.some((pair) => pair.apiKey === claims.iss))
+    return participantFromLiveKitToken(credential, config);
   return userFromIdentityProvider(credential, config);
 }
 
@@ -76,10 +72,7 @@ async function resolveCaller(c: Context, config: Config, allowed: Kind[]): Promi
 async function participantFromLiveKitToken(jwt: string, config: Config): Promise<Caller> {
   const longestCallSeconds = config.TOKEN_TTL_SECONDS + config.MAX_CALL_DURATION_SECONDS;
   try {
-    const grants = await new TokenVerifier(
-      config.LIVEKIT_API_KEY,
-      config.LIVEKIT_API_SECRET,
-    ).verify(jwt, longestCallSeconds);
+    const grants = await verifyLiveKitJwt(jwt, config.liveKitKeyPairs, longestCallSeconds);
     if (!grants.sub || !grants.video?.room) throw new Error('no identity or room');
     const exp = (grants as { exp?: number }).exp;
     const expired = exp === undefined || exp * 1000 < Date.now() - CLOCK_TOLERANCE_MS;
@@ -93,28 +86,8 @@ async function participantFromLiveKitToken(jwt: string, config: Config): Promise
 
 const CLOCK_TOLERANCE_MS = 10_000;
 
-// Module-level, one set per JWKS source per isolate: jose caches imported and fetched keys per set.
-const keySets = new Map<string, JWTVerifyGetKey>();
-
-function keySet(config: Config): JWTVerifyGetKey | undefined {
-  const source = config.AUTH_JWKS_JSON ?? config.AUTH_JWKS_URL;
-  if (!source) return undefined;
-  let set = keySets.get(source);
-  if (!set) {
-    set = config.AUTH_JWKS_JSON
-      ? createLocalJWKSet(JSON.parse(config.AUTH_JWKS_JSON))
-      : createRemoteJWKSet(new URL(source), {
-          timeoutDuration: 3000,
-          cooldownDuration: 30_000,
-          cacheMaxAge: 600_000,
-        });
-    keySets.set(source, set);
-  }
-  return set;
-}
-
 async function userFromIdentityProvider(jwt: string, config: Config): Promise<Caller> {
-  const keys = keySet(config);
+  const keys = identityKeySet(config);
   if (!keys)
     throw new ApiError(401, 'invalid_credential', 'end-user JWTs are not enabled on this server', {
       'WWW-Authenticate': 'Bearer',
@@ -141,29 +114,19 @@ async function userFromIdentityProvider(jwt: string, config: Config): Promise<Ca
         `JWT claim rejected: ${err.claim} (${err.reason})`,
         www,
       );
-    if (config.AUTH_JWKS_URL && !config.AUTH_JWKS_JSON && keySetUnreachable(err))
+    // The key set's fault rather than the JWT's: never a 401 telling every user to sign in again.
+    const failure = await keySetFailure(config, jwt, err);
+    if (failure?.kind === 'misconfigured')
+      throw new ConfigError(
+        `server configuration is invalid: ${failure.variable} (${failure.problem})`,
+      );
+    if (failure?.kind === 'unreachable')
       throw new ApiError(
         503,
         'identity_provider_unreachable',
-        "could not fetch the identity provider's keys; this is not a problem with the sign-in",
+        `could not fetch the identity provider's keys (${failure.reason}); this is not a problem with the sign-in`,
         { 'Retry-After': '5' },
       );
     throw new ApiError(401, 'invalid_credential', 'JWT signature or algorithm rejected', www);
   }
-}
-
-/**
- * Whether verifying failed because the key set could not be had, not because of the JWT: a
- * timeout, a network error (fetch throws TypeError), a non-200 answer or a body that is not a key
- * set. jose 5 reports the last two only as a generic JOSEError naming the JSON Web Key Set.
- */
-function keySetUnreachable(err: unknown): boolean {
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
-  if (err instanceof TypeError) return true;
-  if (err instanceof Error && err.name === 'AbortError') return true;
-  return (
-    err instanceof joseErrors.JOSEError &&
-    err.code === 'ERR_JOSE_GENERIC' &&
-    /JSON Web Key Set/.test(err.message)
-  );
 }

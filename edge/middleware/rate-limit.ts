@@ -1,15 +1,20 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../env.ts';
+import { clientNetwork } from '../client-network.ts';
 import { ApiError } from '../errors.ts';
 
-/** The client's address as Cloudflare saw it; every request without one shares one key. */
+/**
+ * The client's address as Cloudflare saw it, as the limits key it: an IPv6 address by its /64
+ * (edge/client-network.ts); every request without a readable one shares one key.
+ */
 export function clientAddress(c: Context): string {
-  return c.req.header('cf-connecting-ip') ?? 'unknown';
+  return clientNetwork(c.req.header('cf-connecting-ip'));
 }
 
 /**
- * Per-identity and per-IP limits for end users (trusted backends are not limited here). The
- * Workers binding only says yes or no; its window is the configured period, so that is Retry-After.
+ * Per-identity and per-address (IPv6: per /64) limits for end users (trusted backends are not
+ * limited here). The Workers binding only says yes or no; its window is the configured period, so
+ * that is Retry-After.
  * It counts per Cloudflare location, not globally (docs/configuration.md): a bound on request
  * rates, while the ledger's open-call cap (recordIssuedToken) bounds what a caller holds.
  */

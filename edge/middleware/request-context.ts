@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { configFrom } from '../config.ts';
+import { checkedConfigFrom } from '../config.ts';
 import type { AppEnv } from '../env.ts';
 import { log } from '../log.ts';
 
@@ -17,6 +17,6 @@ export const accessLog: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** Parses config once per env; a bad or missing variable becomes a 503 naming it. */
 export const loadConfig: MiddlewareHandler<AppEnv> = async (c, next) => {
-  c.set('config', configFrom(c.env));
+  c.set('config', await checkedConfigFrom(c.env));
   await next();
 };

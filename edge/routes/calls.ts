@@ -8,13 +8,15 @@ import {
   END_REASONS,
   verifySignedBody,
 } from '../../wire-contract/index.ts';
-import type { AppEnv } from '../env.ts';
+import type { AppEnv, Caller } from '../env.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
-import { presentCall } from '../call-view.ts';
+import { presentCall, presentCallToCaller } from '../call-view.ts';
 import {
+  callerRecord,
   callRecord,
   closeCall,
+  type EndCaller,
   findCall,
   listCalls,
   markAgentRemoved,
@@ -34,6 +36,7 @@ import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
 import { countIfRevival } from '../ledger/revivals.ts';
 import { admitAgentJob } from '../ledger/admissions.ts';
+import { watchAdmittedAgentAfter } from '../agent-arrival.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
 const EndRequest = z
@@ -85,24 +88,43 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
 }
 
-/** A body the agent signed with the LiveKit API secret (reports, admission requests). */
+/**
+ * A body the agent signed with a LiveKit key pair (reports, admission requests): the current pair
+ * or, during a rotation, the previous one, which agents not yet redeployed still hold.
+ */
 async function signedBody(c: Context<AppEnv>, maxBytes: number, what: string): Promise<string> {
-  const config = c.get('config');
   const raw = await readBody(c, maxBytes);
   const verified = await verifySignedBody(
     raw,
     c.req.header('authorization'),
-    config.LIVEKIT_API_KEY,
-    config.LIVEKIT_API_SECRET,
+    c.get('config').liveKitKeyPairs,
   );
   if (!verified.ok)
     throw new ApiError(401, 'invalid_signature', `${what} signature rejected: ${verified.problem}`);
   return raw;
 }
 
+/** Who is asking, as the ledger records an end it asked for. */
+function endCaller(caller: Caller): EndCaller {
+  return { kind: caller.kind, identity: 'identity' in caller ? caller.identity : null };
+}
+
+/**
+ * The call as this caller may see it: the operator view for the admin key, the caller view for
+ * everyone else (participants, users, and the app key: a backend's credential, kept out of the
+ * report's internal detail like the callers it serves; docs/api.md).
+ */
 async function callView(c: Context<AppEnv>, room: string) {
-  const record = await withLedger('read the call', () => callRecord(c.env.LEDGER, room));
-  return record && presentCall(record.row, record.participants, record.report);
+  const caller = c.get('caller');
+  if (caller.kind === 'admin') {
+    const record = await withLedger('read the call', () => callRecord(c.env.LEDGER, room));
+    return record && presentCall(record.row, record.participants, record.report);
+  }
+  const { identity } = endCaller(caller);
+  const record = await withLedger('read the call', () =>
+    callerRecord(c.env.LEDGER, room, identity),
+  );
+  return record && presentCallToCaller(record.row, record.own);
 }
 
 /** The dispatch another request made (or is making) for this room, once it has an id. */
@@ -172,6 +194,7 @@ export const callRoutes = new Hono<AppEnv>()
         at: Date.now(),
         note: body.reason ?? null,
         strong: true,
+        caller: endCaller(c.get('caller')),
       }),
     );
     return c.json({ already_ended: !recorded, call: await callView(c, room) });
@@ -243,12 +266,15 @@ export const callRoutes = new Hono<AppEnv>()
       // out, unless the first was admitted long ago and is not in the room (it died on the way).
       const another = call.agent_job_id != null && call.agent_job_id !== ask.job_id;
       const present = another && (await agentPresent(c.get('config'), room).catch(() => undefined));
-      const admitted =
-        !present &&
-        (await withLedger('admit the agent', () =>
-          admitAgentJob(c.env.LEDGER, room, ask.job_id, Date.now()),
-        ));
-      if (admitted) return c.json({ admit: true } satisfies AdmissionAnswer);
+      const admission = present
+        ? 'refused'
+        : await withLedger('admit the agent', () =>
+            admitAgentJob(c.env.LEDGER, room, ask.job_id, Date.now()),
+          );
+      // A newly admitted job is watched until it joins: one that dies on the way is replaced.
+      if (admission === 'admitted')
+        watchAdmittedAgentAfter(c.executionCtx, c.env.LEDGER, c.get('config'), room, ask.job_id);
+      if (admission !== 'refused') return c.json({ admit: true } satisfies AdmissionAnswer);
       log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
       return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
     }
@@ -289,6 +315,9 @@ export const callRoutes = new Hono<AppEnv>()
         strong: END_REASONS[report.end_reason].authoritative,
       }),
     );
+    // Final, and the agent drops the report on this status and code (FINAL_REPORT_REFUSALS): the
+    // room was never the edge's (an agent /admit let into a room no token of the edge made: a SIP
+    // dispatch rule's, another backend's), or retention deleted its call; no retry can change it.
     if (!found) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
     if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
     log(c, 'info', 'report accepted', {
@@ -298,7 +327,7 @@ export const callRoutes = new Hono<AppEnv>()
     });
     return c.json({ accepted: true, duplicate: false, call_id: report.call_id }, 201);
   })
-  .get('/:room', requireCaller('admin', 'user', 'participant'), async (c) => {
+  .get('/:room', requireCaller('admin', 'app', 'user', 'participant'), async (c) => {
     const room = roomParam(c);
     await authorizeForRoom(c, room);
     const details = await callView(c, room);

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
-import { WebhookReceiver } from 'livekit-server-sdk';
+import { WebhookEvent } from 'livekit-server-sdk';
+import { verifySignedBody } from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { withLedger } from '../ledger/guard.ts';
@@ -11,7 +12,11 @@ import { readBody } from '../request-body.ts';
 
 const MAX_WEBHOOK_BYTES = 256 * 1024;
 
-/** LiveKit webhooks: the raw body and the bare Authorization JWT go to the SDK's receiver unchanged. */
+/**
+ * LiveKit webhooks: the raw body checked against its signature with the check agent reports use
+ * (either configured key pair: LiveKit may still sign with the previous one during a rotation),
+ * then read as the SDK's receiver reads it.
+ */
 export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
   const config = c.get('config');
   const raw = await readBody(c, MAX_WEBHOOK_BYTES);
@@ -22,16 +27,20 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
       'invalid_signature',
       'webhook signature rejected: missing Authorization',
     );
+  const verified = await verifySignedBody(raw, auth, config.liveKitKeyPairs);
+  if (!verified.ok)
+    throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${verified.problem}`);
+  let json;
+  try {
+    json = JSON.parse(raw) as Parameters<typeof WebhookEvent.fromJson>[0];
+  } catch {
+    throw new ApiError(400, 'malformed_json', 'webhook body is not valid JSON');
+  }
   let event;
   try {
-    event = await new WebhookReceiver(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET).receive(
-      raw,
-      auth,
-    );
-  } catch (err) {
-    const problem =
-      err instanceof Error && /sha256/i.test(err.message) ? 'body_hash_mismatch' : 'bad_signature';
-    throw new ApiError(401, 'invalid_signature', `webhook signature rejected: ${problem}`);
+    event = WebhookEvent.fromJson(json, { ignoreUnknownFields: true });
+  } catch {
+    throw new ApiError(400, 'invalid_field', 'webhook body: not a LiveKit webhook event');
   }
   const room = event.room?.name ?? '';
   // One round trip, all or nothing: a failure is a 503 and LiveKit's retry applies the event.

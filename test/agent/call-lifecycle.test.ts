@@ -356,5 +356,56 @@ describe('CallLifecycle', () => {
       expect(reportedAt - start).toBeLessThan(3_000);
       expect(logs.filter((l) => l.level !== 'info')).toEqual([]);
     });
+
+    it('a deadline that arrives while the hooks run cuts the running hook, and the hooks left and the report fit before it', async () => {
+      const { lifecycle, steps, trace } = setup({
+        cleanupBudgetMs: 20_000,
+        reportReserveMs: 5_000,
+        defaultHookTimeoutMs: 10_000,
+      });
+      const reported: { at: number; deadline: number; hooks: string[] }[] = [];
+      lifecycle.onCallEnd('slow', () => new Promise(() => void trace.push('hook:slow')));
+      lifecycle.onCallEnd('next', () => new Promise(() => void trace.push('hook:next')));
+      lifecycle.attach({
+        ...steps,
+        report: async (_s, hooks, deadline) =>
+          void reported.push({ at: Date.now(), deadline, hooks: hooks.map((h) => h.status) }),
+      });
+      void lifecycle.end('participant_left');
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(trace).toContain('hook:slow');
+      // The worker is lost now: this process is gone 4 s from here, whatever runs.
+      const gone = Date.now() + 4_000;
+      void lifecycle.end('drain', { deadline: gone });
+      let finishedAt = Infinity;
+      void lifecycle.finished.then(() => (finishedAt = Date.now()));
+      await vi.runAllTimersAsync();
+      await expect(lifecycle.finished).resolves.toMatchObject({ reason: 'participant_left' });
+      expect(trace).toContain('hook:next'); // still called, however little time is left
+      expect(reported).toHaveLength(1);
+      expect(reported[0]!.hooks).toEqual(['timeout', 'timeout']);
+      expect(reported[0]!.at).toBeLessThan(gone);
+      expect(reported[0]!.deadline).toBeLessThanOrEqual(gone);
+      expect(finishedAt).toBeLessThanOrEqual(gone);
+    });
+
+    it('a deadline that arrives while the report is being delivered cuts the report to it', async () => {
+      const { lifecycle, steps } = setup({ cleanupBudgetMs: 20_000, reportReserveMs: 10_000 });
+      let delivering = false;
+      lifecycle.attach({
+        ...steps,
+        report: () => new Promise(() => void (delivering = true)),
+      });
+      void lifecycle.end('api_end_call');
+      let finishedAt = Infinity;
+      void lifecycle.finished.then(() => (finishedAt = Date.now()));
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(delivering).toBe(true);
+      const gone = Date.now() + 2_000;
+      void lifecycle.end('error', { deadline: gone });
+      await vi.runAllTimersAsync();
+      await lifecycle.finished;
+      expect(finishedAt).toBeLessThanOrEqual(gone);
+    });
   });
 });

@@ -3,8 +3,19 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildReport, deliverReport, REPORT_MAX_BYTES } from '../../agent/call-report.ts';
-import { CallReport, verifySignedBody } from '../../wire-contract/index.ts';
+import {
+  buildReport,
+  deliverReport,
+  REPORT_MAX_BYTES,
+  ReportNotDelivered,
+  ReportRefused,
+} from '../../agent/call-report.ts';
+import {
+  CallReport,
+  FINAL_REPORT_REFUSALS,
+  isFinalReportRefusal,
+  verifySignedBody,
+} from '../../wire-contract/index.ts';
 
 const summary = {
   reason: 'agent_end_call' as const,
@@ -151,13 +162,18 @@ describe('deliverReport', () => {
   let close: (() => void) | undefined;
   afterEach(() => close?.());
 
-  async function edgeAnswering(statuses: number[]) {
+  /** Answers each post with the next status, a refusal in the edge's error shape when a code is given. */
+  async function edgeAnswering(statuses: (number | [number, string])[]) {
     const seen: { auth?: string; body: string }[] = [];
     const server = createServer(async (req, res) => {
       let body = '';
       for await (const c of req) body += c;
       seen.push({ auth: req.headers.authorization, body });
-      res.writeHead(statuses.shift() ?? 201, { 'content-type': 'application/json' }).end('{}');
+      const next = statuses.shift() ?? 201;
+      const [status, code] = typeof next === 'number' ? [next] : next;
+      res
+        .writeHead(status, { 'content-type': 'application/json' })
+        .end(JSON.stringify(code ? { error: { code, message: `refused: ${code}` } } : {}));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     close = () => server.close();
@@ -227,16 +243,38 @@ describe('deliverReport', () => {
   });
 
   it('does not retry a 4xx the edge will never accept', async () => {
-    const edge = await edgeAnswering([400]);
-    await expect(
-      deliverReport(report, {
-        edgeUrl: edge.url,
-        apiKey: 'k',
-        apiSecret: 's',
-        deadline: Date.now() + 10_000,
-      }),
-    ).rejects.toThrow(/refused the report: 400/);
+    const edge = await edgeAnswering([[400, 'invalid_field']]);
+    const done = deliverReport(report, {
+      edgeUrl: edge.url,
+      apiKey: 'k',
+      apiSecret: 's',
+      deadline: Date.now() + 10_000,
+    });
+    await expect(done).rejects.toThrow(/refused the report: 400/);
+    await expect(done).rejects.toBeInstanceOf(ReportRefused);
     expect(edge.seen).toHaveLength(1);
+  });
+
+  it('a 401 (a key rotation, a clock off) is not final: no retry now, an error line naming status and code, and the report is left to the outbox', async () => {
+    const edge = await edgeAnswering([[401, 'invalid_signature']]);
+    const logged: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+    const done = deliverReport(report, {
+      edgeUrl: edge.url,
+      apiKey: 'k',
+      apiSecret: 's',
+      deadline: Date.now() + 10_000,
+      log: (level, msg, fields) => void logged.push({ level, msg, fields }),
+    });
+    await expect(done).rejects.toBeInstanceOf(ReportNotDelivered);
+    await expect(done).rejects.toThrow(/401 invalid_signature/);
+    expect(edge.seen).toHaveLength(1);
+    expect(logged).toEqual([
+      {
+        level: 'error',
+        msg: expect.stringMatching(/refused the report for now/),
+        fields: expect.objectContaining({ status: 401, code: 'invalid_signature' }),
+      },
+    ]);
   });
 
   it('gives up at the deadline when the edge is unreachable', async () => {
@@ -268,5 +306,29 @@ describe('deliverReport', () => {
     expect(minimal).toMatchObject({ call_id: report.call_id, transcript: [], hooks: [] });
     expect(minimal.errors.at(-1)).toMatchObject({ source: 'report' });
     expect(minimal.errors.at(-1)!.message).toMatch(/413/);
+  });
+});
+
+describe('which refusals drop a report', () => {
+  it('only the listed (status, code) pairs: every one a judgement on the body or the room, none on the credential or the clock', () => {
+    expect(FINAL_REPORT_REFUSALS).toEqual([
+      { status: 400, code: 'malformed_body' },
+      { status: 400, code: 'malformed_json' },
+      { status: 400, code: 'invalid_field' },
+      { status: 400, code: 'unsupported_field' },
+      { status: 404, code: 'call_not_found' },
+      { status: 413, code: 'body_too_large' },
+    ]);
+    for (const { status, code } of FINAL_REPORT_REFUSALS)
+      expect(isFinalReportRefusal(status, code)).toBe(true);
+    for (const [status, code] of [
+      [401, 'invalid_signature'],
+      [403, 'forbidden'],
+      [404, 'not_found'],
+      [404, undefined],
+      [400, undefined],
+      [408, 'call_not_found'],
+    ] as const)
+      expect(isFinalReportRefusal(status, code)).toBe(false);
   });
 });

@@ -39,6 +39,7 @@ function steps(
     realtime = false,
     stepTimeoutMs = 8_000,
     callerInRoom = false,
+    started = true,
   } = {},
 ) {
   const calls: string[] = [];
@@ -71,6 +72,7 @@ function steps(
       roomSid: () => 'RM',
       errors: [],
       realtime,
+      started: () => started,
     }),
     calls,
     config,
@@ -263,6 +265,30 @@ describe('ending by mode', () => {
     const { s } = steps('end_for_all', { connected: false });
     await s.finish('error');
     expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
+  });
+
+  it.each(['error', 'drain'] as const)(
+    'a %s end during setup deletes the room in leave mode too: the agent never joined, and the caller would wait alone for it',
+    async (reason) => {
+      const { s, calls } = steps('leave', { connected: false, started: false });
+      await s.finish(reason);
+      expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
+      expect(calls).toEqual([]);
+    },
+  );
+
+  it('an error during setup with the agent already in the room (a hooks module connected it) deletes the room in leave mode too', async () => {
+    const { s, calls } = steps('leave', { connected: true, started: false, callerInRoom: true });
+    await s.finish('error');
+    expect(twirp).toEqual(['DeleteRoom {"room":"call-x"}']);
+    expect(calls).toEqual([]);
+  });
+
+  it('during setup, an end the API or the room decided keeps to its own row (no delete of its own)', async () => {
+    for (const reason of ['api_end_call', 'api_remove_agent', 'room_deleted'] as const) {
+      await steps('leave', { connected: false, started: false }).s.finish(reason);
+    }
+    expect(twirp).toEqual([]);
   });
 
   it('leave only disconnects the agent', async () => {

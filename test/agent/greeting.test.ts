@@ -1,10 +1,26 @@
-import { initializeLogger } from '@livekit/agents';
+import { initializeLogger, voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { GREETING_AUDIO_WAIT_MS, greet, greetingAudio } from '../../agent/greeting.ts';
+import {
+  decodeGreeting,
+  encodeGreeting,
+  GREETING_AUDIO_WAIT_MS,
+  greet,
+  greetingAudio,
+  greetingCacheDir,
+} from '../../agent/greeting.ts';
 import { startOpenAIStandIn, TTS_MS_PER_CHAR, type StandIn } from '../support/openai-stand-in.ts';
 
 let standIn: StandIn;
@@ -61,5 +77,118 @@ describe('the fixed greeting', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('the greeting cache is trusted only when it is ours and whole', () => {
+  const text = 'Welcome to the planted greeting test.';
+  const tts = () => new openai.TTS({ apiKey: 'sk-local', baseURL: standIn.url });
+  const speechRequests = () => standIn.requests.filter((r) => r.path.endsWith('/audio/speech'));
+  const digestOf = (key: string) => createHash('sha256').update(`${key}\n${text}`).digest();
+  const fileOf = (key: string) => `${digestOf(key).toString('hex').slice(0, 32)}.pcm`;
+  /** What an attacker plants: 16 kHz mono, full-scale samples (a loud tone the caller would hear). */
+  const loud = { sampleRate: 16_000, channels: 1, samples: new Int16Array(16_000).fill(32_000) };
+  /** The cache file format before it named its greeting: rate and channels, then samples. */
+  const legacy = (sampleRate: number) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(sampleRate, 0);
+    head.writeUInt32LE(1, 4);
+    return Buffer.concat([head, Buffer.alloc(32_000, 0x7f)]);
+  };
+  /** Asks for the greeting in a fresh job process (nothing in memory); says whether the TTS ran. */
+  async function fetchGreeting(key: string, dir?: string) {
+    vi.resetModules();
+    const { greetingAudio: fresh } = await import('../../agent/greeting.ts');
+    const before = speechRequests().length;
+    const audio = await fresh(tts(), text, key, dir);
+    return { audio, synthesised: speechRequests().length - before === 1 };
+  }
+
+  it('a file planted under the predictable name in the shared temp dir is never played', async () => {
+    const key = `tts-1|alloy|planted-${process.pid}-${Date.now()}`;
+    // Another user on the host got there first: the shared dir is theirs and anyone may write it.
+    const shared = join(tmpdir(), 'livekit-voice-calls-greetings');
+    mkdirSync(shared, { recursive: true, mode: 0o777 });
+    writeFileSync(join(shared, fileOf(key)), legacy(16_000));
+    const { audio, synthesised } = await fetchGreeting(key);
+    expect(synthesised).toBe(true); // synthesised, not read from the plant
+    expect(audio.sampleRate).toBe(24_000);
+    // And the cache it did write lives in a directory only this user can enter.
+    const own = statSync(greetingCacheDir());
+    expect(own.mode & 0o077).toBe(0);
+    expect(own.uid).toBe(process.getuid!());
+  });
+
+  it('a cache directory someone else made (or opened to others) is not read, even with a well-formed file for this very greeting', async () => {
+    const key = 'tts-1|alloy|hijacked';
+    const dir = join(mkdtempSync(join(tmpdir(), 'greeting-test-')), 'cache');
+    mkdirSync(dir, { mode: 0o777 });
+    chmodSync(dir, 0o777); // past the umask
+    if (process.getuid!() === 0) chownSync(dir, 65_534, 65_534); // as root: really another user's
+    writeFileSync(join(dir, fileOf(key)), encodeGreeting(loud, digestOf(key)));
+    const { audio, synthesised } = await fetchGreeting(key, dir);
+    expect(synthesised).toBe(true);
+    expect(audio.sampleRate).toBe(24_000);
+  });
+
+  it('a cache file that says 0 Hz is discarded and the greeting synthesised again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+    const key = 'tts-1|alloy|zero-rate';
+    // 0 Hz: 20 ms frames of nothing, for ever. In the old format, and in the current one.
+    for (const zero of [legacy(0), encodeGreeting({ ...loud, sampleRate: 0 }, digestOf(key))]) {
+      writeFileSync(join(dir, fileOf(key)), zero);
+      const { audio, synthesised } = await fetchGreeting(key, dir);
+      expect(synthesised).toBe(true);
+      expect(audio.sampleRate).toBe(24_000);
+      // Replaced by the good one, which the next job replays.
+      expect((await fetchGreeting(key, dir)).synthesised).toBe(false);
+    }
+  });
+
+  it('a file holding another greeting, or cut short, is discarded and synthesised again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+    const key = 'tts-1|alloy|swapped';
+    const good = encodeGreeting(loud, digestOf(key));
+    for (const wrong of [
+      encodeGreeting(loud, digestOf('tts-1|nova|another')), // renamed from another greeting
+      good.subarray(0, good.length - 2), // cut short
+      Buffer.concat([good, Buffer.alloc(2)]), // longer than its header says
+    ]) {
+      writeFileSync(join(dir, fileOf(key)), wrong);
+      const { audio, synthesised } = await fetchGreeting(key, dir);
+      expect(synthesised).toBe(true);
+      expect(audio.sampleRate).toBe(24_000);
+    }
+  });
+
+  it.each([
+    ['a sample rate below telephony', { sampleRate: 4_000 }, /sample rate/],
+    ['a sample rate beyond any TTS', { sampleRate: 1_000_000 }, /sample rate/],
+    ['no channels', { channels: 0 }, /channels/],
+    ['nine channels', { channels: 9 }, /channels/],
+    ['no samples', { samples: new Int16Array(0) }, /samples/],
+  ])('reads no audio with %s', (_name, change, problem) => {
+    const digest = digestOf('k');
+    expect(() => decodeGreeting(encodeGreeting({ ...loud, ...change }, digest), digest)).toThrow(
+      problem,
+    );
+  });
+});
+
+describe('greeting while the session goes away', () => {
+  it('does not reject when the session closes during the wait for the cached audio (a job would take the crash path)', async () => {
+    const session = new voice.AgentSession({
+      tts: new openai.TTS({ apiKey: 'sk-local', baseURL: standIn.url }),
+    });
+    await session.start({ agent: new voice.Agent({ instructions: 'Be brief.' }) });
+    let deliver!: (pcm: { sampleRate: number; channels: number; samples: Int16Array }) => void;
+    const audio = new Promise<Parameters<typeof deliver>[0]>((r) => (deliver = r));
+    // The lifecycle has not heard of the close yet: agents-js emits Close only once it is done.
+    const greeting = greet(session, { text: 'Hello!', audio }, () => false);
+    const closing = session.close();
+    await new Promise((r) => setImmediate(r)); // closing now: say() throws
+    deliver({ sampleRate: 24_000, channels: 1, samples: new Int16Array(480) });
+    await expect(greeting).resolves.toBeUndefined();
+    await closing;
   });
 });

@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORPHANED_TIMEOUT_MS, PING_INTERVAL_MS } from '../../agent/job-process.ts';
+import { otlpReceiver } from '../support/otlp-receiver.ts';
 
 /**
  * agents-js's real job process (`ipc/job_proc_lazy_main.js`), forked and driven over IPC the way
@@ -14,19 +15,38 @@ import { ORPHANED_TIMEOUT_MS, PING_INTERVAL_MS } from '../../agent/job-process.t
 const agentsDist = dirname(createRequire(import.meta.url).resolve('@livekit/agents'));
 const JOB_MAIN = join(agentsDist, 'ipc/job_proc_lazy_main.js');
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/job-process-agent.ts');
+/** The agent's own job module: without a LiveKit server its call fails at setup and ends. */
+const JOB_TS = resolve(import.meta.dirname, '../../agent/job.ts');
 const dir = mkdtempSync(join(tmpdir(), 'job-contract-'));
 const children: ChildProcess[] = [];
-afterAll(() => children.forEach((c) => c.kill('SIGKILL')));
+/** Where the `ours` jobs export their traces; each finds its own by its job id. */
+let receiver: Awaited<ReturnType<typeof otlpReceiver>>;
+beforeAll(async () => (receiver = await otlpReceiver()));
+afterAll(async () => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  await receiver?.close();
+});
+/** The job's spans that reached the collector while its process was still there. */
+const exportedBefore = (jobId: string, exitAt: number) =>
+  receiver.posts.filter((p) => p.at <= exitAt && p.body.toString('utf8').includes(jobId));
 
 type Mark = { event: string; at: number; [k: string]: unknown };
 
-async function startJob(name: string, env: Record<string, string>) {
+async function startJob(name: string, env: Record<string, string>, agent = FIXTURE) {
   const out = join(dir, `${name}.jsonl`);
-  const child = fork(JOB_MAIN, [FIXTURE], {
-    env: { PATH: process.env.PATH, FIXTURE_OUT: out, ...env },
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+  // The exporter's periodic send is pushed past the test (a standard OTel variable): a span
+  // reaches the collector only if the job flushes it.
+  const traced = env.FIXTURE_MODE === 'ours' && {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: '600000',
+  };
+  const child = fork(JOB_MAIN, [agent], {
+    env: { PATH: process.env.PATH, FIXTURE_OUT: out, ...traced, ...env },
+    stdio: ['ignore', 'pipe', 'ignore', 'ipc'],
   });
   children.push(child);
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   const received: string[] = [];
   child.on('message', (m: { case: string }) => received.push(m.case));
   const exited = new Promise<{ code: number | null; at: number }>((r) =>
@@ -63,16 +83,19 @@ async function startJob(name: string, env: Record<string, string>) {
       },
     },
   });
+  // Whole lines only: the job may be writing the next one as the test reads.
   const marks = (): Mark[] =>
     existsSync(out)
       ? readFileSync(out, 'utf8')
-          .trim()
           .split('\n')
+          .slice(0, -1)
           .map((l) => JSON.parse(l) as Mark)
       : [];
-  await until(() => marks().some((m) => m.event === 'entry'), 10_000);
+  if (agent === FIXTURE) await until(() => marks().some((m) => m.event === 'entry'), 10_000);
   return {
     child,
+    /** The job process's log (agents-js's and ours, JSON lines). */
+    output: () => output,
     received,
     exited,
     marks,
@@ -81,6 +104,11 @@ async function startJob(name: string, env: Record<string, string>) {
     loseWorker() {
       clearInterval(pinger);
       child.disconnect();
+      return lastPing;
+    },
+    /** The worker stalls (its event loop blocked, the process stopped): no pings, channel open. */
+    stallWorker() {
+      clearInterval(pinger);
       return lastPing;
     },
   };
@@ -119,6 +147,17 @@ describe.concurrent("agents-js's job process, as the design relies on it", () =>
     expect(job.at('shutdown-callback')).toBeUndefined();
   }, 40_000);
 
+  it(`a stalled worker (channel open, no pings): the job exits 0 about ${ORPHANED_TIMEOUT_MS / 1000} s after the last ping, without 'disconnect' or its shutdown callbacks`, async () => {
+    const job = await startJob('stall', { FIXTURE_MODE: 'stock' });
+    const lastPing = job.stallWorker();
+    const { code, at } = await job.exited;
+    expect(code).toBe(0);
+    expect(job.at('disconnect')).toBeUndefined();
+    expect(at - lastPing).toBeGreaterThanOrEqual(ORPHANED_TIMEOUT_MS - 500);
+    expect(at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS + 2_500);
+    expect(job.at('shutdown-callback')).toBeUndefined();
+  }, 40_000);
+
   it('a listener that throws kills the job at once, exit 1, no callbacks (no handler in the library)', async () => {
     const job = await startJob('throw-stock', { FIXTURE_MODE: 'stock', FIXTURE_FAULT: 'throw' });
     expect((await job.exited).code).toBe(1);
@@ -134,7 +173,7 @@ describe.concurrent("agents-js's job process, as the design relies on it", () =>
 });
 
 describe.concurrent('our job process handling, inside that real process', () => {
-  it('the worker is lost: no goodbye, and hooks and report run before the orphan exit', async () => {
+  it('the worker is lost: no goodbye; hooks, report and the traces flushed before the orphan exit', async () => {
     const job = await startJob('ours-orphan', { FIXTURE_MODE: 'ours' });
     const lastPing = job.loseWorker();
     const { code, at } = await job.exited;
@@ -144,10 +183,54 @@ describe.concurrent('our job process handling, inside that real process', () => 
     expect(report!.at).toBeLessThan(at);
     expect(report!.at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS);
     expect(job.at('goodbye')).toBeUndefined();
+    const spans = exportedBefore('AJ_ours-orphan', at);
+    expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
+  }, 40_000);
+
+  it('the worker stalls (channel open, no pings): no goodbye; hooks, report and the traces flushed before the orphan exit', async () => {
+    const job = await startJob('ours-stall', { FIXTURE_MODE: 'ours' });
+    const lastPing = job.stallWorker();
+    const { code, at } = await job.exited;
+    expect(code).toBe(0);
+    const report = job.marks().find((m) => m.event === 'report');
+    expect(report, 'the report').toMatchObject({ reason: 'drain', hooks: ['timeout'] });
+    expect(report!.at).toBeLessThan(at);
+    expect(report!.at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS);
+    expect(job.at('goodbye')).toBeUndefined();
+    const spans = exportedBefore('AJ_ours-stall', at);
+    expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
+  }, 40_000);
+
+  // A collector that answers after 2.5 s, longer than the whole exit window (JOB_EXIT_GRACE_MS,
+  // 2 s by default).
+  it('the call has ended, the collector is slow: the trailing spans leave before the process does, with no "teardown is stuck" warning', async () => {
+    const slow = await otlpReceiver({ answerAfterMs: 2_500 });
+    try {
+      const job = await startJob(
+        'job-ts-slow-collector',
+        {
+          LIVEKIT_URL: 'ws://127.0.0.1:1',
+          LIVEKIT_API_KEY: 'k',
+          LIVEKIT_API_SECRET: 's'.repeat(32),
+          OPENAI_API_KEY: 'sk-unused',
+          OTEL_EXPORTER_OTLP_ENDPOINT: slow.url,
+          OTEL_BSP_SCHEDULE_DELAY: '600000',
+        },
+        JOB_TS,
+      );
+      const { code, at } = await job.exited;
+      expect(code).toBe(0);
+      expect(job.output()).toContain('"msg":"call ended"');
+      expect(job.output()).not.toContain('teardown is stuck');
+      const sent = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
+      expect(sent.join()).toContain('agent_session');
+    } finally {
+      await slow.close();
+    }
   }, 40_000);
 
   it.each(['throw', 'reject'])(
-    'a listener that %ss: the call ends as error (client told, hook, report) within the crash budget, then exit 1',
+    'a listener that %ss: the call ends as error (client told, hook, report) within the crash budget, the traces are flushed, then exit 1',
     async (fault) => {
       const job = await startJob(`ours-${fault}`, { FIXTURE_MODE: 'ours', FIXTURE_FAULT: fault });
       const { code, at } = await job.exited;
@@ -156,6 +239,8 @@ describe.concurrent('our job process handling, inside that real process', () => 
       expect(job.marks().find((m) => m.event === 'report')).toMatchObject({ reason: 'error' });
       expect(job.at('report')).toBeLessThan(at);
       expect(at - job.at('entry')!).toBeLessThan(9_000);
+      const spans = exportedBefore(`AJ_ours-${fault}`, at);
+      expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
     },
     40_000,
   );

@@ -1,5 +1,16 @@
 import { initializeLogger } from '@livekit/agents';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -32,7 +43,9 @@ const servers: Server[] = [];
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
-async function edge(answer: (got: Got, n: number) => number, port?: number) {
+/** A status, or a refusal in the edge's error shape (edge/errors.ts: `{ error: { code, message } }`). */
+type Answer = number | { status: number; code: string };
+async function edge(answer: (got: Got, n: number) => Answer, port?: number) {
   const got: Got[] = [];
   const seen = new Set<string>();
   const server = createServer((req, res) => {
@@ -44,10 +57,13 @@ async function edge(answer: (got: Got, n: number) => number, port?: number) {
         const verified = (await verifySignedBody(body, req.headers.authorization, 'k', 's')).ok;
         const g = { room: report.room, callId: report.call_id, verified };
         got.push(g);
-        let status = answer(g, got.length);
+        const a = answer(g, got.length);
+        let status = typeof a === 'number' ? a : a.status;
         if (status === 201 && seen.has(g.callId)) status = 200;
         if (status === 201) seen.add(g.callId);
-        res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+        const reply =
+          typeof a === 'number' ? {} : { error: { code: a.code, message: `refused: ${a.code}` } };
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
       })();
     });
   });
@@ -146,7 +162,9 @@ describe('the job keeps a report the edge cannot take now', () => {
 
   it('a report the edge takes at once leaves nothing behind; a final 4xx is not kept', async () => {
     const dir = freshDir();
-    const ok = await edge((g) => (g.room === 'call-refused' ? 400 : 201));
+    const ok = await edge((g) =>
+      g.room === 'call-refused' ? { status: 400, code: 'invalid_field' } : 201,
+    );
     for (const room of ['call-fine', 'call-refused']) {
       const config = loadAgentConfig({
         LIVEKIT_URL: 'ws://127.0.0.1:1',
@@ -180,13 +198,16 @@ describe('the job keeps a report the edge cannot take now', () => {
 });
 
 describe('the worker drains the outbox', () => {
-  it('201 and 200 (duplicate) both mean delivered; a final 4xx is dropped with a log line naming the call', async () => {
+  it('201 and 200 (duplicate) both mean delivered; a final refusal is dropped with a log line naming the call', async () => {
     const dir = freshDir();
     const { lines, log } = logs();
     const outbox = new ReportOutbox(dir, { log });
     for (const room of ['call-a', 'call-b', 'call-c']) await outbox.add(reportFor(room));
-    // call-b was delivered before (its response lost): the edge answers 200 duplicate.
-    const e = await edge((g) => (g.room === 'call-c' ? 401 : 201));
+    // call-b was delivered before (its response lost): the edge answers 200 duplicate. call-c's
+    // room was never issued by this edge (an /admit of a room it does not know): never accepted.
+    const e = await edge((g) =>
+      g.room === 'call-c' ? { status: 404, code: 'call_not_found' } : 201,
+    );
     e.accepted.add('RM_call-b:AJ_call-b');
     const result = await drainOutbox(outbox, {
       edgeUrl: e.url,
@@ -344,17 +365,293 @@ describe('the worker drains the outbox', () => {
     expect(e.got.map((g) => g.room)).toEqual(['call-busy']);
   });
 
-  it('an unreadable file is dropped with a log line, never retried forever', async () => {
+  it('a corrupt file (not a report) is moved to quarantine/ with an error line, never retried forever', async () => {
     const dir = freshDir();
     const { lines, log } = logs();
     const outbox = new ReportOutbox(dir, { log });
     await outbox.add(reportFor('call-bad'));
-    writeFileSync(outbox.list()[0]!.path, '{not json');
+    const corrupt = outbox.list()[0]!;
+    writeFileSync(corrupt.path, '{not json');
     const e = await edge(() => 201);
-    await drainOutbox(outbox, { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log });
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    await drainOutbox(outbox, opts);
+    await drainOutbox(outbox, opts);
     expect(e.got).toHaveLength(0);
     expect(waiting(dir)).toEqual([]);
-    expect(lines.some((l) => l.level === 'error' && /unreadable/.test(l.msg))).toBe(true);
+    expect(quarantined(dir)).toEqual([expect.stringContaining(corrupt.name)]);
+    const corruptLines = lines.filter((l) => l.level === 'error' && /corrupt/.test(l.msg));
+    expect(corruptLines).toHaveLength(1);
+    expect(corruptLines[0]!.fields).toMatchObject({ file: corrupt.name });
+  });
+});
+
+/** An outbox the stand-in edge is reached from, the way the job's report step uses it. */
+function jobSteps(room: string, edgeUrl: string, dir: string) {
+  const config = loadAgentConfig({
+    LIVEKIT_URL: 'ws://127.0.0.1:1',
+    LIVEKIT_API_KEY: 'k',
+    LIVEKIT_API_SECRET: 's',
+    OPENAI_API_KEY: 'sk',
+    EDGE_URL: edgeUrl,
+    REPORT_OUTBOX_DIR: dir,
+  });
+  return liveKitEndSteps({
+    ctx: {
+      room: { name: room, isConnected: false, remoteParticipants: new Map() },
+      job: { room: { name: room } },
+      info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
+    } as unknown as CallContext['ctx'],
+    session: () => undefined,
+    config,
+    endMode: 'end_for_all',
+    agentName: 'voice-agent',
+    roomSid: () => `RM_${room}`,
+    errors: [],
+    realtime: false,
+  });
+}
+const quarantined = (dir: string) =>
+  existsSync(join(dir, 'quarantine')) ? readdirSync(join(dir, 'quarantine')) : [];
+const keyOf = (callId: string) => createHash('sha256').update(callId).digest('hex').slice(0, 32);
+const host = hostname().replace(/[~/]/g, '_');
+
+describe('only a refusal that can never change drops a report', () => {
+  it('401 (a key rotation, a clock minutes off): the job keeps the report, the worker retries it with an error line each time, and delivers it once the edge accepts', async () => {
+    const dir = freshDir();
+    let answer: Answer = { status: 401, code: 'invalid_signature' };
+    const e = await edge(() => answer);
+    // The report step resolves: the report is safe in the outbox, not refused for good.
+    await jobSteps('call-rotated', e.url, dir).report(
+      summary('call-rotated'),
+      [],
+      Date.now() + 5_000,
+    );
+    expect(waiting(dir)).toHaveLength(1);
+    expect(e.got).toHaveLength(1); // a refusal is not retried at once: the outbox backs off
+
+    let now = Date.now();
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now });
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    for (let pass = 1; pass <= 2; pass++) {
+      expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, dropped: 0, kept: 1 });
+      const loud = lines.filter((l) => l.level === 'error');
+      expect(loud).toHaveLength(pass);
+      expect(loud.at(-1)!.fields).toMatchObject({
+        room: 'call-rotated',
+        call_id: 'RM_call-rotated:AJ_call-rotated',
+        status: 401,
+        code: 'invalid_signature',
+      });
+      now += 3600_000;
+    }
+    answer = 201; // the edge has the new key (or the clock is right again)
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 1, kept: 0 });
+    expect([...e.accepted]).toEqual(['RM_call-rotated:AJ_call-rotated']);
+    expect(waiting(dir)).toEqual([]);
+  });
+
+  it('403, 408 and a 404 that is not call_not_found wait in the outbox; 404 call_not_found, a 400 naming the body and a second 413 drop it', async () => {
+    const cases: [Answer, 'kept' | 'dropped'][] = [
+      [{ status: 403, code: 'forbidden' }, 'kept'],
+      [{ status: 408, code: 'timeout' }, 'kept'],
+      [{ status: 404, code: 'not_found' }, 'kept'], // no such route: a wrong EDGE_URL
+      [404, 'kept'], // a 404 without the edge's error body (a proxy)
+      [400, 'kept'], // a 400 without the edge's code is not the edge judging the body
+      [{ status: 404, code: 'call_not_found' }, 'dropped'],
+      [{ status: 400, code: 'invalid_field' }, 'dropped'],
+      [{ status: 400, code: 'malformed_json' }, 'dropped'],
+      [{ status: 413, code: 'body_too_large' }, 'dropped'], // the minimal report too
+    ];
+    for (const [answer, fate] of cases) {
+      const dir = freshDir();
+      const { lines, log } = logs();
+      const outbox = new ReportOutbox(dir, { log });
+      await outbox.add(reportFor('call-x'));
+      const e = await edge(() => answer);
+      const result = await drainOutbox(outbox, {
+        edgeUrl: e.url,
+        apiKey: 'k',
+        apiSecret: 's',
+        retryMs: 1000,
+        log,
+      });
+      const label = JSON.stringify(answer);
+      expect(result, label).toMatchObject(
+        fate === 'kept' ? { dropped: 0, kept: 1 } : { dropped: 1, kept: 0 },
+      );
+      expect(waiting(dir), label).toHaveLength(fate === 'kept' ? 1 : 0);
+      const status = typeof answer === 'number' ? answer : answer.status;
+      if (status !== 408)
+        expect(
+          lines.filter((l) => l.level === 'error' && l.fields.status === status),
+          label,
+        ).toHaveLength(1);
+    }
+  });
+});
+
+describe("the worker's drain leaves a live job's report to the job", () => {
+  it("one due report lands: a live job's write-ahead file, not yet due, is not posted with it", async () => {
+    const dir = freshDir();
+    const now = 1_000_000;
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now });
+    await outbox.add(reportFor('call-due'), { attempts: 1 }); // handed over by a finished job
+    const live = await outbox.add(reportFor('call-live'), { notBefore: now + 30_000 });
+    const e = await edge(() => 201);
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 1, kept: 1 });
+    expect(e.got.map((g) => g.room)).toEqual(['call-due']);
+    // The job still owns its file: it delivers and removes it, or hands it over, without a race.
+    expect(existsSync(live!.path)).toBe(true);
+    await live!.retryAt(now, 1);
+    await drainOutbox(outbox, opts);
+    expect(e.got.map((g) => g.room)).toEqual(['call-due', 'call-live']);
+  });
+});
+
+describe('outbox odds', () => {
+  const opts = (url: string, log: OutboxLog) => ({
+    edgeUrl: url,
+    apiKey: 'k',
+    apiSecret: 's',
+    retryMs: 1000,
+    log,
+  });
+
+  it("a report fsynced into tmp/ whose rename never happened is recovered and delivered, not deleted; a live writer's is left alone", async () => {
+    const dir = freshDir();
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, { log });
+    outbox.ensure();
+    const tmp = (name: string, body: string, ageMs = 0) => {
+      const p = join(dir, 'tmp', name);
+      writeFileSync(p, body);
+      const at = (Date.now() - ageMs) / 1000;
+      utimesSync(p, at, at);
+    };
+    const body = (room: string) => JSON.stringify(reportFor(room));
+    const key = (room: string) => keyOf(`RM_${room}:AJ_${room}`);
+    // A job on this host that died between its fsync and its rename (its pid is gone).
+    tmp(`${key('call-died')}~${host}~999999999~gone~${Date.now()}.tmp`, body('call-died'));
+    // One left two hours ago by an agent that named its temp files <key>.<pid>.<random>.
+    tmp(`${key('call-older')}.12345.abcd1234`, body('call-older'), 2 * 3600_000);
+    // A job that died mid-write: half a report. Nothing to send; kept aside for a look.
+    tmp(
+      `${key('call-half')}~${host}~999999998~gone~${Date.now()}.tmp`,
+      body('call-half').slice(0, 40),
+    );
+    // A job on this host still writing (its pid is alive).
+    tmp(
+      `${key('call-writing')}~${host}~${process.ppid}~other~${Date.now()}.tmp`,
+      body('call-writing'),
+    );
+    const e = await edge(() => 201);
+    await drainOutbox(outbox, opts(e.url, log));
+    expect(e.got.map((g) => g.room).sort()).toEqual(['call-died', 'call-older']);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([expect.stringContaining(key('call-writing'))]);
+    expect(quarantined(dir)).toEqual([expect.stringContaining(key('call-half'))]);
+    expect(
+      lines
+        .filter((l) => /recovered/.test(l.msg))
+        .map((l) => l.fields.room)
+        .sort(),
+    ).toEqual(['call-died', 'call-older']);
+  });
+
+  it('a file dated in the future (a clock that jumped back) is due, and ages out, from now', async () => {
+    const dir = freshDir();
+    let now = 2_000_000_000_000;
+    const { log } = logs();
+    const day = 86400_000;
+    // Written while the clock was ten days ahead.
+    await new ReportOutbox(dir, { now: () => now + 10 * day }).add(reportFor('call-ahead'));
+    // Queued now, but rescheduled while the clock was ten days ahead.
+    writeFileSync(
+      join(dir, `${now}.1.${now + 10 * day}.${keyOf('RM_call-later:AJ_call-later')}.json`),
+      JSON.stringify(reportFor('call-later')),
+    );
+    const outbox = new ReportOutbox(dir, { log, now: () => now, maxAgeMs: 3600_000 });
+    const e = await edge(() => 503);
+    await drainOutbox(outbox, opts(e.url, log)); // the edge is down: one probe per pass
+    now += 2_000;
+    await drainOutbox(outbox, opts(e.url, log));
+    expect(e.got.map((g) => g.room).sort()).toEqual(['call-ahead', 'call-later']);
+    for (const f of outbox.list()) expect(f.queuedAt).toBeLessThanOrEqual(now);
+    now += 3600_000 + 10_000;
+    expect((await outbox.enforceBounds()).map((d) => d.room).sort()).toEqual([
+      'call-ahead',
+      'call-later',
+    ]);
+  });
+
+  it('EACCES, EIO or EMFILE reading a file leaves it for the next pass, with an error line; it is not deleted', async () => {
+    for (const code of ['EACCES', 'EIO', 'EMFILE']) {
+      const dir = freshDir();
+      const { lines, log } = logs();
+      let failing = true;
+      const outbox = new ReportOutbox(dir, {
+        log,
+        io: {
+          readFile: async (path) => {
+            if (failing) throw Object.assign(new Error(`${code}: fake, read '${path}'`), { code });
+            return readFile(path, 'utf8');
+          },
+        },
+      });
+      await outbox.add(reportFor('call-io'));
+      const e = await edge(() => 201);
+      expect(await drainOutbox(outbox, opts(e.url, log)), code).toMatchObject({
+        delivered: 0,
+        dropped: 0,
+        kept: 1,
+      });
+      expect(e.got, code).toHaveLength(0);
+      expect(waiting(dir), code).toHaveLength(1);
+      expect(quarantined(dir), code).toEqual([]);
+      expect(
+        lines.find((l) => l.level === 'error' && l.fields.code === code),
+        code,
+      ).toBeDefined();
+      failing = false;
+      expect(await drainOutbox(outbox, opts(e.url, log)), code).toMatchObject({ delivered: 1 });
+    }
+  });
+
+  it('the outbox directory is fsynced after the rename that makes a report durable', async () => {
+    const dir = freshDir();
+    const synced: string[][] = [];
+    const outbox = new ReportOutbox(dir, {
+      io: { syncDir: async (d) => void synced.push([d, ...waiting(d)]) },
+    });
+    await outbox.add(reportFor('call-sync'));
+    expect(synced).toEqual([[dir, outbox.list()[0]!.name]]);
+    // And the real one works on a real directory.
+    const { lines, log } = logs();
+    await new ReportOutbox(freshDir(), { log }).add(reportFor('call-real'));
+    expect(lines).toEqual([]);
+  });
+
+  it('files with unexpected names are moved to quarantine/ with an error line, and count against the bounds (dropped first)', async () => {
+    const dir = freshDir();
+    let now = 1_000_000;
+    const { lines, log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now++, maxFiles: 3 });
+    await outbox.add(reportFor('call-k1'));
+    await outbox.add(reportFor('call-k2'));
+    writeFileSync(join(dir, 'notes.txt'), 'an operator left this here');
+    writeFileSync(join(dir, '17.json'), '{}');
+    const e = await edge(() => 503);
+    const result = await drainOutbox(outbox, opts(e.url, log));
+    expect(readdirSync(dir).filter((n) => !['sending', 'tmp', 'quarantine'].includes(n))).toEqual(
+      waiting(dir),
+    );
+    expect(waiting(dir)).toHaveLength(2); // both reports are still there
+    expect(result.dropped).toBe(1); // four files over a bound of three: a quarantined one went
+    expect(quarantined(dir)).toHaveLength(1);
+    const moved = lines.filter((l) => l.level === 'error' && /quarantine/.test(l.msg));
+    expect(moved.map((l) => l.fields.file).sort()).toEqual(['17.json', 'notes.txt']);
   });
 });
 

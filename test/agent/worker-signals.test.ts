@@ -11,7 +11,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function startWorker() {
+async function startWorker(env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['agent/main.ts', 'start'], {
     env: {
       PATH: process.env.PATH,
@@ -21,6 +21,7 @@ async function startWorker() {
       OPENAI_API_KEY: 'sk-unused',
       AGENT_HEALTH_PORT: String(await freePort()),
       LOG_LEVEL: 'debug',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -37,7 +38,7 @@ async function startWorker() {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { child, exited, waitFor };
+  return { child, exited, waitFor, output: () => output };
 }
 
 describe('the worker and its signals', () => {
@@ -57,5 +58,23 @@ describe('the worker and its signals', () => {
     await w.waitFor('SIGINT received');
     w.child.kill('SIGINT');
     expect(await w.exited).toEqual({ code: 130, signal: null });
+  });
+
+  // The pool starts its processes one at a time, each only once the one before is initialized
+  // (ipc/proc_pool.js): right after "starting worker" the first is starting and the others wait
+  // their turn unstarted. agents-js's own drain joins each of them, and join() on an unstarted one
+  // throws "runner not started" (ipc/supervised_proc.js), which ended the drain at once. This pins
+  // what agent/worker-drain.ts relies on: the CLI drains through AgentServer.drain, and agents-js's
+  // drain still throws there (once it stops, the guard's line goes and this test says so).
+  it('SIGTERM while the pool is still starting its processes: the worker drains anyway (no "runner not started" error), exit 143', async () => {
+    const w = await startWorker({ AGENT_MAX_CONCURRENT_CALLS: '4', AGENT_IDLE_PROCESSES: '3' });
+    await w.waitFor('starting worker');
+    w.child.kill('SIGTERM');
+    expect(await w.exited).toEqual({ code: 143, signal: null });
+    expect(w.output()).toContain('SIGTERM received');
+    expect(w.output()).not.toMatch(/"level":50[^\n]*runner not started/);
+    expect(w.output()).toMatch(
+      /"level":"info","msg":"agents-js could not join a pooled process[^\n]*"error":"runner not started"/,
+    );
   });
 });

@@ -1,10 +1,11 @@
-import { DisconnectReason, dispose } from '@livekit/rtc-node';
+import { DisconnectReason, dispose, ParticipantKind } from '@livekit/rtc-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { type CallClient } from '../support/call-client.ts';
-import { System } from '../support/system.ts';
+import { pidAlive, System } from '../support/system.ts';
 
 /**
  * No call goes unanswered because a worker was busy: a worker takes calls up to its cap (counted
@@ -117,6 +118,22 @@ describe.skipIf(!bin)('every call gets its agent, or is told why not', () => {
       expect(c.room.isConnected).toBe(true);
       await endCall(c);
     }
+  });
+
+  it('an agent job killed after the edge admitted it, before it joined: the edge dispatches again and the next job answers the call', async () => {
+    const c = await system.backendCaller(unique('dies-before-joining'));
+    // The admitted job's grace to join, then a new dispatch and a new job.
+    await greeted(c, (AGENT_WAIT_SECONDS + 25) * 1000);
+    const died = JSON.parse(
+      readFileSync(join(system.hooksDir, `${c.roomName}.died.json`), 'utf8'),
+    ) as { pid: number; job: string };
+    expect(pidAlive(died.pid)).toBe(false);
+    const agents = [...c.room.remoteParticipants.values()].filter(
+      (p) => p.kind === ParticipantKind.AGENT,
+    );
+    expect(agents).toHaveLength(1);
+    expect(agents[0]!.identity).not.toContain(died.job);
+    await endCall(c);
   });
 
   it('a worker in dev mode, its CPUs saturated by busy loops, still takes call after call up to its cap', async () => {

@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { watchAgentArrival, type Clock } from '../../edge/agent-arrival.ts';
+import {
+  ADMISSION_WATCH_MS,
+  MAX_AGENT_WAIT_MS,
+  watchAdmittedAgent,
+  watchAgentArrival,
+  type Clock,
+} from '../../edge/agent-arrival.ts';
+import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../../edge/ledger/admissions.ts';
 import { configFrom } from '../../edge/config.ts';
 import {
   fakeLiveKit,
@@ -23,12 +30,26 @@ function fakeClock(): Clock & { slept: number[] } {
 const config = configFrom({ ...testEnv, AGENT_WAIT_SECONDS: '20' });
 const AGENT = { identity: 'agent-1', kind: 'AGENT' };
 const CALLER = { identity: 'caller', kind: 'STANDARD' };
-const dispatch = (jobs: { state: { status: string } }[] = []) =>
+type ListedJob = { id?: string; state: { status: string; startedAt?: string } };
+const dispatch = (jobs: ListedJob[] = []) =>
   Response.json({
     agentDispatches: [
       { id: 'AD_1', agentName: 'voice-agent', room: 'r', metadata: 'sealed', state: { jobs } },
     ],
   });
+
+/** The edge admitted `jobId` as the call's agent at `at` (POST /calls/:room/admit). */
+const admitAt = (room: string, jobId: string, at: number) =>
+  testEnv.LEDGER.prepare(
+    'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
+  )
+    .bind(room, jobId, at)
+    .run();
+/** A job as LiveKit lists it for ever once assigned: running, since `startedAt` (epoch ms). */
+const runningJob = (id: string, startedAt: number): ListedJob => ({
+  id,
+  state: { status: 'JS_RUNNING', startedAt: String(BigInt(startedAt) * 1_000_000n) },
+});
 
 /** A call whose caller has joined (the webhook the watcher starts from). */
 async function joinedCall(sub: string) {
@@ -77,19 +98,39 @@ describe('waiting for the agent after the caller joined', () => {
     expect((await ledgerRow(room))!.status).toBe('open');
   });
 
-  it('waits without dispatching again while the job the edge admitted is on its way, and stops at the deadline', async () => {
+  it('hands the call over to a job the edge admitted (its own watch), without dispatching again', async () => {
     const room = await joinedCall('admitted');
-    await testEnv.LEDGER.prepare(
-      'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
-    )
-      .bind(room, 'AJ_slow', Date.now())
-      .run();
+    const clock = fakeClock();
+    await admitAt(room, 'AJ_slow', clock.now());
     const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted', fakeClock())).toBe(
+    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted', clock)).toBe(
       'agent_coming',
     );
-    expect(new Set(lk.methods())).toEqual(new Set(['ListParticipants']));
+    expect(lk.methods()).toEqual(['ListParticipants']);
     expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('an agent admitted long ago that never joined is not on its way: the watch dispatches again (LiveKit still lists the dead job as running) and the next agent answers', async () => {
+    const room = await joinedCall('admitted-dead');
+    const clock = fakeClock();
+    const long = clock.now() - 30_000;
+    await admitAt(room, 'AJ_dead', long);
+    let created = 0;
+    const lk = fakeLiveKit({
+      ListParticipants: () =>
+        Response.json({ participants: created > 0 ? [CALLER, AGENT] : [CALLER] }),
+      ListDispatch: () => dispatch([runningJob('AJ_dead', long - 500)]),
+      CreateDispatch: () => {
+        created++;
+        return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
+      },
+    });
+    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted-dead', clock)).toBe(
+      'agent_joined',
+    );
+    expect(lk.bodiesOf('CreateDispatch')).toEqual([
+      { room, agentName: 'voice-agent', metadata: 'sealed' },
+    ]);
   });
 
   it('leaves a dispatch alone while its job may still bring the agent', async () => {
@@ -165,5 +206,141 @@ describe('waiting for the agent after the caller joined', () => {
       'not_the_first_caller',
     );
     expect(lk.calls).toHaveLength(0);
+  });
+});
+
+describe('an admitted agent job that does not join', () => {
+  /** A call whose first job the edge admitted now (as POST /calls/:room/admit does). */
+  async function admittedCall(sub: string, clock: Clock) {
+    const room = await joinedCall(sub);
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_first', clock.now())).toBe('admitted');
+    return room;
+  }
+
+  it('joins within its grace: nothing is dispatched', async () => {
+    const clock = fakeClock();
+    const room = await admittedCall('joins', clock);
+    let looks = 0;
+    const lk = fakeLiveKit({
+      ListParticipants: () =>
+        Response.json({ participants: ++looks < 3 ? [CALLER] : [CALLER, AGENT] }),
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_joined',
+    );
+    expect(lk.methods()).not.toContain('CreateDispatch');
+  });
+
+  it('died on the way: past its grace the edge dispatches again at once, admits the next job in its place, and the call is answered', async () => {
+    const clock = fakeClock();
+    const admittedAt = clock.now();
+    const room = await admittedCall('dies', clock);
+    let createdAt: number | undefined;
+    const lk = fakeLiveKit({
+      ListParticipants: () =>
+        Response.json({
+          participants: createdAt && clock.now() > createdAt ? [CALLER, AGENT] : [CALLER],
+        }),
+      // LiveKit lists the dead job as running for as long as the room lives.
+      ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
+      CreateDispatch: () => {
+        createdAt = clock.now();
+        return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
+      },
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_joined',
+    );
+    expect(createdAt! - admittedAt).toBe(ADMITTED_AGENT_GRACE_MS);
+    expect(lk.bodiesOf('CreateDispatch')).toEqual([
+      { room, agentName: 'voice-agent', metadata: 'sealed' },
+    ]);
+    // The next job asks to be admitted (after the new dispatch): it is, in the lost one's place.
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_next', createdAt! + 1_000)).toBe(
+      'admitted',
+    );
+  });
+
+  it('once the next job is admitted, leaves the call to that job’s own watch', async () => {
+    const clock = fakeClock();
+    const admittedAt = clock.now();
+    const room = await admittedCall('replaced', clock);
+    const lk = fakeLiveKit({
+      ListParticipants: () => Response.json({ participants: [CALLER] }),
+      ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
+      CreateDispatch: () => {
+        void admitAgentJob(testEnv.LEDGER, room, 'AJ_next', clock.now() + 500);
+        return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
+      },
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_coming',
+    );
+    expect(lk.methods().filter((m) => m === 'CreateDispatch')).toHaveLength(1);
+    expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('no other comes: the call ends as agent_unavailable once the replacement wait is over, the room told why', async () => {
+    const clock = fakeClock();
+    const admittedAt = clock.now();
+    const room = await admittedCall('none-comes', clock);
+    const lk = fakeLiveKit({
+      ListParticipants: () => Response.json({ participants: [CALLER] }),
+      ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
+      CreateDispatch: () => Response.json({ id: 'AD_n', agentName: 'voice-agent', room }),
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_unavailable',
+    );
+    expect(clock.now() - admittedAt).toBe(ADMISSION_WATCH_MS);
+    expect(lk.methods().slice(-2)).toEqual(['SendData', 'DeleteRoom']);
+    expect(await ledgerRow(room)).toMatchObject({
+      status: 'ended',
+      end_reason: 'agent_unavailable',
+      ended_by: 'system',
+    });
+  });
+
+  it(`a caller who has waited ${MAX_AGENT_WAIT_MS / 1000} s already gets no further replacement: agent_unavailable (a crash loop ends)`, async () => {
+    const clock = fakeClock();
+    const admittedAt = clock.now();
+    const room = await admittedCall('crash-loop', clock);
+    await testEnv.LEDGER.prepare(
+      "UPDATE call_participants SET joined_at = ?2 WHERE room = ?1 AND kind != 'AGENT'",
+    )
+      .bind(room, clock.now() - MAX_AGENT_WAIT_MS)
+      .run();
+    const lk = fakeLiveKit({
+      ListParticipants: () => Response.json({ participants: [CALLER] }),
+      ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_unavailable',
+    );
+    expect(lk.methods()).not.toContain('CreateDispatch');
+    expect((await ledgerRow(room))!.end_reason).toBe('agent_unavailable');
+  });
+});
+
+describe('admitting agent jobs', () => {
+  it('one per call: the same job again is still admitted, another within the grace is not, one after the grace replaces it', async () => {
+    const room = await joinedCall('admissions');
+    const t = 5_000_000;
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t)).toBe('admitted');
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t + 1_000)).toBe('again');
+    // A retried request keeps the first admission's time: its grace is not extended.
+    expect((await ledgerRow(room))!.agent_admitted_at).toBe(t);
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS - 1)).toBe(
+      'refused',
+    );
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS + 1)).toBe(
+      'admitted',
+    );
+    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_b');
+  });
+
+  it('the grace is shorter than the longest AGENT_WAIT_SECONDS, and a whole admission watch fits in a waitUntil', () => {
+    expect(ADMITTED_AGENT_GRACE_MS).toBeLessThan(25_000);
+    expect(ADMISSION_WATCH_MS).toBeLessThanOrEqual(25_000);
   });
 });

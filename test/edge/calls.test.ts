@@ -15,6 +15,7 @@ import {
   seedCall,
   testEnv,
   twirpError,
+  type CallerView,
   type CallList,
   type CallView,
   type DispatchResponse,
@@ -125,7 +126,7 @@ describe('POST /calls/:room/end', () => {
 
     it('still reads the call while it is open', async () => {
       const token = await issueToken('long-reader');
-      const res = await call<CallView>(`/calls/${token.room_name}`, {
+      const res = await call<CallerView>(`/calls/${token.room_name}`, {
         headers: await expiredFor(token.room_name, 'long-reader'),
       });
       expect(res.status).toBe(200);
@@ -502,14 +503,19 @@ describe('backend keys are compared whole', () => {
 });
 
 describe('GET /calls/:room', () => {
-  it('shows the call to its participant', async () => {
+  it('shows the call to its participant: the caller view (test/edge/call-views.test.ts)', async () => {
     const { room_name } = await issueToken('viewer');
-    const mine = await call<CallView>(`/calls/${room_name}`, {
+    const mine = await call<CallerView>(`/calls/${room_name}`, {
       headers: await bearerFor('viewer'),
     });
     expect(mine.status).toBe(200);
-    expect(mine.data).toMatchObject({ room: room_name, status: 'open', report: null });
-    expect(mine.data.participants!.map((p) => p.identity)).toEqual(['viewer']);
+    expect(mine.data).toMatchObject({
+      room: room_name,
+      status: 'open',
+      end_reason: null,
+      caller: { identity: 'viewer', joined_at: null },
+    });
+    expect(mine.data).not.toHaveProperty('report');
   });
 
   it('shows the call to the admin: its state, its participants and its report', async () => {

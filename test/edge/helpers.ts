@@ -3,7 +3,7 @@ import { importJWK, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { expect, vi } from 'vitest';
 import type { CallReport, EndedBy, EndReason } from '../../wire-contract/index.ts';
-import type { presentCall } from '../../edge/call-view.ts';
+import type { presentCall, presentCallToCaller } from '../../edge/call-view.ts';
 import worker from '../../edge/index.ts';
 import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
 import type { applyWebhook } from '../../edge/ledger/webhook-events.ts';
@@ -20,8 +20,10 @@ export const APP = { Authorization: `Bearer ${testEnv.APP_API_KEY}` };
 
 /** Every error the edge answers: `{ error: { code, message } }`. */
 export type ErrorBody = { error: { code: string; message: string } };
-/** What `GET /calls/:room` answers, and what the end-call endpoint nests under `call`. */
+/** What `GET /calls/:room` answers the admin key, and the end-call endpoint nests under `call`. */
 export type CallView = ReturnType<typeof presentCall>;
+/** The same for every credential but the admin key: the caller view. */
+export type CallerView = ReturnType<typeof presentCallToCaller>;
 export type TokenResponse = {
   server_url: string;
   participant_token: string;

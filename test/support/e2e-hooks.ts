@@ -7,7 +7,8 @@ import type { HooksModule } from '../../agent/hooks-module.ts';
  * marker file (with the reason and the job's pid) so tests can see that it ran and what it was told.
  * Rooms named `chaos-…` also get a hook that hangs and one that throws, registered first;
  * `late-hook-…` a hook that registers another while the call is ending, and a stock shutdown
- * callback on `ctx`; `setup-fails-…` a hooks module that throws after registering.
+ * callback on `ctx`; `setup-fails-…` a hooks module that throws after registering;
+ * `dies-before-joining-…` a first job that is killed (SIGKILL) once admitted, before it joins.
  */
 export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
   const dir = process.env.E2E_HOOKS_DIR;
@@ -19,6 +20,20 @@ export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
       join(dir, `${room}.${hook}.json`),
       JSON.stringify({ hook, pid: process.pid, at: Date.now(), ...extra }),
     );
+  if (room.startsWith('dies-before-joining-')) {
+    // The hooks load after the edge admitted this job and before it joins: the first job of the
+    // call dies here, as one killed for its memory would. The next job (the edge's) goes on.
+    try {
+      writeFileSync(
+        join(dir, `${room}.died.json`),
+        JSON.stringify({ pid: process.pid, job: ctx.job.id }),
+        { flag: 'wx' },
+      );
+      process.kill(process.pid, 'SIGKILL');
+    } catch {
+      /* not the first job */
+    }
+  }
   mark('registered');
   if (room.startsWith('chaos-')) {
     lifecycle.onCallEnd('hangs-forever', () => new Promise(() => mark('hang-started')), {

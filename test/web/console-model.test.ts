@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   callsPerHour,
   durationInWords,
+  endedByInWords,
   endReasonCounts,
   endReasonInWords,
   mergeCalls,
@@ -103,6 +104,53 @@ describe('the calls console, without the DOM', () => {
     expect(events[8]!.what).toBe(
       'Report received: 1 transcript line, 2 hooks (1 not ok), 0 errors',
     );
+  });
+
+  it.each([
+    [
+      { kind: 'participant', identity: 'anon-7f3a' },
+      'Ended: The call was ended for everyone. (api_end_call, by participant anon-7f3a; note from participant anon-7f3a: rude agent)',
+      'participant anon-7f3a, through the API',
+    ],
+    [
+      { kind: 'user', identity: 'alice@example.com' },
+      'Ended: The call was ended for everyone. (api_end_call, by user alice@example.com; note from user alice@example.com: rude agent)',
+      'user alice@example.com, through the API',
+    ],
+    [
+      { kind: 'app', identity: null },
+      'Ended: The call was ended for everyone. (api_end_call, by the backend (app key); note from the backend (app key): rude agent)',
+      'the backend (app key), through the API',
+    ],
+    [
+      { kind: 'admin', identity: null },
+      'Ended: The call was ended for everyone. (api_end_call, by an operator (admin key); note from an operator (admin key): rude agent)',
+      'an operator (admin key), through the API',
+    ],
+  ])('says who ended a call through the API and wrote its note: %o', (caller, ended, by) => {
+    const c = call({
+      end_reason: 'api_end_call',
+      ended_by: 'api',
+      end_source: 'api',
+      end_note: 'rude agent',
+      end_caller: caller,
+    });
+    expect(timeline(c).find((e) => e.kind === 'ended')!.what).toBe(ended);
+    expect(endedByInWords(c)).toBe(by);
+  });
+
+  it("says the edge's own note, and an end with no API caller, as before", () => {
+    const c = call({
+      end_reason: 'max_duration',
+      ended_by: 'system',
+      end_source: 'cron',
+      end_note: 'edge backstop',
+      end_caller: null,
+    });
+    expect(timeline(c).find((e) => e.kind === 'ended')!.what).toBe(
+      'Ended: The call reached its time limit. (max_duration, by system; note: edge backstop)',
+    );
+    expect(endedByInWords(c)).toBe('system via cron');
   });
 
   it('counts calls per hour over the loaded window, empty hours kept, at most 48', () => {

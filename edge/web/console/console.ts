@@ -3,6 +3,8 @@ import { hourlyChart, reasonsChart } from './charts.ts';
 import {
   callsPerHour,
   durationInWords,
+  endCallerInWords,
+  endedByInWords,
   endReasonCounts,
   endReasonInWords,
   LATENCY_MEASURES,
@@ -136,7 +138,7 @@ export function mountConsole(root: HTMLElement): void {
             { title: c.end_reason ?? '' },
             c.status === 'open' ? '—' : endReasonInWords(c.end_reason),
           ),
-          h('td', {}, c.ended_by ?? '—'),
+          h('td', {}, c.end_caller ? endCallerInWords(c.end_caller) : (c.ended_by ?? '—')),
         ),
       ),
     );
@@ -178,7 +180,7 @@ export function mountConsole(root: HTMLElement): void {
       ['Ended', timeInWords(c.ended_at)],
       ['Duration', durationInWords(c.duration_seconds)],
       ['End', c.end_reason ? `${endReasonInWords(c.end_reason)} (${c.end_reason})` : '—'],
-      ['Ended by', c.ended_by && `${c.ended_by}${c.end_source ? ` via ${c.end_source}` : ''}`],
+      ['Ended by', endedByInWords(c)],
       ['Agent', c.agent_name && `${c.agent_name}${c.end_mode ? `, ${c.end_mode}` : ''}`],
       ['Revival attempts', String(c.revival_attempts)],
     ]);

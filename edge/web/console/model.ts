@@ -34,6 +34,12 @@ export type Report = {
   turns?: Turn[];
   latency?: { turns: number } & Partial<Record<LatencyMeasure, Spread>>;
 };
+/** Who asked for an API end (`POST /calls/:room/end`), and so wrote its note. */
+export type EndCaller = {
+  /** `admin`, `app`, `user` or `participant` (a newer edge may add kinds). */
+  kind: string;
+  identity: string | null;
+};
 export type Call = {
   room: string;
   status: 'open' | 'ended' | string;
@@ -47,6 +53,8 @@ export type Call = {
   ended_by: string | null;
   end_source: string | null;
   end_note: string | null;
+  /** Absent from edges before issue #25; null when no API caller asked for the end. */
+  end_caller?: EndCaller | null;
   agent_removed_at: string | null;
   revival_attempts: number;
   last_revival_at: string | null;
@@ -95,6 +103,32 @@ export function timeInWords(iso: string | null | undefined, now = new Date()): s
     : `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
 }
 
+/** An API caller in words: a caller's note must never read as an operator's. */
+export function endCallerInWords(caller: EndCaller): string {
+  if (caller.kind === 'admin') return 'an operator (admin key)';
+  if (caller.kind === 'app') return 'the backend (app key)';
+  return `${caller.kind} ${caller.identity ?? '(no identity)'}`;
+}
+
+/** Who ended the call: the API caller when one asked, else the ledger's `ended_by` and source. */
+export function endedByInWords(
+  call: Pick<Call, 'ended_by' | 'end_source' | 'end_caller'>,
+): string | null {
+  if (call.end_caller) return `${endCallerInWords(call.end_caller)}, through the API`;
+  return call.ended_by && `${call.ended_by}${call.end_source ? ` via ${call.end_source}` : ''}`;
+}
+
+/**
+ * The end note with its author: an API caller's; with no caller recorded, the edge's own (or an
+ * API note from before callers were recorded).
+ */
+export function endNoteInWords(call: Pick<Call, 'end_note' | 'end_caller'>): string {
+  if (!call.end_note) return '';
+  return call.end_caller
+    ? `note from ${endCallerInWords(call.end_caller)}: ${call.end_note}`
+    : `note: ${call.end_note}`;
+}
+
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 export type TimelineEvent = { at: string; what: string; kind: string };
@@ -121,8 +155,12 @@ export function timeline(call: Call): TimelineEvent[] {
     events.push({
       at: call.ended_at,
       what: `Ended: ${endReasonInWords(call.end_reason)} (${call.end_reason ?? 'no reason'}${
-        call.ended_by ? `, by ${call.ended_by}` : ''
-      }${call.end_note ? `; note: ${call.end_note}` : ''})`,
+        call.end_caller
+          ? `, by ${endCallerInWords(call.end_caller)}`
+          : call.ended_by
+            ? `, by ${call.ended_by}`
+            : ''
+      }${call.end_note ? `; ${endNoteInWords(call)}` : ''})`,
       kind: 'ended',
     });
   if (call.last_revival_at)

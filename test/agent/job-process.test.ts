@@ -1,0 +1,148 @@
+import { EventEmitter } from 'node:events';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  exitAfterCall,
+  EXIT_RESERVE_MS,
+  ORPHANED_TIMEOUT_MS,
+  PING_INTERVAL_MS,
+  STALLED_AFTER_MS,
+  watchJobProcess,
+} from '../../agent/job-process.ts';
+
+/**
+ * The rules of agent/job-process.ts on a clock the test moves; the same handling inside agents-js's
+ * real job process is in job-process-contract.test.ts.
+ */
+/** A job process as its worker forks it: with an IPC channel (`connected`). */
+function fakeProcess({ connected = true } = {}) {
+  const proc = new EventEmitter() as EventEmitter & {
+    exit: ReturnType<typeof vi.fn>;
+    connected: boolean;
+  };
+  proc.exit = vi.fn();
+  proc.connected = connected;
+  return proc;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'Date'] });
+  vi.setSystemTime(1_700_000_000_000);
+});
+afterEach(() => vi.useRealTimers());
+
+describe('a worker that stops pinging', () => {
+  function watch({ connected = true } = {}) {
+    const proc = fakeProcess({ connected });
+    const lost: number[] = [];
+    const flushed: number[] = [];
+    let endCall: () => void = () => {};
+    const stop = watchJobProcess(
+      {
+        onShutdownRequest: () => {},
+        onWorkerLost: (deadline) => {
+          lost.push(deadline);
+          return new Promise<void>((r) => (endCall = r));
+        },
+        onCrash: async () => {},
+        flush: async (deadline) => void flushed.push(deadline),
+        log: () => {},
+      },
+      { proc: proc as never },
+    );
+    const ping = () => proc.emit('message', { case: 'pingRequest', value: {} });
+    return { proc, lost, flushed, endCall: () => endCall(), stop, ping };
+  }
+
+  it('is not lost while its pings come, even late ones', async () => {
+    const w = watch();
+    w.ping();
+    for (let i = 0; i < 20; i++) {
+      await vi.advanceTimersByTimeAsync(STALLED_AFTER_MS - 100);
+      w.ping();
+    }
+    expect(w.lost).toEqual([]);
+    w.stop();
+  });
+
+  it(`is lost ${STALLED_AFTER_MS} ms after its last ping, channel open: the call ends before the orphan exit, then the traces are flushed`, async () => {
+    const w = watch();
+    w.ping();
+    const lastPing = Date.now();
+    await vi.advanceTimersByTimeAsync(STALLED_AFTER_MS - 1);
+    expect(w.lost).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.runOnlyPendingTimersAsync(); // the check waits one turn for pings already read
+    expect(w.lost).toHaveLength(1);
+    const orphanExit = lastPing + ORPHANED_TIMEOUT_MS;
+    expect(w.lost[0]).toBeLessThan(orphanExit);
+    expect(w.lost[0]! - Date.now()).toBeGreaterThanOrEqual(5_000); // time left for hooks and report
+    // The flush waits for the call's end, and ends before the orphan exit.
+    expect(w.flushed).toEqual([]);
+    w.endCall();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(w.flushed).toEqual([orphanExit - EXIT_RESERVE_MS]);
+    expect(w.flushed[0]).toBeGreaterThan(w.lost[0]!);
+    // The channel closing afterwards (the worker really died) starts no second end.
+    w.proc.emit('disconnect');
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(w.lost).toHaveLength(1);
+    w.stop();
+  });
+
+  it('counts the first interval as already begun: a job watched between pings is not given more', async () => {
+    const w = watch();
+    await vi.advanceTimersByTimeAsync(STALLED_AFTER_MS - PING_INTERVAL_MS);
+    await vi.runOnlyPendingTimersAsync();
+    expect(w.lost).toHaveLength(1);
+    w.stop();
+  });
+
+  it("is not watched for in console mode's in-process job, which no worker pings", async () => {
+    const w = watch({ connected: false });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(w.lost).toEqual([]);
+    w.stop();
+  });
+
+  it('stops watching once the call is over', async () => {
+    const w = watch();
+    w.stop();
+    await vi.advanceTimersByTimeAsync(60_000);
+    w.proc.emit('disconnect');
+    expect(w.lost).toEqual([]);
+  });
+});
+
+describe('leaving after the call', () => {
+  it('flushes the traces by the exit window, half of it at the latest, and exits once the window is over', async () => {
+    const proc = fakeProcess();
+    const flushes: number[] = [];
+    const warnings: string[] = [];
+    const started = Date.now();
+    const leaving = exitAfterCall({
+      graceMs: 2_000,
+      flush: async (deadline) => void flushes.push(deadline),
+      log: (level, msg) => level === 'warn' && warnings.push(msg),
+      proc: proc as never,
+    });
+    // The stock teardown's shutdown callback: done before the exit, with room for the exit path.
+    await leaving.flush();
+    expect(flushes).toEqual([started + 2_000 - EXIT_RESERVE_MS]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(flushes).toEqual([started + 2_000 - EXIT_RESERVE_MS, started + 2_000]);
+    expect(warnings).toEqual([]);
+    // Still here at the end of the window: the stock teardown is stuck.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(warnings).toEqual(['stock job teardown is stuck; exiting the job process']);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(proc.exit).toHaveBeenCalledWith(0);
+  });
+
+  it('without traces configured, only the exit is armed', async () => {
+    const proc = fakeProcess();
+    const leaving = exitAfterCall({ graceMs: 500, log: () => {}, proc: proc as never });
+    await expect(leaving.flush()).resolves.toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1_500);
+    expect(proc.exit).toHaveBeenCalledWith(0);
+  });
+});
