@@ -7,16 +7,17 @@ type Warn = (fields: Record<string, unknown>, msg: string) => void;
  * The call's settings from the edge's dispatch metadata, which arrives sealed for this room
  * (wire-contract/sealed-metadata.ts). Anything else (no metadata, a dispatch made elsewhere, a
  * blob for another room or another key) leaves every setting to the agent's config, with a
- * warning when there was something to read: a call is never refused for its metadata.
+ * warning when there was something to read: a call is never refused for its metadata. During a key
+ * rotation the edge seals with the previous secret, so both are tried (current first).
  */
 export async function callSettings(
   raw: string | undefined,
   room: string,
-  apiSecret: string,
+  apiSecrets: string | readonly string[],
   warn: Warn = (fields, msg) => agentsLog().warn(fields, msg),
 ): Promise<Partial<DispatchMetadata>> {
   if (!raw) return {};
-  const opened = await openDispatchMetadata(raw, room, apiSecret);
+  const opened = await openDispatchMetadata(raw, room, apiSecrets);
   if (opened.ok) return opened.metadata;
   warn({ problem: opened.problem }, 'ignoring dispatch metadata: config defaults apply');
   return {};

@@ -9,6 +9,11 @@ const AgentConfigSchema = z.object({
   LIVEKIT_URL: z.url({ protocol: /^(wss?|https?)$/ }),
   LIVEKIT_API_KEY: z.string().min(1),
   LIVEKIT_API_SECRET: z.string().min(1),
+  /**
+   * The secret of the pair being rotated out: only to open call settings the edge sealed with it
+   * while its rotation runs (docs/operations.md). Everything the agent signs uses the current pair.
+   */
+  LIVEKIT_PREVIOUS_API_SECRET: z.string().min(1).optional(),
   OPENAI_API_KEY: z.string().min(1),
   OPENAI_BASE_URL: z.url().optional(),
   AGENT_NAME: z.string().min(1).max(128).default('voice-agent'),

@@ -47,7 +47,10 @@ export default defineAgent({
   entry: async (ctx: JobContext) => {
     const config = loadAgentConfig();
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
-    const call = await callSettings(ctx.job.metadata, room, config.LIVEKIT_API_SECRET);
+    const call = await callSettings(ctx.job.metadata, room, [
+      config.LIVEKIT_API_SECRET,
+      ...(config.LIVEKIT_PREVIOUS_API_SECRET ? [config.LIVEKIT_PREVIOUS_API_SECRET] : []),
+    ]);
     const logger = agentsLog().child({ room, job_id: ctx.job.id });
     const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
       logger[level](fields ?? {}, msg);

@@ -43,11 +43,20 @@ export function dispatchMetadata(
 /**
  * The dispatch metadata as it leaves the edge, in a token or a dispatch request: sealed for the
  * agent in this room, because a participant token is a JWT its holder can read.
+ *
+ * While a key rotation runs (a previous pair is set), it is sealed with the previous secret: the
+ * one every agent Machine can open, those not yet redeployed (old pair only) and those already on
+ * the new pair (which keep the old secret as LIVEKIT_PREVIOUS_API_SECRET). Once the edge drops
+ * the previous pair it seals with the new one (docs/operations.md, rotating the key pair).
  */
 export function sealedForAgent(
   config: Config,
   metadata: DispatchMetadata,
   room: string,
 ): Promise<string> {
-  return sealDispatchMetadata(metadata, room, config.LIVEKIT_API_SECRET);
+  return sealDispatchMetadata(
+    metadata,
+    room,
+    config.LIVEKIT_PREVIOUS_API_SECRET ?? config.LIVEKIT_API_SECRET,
+  );
 }

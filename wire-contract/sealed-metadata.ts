@@ -84,11 +84,14 @@ export async function sealDispatchMetadata(
   return JSON.stringify({ v: VERSION, sealed: toBase64Url(blob) });
 }
 
-/** Opens what `sealDispatchMetadata` made for this room with this secret; anything else is refused. */
+/**
+ * Opens what `sealDispatchMetadata` made for this room with one of these secrets (a key rotation
+ * gives the agent two: docs/operations.md); anything else is refused.
+ */
 export async function openDispatchMetadata(
   raw: string,
   room: string,
-  secret: string,
+  secrets: string | readonly string[],
 ): Promise<OpenedDispatchMetadata> {
   let envelope: z.infer<typeof Envelope>;
   try {
@@ -98,22 +101,26 @@ export async function openDispatchMetadata(
   }
   const blob = fromBase64Url(envelope.sealed);
   if (!blob || blob.byteLength < IV_BYTES + TAG_BYTES) return { ok: false, problem: 'not_sealed' };
-  let plaintext: string;
-  try {
-    plaintext = new TextDecoder().decode(
-      await crypto.subtle.decrypt(
-        {
-          name: 'AES-GCM',
-          iv: blob.subarray(0, IV_BYTES),
-          additionalData: new TextEncoder().encode(room),
-        },
-        await keyFor(secret),
-        blob.subarray(IV_BYTES),
-      ),
-    );
-  } catch {
-    return { ok: false, problem: 'cannot_open' };
+  let plaintext: string | undefined;
+  for (const secret of typeof secrets === 'string' ? [secrets] : secrets) {
+    try {
+      plaintext = new TextDecoder().decode(
+        await crypto.subtle.decrypt(
+          {
+            name: 'AES-GCM',
+            iv: blob.subarray(0, IV_BYTES),
+            additionalData: new TextEncoder().encode(room),
+          },
+          await keyFor(secret),
+          blob.subarray(IV_BYTES),
+        ),
+      );
+      break;
+    } catch {
+      /* another secret, another room or tampered: the next secret may open it */
+    }
   }
+  if (plaintext === undefined) return { ok: false, problem: 'cannot_open' };
   try {
     const parsed = DispatchMetadata.partial().safeParse(JSON.parse(plaintext));
     if (parsed.success) return { ok: true, metadata: parsed.data };

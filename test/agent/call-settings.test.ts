@@ -76,3 +76,26 @@ describe("the agent's call settings from sealed dispatch metadata", () => {
     expect(warnings).toEqual([]);
   });
 });
+
+describe('call settings during a LiveKit key rotation (docs/operations.md)', () => {
+  const previous = fixture.secret;
+  const current = 'the-new-secret-after-the-rotation-0123';
+
+  it('an agent already on the new pair opens what the edge sealed with the previous secret', async () => {
+    const { warnings, warn } = collect();
+    const settings = await callSettings(fixture.envelope, fixture.room, [current, previous], warn);
+    expect(settings).toEqual(fixture.metadata);
+    expect(warnings).toEqual([]);
+  });
+
+  it('opens what the edge sealed with the new secret once the rotation is over', async () => {
+    const sealed = await sealDispatchMetadata(fixture.metadata, fixture.room, current);
+    expect(await callSettings(sealed, fixture.room, [current, previous])).toEqual(fixture.metadata);
+  });
+
+  it('without the previous secret it cannot open the rotation-time seal, and says so', async () => {
+    const { warnings, warn } = collect();
+    expect(await callSettings(fixture.envelope, fixture.room, [current], warn)).toEqual({});
+    expect(warnings[0]?.fields).toEqual({ problem: 'cannot_open' });
+  });
+});

@@ -1,7 +1,7 @@
 import { decodeJwt } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callIdFor } from '../../wire-contract/index.ts';
+import { callIdFor, openDispatchMetadata } from '../../wire-contract/index.ts';
 import {
   bearerFor,
   call,
@@ -152,6 +152,38 @@ describe('a LiveKit key rotation loses nothing: the previous pair is accepted be
     await expect(
       new TokenVerifier(CURRENT.key, CURRENT.secret).verify(participant_token),
     ).resolves.toBeTruthy();
+  });
+
+  it("seals the agent's call settings with the previous secret, which every agent Machine can open", async () => {
+    const { participant_token, room_name } = await issue('rot-seal');
+    const claims = await new TokenVerifier(CURRENT.key, CURRENT.secret).verify(participant_token);
+    const sealed = claims.roomConfig!.agents![0]!.metadata;
+    // An agent not yet redeployed holds only the old pair; one on the new pair keeps the old secret.
+    const notYetRedeployed = await openDispatchMetadata(sealed, room_name, PREVIOUS.secret);
+    expect(notYetRedeployed).toMatchObject({ ok: true, metadata: { caller_identity: 'rot-seal' } });
+    const redeployed = await openDispatchMetadata(sealed, room_name, [
+      CURRENT.secret,
+      PREVIOUS.secret,
+    ]);
+    expect(redeployed).toEqual(notYetRedeployed);
+    // Once the previous pair is dropped, the new secret seals, and the old one no longer opens it.
+    const after = await call<TokenResponse>(
+      '/token',
+      { headers: await bearerFor('rot-seal-after'), json: {} },
+      { LIVEKIT_API_KEY: CURRENT.key, LIVEKIT_API_SECRET: CURRENT.secret },
+    );
+    expect(after.status).toBe(201);
+    const afterClaims = await new TokenVerifier(CURRENT.key, CURRENT.secret).verify(
+      after.data.participant_token,
+    );
+    const afterSealed = afterClaims.roomConfig!.agents![0]!.metadata;
+    expect(
+      await openDispatchMetadata(afterSealed, after.data.room_name, CURRENT.secret),
+    ).toMatchObject({ ok: true });
+    expect(await openDispatchMetadata(afterSealed, after.data.room_name, PREVIOUS.secret)).toEqual({
+      ok: false,
+      problem: 'cannot_open',
+    });
   });
 
   describe('refuses a pair it does not hold, and pairs mixed across the rotation', () => {
