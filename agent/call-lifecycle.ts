@@ -31,8 +31,17 @@ export type EndSteps = {
   interruptSpeech(): void;
   /** Leave the room or delete it, as the reason and the call's mode say. */
   finish(reason: EndReason): Promise<void>;
-  /** Deliver the end-of-call report; gets the hooks' outcomes. Runs last, until `deadline` (epoch ms). */
-  report(summary: CallSummary, hooks: HookOutcome[], deadline: number): Promise<void>;
+  /**
+   * Deliver the end-of-call report; gets the hooks' outcomes. Runs last, until `deadline` (epoch
+   * ms); `signal` aborts when its time is up, also earlier than `deadline` when a process deadline
+   * arrives meanwhile: then delivery stops and what is undelivered is handed on at once.
+   */
+  report(
+    summary: CallSummary,
+    hooks: HookOutcome[],
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<void>;
 };
 
 export type LifecycleOptions = {
@@ -50,7 +59,10 @@ export type LifecycleOptions = {
   now?: () => number;
 };
 
-/** Below this a hook is still called (told the reason) but given only this long. */
+/**
+ * Below this a hook is still called (told the reason) but given only this long; hooks reached
+ * once the hooks' time is spent share one such slice, started together.
+ */
 const MIN_HOOK_SLICE_MS = 100;
 /** More hooks than this are refused at registration (and named in the report), never run. */
 export const MAX_HOOKS = 64;
@@ -63,8 +75,9 @@ type Registered = { name: string; fn: CallEndHook; timeoutMs: number; concurrent
  * means nobody is listening any more (a hang-up, the room deleted) cuts a goodbye short. The steps
  * run in a fixed order, each bounded: announce, goodbye (if the reason calls for one and it was
  * not already spoken), finish (leave or delete the room), hooks in registration order (or
- * concurrent where declared, each with its own timeout and abort signal, none skipped), then the
- * report. `finished` always resolves, whatever a step or hook does.
+ * concurrent where declared, each with its own timeout and abort signal, none skipped; those
+ * reached after the hooks' time is spent start together), then the report. `finished` always
+ * resolves, whatever a step or hook does.
  */
 export class CallLifecycle {
   readonly #opts: LifecycleOptions;
@@ -218,7 +231,7 @@ export class CallLifecycle {
       const until = () => Math.max(this.#cleanupEnd(), started + MIN_HOOK_SLICE_MS);
       const outcome = await this.#runBounded(
         'report',
-        () => steps.report(summary, outcomes, until()),
+        (signal) => steps.report(summary, outcomes, until(), signal),
         until,
       );
       if (outcome.status !== 'ok') this.#opts.log('error', 'report not delivered', { ...outcome });
@@ -287,9 +300,25 @@ export class CallLifecycle {
         Math.max(Math.min(started + h.timeoutMs, this.#hooksUntil), started + MIN_HOOK_SLICE_MS);
       outcomes.set(h, await this.#runBounded(h.name, (signal) => h.fn(summary, signal), until));
     };
-    const concurrent = hooks.filter((h) => h.concurrent).map(run);
-    for (const hook of hooks.filter((h) => !h.concurrent)) await run(hook);
-    await Promise.all(concurrent);
+    const running = hooks.filter((h) => h.concurrent).map(run);
+    const sequential = hooks.filter((h) => !h.concurrent);
+    for (const [i, hook] of sequential.entries()) {
+      // The hooks' time is spent (hooks before hung, or a deadline came): one slice each in turn
+      // would overrun it by the number of hooks left (64 × 100 ms under a 6 s deadline). Each is
+      // still called and told the reason, so the rest start together and share one last slice;
+      // there is no order left to keep once the hooks before them were cut.
+      if (this.#now() >= this.#hooksUntil) {
+        const rest = sequential.slice(i);
+        this.#opts.log('warn', "hooks' time is spent: the hooks left start together", {
+          hooks: rest.length,
+          slice_ms: MIN_HOOK_SLICE_MS,
+        });
+        running.push(...rest.map(run));
+        break;
+      }
+      await run(hook);
+    }
+    await Promise.all(running);
     const list = hooks.map((h) => outcomes.get(h)!);
     for (const o of list)
       if (o.status !== 'ok') this.#opts.log('warn', 'end-of-call hook failed', { ...o });

@@ -207,6 +207,8 @@ export type PostOptions = {
 export type DeliveryOptions = PostOptions & {
   /** Stop retrying at this time (the cleanup budget's end). */
   deadline: number;
+  /** Aborts delivery at once, a post in flight too (the process's own deadline came closer). */
+  signal?: AbortSignal;
 };
 
 /**
@@ -231,8 +233,9 @@ export class ReportNotDelivered extends Error {}
 export class ReportHeld extends ReportNotDelivered {}
 
 /**
- * Refusals per `<status> <code>` ('-' without the edge's code) in this process, final or not: for
- * the agent's metrics. In the worker they count the outbox's posts, in a job its own.
+ * Refusals per `<status> <code>` ('-' without the edge's code) in this process, final or not.
+ * Nothing reads it yet: it is kept for the agent's metrics (issue #29) to export. In the worker
+ * it counts the outbox's posts, in a job its own.
  */
 export const reportRefusals = new Map<string, number>();
 
@@ -243,7 +246,7 @@ export const reportRefusals = new Map<string, number>();
  */
 export async function postReport(
   report: CallReport,
-  o: PostOptions,
+  o: PostOptions & { signal?: AbortSignal },
   timeoutMs: number,
 ): Promise<PostOutcome> {
   const url = `${o.edgeUrl.replace(/\/$/, '')}/calls/${encodeURIComponent(report.room)}/report`;
@@ -259,7 +262,9 @@ export async function postReport(
           authorization: await signBody(body, o.apiKey, o.apiSecret),
         },
         body,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: o.signal
+          ? AbortSignal.any([AbortSignal.timeout(timeoutMs), o.signal])
+          : AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
       return { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
@@ -314,10 +319,16 @@ export async function deliverReport(
   o: DeliveryOptions,
 ): Promise<{ status: number; attempts: number }> {
   let delay = 250;
+  const cut = (attempt: number) =>
+    new ReportNotDelivered(
+      `report delivery cut after ${attempt} attempts: the process's time is up`,
+    );
   for (let attempt = 1; ; attempt++) {
+    if (o.signal?.aborted) throw cut(attempt - 1);
     const left = o.deadline - Date.now();
     const outcome = await postReport(report, o, Math.max(250, Math.min(5000, left)));
     if (outcome.kind === 'delivered') return { status: outcome.status, attempts: attempt };
+    if (o.signal?.aborted) throw cut(attempt);
     if (outcome.kind === 'final')
       throw new ReportRefused(`edge refused the report: ${outcome.detail}`);
     if (outcome.kind === 'held') {
@@ -335,7 +346,20 @@ export async function deliverReport(
       throw new ReportNotDelivered(
         `report not delivered after ${attempt} attempts: ${outcome.detail}`,
       );
-    await new Promise((r) => setTimeout(r, delay));
+    await sleep(delay, o.signal);
     delay = Math.min(delay * 2, 4000);
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts first. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

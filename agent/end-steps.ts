@@ -139,7 +139,7 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         await room.disconnect();
       }
     },
-    async report(summary, hooks, deadline) {
+    async report(summary, hooks, deadline, signal) {
       if (!c.config.EDGE_URL) {
         agentsLog().warn('EDGE_URL is not set: the end-of-call report is not sent');
         return;
@@ -167,6 +167,7 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
           apiKey: c.config.LIVEKIT_API_KEY,
           apiSecret: c.config.LIVEKIT_API_SECRET,
           deadline,
+          signal,
           log,
         });
         await kept?.remove();
@@ -175,7 +176,9 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         if (err instanceof ReportRefused) await kept?.remove();
         if (!(err instanceof ReportNotDelivered) || !kept) throw err;
         // The call ends now for everyone; the worker delivers the report when the edge takes it.
-        // (Gone from the outbox meanwhile, dropped by its bounds with a log line: not delivered.)
+        // Also when this process's deadline cut delivery short: handed over at once, not 30 s
+        // past the deadline the write-ahead file was dated for. (Gone from the outbox meanwhile,
+        // dropped by its bounds with a log line: not delivered.)
         await kept.retryAt(Date.now(), 1).catch(() => {
           throw err;
         });

@@ -30,8 +30,8 @@ const inMemory = new Map<string, Promise<Pcm>>();
  * user's own (created 0700, checked before each use), never a shared one where another local user
  * could plant audio for callers to hear.
  */
-export function greetingCacheDir(): string {
-  return join(tmpdir(), `livekit-voice-calls-greetings-${process.getuid?.() ?? 'user'}`);
+export function greetingCacheDir(base = tmpdir()): string {
+  return join(base, `livekit-voice-calls-greetings-${process.getuid?.() ?? 'user'}`);
 }
 
 /**
@@ -238,6 +238,11 @@ function load(dir: string, path: string, digest: Buffer): Pcm {
     const st = fstatSync(fd);
     if (!st.isFile() || st.size > HEADER_BYTES + MAX_RATE * MAX_CHANNELS * MAX_SECONDS * 2)
       throw new Error('not a greeting cache file');
+    // The directory is this user's, but a file in it need not be: one hard-linked in by another
+    // user (no protected_hardlinks), or moved in by root. Only this user's own files are played.
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid)
+      throw new Error('the greeting cache file belongs to another user');
     buf = Buffer.alloc(st.size);
     let at = 0;
     while (at < buf.length) {

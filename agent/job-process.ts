@@ -55,6 +55,12 @@ export type JobProcessEvents = {
 
 type Proc = Pick<NodeJS.Process, 'on' | 'off' | 'once' | 'exit' | 'connected'>;
 
+/**
+ * Processes whose exit the crash path has taken over: it exits 1 once its call has ended and its
+ * traces are flushed, and nothing else may exit (0) before it.
+ */
+const crashExits = new WeakSet<object>();
+
 /** Watches this job process for the events above. Returns a function that stops watching. */
 export function watchJobProcess(
   events: JobProcessEvents,
@@ -81,11 +87,24 @@ export function watchJobProcess(
   };
   // Only a job process its worker forked gets pings (not `console` mode's in-process job). The
   // check waits one turn of the event loop: after a stall of this process's own loop, pings
-  // already waiting on the channel are read first, and they say the worker is there.
-  const stillSilent = () => !lost && now() - lastPing >= STALLED_AFTER_MS && workerLost(true);
-  const watchPings = () =>
+  // already waiting on the channel are read first, and they say the worker is there. Timers run
+  // on the monotonic clock and can fire a little before the wall clock says the time is up
+  // (rounding, a slewed clock): then the check is armed again for what is left, or a stall
+  // would go unseen until the orphan exit.
+  const stillSilent = () => {
+    if (lost) return;
+    if (now() - lastPing >= STALLED_AFTER_MS) workerLost(true);
+    else {
+      clearTimeout(stallTimer); // one a ping armed since this check was scheduled
+      stallTimer = watchPings();
+    }
+  };
+  const watchPings = (): NodeJS.Timeout | undefined =>
     proc.connected
-      ? setTimeout(() => setImmediate(stillSilent), lastPing + STALLED_AFTER_MS - now()).unref()
+      ? setTimeout(
+          () => setImmediate(stillSilent),
+          Math.max(1, lastPing + STALLED_AFTER_MS - now()),
+        ).unref()
       : undefined;
   let stallTimer = watchPings();
   const onMessage = (msg: unknown) => {
@@ -103,6 +122,7 @@ export function watchJobProcess(
     const fields = { origin, error: describe(error) };
     if (crashed) return events.log('error', 'uncaught error while ending a crashed call', fields);
     crashed = true;
+    crashExits.add(proc);
     events.log('error', 'uncaught error in the job process; ending the call', fields);
     const deadline = now() + CRASH_BUDGET_MS;
     const exitAt = deadline + CRASH_FLUSH_MS;
@@ -132,27 +152,38 @@ export function watchJobProcess(
 }
 
 /**
- * How the process leaves once its call has ended (hooks and report done, `ctx.shutdown` called).
- * agents-js's stock teardown then closes the session, leaves the room, runs the shutdown
- * callbacks and exits; it gets `graceMs`, after which the process exits anyway, saying so
- * (agents-js 1.9 can wedge in `AgentSession.close()`, upstream livekit/agents #5497). The traces
- * leave inside that window: `flush()` (called from a shutdown callback, when every span of the
- * call has ended) gives up `EXIT_RESERVE_MS` before the exit, so the stock teardown still ends
+ * How the process leaves once its call has ended (hooks and report done): `shutdown` starts
+ * agents-js's stock teardown (`ctx.shutdown`), which closes the session, leaves the room, runs the
+ * shutdown callbacks and exits 0; it gets `graceMs`, after which the process exits anyway, saying
+ * so (agents-js 1.9 can wedge in `AgentSession.close()`, upstream livekit/agents #5497). The
+ * traces leave inside that window: `flush()` (called from a shutdown callback, when every span of
+ * the call has ended) gives up `EXIT_RESERVE_MS` before the exit, so the stock teardown still ends
  * first; a teardown that has not reached it by half the window gets its flush started then.
+ *
+ * After a crash none of this happens: the crash path owns the exit (exit 1, once its traces are
+ * flushed, by its own deadline), and a stock teardown would exit 0 before it.
  */
 export function exitAfterCall({
   graceMs,
   flush,
   log,
+  shutdown,
   proc = process as Proc,
   now = Date.now,
 }: {
   graceMs: number;
   flush?: (deadline: number) => Promise<void>;
   log: Log;
+  /** Starts the stock teardown; not called when the crash path owns the exit. */
+  shutdown?: () => void;
   proc?: Proc;
   now?: () => number;
 }): { flush(): Promise<void> } {
+  if (crashExits.has(proc)) {
+    log('info', 'the job crashed: its crash path ends the process (exit 1)');
+    return { flush: () => Promise.resolve() };
+  }
+  shutdown?.();
   const exitAt = now() + graceMs;
   if (flush) setTimeout(() => void flush(exitAt), graceMs / 2).unref();
   setTimeout(() => {

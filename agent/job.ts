@@ -67,7 +67,8 @@ export default defineAgent({
     if (otel) ctx.addShutdownCallback(async () => await leaving?.flush());
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
     // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
-    if (!(await admittedByEdge(ctx, config, room, logger))) {
+    const admission = await admittedByEdge(ctx, config, room, logger);
+    if (!admission) {
       ctx.shutdown('call_already_ended');
       leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
       return;
@@ -129,9 +130,25 @@ export default defineAgent({
     });
     // Whatever else ends the job, the process does not exit before the lifecycle has run; an end
     // that reaches this point unannounced was not foreseen, and says so.
+    let superseded = false;
     ctx.addShutdownCallback(async () => {
+      if (superseded) return; // never this call's agent after all: there is no call to end
       await (lifecycle.ending ? lifecycle.finished : lifecycle.end('error'));
     });
+    // A job that reaches the room late (a slow hooks module, a loaded host) may have been taken for
+    // lost, and another admitted in its place, which has the call: this one then leaves before it
+    // joins, as a refused job does (no model work, no hooks, no report), and ends nothing.
+    const leftAsSuperseded = async () => {
+      if (lifecycle.ending) return false;
+      const ours = await admission.stillOursBeforeJoining();
+      // An end that began meanwhile (a shutdown request) runs as it would have.
+      if (ours || lifecycle.ending) return false;
+      superseded = true;
+      stopWatching();
+      ctx.shutdown('superseded');
+      leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
+      return true;
+    };
     const fail = (source: string, err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       logger.error({ error: message, source }, 'call failed');
@@ -146,6 +163,7 @@ export default defineAgent({
           config.HOOK_TIMEOUT_MS,
           'the hooks module did not register its hooks in time',
         );
+      if (await leftAsSuperseded()) return;
       if (!lifecycle.ending) {
         session = new voice.AgentSession(sessionModels(config, call));
         watchLatency(session, (fields, msg) => logger.debug(fields, msg));
@@ -165,15 +183,22 @@ export default defineAgent({
         });
       }
     } catch (err) {
+      // Not this call's failure if another job has the call (a hooks module timing out late).
+      if (await leftAsSuperseded()) return;
       fail('setup', err);
     }
     const summary = await lifecycle.finished;
     stopWatching();
-    ctx.shutdown(summary.reason);
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
     // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
-    leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
+    // After a crash there is no stock teardown: the crash path exits 1 (job-process.ts).
+    leaving = exitAfterCall({
+      graceMs: config.JOB_EXIT_GRACE_MS,
+      flush: flushTraces,
+      log,
+      shutdown: () => ctx.shutdown(summary.reason),
+    });
   },
 });
 

@@ -38,9 +38,11 @@ import type { AgentConfig } from './config.ts';
  * pass it repairs what a crash or a clock can leave: a claim whose process is gone (same host, pid
  * dead, or this pid from an earlier boot) or older than the lease is returned; a whole report left
  * in `tmp/` by a writer that died before its rename is moved in; a file dated in the future is
- * dated now; anything else (a corrupt report, a name the outbox never writes) goes to
- * `quarantine/`, where it counts against the bounds and is the first to go. Bounds (files, bytes,
- * age): the oldest are dropped first, each with a warn line naming its room and call id.
+ * dated now; what the outbox cannot use (a corrupt report, half a write, an outbox name that does
+ * not parse) goes to `quarantine/`, where it counts against the bounds and is the first to go.
+ * Files whose names the outbox never writes are someone else's (the directory may be shared):
+ * never moved, counted or deleted, only named once in a warn line. Bounds (files, bytes, age):
+ * the oldest are dropped first, each with a warn line naming its room and call id.
  */
 
 export type OutboxLog = (
@@ -92,7 +94,17 @@ export type Repaired = {
 const NAME = /^(\d+)\.(\d+)\.(\d+)\.([0-9a-f]{32})\.json$/;
 const CLAIM = /^(.+\.json)~([^~]+)~(\d+)~([^~]+)~(\d+)$/;
 const TMP = /^[0-9a-f]{32}~([^~]+)~(\d+)~([^~]+)~[0-9a-f]+\.tmp$/;
-const QUARANTINED = /^(\d+)\./;
+const QUARANTINED = /^(\d+)\.[0-9a-f]{8}\./;
+/**
+ * The shapes of the outbox's own names, whole or damaged: only these are ever moved or deleted.
+ * REPORT_OUTBOX_DIR may be a shared directory (a volume's root): anything else in it, or in a
+ * `tmp/`, `sending/` or `quarantine/` there, belongs to someone else and is left alone.
+ */
+const OUTBOX_LIKE = /^\d+\.\d+\.\d+\..*\.json$/;
+const CLAIM_LIKE = /^\d+\.\d+\.\d+\..*\.json~/;
+/** A temp file of this writer (`<key>~…`) or of earlier ones (`<key>.<pid>.<random>`). */
+const TMP_LIKE = /^[0-9a-f]{32}[~.]/;
+const DROPPED = /^\d+\.\d+\.\d+\.[0-9a-f]{32}\.json\.dropped$/;
 const OWN_DIRS = new Set(['sending', 'tmp', 'quarantine']);
 /**
  * No schedule this code writes is further ahead than this (the backoff stops at 1 h, a job's
@@ -160,6 +172,8 @@ export class ReportOutbox {
   readonly #o: Required<Omit<OutboxOptions, 'log' | 'now' | 'io'>>;
   /** This process's claims: host, pid and a per-boot id (a restarted worker may reuse a pid). */
   readonly #owner: string;
+  /** Files that are not the outbox's have been named in a warn line (once per process). */
+  #strangersLogged = false;
 
   constructor(dir: string, o: OutboxOptions = {}) {
     this.dir = dir;
@@ -307,15 +321,20 @@ export class ReportOutbox {
   async repair(): Promise<Repaired> {
     const returned = this.returnStaleClaims();
     const { recovered, quarantined } = await this.#recoverWrites();
-    return {
+    const repaired = {
       returned,
       recovered,
       redated: this.#redate(),
-      quarantined: quarantined + this.#quarantineStrangers(),
+      quarantined: quarantined + this.#quarantineDamaged(),
     };
+    this.#noteStrangers();
+    return repaired;
   }
 
-  /** Takes back claims whose holder is gone (or out of lease). */
+  /**
+   * Takes back claims whose holder is gone, or out of lease: this process's own too (its passes
+   * never overlap, and a post takes seconds), such as one whose rename back failed.
+   */
   returnStaleClaims(): number {
     const now = this.#now();
     let returned = 0;
@@ -326,8 +345,9 @@ export class ReportOutbox {
         continue;
       }
       const [, name, host, pid, boot, at] = m;
-      if (`${host}~${pid}~${boot}` === this.#owner) continue;
-      const stale = now - Number(at) > this.#o.claimLeaseMs || this.#writerGone(host!, pid!, boot!);
+      const stale =
+        now - Number(at) > this.#o.claimLeaseMs ||
+        (`${host}~${pid}~${boot}` !== this.#owner && this.#writerGone(host!, pid!, boot!));
       if (!stale) continue;
       try {
         renameSync(join(this.#sending, claim), join(this.dir, name!));
@@ -369,12 +389,9 @@ export class ReportOutbox {
     return this.#now();
   }
 
+  /** Names in `sending/` shaped as claims (whole or damaged). */
   #claims(): string[] {
-    try {
-      return readdirSync(this.#sending);
-    } catch {
-      return [];
-    }
+    return namesIn(this.#sending).filter((n) => CLAIM_LIKE.test(n));
   }
 
   /** Same host and its pid dead, or this very pid from an earlier boot (a container's pid 1). */
@@ -400,10 +417,11 @@ export class ReportOutbox {
     }
     for (const t of names) {
       const path = join(this.#tmp, t);
-      if (t.endsWith('.dropped')) {
+      if (DROPPED.test(t)) {
         rmSync(path, { force: true });
         continue;
       }
+      if (!TMP_LIKE.test(t)) continue; // not the outbox's
       let mtimeMs: number;
       try {
         const st = lstatSync(path);
@@ -485,8 +503,8 @@ export class ReportOutbox {
     return redated;
   }
 
-  /** Files in the outbox the outbox never writes: aside, so they are seen and bounded. */
-  #quarantineStrangers(): number {
+  /** Outbox names that do not parse (a damaged key or date): aside, so they are seen and bounded. */
+  #quarantineDamaged(): number {
     let moved = 0;
     let entries: Dirent[];
     try {
@@ -495,10 +513,38 @@ export class ReportOutbox {
       return 0;
     }
     for (const e of entries) {
-      if (NAME.test(e.name) || OWN_DIRS.has(e.name) || e.isDirectory()) continue;
-      if (this.#setAside(join(this.dir, e.name), e.name, 'not an outbox file')) moved++;
+      if (NAME.test(e.name) || !OUTBOX_LIKE.test(e.name) || e.isDirectory()) continue;
+      if (this.#setAside(join(this.dir, e.name), e.name, 'not a usable outbox file name')) moved++;
     }
     return moved;
+  }
+
+  /**
+   * Files here whose names the outbox never writes belong to someone else (REPORT_OUTBOX_DIR
+   * shared with other files): left alone, and named once per process so the operator can give
+   * the outbox a directory of its own.
+   */
+  #noteStrangers(): void {
+    if (this.#strangersLogged) return;
+    const strangers = [
+      ...namesIn(this.dir).filter((n) => !OUTBOX_LIKE.test(n) && !OWN_DIRS.has(n)),
+      ...namesIn(this.#tmp)
+        .filter((n) => !TMP_LIKE.test(n) && !DROPPED.test(n))
+        .map((n) => join('tmp', n)),
+      ...namesIn(this.#sending)
+        .filter((n) => !CLAIM_LIKE.test(n))
+        .map((n) => join('sending', n)),
+      ...namesIn(this.#quarantine)
+        .filter((n) => !QUARANTINED.test(n))
+        .map((n) => join('quarantine', n)),
+    ];
+    if (!strangers.length) return;
+    this.#strangersLogged = true;
+    this.#log(
+      'warn',
+      "files in the report outbox directory that are not the outbox's: left alone; give REPORT_OUTBOX_DIR a directory of its own",
+      { dir: this.dir, count: strangers.length, files: strangers.slice(0, 5) },
+    );
   }
 
   #setAside(path: string, name: string, why: string): boolean {
@@ -522,13 +568,8 @@ export class ReportOutbox {
   }
 
   #quarantined(): { name: string; path: string; movedAt: number; size: number }[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.#quarantine);
-    } catch {
-      return [];
-    }
-    return names
+    return namesIn(this.#quarantine)
+      .filter((name) => QUARANTINED.test(name))
       .map((name) => {
         const path = join(this.#quarantine, name);
         return {
@@ -786,6 +827,15 @@ function parseKept(body: string): CallReport | undefined {
       : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The names in `dir`; none when it cannot be read (missing, not a directory). */
+function namesIn(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

@@ -6,7 +6,13 @@ import { agentPresent, announceEnd, deleteRoom } from './livekit/rooms.ts';
 import { log } from './log.ts';
 
 export type ArrivalOutcome =
-  'agent_joined' | 'agent_coming' | 'agent_unavailable' | 'call_over' | 'not_the_first_caller';
+  | 'agent_joined'
+  | 'agent_coming'
+  | 'agent_unavailable'
+  | 'call_over'
+  | 'not_the_first_caller'
+  /** At the deadline LiveKit or the ledger could not say whether an agent came: no end. */
+  | 'left_to_backstop';
 
 /**
  * LiveKit lists a dispatch's job seconds after the job starts: an empty list younger than this is
@@ -26,9 +32,19 @@ export const ADMISSION_WATCH_MS = ADMITTED_AGENT_GRACE_MS + REPLACEMENT_WAIT_MS;
  * caller (a SIP caller never hangs up on their own) for ever.
  */
 export const MAX_AGENT_WAIT_MS = 60_000;
+/**
+ * At the deadline, a look that failed (LiveKit or the ledger) is made once more this long after;
+ * if that fails too the call is not ended on a guess (an agent may be in it): the cron's backstop
+ * closes it at its deadline, or LiveKit's own webhooks once the room empties.
+ */
+const LATE_LOOK_RETRY_MS = 1_000;
 
 export type Clock = { now(): number; sleep(ms: number): Promise<void> };
-const realClock: Clock = {
+/**
+ * The watches' time: the real clock. The workerd tests replace its methods (vi.spyOn) so that a
+ * watch started by a request (its waitUntil) runs its seconds of waiting at once.
+ */
+export const watchClock: Clock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
 };
@@ -50,7 +66,7 @@ export async function watchAgentArrival(
   config: Config,
   room: string,
   identity: string,
-  clock: Clock = realClock,
+  clock: Clock = watchClock,
 ): Promise<ArrivalOutcome> {
   if ((await firstJoinedCaller(db, room)) !== identity) return 'not_the_first_caller';
   return untilAgentJoins(db, config, room, clock, {
@@ -66,20 +82,22 @@ export async function watchAgentArrival(
  * takes it for lost, dispatches again at once and admits the next job in its place (whose own
  * watch then takes over), and if none has come REPLACEMENT_WAIT_MS later, or the caller has
  * waited MAX_AGENT_WAIT_MS already, the call ends as `agent_unavailable`. Runs in the admission's
- * waitUntil, so each admitted job is watched whenever it came, also past the first watch.
+ * waitUntil, so each admitted job is watched whenever it came, also past the first watch. A late
+ * job that renews its place as it joins (`joining`) gets a new watch, and this one stops.
  */
 export async function watchAdmittedAgent(
   db: D1Database,
   config: Config,
   room: string,
   jobId: string,
-  clock: Clock = realClock,
+  clock: Clock = watchClock,
 ): Promise<ArrivalOutcome> {
   const admitted = await admittedJob(db, room);
   if (admitted?.jobId !== jobId) return 'agent_coming';
   return untilAgentJoins(db, config, room, clock, {
     deadline: admitted.at + ADMISSION_WATCH_MS,
     job: jobId,
+    admittedAt: admitted.at,
     note: `the admitted agent never joined, and no other came within ${REPLACEMENT_WAIT_MS / 1000} s`,
   });
 }
@@ -107,8 +125,9 @@ export function watchAdmittedAgentAfter(
 type Watch = {
   /** Past this (epoch ms), with no agent and none admitted on its way, the call ends. */
   deadline: number;
-  /** The admitted job this watch is for; none for a caller's watch. */
+  /** The admitted job this watch is for, and when it was admitted; none for a caller's watch. */
   job?: string;
+  admittedAt?: number;
   /** Why the call ended, as the ledger's note says it. */
   note: string;
 };
@@ -123,21 +142,24 @@ async function untilAgentJoins(
   let dispatchedAt = clock.now(); // the token's dispatch ran when the caller's join made the room
   let delay = 1_000;
   let lost: string | undefined;
+  let lateLookFailed = false;
   for (let attempt = 1; ; attempt++) {
     await clock.sleep(Math.max(0, Math.min(delay, watch.deadline - clock.now())));
     delay = Math.min(delay * 2, 4_000);
-    const call = await findCall(db, room);
-    if (call?.status !== 'open') return 'call_over';
     const now = clock.now();
     const late = now >= watch.deadline;
+    let end: { note: string } | undefined;
     try {
+      const call = await findCall(db, room);
+      if (call?.status !== 'open') return 'call_over';
       const present = await agentPresent(config, room);
       if (present === undefined) return 'call_over';
       if (present) return 'agent_joined';
       const admitted = await admittedJob(db, room);
-      // Another job admitted lately: its own watch runs, and takes the call from here.
-      if (admitted && admitted.jobId !== watch.job && now - admitted.at < ADMISSION_WATCH_MS)
-        return 'agent_coming';
+      // Another admission lately (another job's, or this job's own, renewed as it joins late):
+      // its own watch runs, and takes the call from here.
+      const another = admitted?.jobId !== watch.job || admitted?.at !== watch.admittedAt;
+      if (admitted && another && now - admitted.at < ADMISSION_WATCH_MS) return 'agent_coming';
       if (admitted && now - admitted.at < ADMITTED_AGENT_GRACE_MS) continue; // ours, on its way
       if (admitted && lost !== admitted.jobId) {
         // Admitted, not in the room past its grace: it died on the way. Another, at once.
@@ -150,31 +172,45 @@ async function untilAgentJoins(
         });
         const since = watch.job && (await callerWaitingSince(db, room));
         if (since && now - since >= MAX_AGENT_WAIT_MS)
-          return await endWithoutAgent(db, config, room, now, {
-            note: `agents kept failing to join for ${MAX_AGENT_WAIT_MS / 1000} s`,
-          });
+          end = { note: `agents kept failing to join for ${MAX_AGENT_WAIT_MS / 1000} s` };
       }
-      if (late) return await endWithoutAgent(db, config, room, now, watch);
-      if (now - dispatchedAt < DISPATCH_SETTLE_MS) continue;
-      // A job started longer ago than an admitted one may take to join is not coming either.
-      const outcome = await dispatchAgain(
-        config,
-        room,
-        call.agent_name,
-        now - ADMITTED_AGENT_GRACE_MS,
-      );
-      if (outcome === 'redispatched') {
-        dispatchedAt = now;
-        log(undefined, 'warn', 'no agent took the call yet: dispatched again', { room, attempt });
+      if (!end && late) end = watch;
+      if (!end) {
+        if (now - dispatchedAt < DISPATCH_SETTLE_MS) continue;
+        // A job started longer ago than an admitted one may take to join is not coming either.
+        const outcome = await dispatchAgain(
+          config,
+          room,
+          call.agent_name,
+          now - ADMITTED_AGENT_GRACE_MS,
+        );
+        if (outcome === 'redispatched') {
+          dispatchedAt = now;
+          log(undefined, 'warn', 'no agent took the call yet: dispatched again', { room, attempt });
+        }
+        continue;
       }
     } catch (err) {
-      // LiveKit failing now is one missed look; the deadline still holds.
+      // LiveKit or the ledger failing now is one missed look. Before the deadline the next look
+      // comes anyway; at it, the call ends only on a look that found no agent and none admitted
+      // on its way, never on a failure, which would delete a room an agent may be talking in.
       log(undefined, 'warn', 'agent arrival check failed', {
         room,
         message: err instanceof Error ? err.message : String(err),
       });
-      if (late) return await endWithoutAgent(db, config, room, clock.now(), watch);
+      if (!late) continue;
+      if (lateLookFailed) {
+        log(undefined, 'warn', 'no answer at the deadline: the call is left to the backstop', {
+          room,
+        });
+        return 'left_to_backstop';
+      }
+      lateLookFailed = true;
+      await clock.sleep(LATE_LOOK_RETRY_MS);
+      continue;
     }
+    // Decided on a look that succeeded: no agent, none on its way.
+    return await endWithoutAgent(db, config, room, now, end);
   }
 }
 

@@ -115,7 +115,8 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> &
   /**
    * The LiveKit key pairs whose signatures the edge accepts (webhooks, agent reports and
    * admissions, participant tokens): the current pair, then the previous one during a rotation.
-   * What the edge signs itself (tokens, server API calls, sealed metadata) uses the current pair.
+   * What the edge signs itself (tokens, server API calls) uses the current pair; the agent's
+   * sealed metadata, during a rotation, the previous secret (edge/dispatch-settings.ts).
    */
   liveKitKeyPairs: readonly KeyPair[];
 };
@@ -123,6 +124,16 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> &
 /** A missing or bad variable. The error mapper answers it as 503 `misconfigured`; the cron logs it. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /**
+   * Set: logged once per isolate for this (e.g. a key set) and message. For a problem found by
+   * what a request carries (a JWT naming a broken key of a remote set), which anyone can repeat
+   * without signing in.
+   */
+  readonly logOnceFor: string | undefined;
+  constructor(message: string, { logOnceFor }: { logOnceFor?: string } = {}) {
+    super(message);
+    this.logOnceFor = logOnceFor;
+  }
 }
 
 const cache = new WeakMap<object, Config>();

@@ -65,6 +65,15 @@ export function throwIfLedgerNotMigrated(err: unknown): void {
   if (notMigrated) throw notMigrated;
 }
 
+// Problems this isolate has logged already (ConfigError.logOnceFor); a few, so bounded.
+const loggedHere = new Set<string>();
+function firstTimeHere(problem: string): boolean {
+  if (loggedHere.has(problem)) return false;
+  if (loggedHere.size >= 32) loggedHere.clear();
+  loggedHere.add(problem);
+  return true;
+}
+
 /** The one error mapper: every thrown thing becomes `{ error: { code, message } }`. */
 export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) {
@@ -73,7 +82,8 @@ export function onError(err: Error, c: Context): Response {
     return c.json(errorBody(err.code, err.message, err.headers), err.status, err.headers);
   }
   if (err instanceof ConfigError) {
-    log(c, 'error', 'misconfigured', { message: err.message });
+    if (err.logOnceFor === undefined || firstTimeHere(`${err.logOnceFor}\n${err.message}`))
+      log(c, 'error', 'misconfigured', { message: err.message });
     return c.json(errorBody('misconfigured', err.message), 503);
   }
   if (err instanceof HTTPException) {

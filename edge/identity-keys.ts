@@ -10,24 +10,49 @@ import {
 import type { Config } from './config.ts';
 
 /**
- * The JWS algorithms an end-user JWT may use, with the key each needs: what jose verifies with
- * Web Crypto in workerd (no HS*: a key set holds public keys; no ES256K: no such curve here).
+ * The JWS algorithms an end-user JWT may use, with the key each needs (its type, and the curves
+ * jose picks a key of for it): what jose verifies with Web Crypto in workerd (no HS*: a key set
+ * holds public keys; no ES256K: no such curve here).
  */
-export const JWT_ALGORITHMS: Record<string, { kty: 'RSA' | 'EC' | 'OKP'; crv?: string }> = {
+export const JWT_ALGORITHMS: Record<
+  string,
+  { kty: 'RSA' | 'EC' | 'OKP'; curves?: readonly string[] }
+> = {
   RS256: { kty: 'RSA' },
   RS384: { kty: 'RSA' },
   RS512: { kty: 'RSA' },
   PS256: { kty: 'RSA' },
   PS384: { kty: 'RSA' },
   PS512: { kty: 'RSA' },
-  ES256: { kty: 'EC', crv: 'P-256' },
-  ES384: { kty: 'EC', crv: 'P-384' },
-  ES512: { kty: 'EC', crv: 'P-521' },
-  EdDSA: { kty: 'OKP' },
-  Ed25519: { kty: 'OKP', crv: 'Ed25519' },
+  ES256: { kty: 'EC', curves: ['P-256'] },
+  ES384: { kty: 'EC', curves: ['P-384'] },
+  ES512: { kty: 'EC', curves: ['P-521'] },
+  EdDSA: { kty: 'OKP', curves: ['Ed25519', 'Ed448'] },
+  Ed25519: { kty: 'OKP', curves: ['Ed25519'] },
 };
 
 type Jwk = Record<string, unknown>;
+
+/**
+ * Whether jose would pick this key of a set to verify a JWT signed with `alg` (naming `kid`, when
+ * it names one): jose 5's own rule (jwks/local.js: type, kid, alg, use, key_ops, curve). The
+ * configuration check and the per-sign-in diagnosis both judge keys by it, so they judge exactly
+ * the keys a sign-in can reach.
+ */
+function josePicks(jwk: Jwk, alg: string, kid?: unknown): boolean {
+  const needs = JWT_ALGORITHMS[alg];
+  if (!needs || jwk.kty !== needs.kty) return false;
+  if (typeof kid === 'string' && jwk.kid !== kid) return false;
+  if (typeof jwk.alg === 'string' && jwk.alg !== alg) return false;
+  if (!forVerifying(jwk)) return false;
+  return needs.curves === undefined || needs.curves.includes(jwk.crv as string);
+}
+
+/** Not marked for another use (`use`, `key_ops`): jose may pick it for a signature. */
+function forVerifying(jwk: Jwk): boolean {
+  if (typeof jwk.use === 'string' && jwk.use !== 'sig') return false;
+  return !Array.isArray(jwk.key_ops) || jwk.key_ops.includes('verify');
+}
 /** One key of a set: the configured algorithms it verifies with, or why it cannot. */
 type KeyFinding = { jwk: Jwk; label: string; usableFor: string[]; problem?: string };
 
@@ -39,19 +64,17 @@ async function inspectKey(jwk: unknown, index: number, algorithms: readonly stri
   const kid = typeof key.kid === 'string' ? ` (kid ${key.kid.slice(0, 64)})` : '';
   const finding: KeyFinding = { jwk: key, label: `key ${index + 1}${kid}`, usableFor: [] };
   const kty = key.kty;
+  // A private key published is a leak whatever it is marked for.
+  if ('d' in key) finding.problem = 'holds private key material; publish only the public key';
+  // Keys meant for something else are never chosen for a signature; they are not an error.
+  if (finding.problem || !forVerifying(key)) return finding;
   if (kty === 'oct')
     finding.problem = 'is a shared secret (kty oct); JWTs are checked with public keys';
-  else if ('d' in key) finding.problem = 'holds private key material; publish only the public key';
   else if (kty !== 'RSA' && kty !== 'EC' && kty !== 'OKP')
     finding.problem = `has a key type (kty) the edge does not know: use RSA, EC or OKP`;
   if (finding.problem) return finding;
-  // Keys meant for something else are never chosen for a signature; they are not an error.
-  if (key.use !== undefined && key.use !== 'sig') return finding;
-  if (Array.isArray(key.key_ops) && !key.key_ops.includes('verify')) return finding;
   for (const alg of algorithms) {
-    const needs = JWT_ALGORITHMS[alg];
-    if (!needs || needs.kty !== kty || (key.alg !== undefined && key.alg !== alg)) continue;
-    if (needs.crv && key.crv !== needs.crv) continue;
+    if (!josePicks(key, alg)) continue;
     try {
       const imported = await importJWK({ ...(key as unknown as JWK), ext: true }, alg);
       if (!(imported instanceof CryptoKey) || imported.type !== 'public')
@@ -131,7 +154,13 @@ export function identityKeySet(config: Config): JWTVerifyGetKey | undefined {
 /** Why a JWT failed to verify when it is not the JWT's fault. */
 export type KeySetFailure =
   | { kind: 'unreachable'; reason: string }
-  | { kind: 'misconfigured'; variable: 'AUTH_JWKS_URL' | 'AUTH_JWKS_JSON'; problem: string };
+  | {
+      kind: 'misconfigured';
+      variable: 'AUTH_JWKS_URL' | 'AUTH_JWKS_JSON';
+      problem: string;
+      /** Which key set: its URL, or the inline one. */
+      set: string;
+    };
 
 /**
  * After a JWT failed to verify: was it the identity provider's key set rather than the sign-in?
@@ -150,6 +179,7 @@ export async function keySetFailure(
     kind: 'misconfigured',
     variable,
     problem: remote ? `the key set it answers ${problem}` : problem,
+    set: remote ?? 'AUTH_JWKS_JSON',
   });
   if (remote) {
     const reason = fetchFailure(err);
@@ -182,18 +212,8 @@ function keysNamedBy(jwt: string, findings: KeyFinding[], algorithms: readonly s
     return undefined;
   }
   const alg = header.alg;
-  const needs = alg && algorithms.includes(alg) ? JWT_ALGORITHMS[alg] : undefined;
-  if (!alg || !needs) return undefined;
-  const keys = findings.filter(
-    ({ jwk }) =>
-      jwk.kty === needs.kty &&
-      (header.kid === undefined || jwk.kid === header.kid) &&
-      (jwk.alg === undefined || jwk.alg === alg) &&
-      (jwk.use === undefined || jwk.use === 'sig') &&
-      (!Array.isArray(jwk.key_ops) || jwk.key_ops.includes('verify')) &&
-      (needs.crv === undefined || jwk.crv === needs.crv),
-  );
-  return { alg, keys };
+  if (!alg || !algorithms.includes(alg) || !JWT_ALGORITHMS[alg]) return undefined;
+  return { alg, keys: findings.filter(({ jwk }) => josePicks(jwk, alg, header.kid)) };
 }
 
 /** The reason a remote key set could not be had, if that is why verifying failed. */

@@ -298,6 +298,12 @@ export type CallEnd = {
   strong: boolean;
   /** The API caller who asked for this end; its note is the caller's own (closeCall only). */
   caller?: EndCaller;
+  /**
+   * Applies to an open call only, never replacing an inferred end (closeCall only). For ends a
+   * caller (not an operator) asks for: such an end is authoritative, so replacing an inferred
+   * one would also stop the agent's later report from saying how the call really ended.
+   */
+  onlyIfOpen?: boolean;
 };
 
 /**
@@ -314,7 +320,7 @@ export async function closeCall(db: D1Database, room: string, end: CallEnd): Pro
         `UPDATE calls SET status = 'ended', ended_at = COALESCE(ended_at, ?2), end_reason = ?3, ended_by = ?4,
            end_source = ?5, end_strength = ?6, end_note = IIF(?8 IS NULL, COALESCE(?7, end_note), ?7),
            end_caller_kind = ?8, end_caller_identity = ?9
-         WHERE room = ?1 AND ${END_APPLIES}`,
+         WHERE room = ?1 AND ${end.onlyIfOpen ? "status = 'open'" : END_APPLIES}`,
       )
       .bind(room, ...endParams(end), end.caller?.kind ?? null, end.caller?.identity ?? null),
   );

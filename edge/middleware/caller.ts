@@ -116,9 +116,11 @@ async function userFromIdentityProvider(jwt: string, config: Config): Promise<Ca
       );
     // The key set's fault rather than the JWT's: never a 401 telling every user to sign in again.
     const failure = await keySetFailure(config, jwt, err);
+    // Anyone can repeat this (a JWT naming a broken key): one error line per key set will do.
     if (failure?.kind === 'misconfigured')
       throw new ConfigError(
         `server configuration is invalid: ${failure.variable} (${failure.problem})`,
+        { logOnceFor: failure.set },
       );
     if (failure?.kind === 'unreachable')
       throw new ApiError(

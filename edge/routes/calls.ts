@@ -35,7 +35,7 @@ import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/r
 import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
 import { countIfRevival } from '../ledger/revivals.ts';
-import { admitAgentJob } from '../ledger/admissions.ts';
+import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
 import { watchAdmittedAgentAfter } from '../agent-arrival.ts';
 import { ROOM_NAME } from '../room-name.ts';
 
@@ -180,8 +180,11 @@ export const callRoutes = new Hono<AppEnv>()
     }
     // LiveKit first, even for a call the ledger has ended: its room may have been recreated by a
     // token still valid (a revival). If LiveKit fails the ledger stays as it was; "not found"
-    // means already gone. An end only inferred (webhooks, a token never used) gives way to this
-    // explicit one; an authoritative end stands and the answer says already_ended.
+    // means already gone. An operator's end replaces one only inferred (webhooks, a token never
+    // used); an authoritative end stands and the answer says already_ended. A caller's end (a
+    // participant, a user, the app key) records nothing on a call already ended: any holder of
+    // an unexpired token would otherwise rewrite its end, and, an API end being authoritative,
+    // keep the agent's later report from correcting it.
     await deleteRoom(config, room);
     // False when the agent's report recorded the end in the meantime: that end stands.
     // A failure here answers 503 with the room already gone; the retry's DeleteRoom finds no room
@@ -195,6 +198,7 @@ export const callRoutes = new Hono<AppEnv>()
         note: body.reason ?? null,
         strong: true,
         caller: endCaller(c.get('caller')),
+        onlyIfOpen: c.get('caller').kind !== 'admin',
       }),
     );
     return c.json({ already_ended: !recorded, call: await callView(c, room) });
@@ -266,15 +270,34 @@ export const callRoutes = new Hono<AppEnv>()
       // out, unless the first was admitted long ago and is not in the room (it died on the way).
       const another = call.agent_job_id != null && call.agent_job_id !== ask.job_id;
       const present = another && (await agentPresent(c.get('config'), room).catch(() => undefined));
+      const now = Date.now();
       const admission = present
         ? 'refused'
         : await withLedger('admit the agent', () =>
-            admitAgentJob(c.env.LEDGER, room, ask.job_id, Date.now()),
+            admitAgentJob(c.env.LEDGER, room, ask.job_id, now, { joining: ask.joining }),
           );
-      // A newly admitted job is watched until it joins: one that dies on the way is replaced.
-      if (admission === 'admitted')
+      // A newly admitted job (or a late one whose place its join renewed) is watched until it
+      // joins: one that dies on the way is replaced. It is told how long it has: a job still on
+      // its way past that asks again before it joins (`joining`), and leaves if it was replaced.
+      if (admission === 'admitted') {
         watchAdmittedAgentAfter(c.executionCtx, c.env.LEDGER, c.get('config'), room, ask.job_id);
-      if (admission !== 'refused') return c.json({ admit: true } satisfies AdmissionAnswer);
+        return c.json({
+          admit: true,
+          join_within_ms: ADMITTED_AGENT_GRACE_MS,
+        } satisfies AdmissionAnswer);
+      }
+      if (admission === 'again') {
+        // A retried request: the grace still counts from the first admission.
+        const left = (call.agent_admitted_at ?? now) + ADMITTED_AGENT_GRACE_MS - now;
+        return c.json({ admit: true, join_within_ms: Math.max(0, left) } satisfies AdmissionAnswer);
+      }
+      if (ask.joining) {
+        log(c, 'warn', 'late agent refused: another job took its place while it was on its way', {
+          room,
+          job_id: ask.job_id,
+        });
+        return c.json({ admit: false, reason: 'superseded' } satisfies AdmissionAnswer);
+      }
       log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
       return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { askAdmission } from '../../agent/call-admission.ts';
+import { askAdmission, askBeforeJoining, JOIN_MARGIN_MS } from '../../agent/call-admission.ts';
 import { verifySignedBody } from '../../wire-contract/index.ts';
 
 const ask = { room: 'call-1', room_sid: 'RM_1', job_id: 'AJ_1' };
@@ -61,5 +61,58 @@ describe('asking the edge before any model work', () => {
       problem: 'edge answered 401',
     });
     expect(e.seen).toHaveLength(1);
+  });
+});
+
+describe('a job that joins late asks again before it joins', () => {
+  const now = () => 1_000_000;
+  it('keeps the time to join the edge gives as a local deadline', async () => {
+    const e = edge(() => Response.json({ admit: true, join_within_ms: 15_000 }));
+    expect(await askAdmission(ask, { ...options(e.fetchImpl), now })).toEqual({
+      admit: true,
+      asked: true,
+      joinBy: 1_015_000,
+    });
+  });
+
+  it('asks nothing when it joins in good time: the greeting waits on no second round trip', async () => {
+    const e = edge(() => Response.json({ admit: false, reason: 'superseded' }));
+    const joinBy = now() + JOIN_MARGIN_MS + 1;
+    expect(await askBeforeJoining(ask, joinBy, { ...options(e.fetchImpl), now })).toMatchObject({
+      admit: true,
+    });
+    expect(e.seen).toHaveLength(0);
+  });
+
+  it('asks again (saying it is joining) once it is near or past its time, and follows a "superseded"', async () => {
+    const sent: unknown[] = [];
+    const e = edge(() => Response.json({ admit: false, reason: 'superseded' }));
+    const fetchImpl = (async (url: string, init: RequestInit) => {
+      sent.push(JSON.parse(String(init.body)));
+      return e.fetchImpl(url, init);
+    }) as typeof fetch;
+    const joinBy = now() + JOIN_MARGIN_MS - 1;
+    expect(await askBeforeJoining(ask, joinBy, { ...options(fetchImpl), now })).toEqual({
+      admit: false,
+      reason: 'superseded',
+    });
+    expect(sent).toEqual([{ ...ask, joining: true }]);
+    expect(e.seen).toEqual([{ url: 'http://edge.test/calls/call-1/admit', signed: true }]);
+  });
+
+  it('asks nothing of an edge that gave no time to join (an older edge, or a room it does not govern)', async () => {
+    const e = edge(() => Response.json({ admit: false, reason: 'superseded' }));
+    expect(await askBeforeJoining(ask, undefined, options(e.fetchImpl))).toMatchObject({
+      admit: true,
+    });
+    expect(e.seen).toHaveLength(0);
+  });
+
+  it('takes the call when the edge cannot answer the second time either', async () => {
+    const e = edge(() => Promise.reject(new TypeError('fetch failed')));
+    expect(await askBeforeJoining(ask, 0, options(e.fetchImpl, 300))).toMatchObject({
+      admit: true,
+      problem: 'fetch failed',
+    });
   });
 });

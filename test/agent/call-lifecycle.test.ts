@@ -337,6 +337,34 @@ describe('CallLifecycle', () => {
       expect(reportedAt[1]!).toBeLessThanOrEqual(start + 12_000);
     });
 
+    it(`${MAX_HOOKS} hanging hooks: those reached once the hooks' time is spent start together, each called with the reason, and the report still comes before the deadline`, async () => {
+      const { lifecycle, steps, logs } = setup({
+        cleanupBudgetMs: 20_000,
+        reportReserveMs: 10_000,
+        defaultHookTimeoutMs: 60_000,
+      });
+      const told: string[] = [];
+      for (let i = 0; i < MAX_HOOKS; i++)
+        lifecycle.onCallEnd(`hook-${i}`, (s) => new Promise(() => void told.push(s.reason)));
+      const reported: { at: number; hooks: HookOutcome[] }[] = [];
+      lifecycle.attach({
+        ...steps,
+        report: async (_s, hooks) => void reported.push({ at: Date.now(), hooks }),
+      });
+      // A stalled worker: about 6 s before this process is gone.
+      const gone = Date.now() + 6_000;
+      void lifecycle.end('drain', { deadline: gone });
+      await vi.runAllTimersAsync();
+      await lifecycle.finished;
+      expect(told).toEqual(Array(MAX_HOOKS).fill('drain')); // none skipped
+      expect(reported).toHaveLength(1);
+      expect(reported[0]!.at, 'the report, before the process is gone').toBeLessThan(gone);
+      expect(reported[0]!.hooks.map((h) => h.status)).toEqual(Array(MAX_HOOKS).fill('timeout'));
+      expect(logs.find((l) => /start together/.test(l.msg))?.fields).toMatchObject({
+        hooks: MAX_HOOKS - 1,
+      });
+    });
+
     it('joined while a goodbye plays: cuts it, quietly, and the rest fits before the deadline', async () => {
       const { lifecycle, steps, trace, logs } = setup({ stepTimeoutMs: 8_000 });
       let reportedAt = 0;

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -28,11 +29,21 @@ beforeAll(async () => {
   initializeLogger({ pretty: false, level: 'warn' });
   standIn = await startOpenAIStandIn();
 });
-afterAll(() => standIn.close());
+/** Every directory a test makes, in a temp dir of its own: nothing is left in the real /tmp. */
+const made: string[] = [];
+const freshDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  await standIn.close();
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('the fixed greeting', () => {
   it('is synthesised once per host and voice, then replayed from the cache file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+    const dir = freshDir();
     const tts = new openai.TTS({ apiKey: 'sk-local', baseURL: standIn.url });
     const speechRequests = () => standIn.requests.filter((r) => r.path.endsWith('/audio/speech'));
     const before = speechRequests().length;
@@ -105,23 +116,28 @@ describe('the greeting cache is trusted only when it is ours and whole', () => {
   }
 
   it('a file planted under the predictable name in the shared temp dir is never played', async () => {
-    const key = `tts-1|alloy|planted-${process.pid}-${Date.now()}`;
-    // Another user on the host got there first: the shared dir is theirs and anyone may write it.
-    const shared = join(tmpdir(), 'livekit-voice-calls-greetings');
-    mkdirSync(shared, { recursive: true, mode: 0o777 });
+    const key = 'tts-1|alloy|planted';
+    // The temp dir, as this host's job processes see it (a fresh one: the real /tmp is not
+    // touched). Another user got there first: the shared dir is theirs and anyone may write it.
+    const temp = freshDir();
+    const shared = join(temp, 'livekit-voice-calls-greetings');
+    mkdirSync(shared, { mode: 0o777 });
+    chmodSync(shared, 0o777); // past the umask
     writeFileSync(join(shared, fileOf(key)), legacy(16_000));
-    const { audio, synthesised } = await fetchGreeting(key);
+    const { audio, synthesised } = await fetchGreeting(key, greetingCacheDir(temp));
     expect(synthesised).toBe(true); // synthesised, not read from the plant
     expect(audio.sampleRate).toBe(24_000);
     // And the cache it did write lives in a directory only this user can enter.
-    const own = statSync(greetingCacheDir());
+    expect(greetingCacheDir(temp)).not.toBe(shared);
+    const own = statSync(greetingCacheDir(temp));
     expect(own.mode & 0o077).toBe(0);
     expect(own.uid).toBe(process.getuid!());
+    expect(greetingCacheDir()).toBe(greetingCacheDir(tmpdir())); // the default is the same rule
   });
 
   it('a cache directory someone else made (or opened to others) is not read, even with a well-formed file for this very greeting', async () => {
     const key = 'tts-1|alloy|hijacked';
-    const dir = join(mkdtempSync(join(tmpdir(), 'greeting-test-')), 'cache');
+    const dir = join(freshDir(), 'cache');
     mkdirSync(dir, { mode: 0o777 });
     chmodSync(dir, 0o777); // past the umask
     if (process.getuid!() === 0) chownSync(dir, 65_534, 65_534); // as root: really another user's
@@ -131,8 +147,23 @@ describe('the greeting cache is trusted only when it is ours and whole', () => {
     expect(audio.sampleRate).toBe(24_000);
   });
 
+  it.runIf(process.getuid?.() === 0)(
+    "a well-formed file for this very greeting in this user's own directory, but owned by another user (hard-linked or moved in), is not played",
+    async () => {
+      const key = 'tts-1|alloy|foreign-owner';
+      const dir = join(freshDir(), 'cache');
+      mkdirSync(dir, { mode: 0o700 });
+      const file = join(dir, fileOf(key));
+      writeFileSync(file, encodeGreeting(loud, digestOf(key)), { mode: 0o644 });
+      chownSync(file, 65_534, 65_534);
+      const { audio, synthesised } = await fetchGreeting(key, dir);
+      expect(synthesised).toBe(true);
+      expect(audio.sampleRate).toBe(24_000);
+    },
+  );
+
   it('a cache file that says 0 Hz is discarded and the greeting synthesised again', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+    const dir = freshDir();
     const key = 'tts-1|alloy|zero-rate';
     // 0 Hz: 20 ms frames of nothing, for ever. In the old format, and in the current one.
     for (const zero of [legacy(0), encodeGreeting({ ...loud, sampleRate: 0 }, digestOf(key))]) {
@@ -146,7 +177,7 @@ describe('the greeting cache is trusted only when it is ours and whole', () => {
   });
 
   it('a file holding another greeting, or cut short, is discarded and synthesised again', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'greeting-test-'));
+    const dir = freshDir();
     const key = 'tts-1|alloy|swapped';
     const good = encodeGreeting(loud, digestOf(key));
     for (const wrong of [

@@ -1,10 +1,16 @@
+import { initializeLogger } from '@livekit/agents';
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ORPHANED_TIMEOUT_MS, PING_INTERVAL_MS } from '../../agent/job-process.ts';
+import {
+  ORPHANED_TIMEOUT_MS,
+  PING_INTERVAL_MS,
+  STALLED_AFTER_MS,
+} from '../../agent/job-process.ts';
 import { otlpReceiver } from '../support/otlp-receiver.ts';
 
 /**
@@ -17,6 +23,8 @@ const JOB_MAIN = join(agentsDist, 'ipc/job_proc_lazy_main.js');
 const FIXTURE = resolve(import.meta.dirname, 'fixtures/job-process-agent.ts');
 /** The agent's own job module: without a LiveKit server its call fails at setup and ends. */
 const JOB_TS = resolve(import.meta.dirname, '../../agent/job.ts');
+/** A hooks module whose end-of-call hook throws where nobody catches it. */
+const CRASHING_HOOKS = resolve(import.meta.dirname, 'fixtures/crashing-hooks.ts');
 const dir = mkdtempSync(join(tmpdir(), 'job-contract-'));
 const children: ChildProcess[] = [];
 /** Where the `ours` jobs export their traces; each finds its own by its job id. */
@@ -122,6 +130,67 @@ async function until(ok: () => boolean, timeoutMs: number) {
   }
 }
 
+/** agents-js's own modules, loaded from its dist as its worker loads them (not exported). */
+const fromAgents = async <T>(file: string): Promise<T> =>
+  (await import(pathToFileURL(join(agentsDist, file)).href)) as T;
+
+type Sent = { case: string; value?: { pingInterval?: number } };
+type Supervised = {
+  prototype: { initialize(this: { proc: ChildProcess }, ...args: unknown[]): Promise<void> };
+};
+type Pool = {
+  start(): void;
+  launchJob(info: unknown): Promise<void>;
+  close(): Promise<void>;
+};
+
+describe("agents-js's worker, as the design relies on it", () => {
+  // The stall watch (job-process.ts) counts missed pings: it holds only while the worker pings
+  // as often as PING_INTERVAL_MS says. The interval is the pool's literal, not an option.
+  it(`pings every job process every ${PING_INTERVAL_MS} ms: the interval its process pool sends in each initializeRequest, warm or started for a job`, async () => {
+    initializeLogger({ pretty: false, level: 'fatal' });
+    const { SupervisedProc } = await fromAgents<{ SupervisedProc: Supervised }>(
+      'ipc/supervised_proc.js',
+    );
+    const { ProcPool } = await fromAgents<{ ProcPool: new (o: object) => Pool }>(
+      'ipc/proc_pool.js',
+    );
+    // What the pool's processes are sent, read at the channel as the pool initialises each one.
+    const sent: Sent[] = [];
+    const initialize = SupervisedProc.prototype.initialize;
+    SupervisedProc.prototype.initialize = function (...args) {
+      const send = this.proc.send.bind(this.proc) as (m: unknown, ...r: unknown[]) => boolean;
+      this.proc.send = ((m: Sent, ...r: unknown[]) => (sent.push(m), send(m, ...r))) as never;
+      return initialize.apply(this, args);
+    };
+    const options = {
+      agent: FIXTURE,
+      initializeTimeout: 20_000,
+      closeTimeout: 5_000,
+      sessionEndTimeout: 1_000,
+      memoryWarnMB: 0,
+      memoryLimitMB: 0,
+    };
+    const warm = new ProcPool({ ...options, numIdleProcesses: 1 });
+    const perJob = new ProcPool({ ...options, numIdleProcesses: 0 });
+    try {
+      warm.start();
+      perJob.start();
+      void perJob.launchJob({ job: { id: 'AJ_pool', room: { name: 'pool' } } }).catch(() => {});
+      await until(() => sent.filter((m) => m.case === 'initializeRequest').length === 2, 20_000);
+    } finally {
+      SupervisedProc.prototype.initialize = initialize;
+      await Promise.all([warm.close(), perJob.close()]);
+    }
+    const intervals = sent
+      .filter((m) => m.case === 'initializeRequest')
+      .map((m) => m.value?.pingInterval);
+    expect(intervals).toEqual([PING_INTERVAL_MS, PING_INTERVAL_MS]);
+    // Three missed pings still leave the call's end most of the orphan window.
+    expect(ORPHANED_TIMEOUT_MS - STALLED_AFTER_MS).toBeGreaterThanOrEqual(7_000);
+  }, 40_000);
+});
+
 describe.concurrent("agents-js's job process, as the design relies on it", () => {
   it("a shutdownRequest reaches the entry's own listeners and is acked; the stock teardown waits ≤ 15 s for the entry, then runs the callbacks", async () => {
     const job = await startJob('shutdown', { FIXTURE_MODE: 'stock' });
@@ -221,6 +290,34 @@ describe.concurrent('our job process handling, inside that real process', () => 
       const { code, at } = await job.exited;
       expect(code).toBe(0);
       expect(job.output()).toContain('"msg":"call ended"');
+      expect(job.output()).not.toContain('teardown is stuck');
+      const sent = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
+      expect(sent.join()).toContain('agent_session');
+    } finally {
+      await slow.close();
+    }
+  }, 40_000);
+
+  it('the call crashed while ending, the collector is slow: the crash path owns the exit, exit 1 after the traces left, and no stock exit 0 before it', async () => {
+    const slow = await otlpReceiver({ answerAfterMs: 2_500 });
+    try {
+      const job = await startJob(
+        'job-ts-crash-slow-collector',
+        {
+          LIVEKIT_URL: 'ws://127.0.0.1:1',
+          LIVEKIT_API_KEY: 'k',
+          LIVEKIT_API_SECRET: 's'.repeat(32),
+          OPENAI_API_KEY: 'sk-unused',
+          AGENT_HOOKS_MODULE: CRASHING_HOOKS,
+          OTEL_EXPORTER_OTLP_ENDPOINT: slow.url,
+          OTEL_BSP_SCHEDULE_DELAY: '600000',
+        },
+        JOB_TS,
+      );
+      const { code, at } = await job.exited;
+      expect(job.output()).toContain('an error escaped an end-of-call hook');
+      expect(job.output()).toContain('"msg":"call ended"');
+      expect(code).toBe(1);
       expect(job.output()).not.toContain('teardown is stuck');
       const sent = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
       expect(sent.join()).toContain('agent_session');

@@ -89,6 +89,32 @@ describe('a worker that stops pinging', () => {
     w.stop();
   });
 
+  it('is still found lost when its timer fires early by the wall clock (a clock slewed back, timers a millisecond early)', async () => {
+    // Node's timers run on the monotonic clock, the check reads the wall clock: here the wall
+    // clock loses 1 ms a second against the timers, so the check first runs a few ms too early.
+    const t0 = Date.now();
+    const now = () => Date.now() - Math.floor((Date.now() - t0) / 1_000);
+    const proc = fakeProcess();
+    const lost: number[] = [];
+    const stop = watchJobProcess(
+      {
+        onShutdownRequest: () => {},
+        onWorkerLost: (deadline) => void lost.push(deadline),
+        onCrash: async () => {},
+        log: () => {},
+      },
+      { proc: proc as never, now },
+    );
+    proc.emit('message', { case: 'pingRequest', value: {} });
+    await vi.advanceTimersByTimeAsync(STALLED_AFTER_MS);
+    await vi.runOnlyPendingTimersAsync();
+    expect(lost, 'lost at the first check').toEqual([]); // too early by the wall clock: not yet
+    await vi.advanceTimersByTimeAsync(100);
+    await vi.runOnlyPendingTimersAsync();
+    expect(lost, 'lost once the wall clock gets there').toHaveLength(1);
+    stop();
+  });
+
   it('counts the first interval as already begun: a job watched between pings is not given more', async () => {
     const w = watch();
     await vi.advanceTimersByTimeAsync(STALLED_AFTER_MS - PING_INTERVAL_MS);
@@ -135,6 +161,50 @@ describe('leaving after the call', () => {
     await vi.advanceTimersByTimeAsync(1_000);
     expect(warnings).toEqual(['stock job teardown is stuck; exiting the job process']);
     await vi.advanceTimersByTimeAsync(1_000);
+    expect(proc.exit).toHaveBeenCalledWith(0);
+  });
+
+  it('after a crash the crash path owns the exit: no stock teardown, no exit 0; exit 1 once the call has ended and the traces are flushed', async () => {
+    const proc = fakeProcess();
+    let endCall: () => void = () => {};
+    const flushed: number[] = [];
+    watchJobProcess(
+      {
+        onShutdownRequest: () => {},
+        onWorkerLost: () => {},
+        onCrash: () => new Promise<void>((r) => (endCall = r)),
+        flush: async (deadline) => void flushed.push(deadline),
+        log: () => {},
+      },
+      { proc: proc as never },
+    );
+    proc.emit('uncaughtException', new Error('boom'));
+    await vi.advanceTimersByTimeAsync(100);
+    endCall(); // the call has ended: the job's entry goes on to leave
+    let shutdowns = 0;
+    exitAfterCall({
+      graceMs: 500,
+      log: () => {},
+      shutdown: () => shutdowns++,
+      proc: proc as never,
+    });
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(shutdowns).toBe(0);
+    expect(flushed).toHaveLength(1);
+    expect(proc.exit.mock.calls).toEqual([[1]]);
+  });
+
+  it('without a crash, the stock teardown is started and the exit armed', async () => {
+    const proc = fakeProcess();
+    let shutdowns = 0;
+    exitAfterCall({
+      graceMs: 500,
+      log: () => {},
+      shutdown: () => shutdowns++,
+      proc: proc as never,
+    });
+    expect(shutdowns).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_500);
     expect(proc.exit).toHaveBeenCalledWith(0);
   });
 

@@ -2,6 +2,7 @@ import { initializeLogger } from '@livekit/agents';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -16,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CallLifecycle } from '../../agent/call-lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { freePort } from '../support/processes.ts';
@@ -195,7 +197,52 @@ describe('the job keeps a report the edge cannot take now', () => {
     expect(ok.got.map((g) => g.room)).toEqual(['call-fine', 'call-refused']);
     expect(waiting(dir)).toEqual([]);
   });
+
+  it('a deadline that comes while the report is being posted (the worker lost) stops the delivery and hands the report to the worker, due at once', async () => {
+    const dir = freshDir();
+    // An edge that takes the connection and never answers.
+    let posts = 0;
+    const hanging = createServer(() => void posts++);
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+      const lifecycle = new CallLifecycle({
+        room: 'call-cut',
+        jobId: 'AJ_call-cut',
+        cleanupBudgetMs: 20_000,
+        reportReserveMs: 10_000,
+        stepTimeoutMs: 1_000,
+        defaultHookTimeoutMs: 1_000,
+        log: () => {},
+      });
+      lifecycle.attach(jobSteps('call-cut', url, dir));
+      void lifecycle.end('participant_left');
+      await until(() => posts === 1, 5_000);
+      const gone = Date.now() + 500; // this process is gone then, whatever runs
+      void lifecycle.end('drain', { deadline: gone });
+      await lifecycle.finished;
+      // The job's write-ahead file was the job's until 30 s past the old deadline: it is the
+      // worker's now, due at once, in the moments the process has left after its deadline.
+      const handedOver = () =>
+        new ReportOutbox(dir).list().some((f) => f.attempts === 1 && f.nextAt <= Date.now());
+      await until(handedOver, 300);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(posts, 'no post after the deadline').toBe(1);
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+    }
+  });
 });
+
+/** Resolves once `ok()` holds; fails after `timeoutMs`. */
+async function until(ok: () => boolean, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 describe('the worker drains the outbox', () => {
   it('201 and 200 (duplicate) both mean delivered; a final refusal is dropped with a log line naming the call', async () => {
@@ -347,6 +394,24 @@ describe('the worker drains the outbox', () => {
     await drainOutbox(outbox, { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log });
     expect(e.got.map((g) => g.room)).toEqual(['call-dead']);
     expect(readdirSync(join(dir, 'sending'))).toHaveLength(1);
+  });
+
+  it("this worker's own claim, left in sending/ when putting it back failed, is returned once older than the lease", async () => {
+    const dir = freshDir();
+    let now = 1_000_000;
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now, claimLeaseMs: 60_000 });
+    await outbox.add(reportFor('call-stuck'), { attempts: 1 });
+    // Claimed by this process for a post; the rename that would have put it back failed.
+    expect(outbox.claim(outbox.list()[0]!)).toBeDefined();
+    const e = await edge(() => 201);
+    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    await drainOutbox(outbox, opts);
+    expect(e.got).toEqual([]); // within the lease it may still be this worker's post in flight
+    now += 60_001;
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ returned: 1, delivered: 1 });
+    expect(e.got.map((g) => g.room)).toEqual(['call-stuck']);
+    expect(readdirSync(join(dir, 'sending'))).toEqual([]);
   });
 
   it('a report the job is still delivering is not posted by the worker before its time', async () => {
@@ -633,15 +698,16 @@ describe('outbox odds', () => {
     expect(lines).toEqual([]);
   });
 
-  it('files with unexpected names are moved to quarantine/ with an error line, and count against the bounds (dropped first)', async () => {
+  it('a file with an outbox name it cannot use is moved to quarantine/ with an error line, and counts against the bounds (dropped first)', async () => {
     const dir = freshDir();
     let now = 1_000_000;
     const { lines, log } = logs();
     const outbox = new ReportOutbox(dir, { log, now: () => now++, maxFiles: 3 });
     await outbox.add(reportFor('call-k1'));
     await outbox.add(reportFor('call-k2'));
-    writeFileSync(join(dir, 'notes.txt'), 'an operator left this here');
-    writeFileSync(join(dir, '17.json'), '{}');
+    // Outbox names with a damaged key: written by a broken copy, or cut by hand.
+    writeFileSync(join(dir, `1000.0.1000.${'a'.repeat(31)}.json`), '{}');
+    writeFileSync(join(dir, `1000.1.2000.not-a-key.json`), '{}');
     const e = await edge(() => 503);
     const result = await drainOutbox(outbox, opts(e.url, log));
     expect(readdirSync(dir).filter((n) => !['sending', 'tmp', 'quarantine'].includes(n))).toEqual(
@@ -651,7 +717,50 @@ describe('outbox odds', () => {
     expect(result.dropped).toBe(1); // four files over a bound of three: a quarantined one went
     expect(quarantined(dir)).toHaveLength(1);
     const moved = lines.filter((l) => l.level === 'error' && /quarantine/.test(l.msg));
-    expect(moved.map((l) => l.fields.file).sort()).toEqual(['17.json', 'notes.txt']);
+    expect(moved.map((l) => l.fields.file).sort()).toEqual([
+      `1000.0.1000.${'a'.repeat(31)}.json`,
+      '1000.1.2000.not-a-key.json',
+    ]);
+  });
+
+  it("a directory shared with other files (REPORT_OUTBOX_DIR=/data): what is not the outbox's is left alone, never counted or deleted, with one warn line", async () => {
+    const dir = freshDir();
+    let now = 1_000_000;
+    const { lines, log } = logs();
+    const old = (path: string) => utimesSync(path, new Date(0), new Date(0));
+    // A volume's root: an operator's files, and folders of other programs named like the outbox's.
+    const others = [
+      'notes.txt',
+      'backup.tar',
+      '17.json',
+      'tmp/upload.tmp',
+      'tmp/cache.db',
+      'sending/mail.eml',
+      'quarantine/photo.jpg',
+    ];
+    for (const d of ['tmp', 'sending', 'quarantine']) mkdirSync(join(dir, d));
+    for (const f of others) {
+      writeFileSync(join(dir, f), 'not a report');
+      old(join(dir, f));
+    }
+    const outbox = new ReportOutbox(dir, {
+      log,
+      now: () => now,
+      maxFiles: 2,
+      maxAgeMs: 3600_000,
+      claimLeaseMs: 1_000,
+    });
+    await outbox.add(reportFor('call-shared'));
+    const e = await edge(() => 503);
+    for (let pass = 0; pass < 3; pass++) {
+      await drainOutbox(outbox, opts(e.url, log));
+      now += 2 * 3600_000; // past every bound: the report itself ages out
+    }
+    for (const f of others) expect(readFileSync(join(dir, f), 'utf8'), f).toBe('not a report');
+    expect(quarantined(dir)).toEqual(['photo.jpg']);
+    const warned = lines.filter((l) => /not the outbox's/.test(l.msg));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ level: 'warn', fields: { dir, count: others.length } });
   });
 });
 

@@ -36,7 +36,7 @@ describe('OTLP traces', () => {
     try {
       const config = loadAgentConfig({ ...requiredVars, ...env });
       const tel = setupTelemetry(
-        { room_id: 'RM_otel_test', job_id: 'AJ_otel_test' },
+        { room: 'call-otel-test', room_id: 'RM_otel_test', job_id: 'AJ_otel_test' },
         { allowContent: config.LIVEKIT_TELEMETRY_ALLOW_PII },
       )!;
       expect(tel).toBeDefined();
@@ -76,6 +76,10 @@ describe('OTLP traces', () => {
     expect(body).not.toContain('4111 1111');
     expect(body).not.toContain('You said:');
     expect(body).not.toContain('Be brief.');
+    // The call's ids stay, the room name among them: an id for finding the call in the logs and
+    // the ledger (docs/configuration.md, LIVEKIT_TELEMETRY_ALLOW_PII).
+    expect(body).toContain('call-otel-test');
+    expect(body).toContain('RM_otel_test');
   });
 
   it('puts the conversation in the spans only when LIVEKIT_TELEMETRY_ALLOW_PII=true', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { type CallClient } from '../support/call-client.ts';
+import { waitFor } from '../support/processes.ts';
 import { pidAlive, System } from '../support/system.ts';
 
 /**
@@ -24,7 +25,7 @@ beforeAll(async () => {
   system = await new System(bin, {
     edgeVars: {
       AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
-      AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev',
+      AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev,voice-agent-slow',
     },
   }).start();
 });
@@ -134,6 +135,36 @@ describe.skipIf(!bin)('every call gets its agent, or is told why not', () => {
     expect(agents).toHaveLength(1);
     expect(agents[0]!.identity).not.toContain(died.job);
     await endCall(c);
+  });
+
+  it('an admitted job still alive but slow to join (its hooks take 30 s): a replacement answers the call, and the slow one leaves without joining, ending nothing', async () => {
+    workers.push(
+      await system.startAgent('agent-slow', {
+        AGENT_NAME: 'voice-agent-slow',
+        HOOK_TIMEOUT_MS: '40000',
+      }),
+    );
+    const c = await system.backendCaller(unique('slow-to-join'), { agentName: 'voice-agent-slow' });
+    // The admitted job's grace, then a new dispatch whose job goes on at once.
+    await greeted(c, (AGENT_WAIT_SECONDS + 25) * 1000);
+    const slow = JSON.parse(
+      readFileSync(join(system.hooksDir, `${c.roomName}.slow.json`), 'utf8'),
+    ) as { pid: number; job: string };
+    // The slow job wakes 30 s after it was admitted, asks the edge again, and leaves.
+    await waitFor('the slow job to leave', async () => !pidAlive(slow.pid), { timeoutMs: 40_000 });
+    const agentsJoined = c.events.filter(
+      (e) =>
+        e.kind === 'participant-joined' &&
+        (e.detail as { kind: number }).kind === ParticipantKind.AGENT,
+    );
+    expect(agentsJoined).toHaveLength(1);
+    expect((agentsJoined[0]!.detail as { identity: string }).identity).not.toContain(slow.job);
+    expect(c.room.isConnected).toBe(true);
+    expect((await system.call(c.roomName)).status).toBe('open');
+    await endCall(c);
+    // One report, the replacement's: the slow job ran no hooks and sent none.
+    const reported = await system.reportedCall(c.roomName);
+    expect(reported.report.job_id).not.toBe(slow.job);
   });
 
   it('a worker in dev mode, its CPUs saturated by busy loops, still takes call after call up to its cap', async () => {

@@ -356,6 +356,16 @@ describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit se
         expect(count('test: job process forked')).toBeLessThan(4);
         const signalledAt = Date.now();
         worker.proc.child.kill('SIGTERM');
+        // One may have been forked since: the path under test is taken only if agents-js's
+        // drain really met a process still waiting to start, which the worker's drain logs.
+        await waitFor(
+          'the drain meeting a process the pool has not started',
+          async () =>
+            /"msg":"agents-js could not join a pooled process[^\n]*"error":"runner not started"/.test(
+              log(),
+            ),
+          { timeoutMs: 10_000, intervalMs: 100 },
+        );
         expect(await c.waitForDisconnect(shutdownBudget(config).drainTimeoutMs + 30_000)).toBe(
           DisconnectReason.ROOM_DELETED,
         );

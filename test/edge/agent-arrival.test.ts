@@ -17,6 +17,7 @@ import {
   testEnv,
   twirpError,
 } from './helpers.ts';
+import { meteredD1 } from './d1-meter.ts';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -169,17 +170,82 @@ describe('waiting for the agent after the caller joined', () => {
     });
   });
 
-  it('keeps to the deadline when LiveKit fails along the way', async () => {
+  it('at the deadline, a look LiveKit failed ends nothing: tried once more, then the call is left to the backstop', async () => {
     const room = await joinedCall('flaky');
-    fakeLiveKit({
+    const lk = fakeLiveKit({
       ListParticipants: () => twirpError(500, 'internal', 'boom'),
       DeleteRoom: () => Response.json({}),
     });
     const clock = fakeClock();
+    const started = clock.now();
     expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky', clock)).toBe(
+      'left_to_backstop',
+    );
+    // Two looks at the deadline (the second a moment after the first), none after it.
+    expect(clock.now() - started).toBeGreaterThan(20_000);
+    expect(lk.methods().filter((m) => m === 'ListParticipants').length).toBeGreaterThan(2);
+    expect(lk.methods()).not.toContain('DeleteRoom');
+    expect(lk.methods()).not.toContain('SendData');
+    expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('at the deadline, a failed look is tried once more: an agent found then keeps the call', async () => {
+    const room = await joinedCall('flaky-then-here');
+    const clock = fakeClock();
+    const deadline = clock.now() + 20_000;
+    let lateLooks = 0;
+    const lk = fakeLiveKit({
+      ListParticipants: () =>
+        clock.now() < deadline
+          ? Response.json({ participants: [CALLER] })
+          : ++lateLooks === 1
+            ? twirpError(503, 'unavailable', 'boom')
+            : Response.json({ participants: [CALLER, AGENT] }),
+      ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
+    });
+    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-here', clock)).toBe(
+      'agent_joined',
+    );
+    expect(lk.methods()).not.toContain('DeleteRoom');
+    expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('at the deadline, a failed look then one that finds no agent and none admitted: the call ends', async () => {
+    const room = await joinedCall('flaky-then-none');
+    const clock = fakeClock();
+    const deadline = clock.now() + 20_000;
+    let lateLooks = 0;
+    fakeLiveKit({
+      ListParticipants: () =>
+        clock.now() >= deadline && ++lateLooks === 1
+          ? twirpError(503, 'unavailable', 'boom')
+          : Response.json({ participants: [CALLER] }),
+      ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
+    });
+    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-none', clock)).toBe(
       'agent_unavailable',
     );
     expect((await ledgerRow(room))!.end_reason).toBe('agent_unavailable');
+  });
+
+  it('at the deadline, the ledger failing to say whether a job was admitted ends nothing', async () => {
+    const room = await joinedCall('ledger-blip');
+    const clock = fakeClock();
+    const deadline = clock.now() + 20_000;
+    const db = meteredD1(testEnv.LEDGER, (sql) =>
+      clock.now() >= deadline && /SELECT agent_job_id/.test(sql)
+        ? new Error('D1_ERROR: Network connection lost.')
+        : undefined,
+    ).db;
+    const lk = fakeLiveKit({
+      ListParticipants: () => Response.json({ participants: [CALLER] }),
+      ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
+    });
+    expect(await watchAgentArrival(db, config, room, 'ledger-blip', clock)).toBe(
+      'left_to_backstop',
+    );
+    expect(lk.methods()).not.toContain('DeleteRoom');
+    expect((await ledgerRow(room))!.status).toBe('open');
   });
 
   it('stops when the call ended meanwhile', async () => {
@@ -280,6 +346,29 @@ describe('an admitted agent job that does not join', () => {
     expect((await ledgerRow(room))!.status).toBe('open');
   });
 
+  it('a late job that renews its place as it joins: this watch stops, dispatching nothing (the renewal has its own watch)', async () => {
+    const clock = fakeClock();
+    const admittedAt = clock.now();
+    const room = await admittedCall('renews', clock);
+    let looks = 0;
+    const lk = fakeLiveKit({
+      ListParticipants: async () => {
+        // At the look 11 s in, the job asks again before joining (POST /admit, joining).
+        if (++looks === 4)
+          expect(
+            await admitAgentJob(testEnv.LEDGER, room, 'AJ_first', clock.now(), { joining: true }),
+          ).toBe('admitted');
+        return Response.json({ participants: [CALLER] });
+      },
+      ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
+    });
+    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+      'agent_coming',
+    );
+    expect(lk.methods()).not.toContain('CreateDispatch');
+    expect((await ledgerRow(room))!.agent_admitted_at).toBe(admittedAt + 11_000);
+  });
+
   it('no other comes: the call ends as agent_unavailable once the replacement wait is over, the room told why', async () => {
     const clock = fakeClock();
     const admittedAt = clock.now();
@@ -336,6 +425,26 @@ describe('admitting agent jobs', () => {
     expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS + 1)).toBe(
       'admitted',
     );
+    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_b');
+  });
+
+  it('a job asking again as it joins late renews its place, unless another took it', async () => {
+    const room = await joinedCall('renewals');
+    const t = 6_000_000;
+    const late = t + ADMITTED_AGENT_GRACE_MS + 5_000;
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t)).toBe('admitted');
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', late, { joining: true })).toBe(
+      'admitted',
+    );
+    expect((await ledgerRow(room))!.agent_admitted_at).toBe(late);
+    // A replacement asking within the renewed grace stays out.
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', late + 1_000)).toBe('refused');
+    // Once another holds the place within its grace, the late job's ask is refused.
+    const later = late + ADMITTED_AGENT_GRACE_MS + 1;
+    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', later)).toBe('admitted');
+    expect(
+      await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', later + 1_000, { joining: true }),
+    ).toBe('refused');
     expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_b');
   });
 

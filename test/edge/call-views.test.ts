@@ -218,7 +218,7 @@ describe('POST /calls/:room/end: the answer is the caller view, the note says wh
     expect(res.data.call).not.toHaveProperty('participants');
   });
 
-  it("an API end without a note does not keep the edge's earlier note under the caller's name", async () => {
+  it("an operator's end without a note does not keep the edge's earlier note under the operator's name", async () => {
     const caller = await issueToken(fresh('late'));
     await seedCall.ended(caller.room_name, { reason: 'not_joined', source: 'cron' });
     await testEnv.LEDGER.prepare('UPDATE calls SET end_note = ?2 WHERE room = ?1')
@@ -226,16 +226,51 @@ describe('POST /calls/:room/end: the answer is the caller view, the note says wh
       .run();
     fakeLiveKit();
     const res = await call(`/calls/${caller.room_name}/end`, {
-      headers: bearer(caller),
+      headers: ADMIN,
       json: { mode: 'end_for_all' },
     });
     expect(res.status).toBe(200);
     expect(await operatorView(caller.room_name)).toMatchObject({
       end_reason: 'api_end_call',
       end_note: null,
-      end_caller: { kind: 'participant', identity: caller.participant_identity },
+      end_caller: { kind: 'admin', identity: null },
     });
   });
+
+  type Ender = [string, (t: TokenResponse) => Promise<HeadersInit> | HeadersInit];
+  it.each<Ender>([
+    ['a participant (its LiveKit token)', (t) => bearer(t)],
+    ['a signed-in user (its app JWT)', (t) => bearerFor(t.participant_identity)],
+    ['the app key', () => APP],
+  ])(
+    'an end asked by %s for a call whose end was only inferred closes the room but rewrites nothing: the agent’s report still corrects it',
+    async (_name, credential) => {
+      const caller = await issueToken(fresh('inferred'));
+      await seedCall.ended(caller.room_name, { reason: 'participant_left', source: 'webhook' });
+      await testEnv.LEDGER.prepare('UPDATE calls SET end_note = ?2 WHERE room = ?1')
+        .bind(caller.room_name, 'room finished, agent unheard from')
+        .run();
+      const before = await operatorView(caller.room_name);
+      const lk = fakeLiveKit();
+      const res = await call<{ already_ended: boolean; call: Record<string, unknown> }>(
+        `/calls/${caller.room_name}/end`,
+        { headers: await credential(caller), json: { mode: 'end_for_all', reason: 'not me' } },
+      );
+      expect(res.status).toBe(200);
+      expect(res.data.already_ended).toBe(true);
+      expect(res.data.call).toMatchObject({ status: 'ended', end_reason: 'participant_left' });
+      expect(res.data.call).not.toHaveProperty('end_note');
+      // The room goes all the same: a still-valid token may have recreated it.
+      expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room: caller.room_name }]);
+      expect(await operatorView(caller.room_name)).toEqual(before);
+      // The agent's authoritative report, arriving later, still says how the call really ended.
+      expect((await postAgentReport(caller.room_name)).status).toBe(201);
+      expect(await operatorView(caller.room_name)).toMatchObject({
+        end_reason: 'agent_end_call',
+        ended_by: 'agent',
+      });
+    },
+  );
 
   it('still refuses everyone else', async () => {
     const caller = await twoPartyCall();

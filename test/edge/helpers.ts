@@ -2,7 +2,13 @@ import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:
 import { importJWK, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { expect, vi } from 'vitest';
-import type { CallReport, EndedBy, EndReason } from '../../wire-contract/index.ts';
+import type {
+  AdmissionAnswer,
+  AdmissionRequest,
+  CallReport,
+  EndedBy,
+  EndReason,
+} from '../../wire-contract/index.ts';
 import type { presentCall, presentCallToCaller } from '../../edge/call-view.ts';
 import worker from '../../edge/index.ts';
 import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
@@ -155,7 +161,8 @@ type TwirpCall = {
     metadata?: string;
   };
 };
-type Reply = Response | Error | 'hang';
+/** What the fake answers: a response (also later), a network failure, or no answer at all. */
+type Reply = Response | Promise<Response> | Error | 'hang';
 type Replies = { [M in TwirpMethod]?: (body: TwirpRequests[M]) => Reply };
 
 /**
@@ -213,6 +220,27 @@ export async function sendWebhook(event: Record<string, unknown>, sign = signAsL
     headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
     body,
   });
+}
+
+/** An agent job asks the edge, signed as the agent signs it, to admit it (POST /calls/:room/admit). */
+export async function askAdmission(
+  room: string,
+  ask: Partial<AdmissionRequest> = {},
+  { sign = true, overrides = {} as Record<string, unknown> } = {},
+) {
+  const body = JSON.stringify({ room, room_sid: 'RM_own', job_id: 'AJ_1', ...ask });
+  return call<AdmissionAnswer>(
+    `/calls/${room}/admit`,
+    {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(sign && { Authorization: await signAsLiveKit(body) }),
+      },
+      body,
+    },
+    overrides,
+  );
 }
 
 /** A LiveKit token signed with the edge's key; a negative `ttl` makes one that expired that long ago. */

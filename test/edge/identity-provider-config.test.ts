@@ -127,6 +127,36 @@ describe('an identity-provider configuration that can never verify a sign-in', (
   });
 });
 
+describe('keys jose would never pick for a sign-in are skipped, whatever their type', () => {
+  const x25519 = {
+    kty: 'OKP',
+    crv: 'X25519',
+    x: 'hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo',
+    kid: 'key-agreement',
+  };
+  it.each<[string, Record<string, unknown>]>([
+    ['a key of an unknown type marked "use":"enc"', { kty: 'XYZ', kid: 'enc-xyz', use: 'enc' }],
+    [
+      'a shared secret marked "use":"enc"',
+      { kty: 'oct', kid: 'enc-oct', use: 'enc', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ' },
+    ],
+    ['a key of an unknown type whose key_ops do not verify', { kty: 'XYZ', key_ops: ['encrypt'] }],
+    ['an X25519 key (key agreement, not EdDSA) without "use"', x25519],
+  ])('serves sign-ins with AUTH_JWKS_JSON holding %s beside a good key', async (_name, key) => {
+    const overrides = {
+      AUTH_JWKS_JSON: JSON.stringify({ keys: [goodKey(), key] }),
+      AUTH_JWT_ALGORITHMS: 'RS256,EdDSA',
+    };
+    expect((await call('/healthz', {}, overrides)).status).toBe(200);
+    const res = await call(
+      '/token',
+      { headers: await bearerFor(`skips-${crypto.randomUUID()}`), json: {} },
+      overrides,
+    );
+    expect(res.status).toBe(201);
+  });
+});
+
 describe('a remote key set (AUTH_JWKS_URL) is checked when it is fetched', () => {
   const viaUrl = () => ({
     AUTH_JWKS_JSON: undefined,
@@ -159,6 +189,17 @@ describe('a remote key set (AUTH_JWKS_URL) is checked when it is fetched', () =>
     serve({ keys: [other, { kty: 'RSA', kid: 'test-key', alg: 'RS256' }] });
     const { message } = expectError(await signIn(viaUrl()), 503, 'misconfigured');
     expect(message).toContain('test-key');
+  });
+
+  it('logs a key set’s problem once (per isolate), however many sign-ins it answers 503', async () => {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const other = { ...(await exportJWK(publicKey)), kid: 'other', alg: 'RS256' };
+    serve({ keys: [other, { kty: 'RSA', kid: 'test-key', alg: 'RS256' }] });
+    const errors = vi.spyOn(console, 'error');
+    const overrides = viaUrl();
+    for (let i = 0; i < 3; i++) expectError(await signIn(overrides), 503, 'misconfigured');
+    const logged = errors.mock.calls.filter(([line]) => String(line).includes('misconfigured'));
+    expect(logged).toHaveLength(1);
   });
 
   it('still answers 401 for a JWT no key of a usable set signed', async () => {

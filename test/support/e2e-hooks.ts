@@ -8,9 +8,11 @@ import type { HooksModule } from '../../agent/hooks-module.ts';
  * Rooms named `chaos-…` also get a hook that hangs and one that throws, registered first;
  * `late-hook-…` a hook that registers another while the call is ending, and a stock shutdown
  * callback on `ctx`; `setup-fails-…` a hooks module that throws after registering;
- * `dies-before-joining-…` a first job that is killed (SIGKILL) once admitted, before it joins.
+ * `dies-before-joining-…` a first job that is killed (SIGKILL) once admitted, before it joins;
+ * `slow-to-join-…` a first job whose hooks take 30 s to register, well past the 15 s the edge gives
+ * an admitted job to join (the worker running it needs a HOOK_TIMEOUT_MS above that).
  */
-export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
+export const registerHooks: HooksModule['registerHooks'] = async (lifecycle, ctx) => {
   const dir = process.env.E2E_HOOKS_DIR;
   if (!dir) return;
   mkdirSync(dir, { recursive: true });
@@ -33,6 +35,19 @@ export const registerHooks: HooksModule['registerHooks'] = (lifecycle, ctx) => {
     } catch {
       /* not the first job */
     }
+  }
+  if (room.startsWith('slow-to-join-')) {
+    let first = true;
+    try {
+      writeFileSync(
+        join(dir, `${room}.slow.json`),
+        JSON.stringify({ pid: process.pid, job: ctx.job.id }),
+        { flag: 'wx' },
+      );
+    } catch {
+      first = false; // the replacement: it goes on at once
+    }
+    if (first) await new Promise((r) => setTimeout(r, 30_000));
   }
   mark('registered');
   if (room.startsWith('chaos-')) {
