@@ -122,11 +122,42 @@ async function startJob(name: string, env: Record<string, string>, agent = FIXTU
   };
 }
 
+type Job = Awaited<ReturnType<typeof startJob>>;
+
 async function until(ok: () => boolean, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
     if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The agent's own job module run to its exit against a collector that answers after 2.5 s, longer
+ * than the whole exit window (JOB_EXIT_GRACE_MS, 2 s by default). Answers the exit code, the job
+ * process's log and the spans that reached the collector while the process was still there.
+ */
+async function jobTsWithSlowCollector(name: string, env: Record<string, string> = {}) {
+  const slow = await otlpReceiver({ answerAfterMs: 2_500 });
+  try {
+    const job = await startJob(
+      name,
+      {
+        LIVEKIT_URL: 'ws://127.0.0.1:1',
+        LIVEKIT_API_KEY: 'k',
+        LIVEKIT_API_SECRET: 's'.repeat(32),
+        OPENAI_API_KEY: 'sk-unused',
+        ...env,
+        OTEL_EXPORTER_OTLP_ENDPOINT: slow.url,
+        OTEL_BSP_SCHEDULE_DELAY: '600000',
+      },
+      JOB_TS,
+    );
+    const { code, at } = await job.exited;
+    const traced = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
+    return { code, output: job.output(), traced: traced.join() };
+  } finally {
+    await slow.close();
   }
 }
 
@@ -191,6 +222,15 @@ describe("agents-js's worker, as the design relies on it", () => {
   }, 40_000);
 });
 
+/** The stock job, its worker gone or stalled since `lastPing`, exits 0 on the orphan timer alone. */
+async function expectOrphanExit(job: Job, lastPing: number) {
+  const { code, at } = await job.exited;
+  expect(code).toBe(0);
+  expect(at - lastPing).toBeGreaterThanOrEqual(ORPHANED_TIMEOUT_MS - 500);
+  expect(at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS + 2_500);
+  expect(job.at('shutdown-callback')).toBeUndefined();
+}
+
 describe.concurrent("agents-js's job process, as the design relies on it", () => {
   it("a shutdownRequest reaches the entry's own listeners and is acked; the stock teardown waits ≤ 15 s for the entry, then runs the callbacks", async () => {
     const job = await startJob('shutdown', { FIXTURE_MODE: 'stock' });
@@ -207,24 +247,14 @@ describe.concurrent("agents-js's job process, as the design relies on it", () =>
 
   it(`a job whose worker is gone sees 'disconnect' and exits 0 about ${ORPHANED_TIMEOUT_MS / 1000} s after the last ping, without its shutdown callbacks`, async () => {
     const job = await startJob('orphan', { FIXTURE_MODE: 'stock' });
-    const lastPing = job.loseWorker();
-    const { code, at } = await job.exited;
-    expect(code).toBe(0);
+    await expectOrphanExit(job, job.loseWorker());
     expect(job.at('disconnect')).toBeDefined();
-    expect(at - lastPing).toBeGreaterThanOrEqual(ORPHANED_TIMEOUT_MS - 500);
-    expect(at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS + 2_500);
-    expect(job.at('shutdown-callback')).toBeUndefined();
   }, 40_000);
 
   it(`a stalled worker (channel open, no pings): the job exits 0 about ${ORPHANED_TIMEOUT_MS / 1000} s after the last ping, without 'disconnect' or its shutdown callbacks`, async () => {
     const job = await startJob('stall', { FIXTURE_MODE: 'stock' });
-    const lastPing = job.stallWorker();
-    const { code, at } = await job.exited;
-    expect(code).toBe(0);
+    await expectOrphanExit(job, job.stallWorker());
     expect(job.at('disconnect')).toBeUndefined();
-    expect(at - lastPing).toBeGreaterThanOrEqual(ORPHANED_TIMEOUT_MS - 500);
-    expect(at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS + 2_500);
-    expect(job.at('shutdown-callback')).toBeUndefined();
   }, 40_000);
 
   it('a listener that throws kills the job at once, exit 1, no callbacks (no handler in the library)', async () => {
@@ -242,88 +272,44 @@ describe.concurrent("agents-js's job process, as the design relies on it", () =>
 });
 
 describe.concurrent('our job process handling, inside that real process', () => {
-  it('the worker is lost: no goodbye; hooks, report and the traces flushed before the orphan exit', async () => {
-    const job = await startJob('ours-orphan', { FIXTURE_MODE: 'ours' });
-    const lastPing = job.loseWorker();
-    const { code, at } = await job.exited;
-    expect(code).toBe(0);
-    const report = job.marks().find((m) => m.event === 'report');
-    expect(report).toMatchObject({ reason: 'drain', hooks: ['timeout'] });
-    expect(report!.at).toBeLessThan(at);
-    expect(report!.at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS);
-    expect(job.at('goodbye')).toBeUndefined();
-    const spans = exportedBefore('AJ_ours-orphan', at);
-    expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
-  }, 40_000);
-
-  it('the worker stalls (channel open, no pings): no goodbye; hooks, report and the traces flushed before the orphan exit', async () => {
-    const job = await startJob('ours-stall', { FIXTURE_MODE: 'ours' });
-    const lastPing = job.stallWorker();
-    const { code, at } = await job.exited;
-    expect(code).toBe(0);
-    const report = job.marks().find((m) => m.event === 'report');
-    expect(report, 'the report').toMatchObject({ reason: 'drain', hooks: ['timeout'] });
-    expect(report!.at).toBeLessThan(at);
-    expect(report!.at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS);
-    expect(job.at('goodbye')).toBeUndefined();
-    const spans = exportedBefore('AJ_ours-stall', at);
-    expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
-  }, 40_000);
-
-  // A collector that answers after 2.5 s, longer than the whole exit window (JOB_EXIT_GRACE_MS,
-  // 2 s by default).
-  it('the call has ended, the collector is slow: the trailing spans leave before the process does, with no "teardown is stuck" warning', async () => {
-    const slow = await otlpReceiver({ answerAfterMs: 2_500 });
-    try {
-      const job = await startJob(
-        'job-ts-slow-collector',
-        {
-          LIVEKIT_URL: 'ws://127.0.0.1:1',
-          LIVEKIT_API_KEY: 'k',
-          LIVEKIT_API_SECRET: 's'.repeat(32),
-          OPENAI_API_KEY: 'sk-unused',
-          OTEL_EXPORTER_OTLP_ENDPOINT: slow.url,
-          OTEL_BSP_SCHEDULE_DELAY: '600000',
-        },
-        JOB_TS,
-      );
+  it.each([
+    { worker: 'is lost', name: 'ours-orphan', lose: 'loseWorker' },
+    { worker: 'stalls (channel open, no pings)', name: 'ours-stall', lose: 'stallWorker' },
+  ] as const)(
+    'the worker $worker: no goodbye; hooks, report and the traces flushed before the orphan exit',
+    async ({ name, lose }) => {
+      const job = await startJob(name, { FIXTURE_MODE: 'ours' });
+      const lastPing = job[lose]();
       const { code, at } = await job.exited;
       expect(code).toBe(0);
-      expect(job.output()).toContain('"msg":"call ended"');
-      expect(job.output()).not.toContain('teardown is stuck');
-      const sent = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
-      expect(sent.join()).toContain('agent_session');
-    } finally {
-      await slow.close();
-    }
+      const report = job.marks().find((m) => m.event === 'report');
+      expect(report, 'the report').toMatchObject({ reason: 'drain', hooks: ['timeout'] });
+      expect(report!.at).toBeLessThan(at);
+      expect(report!.at - lastPing).toBeLessThan(ORPHANED_TIMEOUT_MS);
+      expect(job.at('goodbye')).toBeUndefined();
+      const spans = exportedBefore(`AJ_${name}`, at);
+      expect(spans.map((p) => p.body.toString('utf8')).join()).toContain('fixture_turn');
+    },
+    40_000,
+  );
+
+  it('the call has ended, the collector is slow: the trailing spans leave before the process does, with no "teardown is stuck" warning', async () => {
+    const { code, output, traced } = await jobTsWithSlowCollector('job-ts-slow-collector');
+    expect(code).toBe(0);
+    expect(output).toContain('"msg":"call ended"');
+    expect(output).not.toContain('teardown is stuck');
+    expect(traced).toContain('agent_session');
   }, 40_000);
 
   it('the call crashed while ending, the collector is slow: the crash path owns the exit, exit 1 after the traces left, and no stock exit 0 before it', async () => {
-    const slow = await otlpReceiver({ answerAfterMs: 2_500 });
-    try {
-      const job = await startJob(
-        'job-ts-crash-slow-collector',
-        {
-          LIVEKIT_URL: 'ws://127.0.0.1:1',
-          LIVEKIT_API_KEY: 'k',
-          LIVEKIT_API_SECRET: 's'.repeat(32),
-          OPENAI_API_KEY: 'sk-unused',
-          AGENT_HOOKS_MODULE: CRASHING_HOOKS,
-          OTEL_EXPORTER_OTLP_ENDPOINT: slow.url,
-          OTEL_BSP_SCHEDULE_DELAY: '600000',
-        },
-        JOB_TS,
-      );
-      const { code, at } = await job.exited;
-      expect(job.output()).toContain('an error escaped an end-of-call hook');
-      expect(job.output()).toContain('"msg":"call ended"');
-      expect(code).toBe(1);
-      expect(job.output()).not.toContain('teardown is stuck');
-      const sent = slow.posts.filter((p) => p.at <= at).map((p) => p.body.toString('utf8'));
-      expect(sent.join()).toContain('agent_session');
-    } finally {
-      await slow.close();
-    }
+    const { code, output, traced } = await jobTsWithSlowCollector('job-ts-crash-slow-collector', {
+      AGENT_HOOKS_MODULE: CRASHING_HOOKS,
+    });
+    expect(output).toContain('an error escaped an end-of-call hook');
+    expect(output).toContain('"msg":"call ended"');
+    expect(code).toBe(1);
+    expect(output).not.toContain('teardown is stuck');
+    expect(traced).toContain('agent_session');
   }, 40_000);
 
   it.each(['throw', 'reject'])(

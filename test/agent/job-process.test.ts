@@ -140,6 +140,18 @@ describe('a worker that stops pinging', () => {
 });
 
 describe('leaving after the call', () => {
+  /** The job leaves the call with the stock teardown to start; answers how often it was started. */
+  function leaveWithStockTeardown(proc: ReturnType<typeof fakeProcess>) {
+    let shutdowns = 0;
+    exitAfterCall({
+      graceMs: 500,
+      log: () => {},
+      shutdown: () => shutdowns++,
+      proc: proc as never,
+    });
+    return () => shutdowns;
+  }
+
   it('flushes the traces by the exit window, half of it at the latest, and exits once the window is over', async () => {
     const proc = fakeProcess();
     const flushes: number[] = [];
@@ -181,29 +193,17 @@ describe('leaving after the call', () => {
     proc.emit('uncaughtException', new Error('boom'));
     await vi.advanceTimersByTimeAsync(100);
     endCall(); // the call has ended: the job's entry goes on to leave
-    let shutdowns = 0;
-    exitAfterCall({
-      graceMs: 500,
-      log: () => {},
-      shutdown: () => shutdowns++,
-      proc: proc as never,
-    });
+    const shutdowns = leaveWithStockTeardown(proc);
     await vi.advanceTimersByTimeAsync(2_000);
-    expect(shutdowns).toBe(0);
+    expect(shutdowns()).toBe(0);
     expect(flushed).toHaveLength(1);
     expect(proc.exit.mock.calls).toEqual([[1]]);
   });
 
   it('without a crash, the stock teardown is started and the exit armed', async () => {
     const proc = fakeProcess();
-    let shutdowns = 0;
-    exitAfterCall({
-      graceMs: 500,
-      log: () => {},
-      shutdown: () => shutdowns++,
-      proc: proc as never,
-    });
-    expect(shutdowns).toBe(1);
+    const shutdowns = leaveWithStockTeardown(proc);
+    expect(shutdowns()).toBe(1);
     await vi.advanceTimersByTimeAsync(1_500);
     expect(proc.exit).toHaveBeenCalledWith(0);
   });

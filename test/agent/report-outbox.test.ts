@@ -20,6 +20,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CallLifecycle } from '../../agent/call-lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import { freePort } from '../support/processes.ts';
 import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
 import {
@@ -75,25 +76,26 @@ async function edge(answer: (got: Got, n: number) => Answer, port?: number) {
   return { url, got, accepted: seen };
 }
 
+/** The report a job writes when the caller hung up, at a fixed time. */
 function reportFor(room: string, at = '2026-01-01T00:00:00.000Z'): CallReport {
-  return {
-    version: 1,
-    call_id: `RM_${room}:AJ_${room}`,
-    room,
-    room_sid: `RM_${room}`,
-    job_id: `AJ_${room}`,
-    agent_name: 'voice-agent',
+  return callReportFor(room, {
     end_reason: 'participant_left',
     ended_by: 'user',
     started_at: at,
     ended_at: at,
     duration_ms: 0,
     transcript: [{ role: 'assistant', text: `Hello ${room}`, at }],
-    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
-    errors: [],
-    hooks: [],
-  };
+  });
 }
+
+/** How the worker drains the outbox into the stand-in edge at `edgeUrl`. */
+const drainOptions = (edgeUrl: string, log: OutboxLog) => ({
+  edgeUrl,
+  apiKey: 'k',
+  apiSecret: 's',
+  retryMs: 1000,
+  log,
+});
 
 function logs() {
   const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
@@ -112,34 +114,42 @@ const freshDir = () => {
 };
 const waiting = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.json'));
 
+/** The agent's config with the edge at `edgeUrl` and the outbox in `dir`. */
+const agentConfig = (edgeUrl: string, dir: string) =>
+  loadAgentConfig({
+    LIVEKIT_URL: 'ws://127.0.0.1:1',
+    LIVEKIT_API_KEY: 'k',
+    LIVEKIT_API_SECRET: 's',
+    OPENAI_API_KEY: 'sk',
+    EDGE_URL: edgeUrl,
+    REPORT_OUTBOX_DIR: dir,
+  });
+
+/** An outbox the stand-in edge is reached from, the way the job's report step uses it. */
+function jobSteps(room: string, edgeUrl: string, dir: string, roomSid = `RM_${room}`) {
+  return liveKitEndSteps({
+    ctx: {
+      room: { name: room, isConnected: false, remoteParticipants: new Map() },
+      job: { room: { name: room } },
+      info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
+    } as unknown as CallContext['ctx'],
+    session: () => undefined,
+    config: agentConfig(edgeUrl, dir),
+    endMode: 'end_for_all',
+    agentName: 'voice-agent',
+    roomSid: () => roomSid,
+    errors: [],
+    realtime: false,
+  });
+}
+
 describe('the job keeps a report the edge cannot take now', () => {
   it('edge down past the cleanup budget: the report step ends on time and the report waits in the outbox', async () => {
     const dir = freshDir();
     const downPort = await freePort(); // nothing listens: connection refused
-    const config = loadAgentConfig({
-      LIVEKIT_URL: 'ws://127.0.0.1:1',
-      LIVEKIT_API_KEY: 'k',
-      LIVEKIT_API_SECRET: 's',
-      OPENAI_API_KEY: 'sk',
-      EDGE_URL: `http://127.0.0.1:${downPort}`,
-      REPORT_OUTBOX_DIR: dir,
-    });
-    expect(config.REPORT_OUTBOX_DIR).toBe(dir);
-    const ctx = {
-      room: { name: 'call-o1', isConnected: false, remoteParticipants: new Map() },
-      job: { room: { name: 'call-o1' } },
-      info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
-    } as unknown as CallContext['ctx'];
-    const steps = liveKitEndSteps({
-      ctx,
-      session: () => undefined,
-      config,
-      endMode: 'end_for_all',
-      agentName: 'voice-agent',
-      roomSid: () => 'RM_o1',
-      errors: [],
-      realtime: false,
-    });
+    const down = `http://127.0.0.1:${downPort}`;
+    expect(agentConfig(down, dir).REPORT_OUTBOX_DIR).toBe(dir);
+    const steps = jobSteps('call-o1', down, dir, 'RM_o1');
     // Resolves (the report is safe), instead of throwing "report not delivered".
     await steps.report(summary('call-o1'), [], Date.now() + 600);
     const files = waiting(dir);
@@ -150,13 +160,7 @@ describe('the job keeps a report the edge cannot take now', () => {
     // The edge is back: the worker's drain delivers it once, freshly signed, and forgets it.
     const up = await edge(() => 201, downPort);
     const { log } = logs();
-    const result = await drainOutbox(new ReportOutbox(dir, { log }), {
-      edgeUrl: up.url,
-      apiKey: 'k',
-      apiSecret: 's',
-      retryMs: 1000,
-      log,
-    });
+    const result = await drainOutbox(new ReportOutbox(dir, { log }), drainOptions(up.url, log));
     expect(result).toMatchObject({ delivered: 1 });
     expect(up.got).toEqual([{ room: 'call-o1', callId: 'RM_o1:AJ_call-o1', verified: true }]);
     expect(waiting(dir)).toEqual([]);
@@ -168,29 +172,7 @@ describe('the job keeps a report the edge cannot take now', () => {
       g.room === 'call-refused' ? { status: 400, code: 'invalid_field' } : 201,
     );
     for (const room of ['call-fine', 'call-refused']) {
-      const config = loadAgentConfig({
-        LIVEKIT_URL: 'ws://127.0.0.1:1',
-        LIVEKIT_API_KEY: 'k',
-        LIVEKIT_API_SECRET: 's',
-        OPENAI_API_KEY: 'sk',
-        EDGE_URL: ok.url,
-        REPORT_OUTBOX_DIR: dir,
-      });
-      const steps = liveKitEndSteps({
-        ctx: {
-          room: { name: room, isConnected: false, remoteParticipants: new Map() },
-          job: { room: { name: room } },
-          info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
-        } as unknown as CallContext['ctx'],
-        session: () => undefined,
-        config,
-        endMode: 'end_for_all',
-        agentName: 'voice-agent',
-        roomSid: () => 'RM',
-        errors: [],
-        realtime: false,
-      });
-      const done = steps.report(summary(room), [], Date.now() + 5_000);
+      const done = jobSteps(room, ok.url, dir, 'RM').report(summary(room), [], Date.now() + 5_000);
       if (room === 'call-refused') await expect(done).rejects.toThrow(/edge refused/);
       else await done;
     }
@@ -256,13 +238,7 @@ describe('the worker drains the outbox', () => {
       g.room === 'call-c' ? { status: 404, code: 'call_not_found' } : 201,
     );
     e.accepted.add('RM_call-b:AJ_call-b');
-    const result = await drainOutbox(outbox, {
-      edgeUrl: e.url,
-      apiKey: 'k',
-      apiSecret: 's',
-      retryMs: 1000,
-      log,
-    });
+    const result = await drainOutbox(outbox, drainOptions(e.url, log));
     expect(result).toMatchObject({ delivered: 2, dropped: 1, kept: 0 });
     expect(waiting(dir)).toEqual([]);
     const refused = lines.find((l) => l.msg.includes('refused'))!;
@@ -278,7 +254,7 @@ describe('the worker drains the outbox', () => {
     for (const room of ['call-1', 'call-2', 'call-3']) await outbox.add(reportFor(room));
     let status = 503;
     const e = await edge(() => status);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, kept: 3 });
     expect(e.got).toHaveLength(1); // the first failure stops the pass: the edge is down
     const first = outbox.list().find((f) => f.attempts === 1)!;
@@ -363,7 +339,7 @@ describe('the worker drains the outbox', () => {
     const rooms = Array.from({ length: 30 }, (_, i) => `call-share-${i}`);
     for (const room of rooms) await a.add(reportFor(room));
     const e = await edge(() => 201);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     const [ra, rb] = await Promise.all([drainOutbox(a, opts), drainOutbox(b, opts)]);
     expect(ra.delivered + rb.delivered).toBe(30);
     expect(e.got).toHaveLength(30); // no report was posted twice
@@ -391,7 +367,7 @@ describe('the worker drains the outbox', () => {
       join(dir, 'sending', `${live!.name}~${host}~${process.ppid}~other~${Date.now()}`),
     );
     const e = await edge(() => 201);
-    await drainOutbox(outbox, { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log });
+    await drainOutbox(outbox, drainOptions(e.url, log));
     expect(e.got.map((g) => g.room)).toEqual(['call-dead']);
     expect(readdirSync(join(dir, 'sending'))).toHaveLength(1);
   });
@@ -405,7 +381,7 @@ describe('the worker drains the outbox', () => {
     // Claimed by this process for a post; the rename that would have put it back failed.
     expect(outbox.claim(outbox.list()[0]!)).toBeDefined();
     const e = await edge(() => 201);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     await drainOutbox(outbox, opts);
     expect(e.got).toEqual([]); // within the lease it may still be this worker's post in flight
     now += 60_001;
@@ -422,7 +398,7 @@ describe('the worker drains the outbox', () => {
     const entry = await outbox.add(reportFor('call-busy'), { notBefore: now + 30_000 });
     expect(entry).toBeDefined();
     const e = await edge(() => 201);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     await drainOutbox(outbox, opts);
     expect(e.got).toHaveLength(0);
     now += 30_001; // the job died without finishing: the worker takes over
@@ -438,7 +414,7 @@ describe('the worker drains the outbox', () => {
     const corrupt = outbox.list()[0]!;
     writeFileSync(corrupt.path, '{not json');
     const e = await edge(() => 201);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     await drainOutbox(outbox, opts);
     await drainOutbox(outbox, opts);
     expect(e.got).toHaveLength(0);
@@ -450,31 +426,6 @@ describe('the worker drains the outbox', () => {
   });
 });
 
-/** An outbox the stand-in edge is reached from, the way the job's report step uses it. */
-function jobSteps(room: string, edgeUrl: string, dir: string) {
-  const config = loadAgentConfig({
-    LIVEKIT_URL: 'ws://127.0.0.1:1',
-    LIVEKIT_API_KEY: 'k',
-    LIVEKIT_API_SECRET: 's',
-    OPENAI_API_KEY: 'sk',
-    EDGE_URL: edgeUrl,
-    REPORT_OUTBOX_DIR: dir,
-  });
-  return liveKitEndSteps({
-    ctx: {
-      room: { name: room, isConnected: false, remoteParticipants: new Map() },
-      job: { room: { name: room } },
-      info: { url: 'ws://127.0.0.1:1', apiKey: 'k', apiSecret: 's' },
-    } as unknown as CallContext['ctx'],
-    session: () => undefined,
-    config,
-    endMode: 'end_for_all',
-    agentName: 'voice-agent',
-    roomSid: () => `RM_${room}`,
-    errors: [],
-    realtime: false,
-  });
-}
 const quarantined = (dir: string) =>
   existsSync(join(dir, 'quarantine')) ? readdirSync(join(dir, 'quarantine')) : [];
 const keyOf = (callId: string) => createHash('sha256').update(callId).digest('hex').slice(0, 32);
@@ -497,7 +448,7 @@ describe('only a refusal that can never change drops a report', () => {
     let now = Date.now();
     const { lines, log } = logs();
     const outbox = new ReportOutbox(dir, { log, now: () => now });
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     for (let pass = 1; pass <= 2; pass++) {
       expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, dropped: 0, kept: 1 });
       const loud = lines.filter((l) => l.level === 'error');
@@ -534,13 +485,7 @@ describe('only a refusal that can never change drops a report', () => {
       const outbox = new ReportOutbox(dir, { log });
       await outbox.add(reportFor('call-x'));
       const e = await edge(() => answer);
-      const result = await drainOutbox(outbox, {
-        edgeUrl: e.url,
-        apiKey: 'k',
-        apiSecret: 's',
-        retryMs: 1000,
-        log,
-      });
+      const result = await drainOutbox(outbox, drainOptions(e.url, log));
       const label = JSON.stringify(answer);
       expect(result, label).toMatchObject(
         fate === 'kept' ? { dropped: 0, kept: 1 } : { dropped: 1, kept: 0 },
@@ -565,7 +510,7 @@ describe("the worker's drain leaves a live job's report to the job", () => {
     await outbox.add(reportFor('call-due'), { attempts: 1 }); // handed over by a finished job
     const live = await outbox.add(reportFor('call-live'), { notBefore: now + 30_000 });
     const e = await edge(() => 201);
-    const opts = { edgeUrl: e.url, apiKey: 'k', apiSecret: 's', retryMs: 1000, log };
+    const opts = drainOptions(e.url, log);
     expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 1, kept: 1 });
     expect(e.got.map((g) => g.room)).toEqual(['call-due']);
     // The job still owns its file: it delivers and removes it, or hands it over, without a race.
@@ -577,14 +522,6 @@ describe("the worker's drain leaves a live job's report to the job", () => {
 });
 
 describe('outbox odds', () => {
-  const opts = (url: string, log: OutboxLog) => ({
-    edgeUrl: url,
-    apiKey: 'k',
-    apiSecret: 's',
-    retryMs: 1000,
-    log,
-  });
-
   it("a report fsynced into tmp/ whose rename never happened is recovered and delivered, not deleted; a live writer's is left alone", async () => {
     const dir = freshDir();
     const { lines, log } = logs();
@@ -613,7 +550,7 @@ describe('outbox odds', () => {
       body('call-writing'),
     );
     const e = await edge(() => 201);
-    await drainOutbox(outbox, opts(e.url, log));
+    await drainOutbox(outbox, drainOptions(e.url, log));
     expect(e.got.map((g) => g.room).sort()).toEqual(['call-died', 'call-older']);
     expect(readdirSync(join(dir, 'tmp'))).toEqual([expect.stringContaining(key('call-writing'))]);
     expect(quarantined(dir)).toEqual([expect.stringContaining(key('call-half'))]);
@@ -639,9 +576,9 @@ describe('outbox odds', () => {
     );
     const outbox = new ReportOutbox(dir, { log, now: () => now, maxAgeMs: 3600_000 });
     const e = await edge(() => 503);
-    await drainOutbox(outbox, opts(e.url, log)); // the edge is down: one probe per pass
+    await drainOutbox(outbox, drainOptions(e.url, log)); // the edge is down: one probe per pass
     now += 2_000;
-    await drainOutbox(outbox, opts(e.url, log));
+    await drainOutbox(outbox, drainOptions(e.url, log));
     expect(e.got.map((g) => g.room).sort()).toEqual(['call-ahead', 'call-later']);
     for (const f of outbox.list()) expect(f.queuedAt).toBeLessThanOrEqual(now);
     now += 3600_000 + 10_000;
@@ -667,7 +604,7 @@ describe('outbox odds', () => {
       });
       await outbox.add(reportFor('call-io'));
       const e = await edge(() => 201);
-      expect(await drainOutbox(outbox, opts(e.url, log)), code).toMatchObject({
+      expect(await drainOutbox(outbox, drainOptions(e.url, log)), code).toMatchObject({
         delivered: 0,
         dropped: 0,
         kept: 1,
@@ -680,7 +617,9 @@ describe('outbox odds', () => {
         code,
       ).toBeDefined();
       failing = false;
-      expect(await drainOutbox(outbox, opts(e.url, log)), code).toMatchObject({ delivered: 1 });
+      expect(await drainOutbox(outbox, drainOptions(e.url, log)), code).toMatchObject({
+        delivered: 1,
+      });
     }
   });
 
@@ -709,7 +648,7 @@ describe('outbox odds', () => {
     writeFileSync(join(dir, `1000.0.1000.${'a'.repeat(31)}.json`), '{}');
     writeFileSync(join(dir, `1000.1.2000.not-a-key.json`), '{}');
     const e = await edge(() => 503);
-    const result = await drainOutbox(outbox, opts(e.url, log));
+    const result = await drainOutbox(outbox, drainOptions(e.url, log));
     expect(readdirSync(dir).filter((n) => !['sending', 'tmp', 'quarantine'].includes(n))).toEqual(
       waiting(dir),
     );
@@ -753,7 +692,7 @@ describe('outbox odds', () => {
     await outbox.add(reportFor('call-shared'));
     const e = await edge(() => 503);
     for (let pass = 0; pass < 3; pass++) {
-      await drainOutbox(outbox, opts(e.url, log));
+      await drainOutbox(outbox, drainOptions(e.url, log));
       now += 2 * 3600_000; // past every bound: the report itself ages out
     }
     for (const f of others) expect(readFileSync(join(dir, f), 'utf8'), f).toBe('not a report');

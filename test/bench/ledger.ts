@@ -11,7 +11,8 @@ import { build } from 'esbuild';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertV4MiniflareOptions, Miniflare } from 'miniflare';
-import { callIdFor, signBody } from '../../wire-contract/index.ts';
+import { signBody } from '../../wire-contract/index.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import { printTable } from './table.ts';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 200);
@@ -145,28 +146,24 @@ async function callLife(i: number) {
     if (what === 'report') {
       const now = Date.now();
       await measured('report (agent)', () =>
-        signed(`/calls/${room}/report`, {
-          version: 1,
-          call_id: callIdFor(sid, `AJ_${i}`),
-          room,
-          room_sid: sid,
-          job_id: `AJ_${i}`,
-          agent_name: 'voice-agent',
-          end_reason: 'participant_left',
-          ended_by: 'user',
-          started_at: new Date(now - 30_000).toISOString(),
-          ended_at: new Date(now).toISOString(),
-          duration_ms: 30_000,
-          transcript: [{ role: 'assistant', text: 'Hello!', at: new Date(now).toISOString() }],
-          usage: {
-            llm_prompt_tokens: 1,
-            llm_completion_tokens: 1,
-            tts_characters: 6,
-            stt_seconds: 1,
-          },
-          errors: [],
-          hooks: [],
-        }),
+        signed(
+          `/calls/${room}/report`,
+          callReportFor(room, {
+            room_sid: sid,
+            job_id: `AJ_${i}`,
+            end_reason: 'participant_left',
+            ended_by: 'user',
+            started_at: new Date(now - 30_000).toISOString(),
+            ended_at: new Date(now).toISOString(),
+            transcript: [{ role: 'assistant', text: 'Hello!', at: new Date(now).toISOString() }],
+            usage: {
+              llm_prompt_tokens: 1,
+              llm_completion_tokens: 1,
+              tts_characters: 6,
+              stt_seconds: 1,
+            },
+          }),
+        ),
       );
       continue;
     }

@@ -16,6 +16,14 @@ const admittedAgo = (room: string, jobId: string, agoMs: number) =>
     .bind(room, jobId, Date.now() - agoMs)
     .run();
 
+/** A call whose admitted job `jobId` is past its grace and not in the room: only the caller is. */
+async function agentOverdue(sub: string, jobId: string) {
+  const { room_name: room } = await issueToken(sub);
+  await admittedAgo(room, jobId, ADMITTED_AGENT_GRACE_MS + 5_000);
+  const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
+  return { room, lk };
+}
+
 describe('an admitted job tells how long it has to join, and one that is late asks again', () => {
   it('the admission says how long the job has to join; a retried request does not extend it', async () => {
     const { room_name: room } = await issueToken('join-within');
@@ -33,9 +41,7 @@ describe('an admitted job tells how long it has to join, and one that is late as
   });
 
   it('a late job asking before it joins, after another was admitted in its place, is told it was superseded; the call stays with the other', async () => {
-    const { room_name: room } = await issueToken('superseded');
-    await admittedAgo(room, 'AJ_first', ADMITTED_AGENT_GRACE_MS + 5_000);
-    const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
+    const { room, lk } = await agentOverdue('superseded', 'AJ_first');
     // The edge took the first for lost and dispatched again: the next job is admitted.
     expect((await askAdmission(room, { job_id: 'AJ_next' })).data.admit).toBe(true);
     const late = await askAdmission(room, { job_id: 'AJ_first', joining: true });
@@ -45,9 +51,7 @@ describe('an admitted job tells how long it has to join, and one that is late as
   });
 
   it('a late job still the call’s agent holds its place as it joins: the replacement dispatched meanwhile stays out', async () => {
-    const { room_name: room } = await issueToken('holds-place');
-    await admittedAgo(room, 'AJ_first', ADMITTED_AGENT_GRACE_MS + 5_000);
-    fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
+    const { room } = await agentOverdue('holds-place', 'AJ_first');
     const late = await askAdmission(room, { job_id: 'AJ_first', joining: true });
     expect(late.data).toEqual({ admit: true, join_within_ms: ADMITTED_AGENT_GRACE_MS });
     const replacement = await askAdmission(room, { job_id: 'AJ_next' });
@@ -56,9 +60,7 @@ describe('an admitted job tells how long it has to join, and one that is late as
   });
 
   it('a late job whose replacement never came either takes the call back', async () => {
-    const { room_name: room } = await issueToken('takes-back');
-    await admittedAgo(room, 'AJ_next', ADMITTED_AGENT_GRACE_MS + 5_000);
-    fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
+    const { room } = await agentOverdue('takes-back', 'AJ_next');
     const late = await askAdmission(room, { job_id: 'AJ_first', joining: true });
     expect(late.data).toEqual({ admit: true, join_within_ms: ADMITTED_AGENT_GRACE_MS });
     expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_first');

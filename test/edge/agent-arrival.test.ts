@@ -52,6 +52,24 @@ const runningJob = (id: string, startedAt: number): ListedJob => ({
   state: { status: 'JS_RUNNING', startedAt: String(BigInt(startedAt) * 1_000_000n) },
 });
 
+/**
+ * LiveKit, with the dispatch's job running: only the caller in the room until the 20 s deadline,
+ * the first look at it failing, then `after` in the room.
+ */
+const flakyAtDeadline = (clock: Clock, after: object[]) => {
+  const deadline = clock.now() + 20_000;
+  let lateLooks = 0;
+  return fakeLiveKit({
+    ListParticipants: () =>
+      clock.now() < deadline
+        ? Response.json({ participants: [CALLER] })
+        : ++lateLooks === 1
+          ? twirpError(503, 'unavailable', 'boom')
+          : Response.json({ participants: after }),
+    ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
+  });
+};
+
 /** A call whose caller has joined (the webhook the watcher starts from). */
 async function joinedCall(sub: string) {
   const { room_name } = await issueToken(sub);
@@ -192,17 +210,7 @@ describe('waiting for the agent after the caller joined', () => {
   it('at the deadline, a failed look is tried once more: an agent found then keeps the call', async () => {
     const room = await joinedCall('flaky-then-here');
     const clock = fakeClock();
-    const deadline = clock.now() + 20_000;
-    let lateLooks = 0;
-    const lk = fakeLiveKit({
-      ListParticipants: () =>
-        clock.now() < deadline
-          ? Response.json({ participants: [CALLER] })
-          : ++lateLooks === 1
-            ? twirpError(503, 'unavailable', 'boom')
-            : Response.json({ participants: [CALLER, AGENT] }),
-      ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
-    });
+    const lk = flakyAtDeadline(clock, [CALLER, AGENT]);
     expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-here', clock)).toBe(
       'agent_joined',
     );
@@ -213,15 +221,7 @@ describe('waiting for the agent after the caller joined', () => {
   it('at the deadline, a failed look then one that finds no agent and none admitted: the call ends', async () => {
     const room = await joinedCall('flaky-then-none');
     const clock = fakeClock();
-    const deadline = clock.now() + 20_000;
-    let lateLooks = 0;
-    fakeLiveKit({
-      ListParticipants: () =>
-        clock.now() >= deadline && ++lateLooks === 1
-          ? twirpError(503, 'unavailable', 'boom')
-          : Response.json({ participants: [CALLER] }),
-      ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
-    });
+    flakyAtDeadline(clock, [CALLER]);
     expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-none', clock)).toBe(
       'agent_unavailable',
     );

@@ -11,6 +11,7 @@ import type {
 } from '../../wire-contract/index.ts';
 import type { presentCall, presentCallToCaller } from '../../edge/call-view.ts';
 import worker from '../../edge/index.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
 import type { applyWebhook } from '../../edge/ledger/webhook-events.ts';
 
@@ -315,26 +316,7 @@ export async function postAgentReport(
   room: string,
   overrides: Partial<CallReport> = {},
 ): Promise<ApiResponse<ReportResponse>> {
-  const { callIdFor } = await import('../../wire-contract/index.ts');
-  const now = Date.now();
-  const body = JSON.stringify({
-    version: 1,
-    call_id: callIdFor('RM_helper', `AJ_${room}`),
-    room,
-    room_sid: 'RM_helper',
-    job_id: `AJ_${room}`,
-    agent_name: 'voice-agent',
-    end_reason: 'agent_end_call',
-    ended_by: 'agent',
-    started_at: new Date(now - 30_000).toISOString(),
-    ended_at: new Date(now).toISOString(),
-    duration_ms: 30_000,
-    transcript: [],
-    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
-    errors: [],
-    hooks: [],
-    ...overrides,
-  });
+  const body = JSON.stringify(callReportFor(room, overrides));
   return call<ReportResponse>(`/calls/${room}/report`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', Authorization: await signAsLiveKit(body) },

@@ -1,7 +1,8 @@
 import { decodeJwt } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callIdFor, openDispatchMetadata } from '../../wire-contract/index.ts';
+import { openDispatchMetadata } from '../../wire-contract/index.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import {
   bearerFor,
   call,
@@ -68,30 +69,8 @@ const admission = (room: string, pair: Pair) =>
     pair,
   );
 
-function report(room: string, pair: Pair) {
-  const now = Date.now();
-  return postSigned<ReportResponse>(
-    `/calls/${room}/report`,
-    JSON.stringify({
-      version: 1,
-      call_id: callIdFor(`RM_${room}`, `AJ_${room}`),
-      room,
-      room_sid: `RM_${room}`,
-      job_id: `AJ_${room}`,
-      agent_name: 'voice-agent',
-      end_reason: 'agent_end_call',
-      ended_by: 'agent',
-      started_at: new Date(now - 30_000).toISOString(),
-      ended_at: new Date(now).toISOString(),
-      duration_ms: 30_000,
-      transcript: [],
-      usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
-      errors: [],
-      hooks: [],
-    }),
-    pair,
-  );
-}
+const report = (room: string, pair: Pair) =>
+  postSigned<ReportResponse>(`/calls/${room}/report`, JSON.stringify(callReportFor(room)), pair);
 
 async function participantToken(identity: string, room: string, pair: Pair) {
   const { AccessToken } = await import('livekit-server-sdk');

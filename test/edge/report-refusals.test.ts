@@ -1,10 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  callIdFor,
-  EdgeErrorBody,
-  isFinalReportRefusal,
-  type CallReport,
-} from '../../wire-contract/index.ts';
+import { EdgeErrorBody, isFinalReportRefusal } from '../../wire-contract/index.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import { call, issueToken, signAsLiveKit } from './helpers.ts';
 
 /**
@@ -13,27 +9,6 @@ import { call, issueToken, signAsLiveKit } from './helpers.ts';
  * reads them: a refusal the edge means for good must be on the list, one that can pass (a key
  * the edge does not know yet, a clock off) must not.
  */
-function reportFor(room: string): CallReport {
-  const at = new Date().toISOString();
-  return {
-    version: 1,
-    call_id: callIdFor('RM_refusals', `AJ_${room}`),
-    room,
-    room_sid: 'RM_refusals',
-    job_id: `AJ_${room}`,
-    agent_name: 'voice-agent',
-    end_reason: 'participant_left',
-    ended_by: 'user',
-    started_at: at,
-    ended_at: at,
-    duration_ms: 0,
-    transcript: [],
-    usage: { llm_prompt_tokens: 0, llm_completion_tokens: 0, tts_characters: 0, stt_seconds: 0 },
-    errors: [],
-    hooks: [],
-  };
-}
-
 async function answer(room: string, body: string, auth?: string) {
   const res = await call(`/calls/${room}/report`, {
     method: 'POST',
@@ -47,7 +22,7 @@ const sign = (body: string) => signAsLiveKit(body);
 
 describe('what the agent makes of the edge refusing a report', () => {
   it('final: a room the edge never issued, a body that is not JSON, a report for another room, one over 1 MiB', async () => {
-    const never = JSON.stringify(reportFor('call-never-issued'));
+    const never = JSON.stringify(callReportFor('call-never-issued'));
     expect(await answer('call-never-issued', never)).toEqual({
       status: 404,
       code: 'call_not_found',
@@ -55,15 +30,15 @@ describe('what the agent makes of the edge refusing a report', () => {
     });
     const { room_name } = await issueToken('refusals-1');
     expect(await answer(room_name, '{not json')).toMatchObject({ status: 400, final: true });
-    const other = JSON.stringify(reportFor('call-elsewhere'));
+    const other = JSON.stringify(callReportFor('call-elsewhere'));
     expect(await answer(room_name, other)).toMatchObject({ status: 400, final: true });
-    const huge = JSON.stringify({ ...reportFor(room_name), pad: 'x'.repeat(1024 * 1024) });
+    const huge = JSON.stringify({ ...callReportFor(room_name), pad: 'x'.repeat(1024 * 1024) });
     expect(await answer(room_name, huge)).toMatchObject({ status: 413, final: true });
   });
 
   it('kept: a signature by another key (a rotation), an expired one (a clock off), none', async () => {
     const { room_name } = await issueToken('refusals-2');
-    const body = JSON.stringify(reportFor(room_name));
+    const body = JSON.stringify(callReportFor(room_name));
     const otherKey = await signAsLiveKit(body, { key: 'APInext', secret: 'n'.repeat(40) });
     const expired = await signAsLiveKit(body, { ttl: -600 });
     for (const auth of [otherKey, expired, 'Bearer '])

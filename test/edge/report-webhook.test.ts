@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callIdFor, isFinalReportRefusal, type CallReport } from '../../wire-contract/index.ts';
+import { isFinalReportRefusal, type CallReport } from '../../wire-contract/index.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import {
   ADMIN,
   call,
@@ -17,17 +18,10 @@ import {
 
 afterEach(() => vi.restoreAllMocks());
 
+/** A minute's call with something said, used and run, for the view to show. */
 function reportFor(room: string, overrides: Partial<CallReport> = {}): CallReport {
   const now = Date.now();
-  return {
-    version: 1,
-    call_id: callIdFor('RM_abc', `AJ_${room}`),
-    room,
-    room_sid: 'RM_abc',
-    job_id: `AJ_${room}`,
-    agent_name: 'voice-agent',
-    end_reason: 'agent_end_call',
-    ended_by: 'agent',
+  return callReportFor(room, {
     started_at: new Date(now - 60_000).toISOString(),
     ended_at: new Date(now).toISOString(),
     duration_ms: 60_000,
@@ -41,10 +35,9 @@ function reportFor(room: string, overrides: Partial<CallReport> = {}): CallRepor
       tts_characters: 42,
       stt_seconds: 3.5,
     },
-    errors: [],
     hooks: [{ name: 'report', status: 'ok', duration_ms: 12 }],
     ...overrides,
-  };
+  });
 }
 
 async function postReport(room: string, body: string, auth?: string) {
