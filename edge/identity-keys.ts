@@ -7,7 +7,6 @@ import {
   type JWK,
   type JWTVerifyGetKey,
 } from 'jose';
-import type { Config } from './config.ts';
 
 /**
  * The JWS algorithms an end-user JWT may use, with the key each needs (its type, and the curves
@@ -130,11 +129,17 @@ export async function inlineKeySetProblem(
 }
 
 type RemoteSet = ReturnType<typeof createRemoteJWKSet>;
+/** What of the edge's config the key set needs (config.ts imports this file, not the reverse). */
+type IdentityProviderConfig = {
+  AUTH_JWKS_JSON?: string;
+  AUTH_JWKS_URL?: string;
+  AUTH_JWT_ALGORITHMS: readonly string[];
+};
 // Module-level, one set per JWKS source per isolate: jose caches imported and fetched keys per set.
 const keySets = new Map<string, JWTVerifyGetKey | RemoteSet>();
 
 /** The identity provider's key set (inline or fetched and cached), if end-user JWTs are on. */
-export function identityKeySet(config: Config): JWTVerifyGetKey | undefined {
+export function identityKeySet(config: IdentityProviderConfig): JWTVerifyGetKey | undefined {
   const source = config.AUTH_JWKS_JSON ?? config.AUTH_JWKS_URL;
   if (!source) return undefined;
   let set = keySets.get(source);
@@ -169,7 +174,7 @@ export type KeySetFailure =
  * problem that would refuse every user. Anything else is the JWT's own fault (undefined).
  */
 export async function keySetFailure(
-  config: Config,
+  config: IdentityProviderConfig,
   jwt: string,
   err: unknown,
 ): Promise<KeySetFailure | undefined> {
