@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { END_MODES } from '../wire-contract/index.ts';
-import { defaultCallCap } from './call-capacity.ts';
+import { defaultCallCap } from './process/capacity.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -39,7 +39,7 @@ const AgentConfigSchema = z.object({
   EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
   /**
    * Where reports the edge could not take within a call's cleanup budget wait for the worker to
-   * deliver them (agent/report-outbox.ts). Unset: `$XDG_STATE_HOME` (or `~/.local/state`)
+   * deliver them (agent/report/outbox.ts). Unset: `$XDG_STATE_HOME` (or `~/.local/state`)
    * `/livekit-voice-calls/outbox/<edge host>`; `off`: none (such reports are lost).
    */
   REPORT_OUTBOX_DIR: z.string().min(1).optional(),
@@ -63,7 +63,7 @@ const AgentConfigSchema = z.object({
   RECONNECT_GRACE_SECONDS: int(0, 300).default(10),
   /**
    * After the lifecycle, how long the stock job teardown may take before the process exits anyway;
-   * the OTLP flush fits inside it (agent/job-process.ts, exitAfterCall).
+   * the OTLP flush fits inside it (agent/process/job-process.ts, exitAfterCall).
    */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),

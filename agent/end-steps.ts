@@ -6,10 +6,15 @@ import {
   END_REASONS,
   type EndMode,
 } from '../wire-contract/index.ts';
-import type { EndSteps } from './call-lifecycle.ts';
-import { buildReport, deliverReport, ReportNotDelivered, ReportRefused } from './call-report.ts';
+import type { EndSteps } from './call/lifecycle.ts';
+import {
+  buildReport,
+  deliverReport,
+  ReportNotDelivered,
+  ReportRefused,
+} from './report/call-report.ts';
 import type { AgentConfig } from './config.ts';
-import { outboxFor } from './report-outbox.ts';
+import { outboxFor } from './report/outbox.ts';
 
 /** How long the goodbye caption gets to go out before the agent leaves or deletes the room. */
 export const CAPTION_FLUSH_MS = 500;

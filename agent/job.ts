@@ -11,23 +11,23 @@ import {
   type EndMode,
   type EndReason,
 } from '../wire-contract/index.ts';
-import { Assistant } from './assistant.ts';
-import { settleAttributeWritesCutByDisconnect } from './attribute-writes.ts';
-import { callSettings } from './call-settings.ts';
-import { admittedByEdge } from './call-admission.ts';
-import { CallLifecycle } from './call-lifecycle.ts';
-import { CallTimers } from './call-timers.ts';
-import { CallerPresence, waitForCaller } from './caller-presence.ts';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
-import { watchDrain } from './drain-signal.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
-import { registerHooksFrom } from './hooks-module.ts';
-import { skipEmptyFinalUserTurn } from './final-user-turn.ts';
-import { exitAfterCall, watchJobProcess } from './job-process.ts';
-import { sessionModels } from './models.ts';
-import { fixedGreeting, greet, greetingVoiceKey, prewarmGreeting } from './greeting.ts';
-import { watchLatency } from './latency.ts';
-import { setupTelemetry } from './telemetry.ts';
+import { admittedByEdge } from './call/admission.ts';
+import { CallerPresence, waitForCaller } from './call/caller-presence.ts';
+import { registerHooksFrom } from './call/hooks-module.ts';
+import { CallLifecycle } from './call/lifecycle.ts';
+import { callSettings } from './call/settings.ts';
+import { CallTimers } from './call/timers.ts';
+import { Assistant } from './voice/assistant.ts';
+import { settleAttributeWritesCutByDisconnect } from './voice/attribute-writes.ts';
+import { skipEmptyFinalUserTurn } from './voice/final-user-turn.ts';
+import { fixedGreeting, greet, greetingVoiceKey, prewarmGreeting } from './voice/greeting.ts';
+import { sessionModels } from './voice/models.ts';
+import { watchLatency } from './report/latency.ts';
+import { watchDrain } from './process/drain-signal.ts';
+import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
+import { setupTelemetry } from './process/telemetry.ts';
 
 type JobError = { at: Date; source: string; message: string };
 
@@ -62,7 +62,7 @@ export default defineAgent({
     );
     const flushTraces = otel && ((deadline: number) => otel.flush(deadline));
     // How the process leaves once the call is over; its traces leave in the stock teardown, after
-    // the session's last spans have ended, and before the exit (job-process.ts).
+    // the session's last spans have ended, and before the exit (process/job-process.ts).
     let leaving: { flush(): Promise<void> } | undefined;
     if (otel) ctx.addShutdownCallback(async () => await leaving?.flush());
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
@@ -192,7 +192,7 @@ export default defineAgent({
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
     // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
-    // After a crash there is no stock teardown: the crash path exits 1 (job-process.ts).
+    // After a crash there is no stock teardown: the crash path exits 1 (process/job-process.ts).
     leaving = exitAfterCall({
       graceMs: config.JOB_EXIT_GRACE_MS,
       flush: flushTraces,

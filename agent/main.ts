@@ -1,10 +1,10 @@
 import { cli, ServerOptions } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
-import { CallCapacity, defaultIdleProcesses } from './call-capacity.ts';
+import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
-import { announceDrain, chooseDrainFile, clearDrain } from './drain-signal.ts';
-import { outboxDirFor, outboxFor, startOutboxDrain } from './report-outbox.ts';
-import { drainThroughPoolStart } from './worker-drain.ts';
+import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
+import { outboxDirFor, outboxFor, startOutboxDrain } from './report/outbox.ts';
+import { drainThroughPoolStart } from './process/worker-drain.ts';
 
 /**
  * The worker process: registers with LiveKit under AGENT_NAME (explicit dispatch only) and runs
@@ -60,7 +60,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 process.once('exit', () => clearDrain());
-// A signal while the pool is still starting a process must not skip the drain (worker-drain.ts).
+// A signal while the pool is still starting a process must not skip the drain
+// (process/worker-drain.ts).
 drainThroughPoolStart({
   drainTimeoutMs: budget.drainTimeoutMs,
   log: (level, msg, fields) => console.error(JSON.stringify({ level, msg, ...fields })),

@@ -5,7 +5,7 @@ import {
   Assistant,
   END_CALL_DESCRIPTION,
   goodbyeCanBeUninterruptible,
-} from '../../agent/assistant.ts';
+} from '../../agent/voice/assistant.ts';
 import { startOpenAIStandIn, type StandIn } from '../support/openai-stand-in.ts';
 
 // The assistant through the real OpenAI plugin, against the local OpenAI-compatible stand-in.

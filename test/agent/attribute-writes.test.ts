@@ -2,7 +2,7 @@ import { initializeLogger, log, voice } from '@livekit/agents';
 import type { Room } from '@livekit/rtc-node';
 import { EventEmitter } from 'node:events';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { settleAttributeWritesCutByDisconnect } from '../../agent/attribute-writes.ts';
+import { settleAttributeWritesCutByDisconnect } from '../../agent/voice/attribute-writes.ts';
 
 beforeAll(() => initializeLogger({ pretty: false, level: 'warn' }));
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { askAdmission, askBeforeJoining, JOIN_MARGIN_MS } from '../../agent/call-admission.ts';
+import { askAdmission, askBeforeJoining, JOIN_MARGIN_MS } from '../../agent/call/admission.ts';
 import { verifySignedBody } from '../../wire-contract/index.ts';
 
 const ask = { room: 'call-1', room_sid: 'RM_1', job_id: 'AJ_1' };

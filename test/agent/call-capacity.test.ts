@@ -1,6 +1,10 @@
 import { initializeLogger } from '@livekit/agents';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CallCapacity, defaultCallCap, defaultIdleProcesses } from '../../agent/call-capacity.ts';
+import {
+  CallCapacity,
+  defaultCallCap,
+  defaultIdleProcesses,
+} from '../../agent/process/capacity.ts';
 
 const GiB = 2 ** 30;
 

@@ -4,7 +4,7 @@ import {
   MAX_HOOKS,
   type EndSteps,
   type LifecycleOptions,
-} from '../../agent/call-lifecycle.ts';
+} from '../../agent/call/lifecycle.ts';
 import type { HookOutcome } from '../../wire-contract/index.ts';
 
 type Logged = { level: string; msg: string; fields?: Record<string, unknown> };

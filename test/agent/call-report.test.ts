@@ -9,7 +9,7 @@ import {
   REPORT_MAX_BYTES,
   ReportNotDelivered,
   ReportRefused,
-} from '../../agent/call-report.ts';
+} from '../../agent/report/call-report.ts';
 import {
   CallReport,
   FINAL_REPORT_REFUSALS,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { callSettings } from '../../agent/call-settings.ts';
+import { callSettings } from '../../agent/call/settings.ts';
 import { sealDispatchMetadata } from '../../wire-contract/index.ts';
 import { SEALED_IN_WORKERD as fixture } from '../support/sealed-metadata-fixture.ts';
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
 import { EventEmitter } from 'node:events';
-import { CallerPresence, waitForCaller } from '../../agent/caller-presence.ts';
+import { CallerPresence, waitForCaller } from '../../agent/call/caller-presence.ts';
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());

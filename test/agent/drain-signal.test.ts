@@ -9,7 +9,7 @@ import {
   DRAIN_FILE_ENV,
   readDrainDeadline,
   watchDrain,
-} from '../../agent/drain-signal.ts';
+} from '../../agent/process/drain-signal.ts';
 
 describe('the drain signal', () => {
   it('picks a new file every boot and hands it to the jobs through the environment', () => {

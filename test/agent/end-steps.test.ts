@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { initializeLogger } from '@livekit/agents';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CallLifecycle } from '../../agent/call-lifecycle.ts';
+import { CallLifecycle } from '../../agent/call/lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import {
   CAPTION_FLUSH_MS,

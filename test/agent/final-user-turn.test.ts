@@ -1,8 +1,8 @@
 import { initializeLogger, voice } from '@livekit/agents';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
-import { skipEmptyFinalUserTurn } from '../../agent/final-user-turn.ts';
-import { sessionModels } from '../../agent/models.ts';
+import { skipEmptyFinalUserTurn } from '../../agent/voice/final-user-turn.ts';
+import { sessionModels } from '../../agent/voice/models.ts';
 import { startOpenAIStandIn, type StandIn } from '../support/openai-stand-in.ts';
 
 // A real AgentSession with the job's own text-only models (the e2e suite's; a realtime model has no
@@ -62,7 +62,7 @@ describe('the user turn agents-js commits when a session without an STT closes',
     const commits = vi.spyOn(activity, 'commitUserTurn');
     const warned = await warningsDuring(() => session.close());
     expect(commits).toHaveBeenCalledWith({ audioDetached: true, throwIfNotReady: false });
-    // If an upgrade stops logging this, agent/final-user-turn.ts can go.
+    // If an upgrade stops logging this, agent/voice/final-user-turn.ts can go.
     expect(warned).toEqual([SKIPPED]);
   });
 

@@ -21,7 +21,7 @@ import {
   greet,
   greetingAudio,
   greetingCacheDir,
-} from '../../agent/greeting.ts';
+} from '../../agent/voice/greeting.ts';
 import { startOpenAIStandIn, TTS_MS_PER_CHAR, type StandIn } from '../support/openai-stand-in.ts';
 
 let standIn: StandIn;
@@ -58,7 +58,7 @@ describe('the fixed greeting', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.pcm'))).toHaveLength(1);
     // Another job process of the same host: no TTS request, the same audio.
     vi.resetModules(); // a fresh module: no in-memory copy, as in another job process
-    const { greetingAudio: inAnotherProcess } = await import('../../agent/greeting.ts');
+    const { greetingAudio: inAnotherProcess } = await import('../../agent/voice/greeting.ts');
     const replayed = await inAnotherProcess(tts, text, 'tts-1|alloy|a', dir);
     expect(speechRequests().length - before).toBe(1);
     expect(Buffer.from(replayed.samples.buffer).equals(Buffer.from(first.samples.buffer))).toBe(
@@ -109,7 +109,7 @@ describe('the greeting cache is trusted only when it is ours and whole', () => {
   /** Asks for the greeting in a fresh job process (nothing in memory); says whether the TTS ran. */
   async function fetchGreeting(key: string, dir?: string) {
     vi.resetModules();
-    const { greetingAudio: fresh } = await import('../../agent/greeting.ts');
+    const { greetingAudio: fresh } = await import('../../agent/voice/greeting.ts');
     const before = speechRequests().length;
     const audio = await fresh(tts(), text, key, dir);
     return { audio, synthesised: speechRequests().length - before === 1 };

@@ -10,12 +10,12 @@ import {
   ORPHANED_TIMEOUT_MS,
   PING_INTERVAL_MS,
   STALLED_AFTER_MS,
-} from '../../agent/job-process.ts';
+} from '../../agent/process/job-process.ts';
 import { otlpReceiver } from '../support/otlp-receiver.ts';
 
 /**
  * agents-js's real job process (`ipc/job_proc_lazy_main.js`), forked and driven over IPC the way
- * its worker does, with a fixture entry. It pins the internals agent/job-process.ts and
+ * its worker does, with a fixture entry. It pins the internals agent/process/job-process.ts and
  * agent/job.ts rely on, then shows our handling inside that real process.
  */
 const agentsDist = dirname(createRequire(import.meta.url).resolve('@livekit/agents'));
@@ -176,8 +176,9 @@ type Pool = {
 };
 
 describe("agents-js's worker, as the design relies on it", () => {
-  // The stall watch (job-process.ts) counts missed pings: it holds only while the worker pings
-  // as often as PING_INTERVAL_MS says. The interval is the pool's literal, not an option.
+  // The stall watch (agent/process/job-process.ts) counts missed pings: it holds only while the
+  // worker pings as often as PING_INTERVAL_MS says. The interval is the pool's literal, not an
+  // option.
   it(`pings every job process every ${PING_INTERVAL_MS} ms: the interval its process pool sends in each initializeRequest, warm or started for a job`, async () => {
     initializeLogger({ pretty: false, level: 'fatal' });
     const { SupervisedProc } = await fromAgents<{ SupervisedProc: Supervised }>(

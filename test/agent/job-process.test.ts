@@ -7,11 +7,11 @@ import {
   PING_INTERVAL_MS,
   STALLED_AFTER_MS,
   watchJobProcess,
-} from '../../agent/job-process.ts';
+} from '../../agent/process/job-process.ts';
 
 /**
- * The rules of agent/job-process.ts on a clock the test moves; the same handling inside agents-js's
- * real job process is in job-process-contract.test.ts.
+ * The rules of agent/process/job-process.ts on a clock the test moves; the same handling inside
+ * agents-js's real job process is in job-process-contract.test.ts.
  */
 /** A job process as its worker forks it: with an IPC channel (`connected`). */
 function fakeProcess({ connected = true } = {}) {

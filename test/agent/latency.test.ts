@@ -1,7 +1,7 @@
 import { llm, type metrics } from '@livekit/agents';
 import { describe, expect, it } from 'vitest';
-import { buildReport } from '../../agent/call-report.ts';
-import { percentile, summarize, TurnLatencies } from '../../agent/latency.ts';
+import { buildReport } from '../../agent/report/call-report.ts';
+import { percentile, summarize, TurnLatencies } from '../../agent/report/latency.ts';
 import { CallReport } from '../../wire-contract/index.ts';
 
 const eou = (speechId: string, eouMs: number, sttMs: number): metrics.EOUMetrics => ({
@@ -119,7 +119,7 @@ describe('TurnLatencies', () => {
 
 describe('turn settings', () => {
   it('defaults to the measured levers and names a bad variable', async () => {
-    const { turnSettings } = await import('../../agent/models.ts');
+    const { turnSettings } = await import('../../agent/voice/models.ts');
     expect(turnSettings({})).toEqual({
       TURN_DETECTION: 'model',
       ENDPOINTING_MIN_DELAY_MS: 300,

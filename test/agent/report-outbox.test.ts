@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CallLifecycle } from '../../agent/call-lifecycle.ts';
+import { CallLifecycle } from '../../agent/call/lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
@@ -29,7 +29,7 @@ import {
   outboxDirFor,
   ReportOutbox,
   type OutboxLog,
-} from '../../agent/report-outbox.ts';
+} from '../../agent/report/outbox.ts';
 
 const summary = (room: string) => ({
   reason: 'participant_left' as const,

@@ -2,7 +2,7 @@ import { initializeLogger, voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config.ts';
-import { otlpEndpointConfigured, setupTelemetry } from '../../agent/telemetry.ts';
+import { otlpEndpointConfigured, setupTelemetry } from '../../agent/process/telemetry.ts';
 import { startOpenAIStandIn, type StandIn } from '../support/openai-stand-in.ts';
 import { otlpReceiver } from '../support/otlp-receiver.ts';
 

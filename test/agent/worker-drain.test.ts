@@ -1,12 +1,12 @@
 import { type AgentServer, WorkerError } from '@livekit/agents';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { drainThroughPoolStart } from '../../agent/worker-drain.ts';
+import { drainThroughPoolStart } from '../../agent/process/worker-drain.ts';
 
 /**
- * agent/worker-drain.ts on a stand-in server class whose stock drain the test scripts, on a clock
- * the test moves. That agents-js's CLI runs this drain, and that its own drain still throws for a
- * process the pool has not started, is pinned in worker-signals.test.ts; a call keeping its drain
- * window through a pool start, end to end, in test/e2e/agent-shutdowns.test.ts.
+ * agent/process/worker-drain.ts on a stand-in server class whose stock drain the test scripts, on
+ * a clock the test moves. That agents-js's CLI runs this drain, and that its own drain still throws
+ * for a process the pool has not started, is pinned in worker-signals.test.ts; a call keeping its
+ * drain window through a pool start, end to end, in test/e2e/agent-shutdowns.test.ts.
  */
 type Logged = { level: string; msg: string; fields?: Record<string, unknown> };
 

@@ -64,8 +64,9 @@ describe('the worker and its signals', () => {
   // (ipc/proc_pool.js): right after "starting worker" the first is starting and the others wait
   // their turn unstarted. agents-js's own drain joins each of them, and join() on an unstarted one
   // throws "runner not started" (ipc/supervised_proc.js), which ended the drain at once. This pins
-  // what agent/worker-drain.ts relies on: the CLI drains through AgentServer.drain, and agents-js's
-  // drain still throws there (once it stops, the guard's line goes and this test says so).
+  // what agent/process/worker-drain.ts relies on: the CLI drains through AgentServer.drain, and
+  // agents-js's drain still throws there (once it stops, the guard's line goes and this test says
+  // so).
   it('SIGTERM while the pool is still starting its processes: the worker drains anyway (no "runner not started" error), exit 143', async () => {
     const w = await startWorker({ AGENT_MAX_CONCURRENT_CALLS: '4', AGENT_IDLE_PROCESSES: '3' });
     await w.waitFor('starting worker');

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HooksModule } from '../../agent/hooks-module.ts';
+import type { HooksModule } from '../../agent/call/hooks-module.ts';
 
 /**
  * bench:agent's five hooks for our lifecycle; the first hangs (cut by HOOK_TIMEOUT_MS) unless

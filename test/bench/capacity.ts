@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
-import { defaultIdleProcesses } from '../../agent/call-capacity.ts';
+import { defaultIdleProcesses } from '../../agent/process/capacity.ts';
 import { startAgentWorker, type AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';

@@ -269,11 +269,11 @@ describe.skipIf(!bin)('endings agents-js gets wrong, against the real LiveKit se
     SIGTERM_TEST_TIMEOUT_MS,
   );
 
-  // The drain watcher (agent/drain-signal.ts) is what ends a call at DRAIN_TIMEOUT_SECONDS; without
-  // it agents-js' own drain timeout does, far later. The upper bound is what the watcher needs:
-  // the deadline, one 500 ms poll, the announce (<= 1 s), the goodbye (bounded by
-  // END_STEP_TIMEOUT_MS), the 500 ms caption flush and DeleteRoom, plus 5 s for a busy machine:
-  // 3 + 0.5 + 1 + 10 + 0.5 + 5 = 20 s. The stock path takes 3 + 3 x 10 + 4 + 1 + 2 = 40 s
+  // The drain watcher (agent/process/drain-signal.ts) is what ends a call at
+  // DRAIN_TIMEOUT_SECONDS; without it agents-js' own drain timeout does, far later. The upper bound
+  // is what the watcher needs: the deadline, one 500 ms poll, the announce (<= 1 s), the goodbye
+  // (bounded by END_STEP_TIMEOUT_MS), the 500 ms caption flush and DeleteRoom, plus 5 s for a busy
+  // machine: 3 + 0.5 + 1 + 10 + 0.5 + 5 = 20 s. The stock path takes 3 + 3 x 10 + 4 + 1 + 2 = 40 s
   // (shutdownBudget); the test checks the two stay at least 15 s apart.
   it(
     'SIGTERM with a writable TMPDIR: the drain watcher ends the call at DRAIN_TIMEOUT_SECONDS with the whole goodbye, long before agents-js would',

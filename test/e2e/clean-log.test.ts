@@ -11,7 +11,7 @@ import { pidAlive } from '../support/system.ts';
  * leaves none in the agent's log.
  * One kind is left out, by name: agents-js's event-loop watchdog, which reports the machine (a busy
  * CI box), not the call. Any other warning fails (the empty user turn agents-js 1.9 commits when
- * a session without an STT closes is skipped by agent/final-user-turn.ts, not filtered here).
+ * a session without an STT closes is skipped by agent/voice/final-user-turn.ts, not filtered here).
  */
 const bin = inject('livekitServerBin');
 const HOST_LOAD = /event loop blocked|process not scheduled/;

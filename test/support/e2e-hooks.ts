@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HooksModule } from '../../agent/hooks-module.ts';
+import type { HooksModule } from '../../agent/call/hooks-module.ts';
 
 /**
  * The e2e suite's user hooks, loaded by the real agent through AGENT_HOOKS_MODULE. Each writes a

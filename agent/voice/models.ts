@@ -1,8 +1,8 @@
 import { inference, type voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
 import * as z from 'zod';
-import type { DispatchMetadata } from '../wire-contract/index.ts';
-import type { AgentConfig } from './config.ts';
+import type { DispatchMetadata } from '../../wire-contract/index.ts';
+import type { AgentConfig } from '../config.ts';
 
 type SessionModels = Pick<
   voice.AgentSessionOptions,

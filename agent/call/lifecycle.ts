@@ -1,4 +1,4 @@
-import { END_REASONS, type EndReason, type HookOutcome } from '../wire-contract/index.ts';
+import { END_REASONS, type EndReason, type HookOutcome } from '../../wire-contract/index.ts';
 
 /** What every end-of-call hook is told. */
 export type CallSummary = {

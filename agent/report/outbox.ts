@@ -11,9 +11,9 @@ import {
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import type { CallReport } from '../wire-contract/index.ts';
+import type { CallReport } from '../../wire-contract/index.ts';
 import { postReport, type PostOutcome } from './call-report.ts';
-import type { AgentConfig } from './config.ts';
+import type { AgentConfig } from '../config.ts';
 
 /**
  * The durable outbox of end-of-call reports the edge could not take within a call's cleanup

@@ -1,5 +1,5 @@
 import { log as agentsLog } from '@livekit/agents';
-import { openDispatchMetadata, type DispatchMetadata } from '../wire-contract/index.ts';
+import { openDispatchMetadata, type DispatchMetadata } from '../../wire-contract/index.ts';
 
 type Warn = (fields: Record<string, unknown>, msg: string) => void;
 

@@ -8,8 +8,8 @@ import {
   signBody,
   type HookOutcome,
   type Usage,
-} from '../wire-contract/index.ts';
-import type { CallSummary } from './call-lifecycle.ts';
+} from '../../wire-contract/index.ts';
+import type { CallSummary } from '../call/lifecycle.ts';
 import { callLatency, type TurnLatencies } from './latency.ts';
 
 /** Per-model usage as `session.usage.modelUsage` holds it. */

@@ -1,6 +1,6 @@
 import type { JobContext } from '@livekit/agents';
 import { pathToFileURL } from 'node:url';
-import type { CallLifecycle } from './call-lifecycle.ts';
+import type { CallLifecycle } from './lifecycle.ts';
 
 /** A module of the deployer's own end-of-call hooks, named by AGENT_HOOKS_MODULE. */
 export type HooksModule = {

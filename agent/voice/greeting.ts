@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReadableStream } from 'node:stream/web';
-import type { AgentConfig } from './config.ts';
+import type { AgentConfig } from '../config.ts';
 
 /** What the LLM is asked when the greeting is not fixed (AGENT_GREETING unset). */
 export const GREETING_INSTRUCTIONS = 'Greet the user in one short sentence and offer help.';

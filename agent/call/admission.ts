@@ -1,6 +1,6 @@
 import type { JobContext, log } from '@livekit/agents';
-import { AdmissionAnswer, signBody, type AdmissionRequest } from '../wire-contract/index.ts';
-import type { AgentConfig } from './config.ts';
+import { AdmissionAnswer, signBody, type AdmissionRequest } from '../../wire-contract/index.ts';
+import type { AgentConfig } from '../config.ts';
 
 export type AdmissionOptions = {
   edgeUrl: string;

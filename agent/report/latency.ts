@@ -3,7 +3,7 @@ import {
   MAX_TURNS_IN_REPORT,
   type LatencySummary,
   type TurnLatency,
-} from '../wire-contract/index.ts';
+} from '../../wire-contract/index.ts';
 
 /**
  * Per-turn latency from agents-js's own measurements, nothing timed here:
