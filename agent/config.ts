@@ -39,7 +39,7 @@ const AgentConfigSchema = z.object({
   EDGE_URL: z.url({ protocol: /^https?$/ }).optional(),
   /**
    * Where reports the edge could not take within a call's cleanup budget wait for the worker to
-   * deliver them (agent/report/outbox.ts). Unset: `$XDG_STATE_HOME` (or `~/.local/state`)
+   * deliver them (agent/report/outbox-store.ts). Unset: `$XDG_STATE_HOME` (or `~/.local/state`)
    * `/livekit-voice-calls/outbox/<edge host>`; `off`: none (such reports are lost).
    */
   REPORT_OUTBOX_DIR: z.string().min(1).optional(),

@@ -14,7 +14,7 @@ import {
   ReportRefused,
 } from './report/call-report.ts';
 import type { AgentConfig } from './config.ts';
-import { outboxFor } from './report/outbox.ts';
+import { outboxFor } from './report/outbox-store.ts';
 
 /** How long the goodbye caption gets to go out before the agent leaves or deletes the room. */
 export const CAPTION_FLUSH_MS = 500;
@@ -189,7 +189,7 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         });
         log('warn', 'report kept in the outbox: the worker delivers it when the edge takes it', {
           error: err.message,
-          outbox: kept.outbox.dir,
+          outbox: kept.dir,
         });
       }
     },

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
-import { outboxDirFor, outboxFor, startOutboxDrain } from './report/outbox.ts';
+import { startOutboxDrain } from './report/outbox-drain.ts';
+import { outboxDirFor, outboxFor } from './report/outbox-store.ts';
 import { drainThroughPoolStart } from './process/worker-drain.ts';
 
 /**

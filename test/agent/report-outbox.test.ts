@@ -23,13 +23,13 @@ import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
 import { freePort } from '../support/processes.ts';
 import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
+import { drainOutbox } from '../../agent/report/outbox-drain.ts';
 import {
   defaultOutboxDir,
-  drainOutbox,
   outboxDirFor,
   ReportOutbox,
   type OutboxLog,
-} from '../../agent/report/outbox.ts';
+} from '../../agent/report/outbox-store.ts';
 
 const summary = (room: string) => ({
   reason: 'participant_left' as const,

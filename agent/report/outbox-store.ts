@@ -12,13 +12,12 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CallReport } from '../../wire-contract/index.ts';
-import { postReport, type PostOutcome } from './call-report.ts';
 import type { AgentConfig } from '../config.ts';
 
 /**
  * The durable outbox of end-of-call reports the edge could not take within a call's cleanup
- * budget (edge down, 5xx, 429, network, or a refusal that is not final). One directory, owned by
- * the worker; no lock, no index:
+ * budget (edge down, 5xx, 429, network, or a refusal that is not final): the files. One directory,
+ * owned by the worker; no lock, no index (the worker's loop that posts them: outbox-drain.ts):
  *
  *   <dir>/<queuedAt>.<attempts>.<nextAt>.<key>.json   waiting; the name is the whole schedule
  *   <dir>/sending/<that name>~<host>~<pid>~<boot>~<claimedAt>   claimed by one process, posting it
@@ -32,10 +31,8 @@ import type { AgentConfig } from '../config.ts';
  * attempt. A job killed mid-delivery leaves it too: the worker takes it once `nextAt` passes.
  *
  * The worker claims a file by renaming it into `sending/` (rename is atomic: of two workers sharing
- * the directory exactly one wins), posts it, and deletes it on 2xx (201 accepted, 200 duplicate:
- * both mean the edge has it; the edge is idempotent on call id) or on a final refusal (logged), or
- * renames it back with one more attempt and a later `nextAt` (exponential backoff). Before each
- * pass it repairs what a crash or a clock can leave: a claim whose process is gone (same host, pid
+ * the directory exactly one wins), and then removes it or renames it back with one more attempt
+ * and a later `nextAt` (outbox-drain.ts says when). Before each pass it repairs what a crash or a clock can leave: a claim whose process is gone (same host, pid
  * dead, or this pid from an earlier boot) or older than the lease is returned; a whole report left
  * in `tmp/` by a writer that died before its rename is moved in; a file dated in the future is
  * dated now; what the outbox cannot use (a corrupt report, half a write, an outbox name that does
@@ -240,7 +237,7 @@ export class ReportOutbox {
       return undefined;
     }
     await this.#syncDir({ room: report.room, call_id: report.call_id });
-    return new OutboxEntry(this, join(this.dir, name), now, key);
+    return this.#entry(join(this.dir, name), name, now, key, 0);
   }
 
   /** Waiting files (not claimed), oldest first. */
@@ -367,26 +364,25 @@ export class ReportOutbox {
     } catch {
       return undefined;
     }
-    return new OutboxEntry(this, claimed, f.queuedAt, f.key, f.attempts);
-  }
-
-  /** @internal Puts a file back as waiting, with its new schedule. */
-  async reschedule(entry: OutboxEntry, attempts: number, nextAt: number): Promise<void> {
-    await rename(entry.path, join(this.dir, fileName(entry.queuedAt, attempts, nextAt, entry.key)));
-  }
-
-  /** @internal Reads a kept file (through the outbox's file system). */
-  readKept(path: string): Promise<string> {
-    return this.#io.readFile(path);
-  }
-
-  /** @internal Moves a file the outbox cannot use into `quarantine/`; false if it could not. */
-  quarantine(path: string, name: string, why: string): boolean {
-    return this.#setAside(path, name, why);
+    return this.#entry(claimed, f.name, f.queuedAt, f.key, f.attempts);
   }
 
   now(): number {
     return this.#now();
+  }
+
+  /** A file this process holds, with what it may do to it (through this outbox's file system). */
+  #entry(path: string, name: string, queuedAt: number, key: string, attempts: number): OutboxEntry {
+    return new OutboxEntry(
+      { dir: this.dir, path, name, queuedAt, key, attempts },
+      {
+        reschedule: async (attempts, nextAt) => {
+          await rename(path, join(this.dir, fileName(queuedAt, attempts, nextAt, key)));
+        },
+        read: () => this.#io.readFile(path),
+        quarantine: (why) => this.#setAside(path, name, why),
+      },
+    );
   }
 
   /** Names in `sending/` shaped as claims (whole or damaged). */
@@ -433,7 +429,7 @@ export class ReportOutbox {
       const m = TMP.exec(t);
       if (m && `${m[1]}~${m[2]}~${m[3]}` === this.#owner) continue;
       // Either clock direction: a write takes milliseconds, whichever way the clock jumped since.
-      const old = Math.abs(Date.now() - mtimeMs) > this.#o.claimLeaseMs;
+      const old = Math.abs(this.#now() - mtimeMs) > this.#o.claimLeaseMs;
       if (!old && !(m && this.#writerGone(m[1]!, m[2]!, m[3]!))) continue;
       let body: string;
       try {
@@ -595,20 +591,36 @@ export class ReportOutbox {
   }
 }
 
+/** What an entry does to its file, bound by the outbox that made it. */
+type EntryOps = {
+  reschedule(attempts: number, nextAt: number): Promise<void>;
+  read(): Promise<string>;
+  quarantine(why: string): boolean;
+};
+
 /** One kept report, held by this process (the job's write-ahead file, or a worker's claim). */
 export class OutboxEntry {
-  readonly outbox: ReportOutbox;
+  /** The outbox directory it is kept in. */
+  readonly dir: string;
   readonly path: string;
+  /** Its waiting name (the schedule it was claimed or written with). */
+  readonly name: string;
   readonly queuedAt: number;
   readonly key: string;
   readonly attempts: number;
+  readonly #ops: EntryOps;
 
-  constructor(outbox: ReportOutbox, path: string, queuedAt: number, key: string, attempts = 0) {
-    this.outbox = outbox;
-    this.path = path;
-    this.queuedAt = queuedAt;
-    this.key = key;
-    this.attempts = attempts;
+  constructor(
+    f: { dir: string; path: string; name: string; queuedAt: number; key: string; attempts: number },
+    ops: EntryOps,
+  ) {
+    this.dir = f.dir;
+    this.path = f.path;
+    this.name = f.name;
+    this.queuedAt = f.queuedAt;
+    this.key = f.key;
+    this.attempts = f.attempts;
+    this.#ops = ops;
   }
 
   /** Delivered, or refused for good: forget it. */
@@ -618,183 +630,17 @@ export class OutboxEntry {
 
   /** Not delivered yet: due again at `nextAt`, one more attempt counted. */
   retryAt(nextAt: number, attempts = this.attempts + 1): Promise<void> {
-    return this.outbox.reschedule(this, attempts, nextAt);
+    return this.#ops.reschedule(attempts, nextAt);
   }
 
   read(): Promise<string> {
-    return this.outbox.readKept(this.path);
+    return this.#ops.read();
   }
-}
 
-export type DrainOptions = {
-  edgeUrl: string;
-  apiKey: string;
-  apiSecret: string;
-  /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
-  retryMs: number;
-  maxBackoffMs?: number;
-  log?: OutboxLog;
-  fetchImpl?: typeof fetch;
-};
-
-export type DrainResult = {
-  delivered: number;
-  dropped: number;
-  kept: number;
-  returned: number;
-  recovered: number;
-  quarantined: number;
-};
-
-/** The delay before attempt `attempts + 1`: exponential, capped, ±20 % jitter. */
-export function backoffMs(attempts: number, retryMs: number, maxBackoffMs: number): number {
-  const base = Math.min(retryMs * 2 ** Math.max(0, attempts - 1), maxBackoffMs);
-  return Math.round(base * (0.8 + Math.random() * 0.4));
-}
-
-/**
- * One pass of the worker over the outbox: repairs it, enforces the bounds, then posts every due
- * file, oldest first. The first failure that is not final ends the pass (the edge is down, or
- * refuses what it should take: one probe per pass, not one per file); once one lands, files the
- * worker already holds (one attempt or more) go too, due or not (the edge is back). A job's
- * write-ahead file (no attempt yet) is never posted before its `nextAt`: the job may still be
- * delivering it.
- */
-export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promise<DrainResult> {
-  const log = o.log ?? (() => {});
-  const maxBackoffMs = Math.min(
-    o.maxBackoffMs ?? Math.min(3600_000, 64 * o.retryMs),
-    SCHEDULE_HORIZON_MS,
-  );
-  const repaired = await outbox.repair();
-  const result: DrainResult = {
-    delivered: 0,
-    dropped: (await outbox.enforceBounds()).length,
-    kept: 0,
-    returned: repaired.returned,
-    recovered: repaired.recovered,
-    quarantined: repaired.quarantined,
-  };
-  let edgeUp = false;
-  const tried = new Set<string>();
-  for (;;) {
-    const now = outbox.now();
-    const next = outbox
-      .list()
-      .filter((f) => !tried.has(f.key) && (f.nextAt <= now || (edgeUp && f.attempts > 0)))
-      .sort((a, b) => a.nextAt - b.nextAt || a.queuedAt - b.queuedAt)[0];
-    if (!next) break;
-    tried.add(next.key);
-    const entry = outbox.claim(next);
-    if (!entry) continue;
-    let body: string;
-    try {
-      body = await entry.read();
-    } catch (err) {
-      // EACCES, EIO, EMFILE…: the file may be fine; put it back as it was, for the next pass.
-      if (errno(err) === 'ENOENT') continue;
-      await entry.retryAt(next.nextAt, entry.attempts).catch(() => {});
-      log('error', 'report outbox file could not be read; left for the next pass', {
-        file: next.name,
-        code: errno(err) ?? null,
-        error: message(err),
-      });
-      continue;
-    }
-    const report = parseKept(body);
-    if (!report) {
-      if (outbox.quarantine(entry.path, next.name, 'report outbox file is corrupt (not a report)'))
-        result.quarantined++;
-      continue;
-    }
-    const ids = { room: report.room, call_id: report.call_id };
-    let outcome: PostOutcome;
-    try {
-      outcome = await postReport(report, o, 10_000);
-    } catch (err) {
-      outcome = { kind: 'retry', detail: message(err) };
-    }
-    const attempts = entry.attempts + 1;
-    if (outcome.kind === 'delivered') {
-      await entry.remove();
-      result.delivered++;
-      edgeUp = true;
-      log('info', 'report delivered from the outbox', {
-        ...ids,
-        status: outcome.status,
-        attempts,
-        queued_ms: outbox.now() - entry.queuedAt,
-      });
-    } else if (outcome.kind === 'final') {
-      await entry.remove();
-      result.dropped++;
-      log('error', 'report given up: the edge refused it', {
-        ...ids,
-        status: outcome.status,
-        code: outcome.code,
-        detail: outcome.detail,
-      });
-    } else {
-      const delay = backoffMs(attempts, o.retryMs, maxBackoffMs);
-      await entry.retryAt(outbox.now() + delay, attempts);
-      if (outcome.kind === 'held')
-        // Not the edge being down: its keys, its view of this room or this clock are wrong, and
-        // someone has to act. Loud at every attempt, until it lands or a bound gives it up.
-        log('error', 'report refused by the edge for now; kept in the outbox', {
-          ...ids,
-          status: outcome.status,
-          code: outcome.code ?? null,
-          attempts,
-          detail: outcome.detail,
-          retry_in_ms: delay,
-        });
-      else
-        log('warn', 'report still not delivered; kept in the outbox', {
-          ...ids,
-          attempts,
-          outcome: outcome.detail,
-          retry_in_ms: delay,
-        });
-      break;
-    }
+  /** Moves the file into `quarantine/` (the outbox cannot use it); false if it could not. */
+  quarantine(why: string): boolean {
+    return this.#ops.quarantine(why);
   }
-  result.kept = outbox.list().length;
-  return result;
-}
-
-/**
- * The worker's loop: a pass at start, then one every `retryMs` (passes never overlap). Timers are
- * unref'd: the loop never holds the worker open. Stop with the returned function.
- */
-export function startOutboxDrain(
-  outbox: ReportOutbox,
-  o: DrainOptions,
-): { stop(): void; pass(): Promise<DrainResult | undefined> } {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<DrainResult | undefined> | undefined;
-  const pass = () =>
-    (running ??= drainOutbox(outbox, o)
-      .catch((err: unknown) => {
-        o.log?.('error', 'report outbox pass failed', { error: message(err) });
-        return undefined;
-      })
-      .finally(() => (running = undefined)));
-  const loop = () => {
-    if (stopped) return;
-    void pass().finally(() => {
-      if (!stopped) timer = setTimeout(loop, o.retryMs).unref();
-    });
-  };
-  outbox.ensure();
-  loop();
-  return {
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-    },
-    pass,
-  };
 }
 
 function fileName(queuedAt: number, attempts: number, nextAt: number, key: string): string {
@@ -819,7 +665,7 @@ function keyFor(callId: string): string {
 }
 
 /** The report a kept file holds, or undefined when it is not one (corrupt, half written). */
-function parseKept(body: string): CallReport | undefined {
+export function parseKept(body: string): CallReport | undefined {
   try {
     const r = JSON.parse(body) as Partial<CallReport> | null;
     return r && typeof r.room === 'string' && typeof r.call_id === 'string'
