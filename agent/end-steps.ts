@@ -7,12 +7,8 @@ import {
   type EndMode,
 } from '../wire-contract/index.ts';
 import type { EndSteps } from './call/lifecycle.ts';
-import {
-  buildReport,
-  deliverReport,
-  ReportNotDelivered,
-  ReportRefused,
-} from './report/call-report.ts';
+import { buildReport } from './report/call-report.ts';
+import { deliverReport, ReportNotDelivered, ReportRefused } from './report/delivery.ts';
 import type { AgentConfig } from './config.ts';
 import { outboxFor } from './report/outbox-store.ts';
 

@@ -1,4 +1,4 @@
-import { postReport, type PostOutcome } from './call-report.ts';
+import { postReport, type PostOutcome } from './delivery.ts';
 import {
   parseKept,
   SCHEDULE_HORIZON_MS,

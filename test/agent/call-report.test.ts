@@ -3,13 +3,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  buildReport,
-  deliverReport,
-  REPORT_MAX_BYTES,
-  ReportNotDelivered,
-  ReportRefused,
-} from '../../agent/report/call-report.ts';
+import { buildReport, REPORT_MAX_BYTES } from '../../agent/report/call-report.ts';
+import { deliverReport, ReportNotDelivered, ReportRefused } from '../../agent/report/delivery.ts';
 import {
   CallReport,
   FINAL_REPORT_REFUSALS,
