@@ -55,6 +55,12 @@ export type LatencySummary = z.infer<typeof LatencySummary>;
 
 export const MAX_TURNS_IN_REPORT = 1000;
 
+/**
+ * The largest report body the edge takes (`POST /calls/:room/report`; over it: 413). The agent
+ * builds its reports to fit (a long, text-heavy call gets there).
+ */
+export const MAX_REPORT_BYTES = 1024 * 1024;
+
 /** The agent's end-of-call report. `call_id` = `${room_sid}:${job_id}`, accepted once by the edge. */
 export const CallReport = z.object({
   version: z.literal(1),

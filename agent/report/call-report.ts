@@ -3,6 +3,7 @@ import {
   callIdFor,
   CallReport,
   END_REASONS,
+  MAX_REPORT_BYTES,
   type HookOutcome,
   type Usage,
 } from '../../wire-contract/index.ts';
@@ -27,11 +28,6 @@ export type ReportInputs = {
 const MAX_HOOKS_IN_REPORT = 100;
 const MAX_TRANSCRIPT_ENTRIES = 5000;
 
-/**
- * The edge refuses a report body over this many bytes with 413 (MAX_REPORT_BYTES in
- * edge/routes/calls.ts; a test holds the two together). A long, text-heavy call gets there.
- */
-export const REPORT_MAX_BYTES = 1024 * 1024;
 /** What the transcript may not use of the report's bytes: the cut marker and some slack. */
 const MARKER_BYTES = 512;
 
@@ -70,16 +66,16 @@ export function buildReport(i: ReportInputs): CallReport {
     hooks: boundedHooks(i.hooks),
     ...(latency && { turns, latency: latency.summary() }),
   };
-  const budget = REPORT_MAX_BYTES - byteLength(rest) - MARKER_BYTES;
+  const budget = MAX_REPORT_BYTES - byteLength(rest) - MARKER_BYTES;
   const full = CallReport.safeParse({
     ...rest,
     transcript: budget > 0 ? fitTranscript(transcriptFrom(i.history), budget) : [],
   });
-  if (full.success && byteLength(full.data) <= REPORT_MAX_BYTES) return full.data;
+  if (full.success && byteLength(full.data) <= MAX_REPORT_BYTES) return full.data;
   if (full.success)
     return minimalReport(
       full.data,
-      `full report over ${REPORT_MAX_BYTES} bytes without its transcript`,
+      `full report over ${MAX_REPORT_BYTES} bytes without its transcript`,
     );
   const issue = full.error.issues[0];
   return minimalReport(

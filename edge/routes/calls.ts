@@ -6,6 +6,7 @@ import {
   CallReport,
   DispatchOverrides,
   END_REASONS,
+  MAX_REPORT_BYTES,
   verifySignedBody,
 } from '../../wire-contract/index.ts';
 import type { AppEnv, Caller } from '../env.ts';
@@ -45,7 +46,6 @@ const EndRequest = z
 const DispatchRequest = z
   .object({ agent_name: z.string().max(128).optional(), metadata: DispatchOverrides.optional() })
   .strict();
-const MAX_REPORT_BYTES = 1024 * 1024;
 const ListQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(20),
