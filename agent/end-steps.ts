@@ -5,6 +5,7 @@ import {
   END_REASON_ATTRIBUTE,
   END_REASONS,
   type EndMode,
+  errorMessage,
 } from '../wire-contract/index.ts';
 import type { EndSteps } from './call/lifecycle.ts';
 import { buildReport } from './report/call-report.ts';
@@ -56,10 +57,7 @@ export function speakLine(
         })
       : session.say(text, { allowInterruptions });
   } catch (err) {
-    agentsLog().warn(
-      { error: err instanceof Error ? err.message : String(err) },
-      'could not speak',
-    );
+    agentsLog().warn({ error: errorMessage(err) }, 'could not speak');
     return undefined;
   }
 }

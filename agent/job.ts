@@ -10,6 +10,7 @@ import {
   endReasonForAgentDisconnect,
   type EndMode,
   type EndReason,
+  errorMessage,
 } from '../wire-contract/index.ts';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
@@ -150,7 +151,7 @@ export default defineAgent({
       return true;
     };
     const fail = (source: string, err: unknown) => {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       logger.error({ error: message, source }, 'call failed');
       errors.push({ at: new Date(), source, message });
       void lifecycle.end('error');

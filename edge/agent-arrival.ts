@@ -4,6 +4,7 @@ import { ADMITTED_AGENT_GRACE_MS, admittedJob, callerWaitingSince } from './ledg
 import { dispatchAgain } from './livekit/dispatch.ts';
 import { agentPresent, announceEnd, deleteRoom } from './livekit/rooms.ts';
 import { log } from './log.ts';
+import { errorMessage } from '../wire-contract/index.ts';
 
 export type ArrivalOutcome =
   | 'agent_joined'
@@ -116,7 +117,7 @@ export function watchAdmittedAgentAfter(
       log(undefined, 'warn', 'admitted agent watch failed', {
         room,
         job_id: jobId,
-        message: err instanceof Error ? err.message : String(err),
+        message: errorMessage(err),
       }),
     ),
   );
@@ -196,7 +197,7 @@ async function untilAgentJoins(
       // on its way, never on a failure, which would delete a room an agent may be talking in.
       log(undefined, 'warn', 'agent arrival check failed', {
         room,
-        message: err instanceof Error ? err.message : String(err),
+        message: errorMessage(err),
       });
       if (!late) continue;
       if (lateLookFailed) {

@@ -9,6 +9,7 @@ import {
 } from './ledger/calls.ts';
 import { deleteRoom, liveRooms } from './livekit/rooms.ts';
 import { log } from './log.ts';
+import { errorMessage } from '../wire-contract/index.ts';
 
 /**
  * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests and 1,000 D1
@@ -78,7 +79,7 @@ export async function runBackstop(
       result.failed.push(room);
       log(undefined, 'warn', 'backstop could not end call', {
         room,
-        message: err instanceof Error ? err.message : String(err),
+        message: errorMessage(err),
       });
     }
   });
@@ -120,7 +121,7 @@ export async function runBackstop(
         result.failed.push(...rooms);
         log(undefined, 'warn', 'backstop could not check unused tokens', {
           rooms: rooms.length,
-          message: err instanceof Error ? err.message : String(err),
+          message: errorMessage(err),
         });
         return;
       }

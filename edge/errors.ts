@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ConfigError } from './config.ts';
 import { log } from './log.ts';
+import { errorMessage } from '../wire-contract/index.ts';
 
 /** A failure with a stable code the client can switch on. Messages never carry secrets or tokens. */
 export class ApiError extends Error {
@@ -50,7 +51,7 @@ const SCHEMA_SHORTFALL =
  * help, so this names the command instead of blaming an unavailable ledger.
  */
 export function ledgerNotMigrated(err: unknown): ApiError | undefined {
-  const detail = SCHEMA_SHORTFALL.exec(err instanceof Error ? err.message : String(err));
+  const detail = SCHEMA_SHORTFALL.exec(errorMessage(err));
   if (!detail) return undefined;
   return new ApiError(
     503,

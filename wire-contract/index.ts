@@ -6,3 +6,4 @@ export * from './signing.ts';
 export * from './admission.ts';
 export * from './sealed-metadata.ts';
 export * from './report-refusals.ts';
+export * from './error-message.ts';

@@ -1,5 +1,10 @@
 import type { JobContext, log } from '@livekit/agents';
-import { AdmissionAnswer, signBody, type AdmissionRequest } from '../../wire-contract/index.ts';
+import {
+  AdmissionAnswer,
+  signBody,
+  type AdmissionRequest,
+  errorMessage,
+} from '../../wire-contract/index.ts';
 import type { AgentConfig } from '../config.ts';
 
 export type AdmissionOptions = {
@@ -70,7 +75,7 @@ export async function askAdmission(ask: AdmissionRequest, o: AdmissionOptions): 
       // A refusal of the request itself (4xx but 429) will not change on a retry.
       if (res.status < 500 && res.status !== 429) break;
     } catch (err) {
-      problem = err instanceof Error ? err.message : String(err);
+      problem = errorMessage(err);
     }
     await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - Date.now()))));
   }

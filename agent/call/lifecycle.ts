@@ -1,4 +1,9 @@
-import { END_REASONS, type EndReason, type HookOutcome } from '../../wire-contract/index.ts';
+import {
+  END_REASONS,
+  type EndReason,
+  type HookOutcome,
+  errorMessage,
+} from '../../wire-contract/index.ts';
 
 /** What every end-of-call hook is told. */
 export type CallSummary = {
@@ -182,14 +187,14 @@ export class CallLifecycle {
     // Set before the listeners run so they can await it; the steps start after them.
     this.#done = Promise.resolve().then(() => this.#run(reason, opts.afterSpeech));
     this.#done.then(this.#resolveFinished, (err: unknown) => {
-      this.#opts.log('error', 'call end failed; finishing anyway', { error: message(err) });
+      this.#opts.log('error', 'call end failed; finishing anyway', { error: errorMessage(err) });
       this.#resolveFinished(this.#summary(reason));
     });
     for (const fn of this.#onEnding) {
       try {
         fn(reason);
       } catch (err) {
-        this.#opts.log('warn', 'onEnding listener threw', { error: message(err) });
+        this.#opts.log('warn', 'onEnding listener threw', { error: errorMessage(err) });
       }
     }
     return this.#done;
@@ -396,7 +401,7 @@ export class CallLifecycle {
         name,
         status: 'error',
         duration_ms: this.#now() - started,
-        error: message(err).slice(0, 2000),
+        error: errorMessage(err).slice(0, 2000),
       };
     } finally {
       clearTimeout(timer);
@@ -407,8 +412,4 @@ export class CallLifecycle {
   #now(): number {
     return (this.#opts.now ?? Date.now)();
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /**
  * The worker (parent) tells its job processes that a deploy is draining it. agents-js gives no
@@ -38,7 +39,7 @@ export function announceDrain(deadlineMs: number, path = process.env[DRAIN_FILE_
         level: 'warn',
         msg: 'could not write the drain file; calls end when the worker shuts their jobs down',
         path,
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       }),
     );
     return false;

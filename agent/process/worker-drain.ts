@@ -1,4 +1,5 @@
 import { AgentServer, WorkerError } from '@livekit/agents';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /**
  * The worker's drain, made independent of its process pool having settled. agents-js's CLI runs
@@ -27,7 +28,7 @@ export function drainThroughPoolStart(
       await stock.call(this, timeout);
     } catch (err) {
       if (err instanceof WorkerError && /timed out/.test(err.message)) throw err;
-      const error = err instanceof Error ? err.message : String(err);
+      const error = errorMessage(err);
       log(
         error === 'runner not started' ? 'info' : 'warn',
         'agents-js could not join a pooled process (one still starting); waiting for the running calls',

@@ -3,6 +3,7 @@ import {
   isFinalReportRefusal,
   signBody,
   type CallReport,
+  errorMessage,
 } from '../../wire-contract/index.ts';
 import { minimalReport } from './call-report.ts';
 
@@ -83,7 +84,7 @@ export async function postReport(
           : AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      return { kind: 'retry', detail: err instanceof Error ? err.message : String(err) };
+      return { kind: 'retry', detail: errorMessage(err) };
     }
     if (res.ok) return { kind: 'delivered', status: res.status };
     if (res.status === 413 && !shrunk) {

@@ -5,6 +5,7 @@ import {
   type OutboxLog,
   type ReportOutbox,
 } from './outbox-store.ts';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /**
  * The worker's drain of the report outbox (the files: outbox-store.ts). Each pass claims a due
@@ -84,7 +85,7 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
       log('error', 'report outbox file could not be read; left for the next pass', {
         file: next.name,
         code: errno(err) ?? null,
-        error: message(err),
+        error: errorMessage(err),
       });
       continue;
     }
@@ -98,7 +99,7 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
     try {
       outcome = await postReport(report, o, 10_000);
     } catch (err) {
-      outcome = { kind: 'retry', detail: message(err) };
+      outcome = { kind: 'retry', detail: errorMessage(err) };
     }
     const attempts = entry.attempts + 1;
     if (outcome.kind === 'delivered') {
@@ -162,7 +163,7 @@ export function startOutboxDrain(
   const pass = () =>
     (running ??= drainOutbox(outbox, o)
       .catch((err: unknown) => {
-        o.log?.('error', 'report outbox pass failed', { error: message(err) });
+        o.log?.('error', 'report outbox pass failed', { error: errorMessage(err) });
         return undefined;
       })
       .finally(() => (running = undefined)));
@@ -185,8 +186,4 @@ export function startOutboxDrain(
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

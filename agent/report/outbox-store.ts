@@ -11,7 +11,7 @@ import {
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import type { CallReport } from '../../wire-contract/index.ts';
+import { errorMessage, type CallReport } from '../../wire-contract/index.ts';
 import type { AgentConfig } from '../config.ts';
 
 /**
@@ -197,7 +197,7 @@ export class ReportOutbox {
     } catch (err) {
       this.#log('warn', 'report outbox is not writable: undelivered reports cannot be kept', {
         dir: this.dir,
-        error: message(err),
+        error: errorMessage(err),
       });
       return false;
     }
@@ -232,7 +232,7 @@ export class ReportOutbox {
         dir: this.dir,
         room: report.room,
         call_id: report.call_id,
-        error: message(err),
+        error: errorMessage(err),
       });
       return undefined;
     }
@@ -439,7 +439,7 @@ export class ReportOutbox {
           this.#log('error', 'unfinished outbox write could not be read; left for the next pass', {
             file: t,
             code: errno(err) ?? null,
-            error: message(err),
+            error: errorMessage(err),
           });
         continue;
       }
@@ -552,7 +552,7 @@ export class ReportOutbox {
       if (errno(err) !== 'ENOENT')
         this.#log('error', 'could not move a file to the outbox quarantine', {
           file: name,
-          error: message(err),
+          error: errorMessage(err),
         });
       return false;
     }
@@ -585,7 +585,7 @@ export class ReportOutbox {
       this.#log('warn', 'report outbox directory not synced: a power cut may lose this report', {
         ...ids,
         dir: this.dir,
-        error: message(err),
+        error: errorMessage(err),
       });
     }
   }
@@ -714,8 +714,4 @@ function alive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

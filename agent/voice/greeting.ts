@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReadableStream } from 'node:stream/web';
 import type { AgentConfig } from '../config.ts';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /** What the LLM is asked when the greeting is not fixed (AGENT_GREETING unset). */
 export const GREETING_INSTRUCTIONS = 'Greet the user in one short sentence and offer help.';
@@ -106,10 +107,7 @@ export async function greet(
   } catch (err) {
     // The session closed meanwhile (say throws while it closes; its Close event, which ends the
     // call, comes only once the close is done): nobody to greet, and nothing to crash the job.
-    agentsLog().debug(
-      { error: err instanceof Error ? err.message : String(err) },
-      'greeting not spoken: the session is closing',
-    );
+    agentsLog().debug({ error: errorMessage(err) }, 'greeting not spoken: the session is closing');
   }
 }
 

@@ -8,6 +8,7 @@ import {
   END_REASONS,
   MAX_REPORT_BYTES,
   verifySignedBody,
+  errorMessage,
 } from '../../wire-contract/index.ts';
 import type { AppEnv, Caller } from '../env.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
@@ -314,7 +315,7 @@ export const callRoutes = new Hono<AppEnv>()
     await deleteRoom(c.get('config'), room).catch((err: unknown) =>
       log(c, 'warn', 'could not close a revived room', {
         room,
-        message: err instanceof Error ? err.message : String(err),
+        message: errorMessage(err),
       }),
     );
     return c.json({ admit: false, reason: 'call_ended' } satisfies AdmissionAnswer);

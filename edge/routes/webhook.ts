@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { WebhookEvent } from 'livekit-server-sdk';
-import { verifySignedBody } from '../../wire-contract/index.ts';
+import { verifySignedBody, errorMessage } from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { withLedger } from '../ledger/guard.ts';
@@ -71,7 +71,7 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
       watchAgentArrival(c.env.LEDGER, config, room, joined.identity).catch((err: unknown) =>
         log(c, 'warn', 'agent arrival watch failed', {
           room,
-          message: err instanceof Error ? err.message : String(err),
+          message: errorMessage(err),
         }),
       ),
     );

@@ -1,4 +1,5 @@
 import { END_REASONS, isEndReason } from '../../wire-contract/end-reasons.ts';
+import { errorMessage } from '../../wire-contract/error-message.ts';
 
 /**
  * What the call page says to a person, in plain words. End reasons come from the contract's one
@@ -49,9 +50,7 @@ export type EdgeError = {
  * received <status> / <body>`; the status and the edge's JSON body are read back from it.
  */
 export function edgeErrorFromTokenSource(err: unknown): EdgeError | undefined {
-  const match = /received (\d{3}) \/ ([\s\S]*)$/.exec(
-    err instanceof Error ? err.message : String(err),
-  );
+  const match = /received (\d{3}) \/ ([\s\S]*)$/.exec(errorMessage(err));
   if (!match) return undefined;
   return { status: Number(match[1]), ...errorFields(match[2]!) };
 }
