@@ -1,5 +1,6 @@
 import { postReport, type PostOutcome } from './delivery.ts';
 import {
+  errno,
   parseKept,
   SCHEDULE_HORIZON_MS,
   type OutboxLog,
@@ -182,8 +183,4 @@ export function startOutboxDrain(
     },
     pass,
   };
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
 }

@@ -693,7 +693,8 @@ function sizeOf(path: string): number {
   }
 }
 
-function errno(err: unknown): string | undefined {
+/** The errno code of a failed fs call (ENOENT, EACCES…), if it has one. */
+export function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
