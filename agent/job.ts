@@ -66,12 +66,20 @@ export default defineAgent({
     // the session's last spans have ended, and before the exit (process/job-process.ts).
     let leaving: { flush(): Promise<void> } | undefined;
     if (otel) ctx.addShutdownCallback(async () => await leaving?.flush());
+    // Hands the process to the stock teardown with this reason, bounded; after a crash the crash
+    // path owns the exit instead (process/job-process.ts).
+    const leave = (reason: string) =>
+      (leaving = exitAfterCall({
+        graceMs: config.JOB_EXIT_GRACE_MS,
+        flush: flushTraces,
+        log,
+        shutdown: () => ctx.shutdown(reason),
+      }));
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
     // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
     const admission = await admittedByEdge(ctx, config, room, logger);
     if (!admission) {
-      ctx.shutdown('call_already_ended');
-      leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
+      leave('call_already_ended');
       return;
     }
     const lifecycle = new CallLifecycle({
@@ -146,8 +154,7 @@ export default defineAgent({
       if (ours || lifecycle.ending) return false;
       superseded = true;
       stopWatching();
-      ctx.shutdown('superseded');
-      leaving = exitAfterCall({ graceMs: config.JOB_EXIT_GRACE_MS, flush: flushTraces, log });
+      leave('superseded');
       return true;
     };
     const fail = (source: string, err: unknown) => {
@@ -193,13 +200,7 @@ export default defineAgent({
     // agents 1.9 can wedge for 60 s in AgentSession.close() when the user hung up while the agent
     // was speaking (bench:agent; upstream livekit/agents #5497). Hooks and report have run by now,
     // so a stock teardown that outlives the grace ends the process instead of holding a job slot.
-    // After a crash there is no stock teardown: the crash path exits 1 (process/job-process.ts).
-    leaving = exitAfterCall({
-      graceMs: config.JOB_EXIT_GRACE_MS,
-      flush: flushTraces,
-      log,
-      shutdown: () => ctx.shutdown(summary.reason),
-    });
+    leave(summary.reason);
   },
 });
 
