@@ -26,7 +26,7 @@ export default defineConfig(async () => {
           test: {
             name: 'edge',
             include: ['test/edge/**/*.test.ts'],
-            setupFiles: ['test/edge/setup.ts'],
+            setupFiles: ['test/support/edge/setup.ts'],
             silent: 'passed-only',
           },
         },

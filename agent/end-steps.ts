@@ -8,9 +8,10 @@ import {
   errorMessage,
 } from '../wire-contract/index.ts';
 import type { EndSteps } from './call/lifecycle.ts';
-import { buildReport } from './report/call-report.ts';
+import { buildReport, type CallError } from './report/call-report.ts';
 import { deliverReport, ReportNotDelivered, ReportRefused } from './report/delivery.ts';
 import type { AgentConfig } from './config.ts';
+import type { LogFn } from './log.ts';
 import { outboxFor } from './report/outbox-store.ts';
 
 /** How long the goodbye caption gets to go out before the agent leaves or deletes the room. */
@@ -32,7 +33,7 @@ export type CallContext = {
   endMode: EndMode;
   agentName: string;
   roomSid: () => string;
-  errors: { at: Date; source: string; message: string }[];
+  errors: CallError[];
   realtime: boolean;
   /** Whether setup is over: the session runs in the room. Until then every end is for all. */
   started?: () => boolean;
@@ -153,8 +154,7 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         hooks,
       });
       const ids = { room: summary.room, job_id: summary.jobId, call_id: report.call_id };
-      const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
-        agentsLog()[level]({ ...fields, ...ids }, msg);
+      const log: LogFn = (level, msg, fields) => agentsLog()[level]({ ...fields, ...ids }, msg);
       // Written before the first attempt, due only after this job's deadline: a job killed while
       // delivering still leaves its report to the worker, which meanwhile leaves it to the job.
       const kept = await outboxFor(c.config, log)?.add(report, {

@@ -13,6 +13,7 @@ import {
   errorMessage,
 } from '../wire-contract/index.ts';
 import { loadAgentConfig, type AgentConfig } from './config.ts';
+import { logTo, type LogFn } from './log.ts';
 import { liveKitEndSteps, speakLine } from './end-steps.ts';
 import { admittedByEdge } from './call/admission.ts';
 import { CallerPresence, waitForCaller } from './call/caller-presence.ts';
@@ -25,12 +26,11 @@ import { settleAttributeWritesCutByDisconnect } from './voice/attribute-writes.t
 import { skipEmptyFinalUserTurn } from './voice/final-user-turn.ts';
 import { fixedGreeting, greet, greetingVoiceKey, prewarmGreeting } from './voice/greeting.ts';
 import { sessionModels } from './voice/models.ts';
+import type { CallError } from './report/call-report.ts';
 import { watchLatency } from './report/latency.ts';
 import { watchDrain } from './process/drain-signal.ts';
 import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
 import { setupTelemetry } from './process/telemetry.ts';
-
-type JobError = { at: Date; source: string; message: string };
 
 /** How long a shutdown request waits for the room's own disconnect to name the end. */
 const SHUTDOWN_REASON_WAIT_MS = 500;
@@ -52,9 +52,7 @@ export default defineAgent({
       config.LIVEKIT_API_SECRET,
       ...(config.LIVEKIT_PREVIOUS_API_SECRET ? [config.LIVEKIT_PREVIOUS_API_SECRET] : []),
     ]);
-    const logger = agentsLog().child({ room, job_id: ctx.job.id });
-    const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
-      logger[level](fields ?? {}, msg);
+    const log = logTo(agentsLog().child({ room, job_id: ctx.job.id }));
     // OTEL_EXPORTER_OTLP_ENDPOINT set: agents-js's traces of this call go out over OTLP/HTTP,
     // without the conversation unless LIVEKIT_TELEMETRY_ALLOW_PII says otherwise.
     const otel = setupTelemetry(
@@ -77,7 +75,7 @@ export default defineAgent({
       }));
     // Before anything that costs: a room LiveKit recreated for a call that has ended (someone
     // rejoined with a still-valid token) is no call. No hooks, no greeting, no report.
-    const admission = await admittedByEdge(ctx, config, room, logger);
+    const admission = await admittedByEdge(ctx, config, room, log);
     if (!admission) {
       leave('call_already_ended');
       return;
@@ -89,9 +87,9 @@ export default defineAgent({
       reportReserveMs: Math.min(10_000, Math.floor(config.CLEANUP_BUDGET_MS / 2)),
       stepTimeoutMs: config.END_STEP_TIMEOUT_MS,
       defaultHookTimeoutMs: config.HOOK_TIMEOUT_MS,
-      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+      log,
     });
-    const errors: JobError[] = [];
+    const errors: CallError[] = [];
     const endMode = call.end_mode ?? config.END_MODE;
     const realtime = config.AGENT_MODEL_MODE === 'realtime';
     let session: voice.AgentSession | undefined;
@@ -159,7 +157,7 @@ export default defineAgent({
     };
     const fail = (source: string, err: unknown) => {
       const message = errorMessage(err);
-      logger.error({ error: message, source }, 'call failed');
+      log('error', 'call failed', { error: message, source });
       errors.push({ at: new Date(), source, message });
       void lifecycle.end('error');
     };
@@ -174,7 +172,7 @@ export default defineAgent({
       if (await leftAsSuperseded()) return;
       if (!lifecycle.ending) {
         session = new voice.AgentSession(sessionModels(config, call));
-        watchLatency(session, (fields, msg) => logger.debug(fields, msg));
+        watchLatency(session, log);
         await runCall({
           ctx,
           config,
@@ -184,7 +182,7 @@ export default defineAgent({
           lifecycle,
           errors,
           realtime,
-          logger,
+          log,
           endMode,
           setRoomSid: (sid) => (roomSid = sid),
           setStarted: () => (started = true),
@@ -212,9 +210,9 @@ type CallParts = {
   caller: { identity: string | undefined; seen: boolean };
   session: voice.AgentSession;
   lifecycle: CallLifecycle;
-  errors: JobError[];
+  errors: CallError[];
   realtime: boolean;
-  logger: ReturnType<typeof agentsLog>;
+  log: LogFn;
   endMode: EndMode;
   setRoomSid: (sid: string) => void;
   /** The session runs in the room: from now on an end follows the call's mode. */
@@ -254,7 +252,7 @@ async function runCall(p: CallParts): Promise<void> {
     caller: () => p.caller.identity,
     present: (identity) => ctx.room.remoteParticipants.has(identity),
     onGone: (reason) => void lifecycle.end(reason),
-    log: (msg, fields) => p.logger.info(fields, msg),
+    log: p.log,
   });
   const stopDrainWatch = watchDrain(() => void lifecycle.end('drain'));
   lifecycle.onEnding(() => {
@@ -273,9 +271,7 @@ async function runCall(p: CallParts): Promise<void> {
   // module connected it already).
   const settleWrites = () => {
     if (ctx.room.isConnected && ctx.room.localParticipant)
-      settleAttributeWritesCutByDisconnect(ctx.room.localParticipant, (fields, msg) =>
-        p.logger.debug(fields, msg),
-      );
+      settleAttributeWritesCutByDisconnect(ctx.room.localParticipant, p.log);
   };
   settleWrites();
   ctx.room.on(

@@ -2,6 +2,7 @@ import { cli, ServerOptions } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
+import type { LogFn } from './log.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
 import { startOutboxDrain } from './report/outbox-drain.ts';
 import { outboxDirFor, outboxFor } from './report/outbox-store.ts';
@@ -33,7 +34,7 @@ chooseDrainFile();
 const outboxDir = outboxDirFor(config);
 if (outboxDir && config.EDGE_URL) {
   process.env.REPORT_OUTBOX_DIR = outboxDir;
-  const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: object) =>
+  const log: LogFn = (level, msg, fields) =>
     console.error(JSON.stringify({ level, msg, ...fields, outbox: outboxDir }));
   const outbox = outboxFor(config, log)!;
   startOutboxDrain(outbox, {

@@ -6,6 +6,15 @@ export const TranscriptEntry = z.object({
   text: z.string().max(20_000),
   at: z.iso.datetime(),
 });
+export type TranscriptEntry = z.infer<typeof TranscriptEntry>;
+
+/** Something that went wrong during the call: where (`source`) and what. */
+export const ErrorEntry = z.object({
+  at: z.iso.datetime(),
+  source: z.string().max(200),
+  message: z.string().max(2000),
+});
+export type ErrorEntry = z.infer<typeof ErrorEntry>;
 
 export const Usage = z.object({
   llm_prompt_tokens: z.number().int().nonnegative(),
@@ -76,15 +85,7 @@ export const CallReport = z.object({
   duration_ms: z.number().nonnegative(),
   transcript: z.array(TranscriptEntry).max(5000),
   usage: Usage,
-  errors: z
-    .array(
-      z.object({
-        at: z.iso.datetime(),
-        source: z.string().max(200),
-        message: z.string().max(2000),
-      }),
-    )
-    .max(200),
+  errors: z.array(ErrorEntry).max(200),
   hooks: z.array(HookOutcome).max(100),
   // Optional (added with issue #17): older agents send reports without them.
   turns: z.array(TurnLatency).max(MAX_TURNS_IN_REPORT).optional(),

@@ -1,4 +1,4 @@
-import type { JobContext, log } from '@livekit/agents';
+import type { JobContext } from '@livekit/agents';
 import {
   AdmissionAnswer,
   signBody,
@@ -6,6 +6,7 @@ import {
   errorMessage,
 } from '../../wire-contract/index.ts';
 import type { AgentConfig } from '../config.ts';
+import type { LogFn } from '../log.ts';
 
 export type AdmissionOptions = {
   edgeUrl: string;
@@ -117,7 +118,7 @@ export async function admittedByEdge(
   ctx: JobContext,
   config: AgentConfig,
   room: string,
-  logger: ReturnType<typeof log>,
+  log: LogFn,
 ): Promise<EdgeAdmission | undefined> {
   if (!config.EDGE_URL) return { stillOursBeforeJoining: async () => true };
   const info = ctx.job.room;
@@ -136,24 +137,25 @@ export async function admittedByEdge(
   };
   const answer = await askAdmission(request, options);
   if (!answer.admit) {
-    logger.warn({ reason: answer.reason }, 'call refused by the edge: leaving without a word');
+    log('warn', 'call refused by the edge: leaving without a word', { reason: answer.reason });
     return undefined;
   }
   if (answer.problem)
-    logger.warn({ problem: answer.problem }, 'edge admission check failed: taking the call');
+    log('warn', 'edge admission check failed: taking the call', { problem: answer.problem });
   let before: Promise<boolean> | undefined;
   return {
     stillOursBeforeJoining: () =>
       (before ??= askBeforeJoining(request, answer.joinBy, options).then((again) => {
         if (!again.admit) {
-          logger.warn(
-            { reason: again.reason },
+          log(
+            'warn',
             'another agent job took this call while this one was on its way: leaving without a word',
+            { reason: again.reason },
           );
           return false;
         }
         if (again.problem)
-          logger.warn({ problem: again.problem }, 'edge check before joining failed: joining');
+          log('warn', 'edge check before joining failed: joining', { problem: again.problem });
         return true;
       })),
   };

@@ -1,4 +1,5 @@
 import { ParticipantKind, RoomEvent, type RemoteParticipant, type Room } from '@livekit/rtc-node';
+import type { LogFn } from '../log.ts';
 
 /**
  * Whether the caller is still on the call. A clean leave ends the call at once; any other
@@ -15,7 +16,7 @@ export type PresenceOptions = {
   present: (identity: string) => boolean;
   /** The caller is gone: `room_deleted` when their disconnect said the room went, else they left. */
   onGone: (reason: 'participant_left' | 'room_deleted') => void;
-  log: (msg: string, fields: Record<string, unknown>) => void;
+  log: LogFn;
 };
 
 export class CallerPresence {
@@ -35,7 +36,7 @@ export class CallerPresence {
     if (reason === 'ROOM_DELETED') return this.#o.onGone('room_deleted');
     if (FINAL_DISCONNECTS.has(reason ?? '') || this.#o.graceMs <= 0)
       return this.#o.onGone('participant_left');
-    this.#o.log('caller dropped; waiting for them to come back', {
+    this.#o.log('info', 'caller dropped; waiting for them to come back', {
       reason,
       grace_ms: this.#o.graceMs,
     });
@@ -50,7 +51,7 @@ export class CallerPresence {
     if (identity !== this.#o.caller() || !this.#grace) return;
     clearTimeout(this.#grace);
     this.#grace = undefined;
-    this.#o.log('caller is back', {});
+    this.#o.log('info', 'caller is back');
   }
 
   stop(): void {

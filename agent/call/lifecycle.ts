@@ -4,6 +4,7 @@ import {
   type HookOutcome,
   errorMessage,
 } from '../../wire-contract/index.ts';
+import type { LogFn } from '../log.ts';
 
 /** What every end-of-call hook is told. */
 export type CallSummary = {
@@ -60,7 +61,7 @@ export type LifecycleOptions = {
   /** Bounds each of announce, goodbye and finish. */
   stepTimeoutMs: number;
   defaultHookTimeoutMs: number;
-  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  log: LogFn;
   now?: () => number;
 };
 

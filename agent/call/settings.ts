@@ -1,7 +1,6 @@
 import { log as agentsLog } from '@livekit/agents';
 import { openDispatchMetadata, type DispatchMetadata } from '../../wire-contract/index.ts';
-
-type Warn = (fields: Record<string, unknown>, msg: string) => void;
+import type { LogFn } from '../log.ts';
 
 /**
  * The call's settings from the edge's dispatch metadata, which arrives sealed for this room
@@ -14,11 +13,12 @@ export async function callSettings(
   raw: string | undefined,
   room: string,
   apiSecrets: string | readonly string[],
-  warn: Warn = (fields, msg) => agentsLog().warn(fields, msg),
+  // agents-js's logger is looked up only when there is something to say: it throws before init.
+  log: LogFn = (level, msg, fields) => agentsLog()[level](fields ?? {}, msg),
 ): Promise<Partial<DispatchMetadata>> {
   if (!raw) return {};
   const opened = await openDispatchMetadata(raw, room, apiSecrets);
   if (opened.ok) return opened.metadata;
-  warn({ problem: opened.problem }, 'ignoring dispatch metadata: config defaults apply');
+  log('warn', 'ignoring dispatch metadata: config defaults apply', { problem: opened.problem });
   return {};
 }

@@ -1,4 +1,5 @@
 import { dispose } from '@livekit/rtc-node';
+import type { LogFn } from '../log.ts';
 
 /**
  * The job process itself, apart from the call it runs: what its worker tells it over IPC, losing
@@ -28,12 +29,6 @@ const CRASH_FLUSH_MS = 1_000;
 /** A flush ends this long before the exit it precedes: the exit path itself (rtc-node's dispose). */
 export const EXIT_RESERVE_MS = 500;
 
-type Log = (
-  level: 'info' | 'warn' | 'error',
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
-
 export type JobProcessEvents = {
   /** The worker asked this job to shut down (its drain timeout or close, LiveKit ending the job). */
   onShutdownRequest(): void;
@@ -50,7 +45,7 @@ export type JobProcessEvents = {
   onCrash(error: unknown, deadline: number): Promise<unknown>;
   /** Sends the call's traces, giving up at `deadline` (epoch ms); never throws. */
   flush?(deadline: number): Promise<void>;
-  log: Log;
+  log: LogFn;
 };
 
 type Proc = Pick<NodeJS.Process, 'on' | 'off' | 'once' | 'exit' | 'connected'>;
@@ -173,7 +168,7 @@ export function exitAfterCall({
 }: {
   graceMs: number;
   flush?: (deadline: number) => Promise<void>;
-  log: Log;
+  log: LogFn;
   /** Starts the stock teardown; not called when the crash path owns the exit. */
   shutdown?: () => void;
   proc?: Proc;

@@ -1,5 +1,6 @@
 import { AgentServer, WorkerError } from '@livekit/agents';
 import { errorMessage } from '../../wire-contract/index.ts';
+import type { LogFn } from '../log.ts';
 
 /**
  * The worker's drain, made independent of its process pool having settled. agents-js's CLI runs
@@ -15,10 +16,8 @@ import { errorMessage } from '../../wire-contract/index.ts';
  * agents-js's still throws for an unstarted process) and test/e2e/agent-shutdowns.test.ts (a call
  * signalled while the pool starts keeps its whole drain window).
  */
-type Log = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
-
 export function drainThroughPoolStart(
-  { drainTimeoutMs, log, pollMs = 250 }: { drainTimeoutMs: number; log: Log; pollMs?: number },
+  { drainTimeoutMs, log, pollMs = 250 }: { drainTimeoutMs: number; log: LogFn; pollMs?: number },
   server: { prototype: Pick<AgentServer, 'drain'> } = AgentServer,
 ): void {
   const stock = server.prototype.drain;

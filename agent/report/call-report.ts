@@ -4,6 +4,7 @@ import {
   CallReport,
   END_REASONS,
   MAX_REPORT_BYTES,
+  type ErrorEntry,
   type HookOutcome,
   type Usage,
 } from '../../wire-contract/index.ts';
@@ -13,13 +14,16 @@ import { callLatency, type TurnLatencies } from './latency.ts';
 /** Per-model usage as `session.usage.modelUsage` holds it. */
 type ModelUsage = Partial<metrics.ModelUsage>;
 
+/** Something that went wrong during the call as the job records it: the report's entry, dated. */
+export type CallError = Omit<ErrorEntry, 'at'> & { at: Date };
+
 export type ReportInputs = {
   summary: CallSummary;
   roomSid: string;
   agentName: string;
   history: llm.ChatItem[];
   usage: ModelUsage[];
-  errors: { at: Date; source: string; message: string }[];
+  errors: CallError[];
   hooks: HookOutcome[];
   /** The call's per-turn latencies; by default the collector the job registered (watchLatency). */
   latency?: TurnLatencies;

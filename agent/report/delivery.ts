@@ -5,6 +5,7 @@ import {
   type CallReport,
   errorMessage,
 } from '../../wire-contract/index.ts';
+import type { LogFn } from '../log.ts';
 import { minimalReport } from './call-report.ts';
 
 /**
@@ -18,7 +19,7 @@ export type PostOptions = {
   apiKey: string;
   apiSecret: string;
   fetchImpl?: typeof fetch;
-  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  log?: LogFn;
 };
 
 export type DeliveryOptions = PostOptions & {

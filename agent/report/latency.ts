@@ -4,6 +4,7 @@ import {
   type LatencySummary,
   type TurnLatency,
 } from '../../wire-contract/index.ts';
+import type { LogFn } from '../log.ts';
 
 /**
  * Per-turn latency from agents-js's own measurements, nothing timed here:
@@ -135,11 +136,8 @@ const ms = (value: number) => Math.max(0, Math.round(value));
 let current: TurnLatencies | undefined;
 
 /** Starts collecting this session's turn latencies for the report; logs one debug line per turn. */
-export function watchLatency(
-  session: voice.AgentSession,
-  log?: (fields: Record<string, unknown>, msg: string) => void,
-): TurnLatencies {
-  current = new TurnLatencies({ onTurn: (turn) => log?.({ ...turn }, 'turn latency') });
+export function watchLatency(session: voice.AgentSession, log?: LogFn): TurnLatencies {
+  current = new TurnLatencies({ onTurn: (turn) => log?.('debug', 'turn latency', { ...turn }) });
   current.watch(session);
   return current;
 }

@@ -1,12 +1,7 @@
 import { postReport, type PostOutcome } from './delivery.ts';
-import {
-  errno,
-  parseKept,
-  SCHEDULE_HORIZON_MS,
-  type OutboxLog,
-  type ReportOutbox,
-} from './outbox-store.ts';
+import { errno, parseKept, SCHEDULE_HORIZON_MS, type ReportOutbox } from './outbox-store.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
+import type { LogFn } from '../log.ts';
 
 /**
  * The worker's drain of the report outbox (the files: outbox-store.ts). Each pass claims a due
@@ -22,7 +17,7 @@ export type DrainOptions = {
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
   retryMs: number;
   maxBackoffMs?: number;
-  log?: OutboxLog;
+  log?: LogFn;
   fetchImpl?: typeof fetch;
 };
 

@@ -13,6 +13,7 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage, type CallReport } from '../../wire-contract/index.ts';
 import type { AgentConfig } from '../config.ts';
+import type { LogFn } from '../log.ts';
 
 /**
  * The durable outbox of end-of-call reports the edge could not take within a call's cleanup
@@ -42,12 +43,6 @@ import type { AgentConfig } from '../config.ts';
  * the oldest are dropped first, each with a warn line naming its room and call id.
  */
 
-export type OutboxLog = (
-  level: 'info' | 'warn' | 'error',
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
-
 /** The file-system calls the outbox makes that tests fake to fail (EACCES, EIO, EMFILE). */
 export type OutboxIo = {
   readFile(path: string): Promise<string>;
@@ -56,7 +51,7 @@ export type OutboxIo = {
 };
 
 export type OutboxOptions = {
-  log?: OutboxLog;
+  log?: LogFn;
   now?: () => number;
   maxFiles?: number;
   maxBytes?: number;
@@ -144,7 +139,7 @@ export function outboxDirFor(config: {
 /** The outbox as this configuration bounds it. */
 export function outboxFor(
   config: AgentConfig,
-  log?: OutboxLog,
+  log?: LogFn,
   now?: () => number,
 ): ReportOutbox | undefined {
   const dir = outboxDirFor(config);
@@ -163,7 +158,7 @@ export class ReportOutbox {
   readonly #sending: string;
   readonly #tmp: string;
   readonly #quarantine: string;
-  readonly #log: OutboxLog;
+  readonly #log: LogFn;
   readonly #now: () => number;
   readonly #io: OutboxIo;
   readonly #o: Required<Omit<OutboxOptions, 'log' | 'now' | 'io'>>;

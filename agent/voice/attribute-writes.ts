@@ -1,4 +1,5 @@
 import type { LocalParticipant } from '@livekit/rtc-node';
+import type { LogFn } from '../log.ts';
 
 const isAbort = (err: unknown) => err instanceof Error && err.name === 'AbortError';
 /** Participants already wrapped: a reconnection reports "connected" again. */
@@ -22,7 +23,7 @@ const settled = new WeakSet<object>();
  */
 export function settleAttributeWritesCutByDisconnect(
   participant: Pick<LocalParticipant, 'setAttributes'>,
-  debug: (fields: object, msg: string) => void,
+  log: LogFn,
 ): void {
   if (settled.has(participant)) return;
   settled.add(participant);
@@ -30,6 +31,8 @@ export function settleAttributeWritesCutByDisconnect(
   participant.setAttributes = (attributes) =>
     write(attributes).catch((err: unknown) => {
       if (!isAbort(err)) throw err;
-      debug({ keys: Object.keys(attributes) }, 'attribute write cut short by the disconnect');
+      log('debug', 'attribute write cut short by the disconnect', {
+        keys: Object.keys(attributes),
+      });
     });
 }

@@ -8,7 +8,7 @@ const here = import.meta.dirname;
 const out = resolve(here, '../../dist/web');
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: { 'call-page': join(here, 'main.ts'), console: join(here, 'console/console.ts') },
+  entryPoints: { 'call-page': join(here, 'main.ts'), console: join(here, 'console/main.ts') },
   outdir: out,
   bundle: true,
   format: 'esm',

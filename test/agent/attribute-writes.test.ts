@@ -23,7 +23,10 @@ describe('attribute writes cut short by the disconnect', () => {
   it('resolve, logged at debug with the keys; the write itself still goes out', async () => {
     const p = participant(abort);
     const debug: unknown[] = [];
-    settleAttributeWritesCutByDisconnect(p, (fields, msg) => debug.push([msg, fields]));
+    settleAttributeWritesCutByDisconnect(
+      p,
+      (level, msg, fields) => level === 'debug' && debug.push([msg, fields]),
+    );
     await expect(p.setAttributes({ 'lk.agent.state': 'listening' })).resolves.toBeUndefined();
     expect(p.writes).toEqual([{ 'lk.agent.state': 'listening' }]);
     expect(debug).toEqual([
@@ -80,7 +83,10 @@ describe('agents-js RoomIO writes the agent state through the wrapped setAttribu
       // As agent/job.ts does once the room is connected: after RoomIO has started.
       room.isConnected = true;
       const debug: unknown[] = [];
-      settleAttributeWritesCutByDisconnect(room.localParticipant, (fields) => debug.push(fields));
+      settleAttributeWritesCutByDisconnect(
+        room.localParticipant,
+        (level, _msg, fields) => level === 'debug' && debug.push(fields),
+      );
       session.emit(
         voice.AgentSessionEventTypes.AgentStateChanged,
         voice.createAgentStateChangedEvent('listening', 'speaking'),

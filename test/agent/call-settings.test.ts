@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { callSettings } from '../../agent/call/settings.ts';
+import type { LogFn } from '../../agent/log.ts';
 import { sealDispatchMetadata } from '../../wire-contract/index.ts';
 import { SEALED_IN_WORKERD as fixture } from '../support/sealed-metadata-fixture.ts';
 
 type Warning = { fields: Record<string, unknown>; msg: string };
 function collect() {
   const warnings: Warning[] = [];
-  return {
-    warnings,
-    warn: (fields: Record<string, unknown>, msg: string) => warnings.push({ fields, msg }),
+  const warn: LogFn = (level, msg, fields = {}) => {
+    if (level === 'warn') warnings.push({ fields, msg });
   };
+  return { warnings, warn };
 }
 
 describe("the agent's call settings from sealed dispatch metadata", () => {

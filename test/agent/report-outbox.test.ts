@@ -24,12 +24,8 @@ import { callReportFor } from '../support/call-report-fixture.ts';
 import { freePort } from '../support/processes.ts';
 import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
 import { drainOutbox } from '../../agent/report/outbox-drain.ts';
-import {
-  defaultOutboxDir,
-  outboxDirFor,
-  ReportOutbox,
-  type OutboxLog,
-} from '../../agent/report/outbox-store.ts';
+import { defaultOutboxDir, outboxDirFor, ReportOutbox } from '../../agent/report/outbox-store.ts';
+import type { LogFn } from '../../agent/log.ts';
 
 const summary = (room: string) => ({
   reason: 'participant_left' as const,
@@ -89,7 +85,7 @@ function reportFor(room: string, at = '2026-01-01T00:00:00.000Z'): CallReport {
 }
 
 /** How the worker drains the outbox into the stand-in edge at `edgeUrl`. */
-const drainOptions = (edgeUrl: string, log: OutboxLog) => ({
+const drainOptions = (edgeUrl: string, log: LogFn) => ({
   edgeUrl,
   apiKey: 'k',
   apiSecret: 's',
@@ -99,7 +95,7 @@ const drainOptions = (edgeUrl: string, log: OutboxLog) => ({
 
 function logs() {
   const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
-  const log: OutboxLog = (level, msg, fields = {}) => lines.push({ level, msg, fields });
+  const log: LogFn = (level, msg, fields = {}) => lines.push({ level, msg, fields });
   return { lines, log };
 }
 

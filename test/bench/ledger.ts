@@ -3,9 +3,9 @@
 // (the sequence below is the one livekit-server v1.13.5 sent in an e2e run, read from its
 // livekit.log: "sent webhook" lines for a caller speaking to the agent, then hanging up), the
 // agent's admission request and its report, then cron runs. The edge runs unchanged in Miniflare
-// (the bundle of test/edge/metered-worker.ts), its D1 binding wrapped to count statements, round
-// trips and D1's own rows_read/rows_written. LiveKit's Twirp API is answered by a stub (the cron
-// asks it; no room is live). Prints per-call costs and the calls/s one D1 database carries at
+// (the bundle of test/support/edge/metered-worker.ts), its D1 binding wrapped to count statements,
+// round trips and D1's own rows_read/rows_written. LiveKit's Twirp API is answered by a stub (the
+// cron asks it; no room is live). Prints per-call costs and the calls/s one D1 database carries at
 // Cloudflare's 1 ms per query (1,000 queries/s, one at a time).
 import { build } from 'esbuild';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ const APP_KEY = 'bench-app-key-0123456789';
 type Counts = { statements: number; roundTrips: number; rowsRead: number; rowsWritten: number };
 
 const bundle = await build({
-  entryPoints: ['test/edge/metered-worker.ts'],
+  entryPoints: ['test/support/edge/metered-worker.ts'],
   bundle: true,
   format: 'esm',
   platform: 'neutral',

@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { watchClock } from '../../edge/agent-arrival.ts';
 import { ADMITTED_AGENT_GRACE_MS } from '../../edge/ledger/admissions.ts';
-import { askAdmission, fakeLiveKit, issueToken, ledgerRow, testEnv } from './helpers.ts';
+import {
+  askAdmission,
+  fakeLiveKit,
+  issueToken,
+  ledgerRow,
+  testEnv,
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -16,8 +16,8 @@ import {
   sendWebhook,
   testEnv,
   twirpError,
-} from './helpers.ts';
-import { meteredD1 } from './d1-meter.ts';
+} from '../support/edge/helpers.ts';
+import { meteredD1 } from '../support/edge/d1-meter.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

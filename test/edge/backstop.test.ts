@@ -2,7 +2,14 @@ import { createScheduledController } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import worker from '../../edge/index.ts';
 import { runBackstop } from '../../edge/backstop.ts';
-import { fakeLiveKit, issueToken, ledgerRow, seedCall, testEnv, twirpError } from './helpers.ts';
+import {
+  fakeLiveKit,
+  issueToken,
+  ledgerRow,
+  seedCall,
+  testEnv,
+  twirpError,
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

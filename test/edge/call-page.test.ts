@@ -1,6 +1,6 @@
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { call, testEnv } from './helpers.ts';
+import { call, testEnv } from '../support/edge/helpers.ts';
 
 /** `directive → sources` of a Content-Security-Policy header. */
 function policy(res: { headers: Headers }): Record<string, string[]> {

@@ -13,7 +13,7 @@ import {
   testEnv,
   type CallView,
   type TokenResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -21,7 +21,7 @@ import {
   type DispatchResponse,
   type EndCallResponse,
   type TokenResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 const endBody = { mode: 'end_for_all', reason: 'support closed the ticket' };

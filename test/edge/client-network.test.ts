@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { clientNetwork } from '../../edge/client-network.ts';
-import { call, expectError, type ApiResponse, type TokenResponse } from './helpers.ts';
+import {
+  call,
+  expectError,
+  type ApiResponse,
+  type TokenResponse,
+} from '../support/edge/helpers.ts';
 
 describe('clientNetwork: the key the per-address limits count by', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { call } from './helpers.ts';
+import { call } from '../support/edge/helpers.ts';
 
 // `npm run dev` without OPENAI_API_KEY runs the agent on the local stand-in and says so on the page.
 describe('the call page shows the dev notice npm run dev passes, and nothing otherwise', () => {

@@ -1,6 +1,12 @@
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { bearerFor, call, expectError, testEnv, type TokenResponse } from './helpers.ts';
+import {
+  bearerFor,
+  call,
+  expectError,
+  testEnv,
+  type TokenResponse,
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -13,7 +13,7 @@ import {
   type ReportResponse,
   type TokenResponse,
   type WebhookResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, bearerFor, call, expectError, testEnv } from './helpers.ts';
+import { ADMIN, bearerFor, call, expectError, testEnv } from '../support/edge/helpers.ts';
 
 // A fresh clone's `wrangler dev`: a local D1 no migration was ever applied to. Storage is per test
 // file, so this file empties its own database (tables, views, the migrations record) first.

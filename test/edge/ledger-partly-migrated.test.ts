@@ -9,7 +9,7 @@ import {
   signAsLiveKit,
   testEnv,
   type ApiResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 type Migration = Parameters<typeof applyD1Migrations>[1][number];
 const MIGRATIONS = (testEnv as unknown as { TEST_MIGRATIONS: Migration[] }).TEST_MIGRATIONS;

@@ -3,7 +3,7 @@
 // bounded by indexes (D1's own rows_read), and retention.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackstop } from '../../edge/backstop.ts';
-import { meteredD1 } from './d1-meter.ts';
+import { meteredD1 } from '../support/edge/d1-meter.ts';
 import {
   ADMIN,
   call,
@@ -17,7 +17,7 @@ import {
   testEnv,
   type CallView,
   type EndCallResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

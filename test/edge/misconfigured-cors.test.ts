@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearerFor, call, expectError } from './helpers.ts';
+import { bearerFor, call, expectError } from '../support/edge/helpers.ts';
 
 const ALLOWED = 'https://app.example.com';
 // A bad value in a variable that has nothing to do with CORS.

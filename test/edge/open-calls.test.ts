@@ -10,7 +10,7 @@ import {
   testEnv,
   type ApiResponse,
   type TokenResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -14,7 +14,7 @@ import {
   type ApiResponse,
   type EndCallResponse,
   type TokenResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { ADMIN, call, issueToken, postAgentReport, type CallView } from './helpers.ts';
+import {
+  ADMIN,
+  call,
+  issueToken,
+  postAgentReport,
+  type CallView,
+} from '../support/edge/helpers.ts';
 
 describe('latency in the report (#17)', () => {
   it('stores the turns and their p50/p95 and shows them in GET /calls/:room', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EdgeErrorBody, isFinalReportRefusal } from '../../wire-contract/index.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
-import { call, issueToken, signAsLiveKit } from './helpers.ts';
+import { call, issueToken, signAsLiveKit } from '../support/edge/helpers.ts';
 
 /**
  * The agent drops a refused report only on the (status, code) pairs of FINAL_REPORT_REFUSALS and

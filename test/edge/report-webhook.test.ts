@@ -14,7 +14,7 @@ import {
   signAsLiveKit,
   type CallView,
   type ReportResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

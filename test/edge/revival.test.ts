@@ -12,7 +12,7 @@ import {
   testEnv,
   twirpError,
   type EndCallResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -4,7 +4,7 @@ import {
   sealDispatchMetadata,
   type DispatchMetadata,
 } from '../../wire-contract/index.ts';
-import { ADMIN, call, fakeLiveKit, testEnv } from './helpers.ts';
+import { ADMIN, call, fakeLiveKit, testEnv } from '../support/edge/helpers.ts';
 import { SEALED_IN_WORKERD as fixture } from '../support/sealed-metadata-fixture.ts';
 
 afterEach(() => vi.restoreAllMocks());

@@ -14,7 +14,7 @@ import {
   userJwt,
   type ApiResponse,
   type TokenResponse,
-} from './helpers.ts';
+} from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 const verify = (jwt: string) =>

@@ -9,14 +9,19 @@ export class LedgerError extends Error {
   }
 }
 
+/** The page's `fetch`, or a test's. */
+export type Fetch = (input: string, init: RequestInit) => Promise<Response>;
+
 /**
  * The ledger API (docs/api.md) with the admin key as the bearer credential, on this origin only
  * (the console's CSP allows nothing else). The key stays in this object and sessionStorage.
  */
 export class Ledger {
   readonly #key: string;
-  constructor(key: string) {
+  readonly #fetch: Fetch;
+  constructor(key: string, fetcher: Fetch = fetch) {
     this.#key = key;
+    this.#fetch = fetcher;
   }
 
   list(status: StatusFilter, cursor?: string, limit = 25): Promise<CallPage> {
@@ -40,8 +45,10 @@ export class Ledger {
 
   async #json<T>(path: string, init: RequestInit = {}): Promise<T> {
     let res: Response;
+    // Called with no receiver: a browser's fetch called as this object's method throws.
+    const fetcher = this.#fetch;
     try {
-      res = await fetch(path, {
+      res = await fetcher(path, {
         ...init,
         cache: 'no-store',
         headers: { ...init.headers, authorization: `Bearer ${this.#key}` },

@@ -4,6 +4,7 @@
  * a timeline and chart data. The web tests cover this file.
  */
 import { END_REASONS, type EndReason } from '../../../wire-contract/end-reasons.ts';
+import type { ErrorEntry, TranscriptEntry } from '../../../wire-contract/report.ts';
 
 export type Participant = {
   identity: string;
@@ -26,9 +27,9 @@ export type Turn = {
 export type Spread = { p50: number; p95: number };
 export type Report = {
   call_id: string;
-  transcript: { role: string; text: string; at: string }[];
+  transcript: TranscriptEntry[];
   usage: Record<string, number>;
-  errors: { at: string; source: string; message: string }[];
+  errors: ErrorEntry[];
   hooks: Hook[];
   end_reason: string;
   turns?: Turn[];
@@ -193,7 +194,9 @@ export function timeline(call: Call): TimelineEvent[] {
 }
 
 /** Calls per hour over the window the console has loaded, oldest hour first, empty hours kept. */
-export function callsPerHour(calls: Pick<Call, 'created_at'>[]): { hour: number; count: number }[] {
+export function callsPerHour(
+  calls: readonly Pick<Call, 'created_at'>[],
+): { hour: number; count: number }[] {
   const HOUR = 3_600_000;
   const hours = calls.map((c) => Math.floor(Date.parse(c.created_at) / HOUR));
   if (!hours.length) return [];
@@ -211,7 +214,7 @@ export function callsPerHour(calls: Pick<Call, 'created_at'>[]): { hour: number;
 
 /** How the loaded calls ended, most frequent first; open calls count as "open". */
 export function endReasonCounts(
-  calls: Pick<Call, 'status' | 'end_reason'>[],
+  calls: readonly Pick<Call, 'status' | 'end_reason'>[],
 ): { reason: string; count: number }[] {
   const counts = new Map<string, number>();
   for (const c of calls) {
@@ -224,11 +227,22 @@ export function endReasonCounts(
 }
 
 /** New and changed rows from a refreshed first page, over what is loaded: newest first, no doubles. */
-export function mergeCalls(loaded: Call[], fresh: Call[]): Call[] {
+export function mergeCalls(loaded: readonly Call[], fresh: readonly Call[]): Call[] {
   const byRoom = new Map(fresh.map((c) => [c.room, c]));
   const kept = loaded.filter((c) => !byRoom.has(c.room));
   return [...fresh, ...kept].sort(
     (a, b) => Date.parse(b.created_at) - Date.parse(a.created_at) || b.room.localeCompare(a.room),
+  );
+}
+
+/** An open call, or one that ended in the last two minutes and whose report is not in yet. */
+export function awaitsChange(
+  call: Pick<Call, 'status' | 'report' | 'ended_at'>,
+  now: number,
+): boolean {
+  return (
+    call.status === 'open' ||
+    (!call.report && call.ended_at != null && now - Date.parse(call.ended_at) < 120_000)
   );
 }
 

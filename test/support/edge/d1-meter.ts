@@ -1,7 +1,7 @@
 /**
  * A D1 binding wrapped to count what the ledger costs (statements, round trips, rows read and
  * written, from D1's own result meta) and to inject failures. Used by the edge tests (fault
- * injection, row bounds) and by `npm run bench:ledger` (test/edge/metered-worker.ts).
+ * injection, row bounds) and by `npm run bench:ledger` (./metered-worker.ts).
  */
 export type D1Counts = {
   /** SQL statements executed (each statement of a batch counts: D1 runs them one at a time). */

@@ -1,7 +1,7 @@
-// The edge Worker with its D1 binding metered (test/edge/d1-meter.ts), for `npm run bench:ledger`.
+// The edge Worker with its D1 binding metered (./d1-meter.ts), for `npm run bench:ledger`.
 // `GET /__meter` answers the counts since the last `POST /__meter/reset`; everything else is the
 // edge itself, unchanged.
-import worker from '../../edge/index.ts';
+import worker from '../../../edge/index.ts';
 import { meteredD1, type MeteredD1 } from './d1-meter.ts';
 
 let meter: MeteredD1 | undefined;

@@ -8,12 +8,12 @@ import type {
   CallReport,
   EndedBy,
   EndReason,
-} from '../../wire-contract/index.ts';
-import type { presentCall, presentCallToCaller } from '../../edge/call-view.ts';
-import worker from '../../edge/index.ts';
-import { callReportFor } from '../support/call-report-fixture.ts';
-import type { CallRow, EndSource } from '../../edge/ledger/calls.ts';
-import type { applyWebhook } from '../../edge/ledger/webhook-events.ts';
+} from '../../../wire-contract/index.ts';
+import type { presentCall, presentCallToCaller } from '../../../edge/call-view.ts';
+import worker from '../../../edge/index.ts';
+import { callReportFor } from '../call-report-fixture.ts';
+import type { CallRow, EndSource } from '../../../edge/ledger/calls.ts';
+import type { applyWebhook } from '../../../edge/ledger/webhook-events.ts';
 
 export const testEnv = env as unknown as Env & {
   TEST_JWT_PRIVATE_JWK: string;
@@ -209,7 +209,7 @@ export async function signAsLiveKit(
   body: string,
   { key = testEnv.LIVEKIT_API_KEY, secret = testEnv.LIVEKIT_API_SECRET, ttl = 300 } = {},
 ) {
-  const { signBody } = await import('../../wire-contract/index.ts');
+  const { signBody } = await import('../../../wire-contract/index.ts');
   return signBody(body, key, secret, ttl);
 }
 
