@@ -1,12 +1,13 @@
-import { DisconnectReason, dispose, ParticipantKind } from '@livekit/rtc-node';
+import { DisconnectReason, ParticipantKind } from '@livekit/rtc-node';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { type CallClient } from '../support/call-client.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 import { waitFor } from '../support/processes.ts';
-import { pidAlive, System } from '../support/system.ts';
+import { pidAlive } from '../support/system.ts';
 
 /**
  * No call goes unanswered because a worker was busy: a worker takes calls up to its cap (counted
@@ -14,25 +15,18 @@ import { pidAlive, System } from '../support/system.ts';
  * re-dispatches it) until a place frees or AGENT_WAIT_SECONDS passes, which ends it with its own
  * reason. Never a silent room.
  */
-const bin = inject('livekitServerBin');
 const CAP = 2;
 const AGENT_WAIT_SECONDS = 20;
-let system: System;
 const workers: AgentWorker[] = [];
 
-beforeAll(async () => {
-  if (!bin) return;
-  system = await new System(bin, {
-    edgeVars: {
-      AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
-      AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev,voice-agent-slow',
-    },
-  }).start();
+const system = systemForThisFile('agent capacity tests', {
+  edgeVars: {
+    AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
+    AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev,voice-agent-slow',
+  },
 });
 afterAll(async () => {
   await Promise.allSettled(workers.map((w) => w.stop('SIGKILL')));
-  await system?.stop();
-  await dispose();
 });
 
 const unique = (prefix: string) =>
@@ -60,7 +54,7 @@ async function endCall(c: CallClient) {
   await c.waitForDisconnect();
 }
 
-describe.skipIf(!bin)('every call gets its agent, or is told why not', () => {
+describe.skipIf(system.skipped)('every call gets its agent, or is told why not', () => {
   it(`more calls at once than the cap: each is answered as a place frees, never more than ${CAP} at a time`, async () => {
     const w = await worker('voice-agent-capped');
     const calls = await Promise.all([1, 2, 3, 4].map(() => call('voice-agent-capped')));

@@ -1,13 +1,12 @@
 import { DisconnectReason } from '@livekit/rtc-node';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
 import { pidAlive } from '../support/system.ts';
 import { END_REASONS } from '../../wire-contract/index.ts';
 
-const bin = inject('livekitServerBin');
-const system = systemForThisFile(bin);
+const system = systemForThisFile('call-endings tests');
 
 async function caller(
   body: Record<string, unknown> = {},
@@ -33,7 +32,7 @@ const jobExit = async (room: string, timeoutMs = 30_000) => {
   return { marker, exitedAt: Date.now() };
 };
 
-describe.skipIf(!bin)('every way a call ends, against the real LiveKit server', () => {
+describe.skipIf(system.skipped)('every way a call ends, against the real LiveKit server', () => {
   it('a token from the edge dispatches the agent, which joins and greets', async () => {
     const c = await caller();
     expect(c.roomName).toMatch(/^call-/);

@@ -1,13 +1,12 @@
 import { AccessToken } from 'livekit-server-sdk';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { waitFor } from '../support/processes.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
 
 /** Who the caller is when a dispatch names none (the edge's own POST /calls/:room/dispatch). */
-const bin = inject('livekitServerBin');
-const system = systemForThisFile(bin);
+const system = systemForThisFile('caller-kind tests');
 
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
 
@@ -22,7 +21,7 @@ async function joinAs(room: string, identity: string, kind?: string): Promise<Ca
   return client;
 }
 
-describe.skipIf(!bin)('the caller is a person, not a stream', () => {
+describe.skipIf(system.skipped)('the caller is a person, not a stream', () => {
   it('an ingress participant in the room first is not taken as the caller: its leaving ends nothing', async () => {
     const room = unique('stream-first');
     const stream = await joinAs(room, 'stream-in', 'ingress');

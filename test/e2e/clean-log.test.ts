@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { waitFor } from '../support/processes.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
@@ -13,11 +13,10 @@ import { pidAlive } from '../support/system.ts';
  * CI box), not the call. Any other warning fails (the empty user turn agents-js 1.9 commits when
  * a session without an STT closes is skipped by agent/voice/final-user-turn.ts, not filtered here).
  */
-const bin = inject('livekitServerBin');
 const HOST_LOAD = /event loop blocked|process not scheduled/;
 type LogLine = { level: number; msg: string };
 const upstreamNoise = (l: LogLine) => HOST_LOAD.test(l.msg);
-const system = systemForThisFile(bin);
+const system = systemForThisFile('clean-log tests');
 
 /** The agent log lines of one reported call, once its job process has exited. */
 async function logOfCall(room: string, call: { report: { call_id: string } }): Promise<string[]> {
@@ -46,7 +45,7 @@ async function greetedCaller(): Promise<CallClient> {
   return c;
 }
 
-describe.skipIf(!bin)("a clean call's agent log", () => {
+describe.skipIf(system.skipped)("a clean call's agent log", () => {
   it('ended by the goodbye: no warning or error line, and no "goodbye cut"', async () => {
     const c = await greetedCaller();
     await c.say('Thanks, that is all. Goodbye!');

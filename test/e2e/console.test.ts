@@ -1,27 +1,19 @@
 import { DisconnectReason } from '@livekit/rtc-node';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  chromiumPath,
-  HOW_TO_GET_CHROMIUM,
-  openPage,
-  screenshot,
-  type CallPage,
-} from '../support/browser.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openPage, screenshot, type CallPage } from '../support/browser.ts';
 import { CallClient } from '../support/call-client.ts';
-import { renderSpeech, speechToolsMissing } from '../support/speech.ts';
-import { System } from '../support/system.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
+import { renderSpeech } from '../support/speech.ts';
 
 /**
  * The calls console at /console in headless Chromium, against the real system: calls are made by
  * rtc-node callers through the edge, LiveKit and the built agent; the console reads them through
  * the ledger API with the admin key and ends an open one. Screenshots go to test-artifacts/console/.
  */
-const bin = inject('livekitServerBin');
-const missing = chromiumPath() ? speechToolsMissing() : HOW_TO_GET_CHROMIUM;
-if (missing && process.env.CI === 'true') throw new Error(`browser tests need ${missing}`);
-if (missing) console.warn(`\n*** console tests SKIPPED: install ${missing}.\n`);
-
-let system: System;
+const system = systemForThisFile('console tests', {
+  needs: ['chromium', 'speech'],
+  agentEnv: { AGENT_AUDIO_INPUT: 'true' },
+});
 let open: CallPage | undefined;
 const clients: CallClient[] = [];
 let endedRoom = '';
@@ -31,8 +23,7 @@ const greeted = (c: CallClient) =>
   c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
 
 beforeAll(async () => {
-  if (!bin || missing) return;
-  system = await new System(bin, { agentEnv: { AGENT_AUDIO_INPUT: 'true' } }).start();
+  if (system.skipped) return;
   // One call that ended (the caller said goodbye out loud, the assistant ended it) with its
   // report, its turn timed …
   const done = new CallClient();
@@ -59,7 +50,6 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.room.disconnect()));
-  await system?.stop();
 });
 
 const row = (p: CallPage, room: string) => p.page.locator(`#calls tr[data-room="${room}"]`);
@@ -71,7 +61,7 @@ async function signIn(p: CallPage, key: string): Promise<void> {
   await p.page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-describe.skipIf(!bin || !!missing)('the calls console in Chromium, against the real system', () => {
+describe.skipIf(system.skipped)('the calls console in Chromium, against the real system', () => {
   it('is served by the Worker with connect-src self only; /favicon.ico leads to the SVG icon', async () => {
     const page = await fetch(`${system.edge.url}/console`);
     expect(page.status).toBe(200);

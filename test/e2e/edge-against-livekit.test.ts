@@ -1,37 +1,29 @@
-import { dispose } from '@livekit/rtc-node';
 import { AgentDispatchClient } from 'livekit-server-sdk';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
 import { waitFor } from '../support/processes.ts';
-import { System } from '../support/system.ts';
 
 /**
  * The edge against the real LiveKit server when it fails or has already moved on: a server that
  * stops answering, rooms that are gone, removing only the agent, racing dispatches, and tokens
  * that are never used.
  */
-const bin = inject('livekitServerBin');
 const LIVEKIT_TIMEOUT_MS = 2_000;
 const TOKEN_TTL_SECONDS = 10;
-let system: System;
 const clients: CallClient[] = [];
 
-beforeAll(async () => {
-  if (!bin) return;
-  system = await new System(bin, {
-    departureTimeout: 2,
-    edgeVars: {
-      LIVEKIT_TIMEOUT_MS: String(LIVEKIT_TIMEOUT_MS),
-      TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
-    },
-  }).start();
+const system = systemForThisFile('edge-against-LiveKit tests', {
+  departureTimeout: 2,
+  edgeVars: {
+    LIVEKIT_TIMEOUT_MS: String(LIVEKIT_TIMEOUT_MS),
+    TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
+  },
 });
 afterAll(async () => {
-  process.kill(system?.livekit.proc.child.pid ?? 0, 'SIGCONT');
+  process.kill(system.livekit?.proc.child.pid ?? 0, 'SIGCONT');
   await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
 });
 
 const admin = () => ({
@@ -62,7 +54,7 @@ async function whileLiveKitIsFrozen<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-describe.skipIf(!bin)('the edge against the real LiveKit server', () => {
+describe.skipIf(system.skipped)('the edge against the real LiveKit server', () => {
   it('LiveKit stops answering: end-call and dispatch answer 503 within LIVEKIT_TIMEOUT_MS, the ledger untouched; after it resumes the end succeeds', async () => {
     const c = await greetedCaller();
     const before = await ledgerJson(c.roomName);

@@ -1,24 +1,23 @@
-import { DisconnectReason, dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DisconnectReason } from '@livekit/rtc-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 import { EXITS_NOT_LINGERS_MS, waitFor } from '../support/processes.ts';
-import { pidAlive, System } from '../support/system.ts';
+import { pidAlive } from '../support/system.ts';
 
 /**
  * The main endings with AGENT_MODEL_MODE=realtime: the real OpenAI plugin's RealtimeModel talks
  * to the local Realtime WebSocket stand-in (test/support/openai-realtime-stand-in.ts) through its
  * baseURL; the caller types on lk.chat and hears the model's own audio.
  */
-const bin = inject('livekitServerBin');
 const REALTIME_AGENT = 'voice-agent-realtime';
-let system: System;
 const clients: CallClient[] = [];
 
+const system = systemForThisFile('realtime tests', {
+  edgeVars: { AGENT_ALLOWED_NAMES: `voice-agent,${REALTIME_AGENT}` },
+});
 beforeAll(async () => {
-  if (!bin) return;
-  system = await new System(bin, {
-    edgeVars: { AGENT_ALLOWED_NAMES: `voice-agent,${REALTIME_AGENT}` },
-  }).start();
+  if (system.skipped) return;
   await system.startAgent('agent-realtime', {
     AGENT_NAME: REALTIME_AGENT,
     AGENT_MODEL_MODE: 'realtime',
@@ -27,8 +26,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
 });
 
 async function caller(metadata?: Record<string, unknown>): Promise<CallClient> {
@@ -53,7 +50,7 @@ async function caller(metadata?: Record<string, unknown>): Promise<CallClient> {
   return client;
 }
 
-describe.skipIf(!bin)('realtime model mode, against the real LiveKit server', () => {
+describe.skipIf(system.skipped)('realtime model mode, against the real LiveKit server', () => {
   it('the token dispatches the realtime agent, which greets through the Realtime API', async () => {
     const c = await caller();
     expect(system.openai.realtime.connections.length).toBeGreaterThan(0);

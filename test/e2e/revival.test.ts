@@ -1,11 +1,11 @@
-import { DisconnectReason, dispose } from '@livekit/rtc-node';
+import { DisconnectReason } from '@livekit/rtc-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 import { waitFor } from '../support/processes.ts';
-import { System } from '../support/system.ts';
 
 /**
  * One token is one call: LiveKit recreates a deleted room, and re-runs the token's agent dispatch,
@@ -13,17 +13,15 @@ import { System } from '../support/system.ts';
  * rejoins: it must be disconnected at once, hear nothing, cost no model request, and leave the
  * ledger's first end as it was, with the attempt counted.
  */
-const bin = inject('livekitServerBin');
-let system: System;
 let idleAgent: AgentWorker;
 const clients: CallClient[] = [];
 
+const system = systemForThisFile('revival tests', {
+  edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-idle' },
+  agentEnv: { MAX_DURATION_WARNING_SECONDS: '2' },
+});
 beforeAll(async () => {
-  if (!bin) return;
-  system = await new System(bin, {
-    edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-idle' },
-    agentEnv: { MAX_DURATION_WARNING_SECONDS: '2' },
-  }).start();
+  if (system.skipped) return;
   idleAgent = await system.startAgent('agent-idle', {
     AGENT_NAME: 'voice-agent-idle',
     IDLE_PROMPT_SECONDS: '2',
@@ -33,8 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));
   await idleAgent?.stop('SIGKILL');
-  await system?.stop();
-  await dispose();
 });
 
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
@@ -69,75 +65,79 @@ const ENDINGS: [string, string, (c: CallClient) => Promise<unknown>, string?][] 
   ['a hang-up (end_for_all)', 'participant_left', (c) => c.leave()],
 ];
 
-describe.skipIf(!bin)('a token reused after its call ended does not revive the call', () => {
-  it.each(ENDINGS)(
-    'after %s, a rejoin with the same token is closed at once, unheard and unbilled',
-    async (_how, reason, end, agentName) => {
-      const room = unique(`revive-${reason.replace(/_/g, '-')}`);
-      const c = await greetedCaller(
-        room,
-        reason === 'max_duration' ? { max_duration_seconds: 5 } : {},
-        agentName,
-      );
-      await end(c);
-      // The first call is over once the agent's report has landed: its model work is done.
-      const first = await system.reportedCall(room);
-      expect(first).toMatchObject({ status: 'ended', end_reason: reason });
-      await waitFor('the first room is gone', async () => !(await system.roomExists(room)));
-      const modelRequests = system.openai.requests.length;
-      const transcriptions = system.openai.transcriptions.length;
+describe.skipIf(system.skipped)(
+  'a token reused after its call ended does not revive the call',
+  () => {
+    it.each(ENDINGS)(
+      'after %s, a rejoin with the same token is closed at once, unheard and unbilled',
+      async (_how, reason, end, agentName) => {
+        const room = unique(`revive-${reason.replace(/_/g, '-')}`);
+        const c = await greetedCaller(
+          room,
+          reason === 'max_duration' ? { max_duration_seconds: 5 } : {},
+          agentName,
+        );
+        await end(c);
+        // The first call is over once the agent's report has landed: its model work is done.
+        const first = await system.reportedCall(room);
+        expect(first).toMatchObject({ status: 'ended', end_reason: reason });
+        await waitFor('the first room is gone', async () => !(await system.roomExists(room)));
+        const modelRequests = system.openai.requests.length;
+        const transcriptions = system.openai.transcriptions.length;
 
-      const again = new CallClient();
-      clients.push(again);
-      const rejoinedAt = Date.now();
-      // Closed on its first webhook, the room can go before the caller's media connection is
-      // up: then the join itself fails. Either way the rejoin gets no call.
-      const joined = await again
-        .connect(system.livekit.url, c.participantToken, room, c.identity)
-        .then(() => true)
-        .catch((err: Error) => (console.log(`${reason}: rejoin failed: ${err.message}`), false));
-      if (joined) expect(await again.waitForDisconnect(20_000)).toBe(DisconnectReason.ROOM_DELETED);
-      console.log(`${reason}: rejoin closed after ${Date.now() - rejoinedAt} ms`);
+        const again = new CallClient();
+        clients.push(again);
+        const rejoinedAt = Date.now();
+        // Closed on its first webhook, the room can go before the caller's media connection is
+        // up: then the join itself fails. Either way the rejoin gets no call.
+        const joined = await again
+          .connect(system.livekit.url, c.participantToken, room, c.identity)
+          .then(() => true)
+          .catch((err: Error) => (console.log(`${reason}: rejoin failed: ${err.message}`), false));
+        if (joined)
+          expect(await again.waitForDisconnect(20_000)).toBe(DisconnectReason.ROOM_DELETED);
+        console.log(`${reason}: rejoin closed after ${Date.now() - rejoinedAt} ms`);
 
-      // The revival is counted once its first webhook or its agent reached the edge; any agent
-      // LiveKit dispatched into the revived room has asked the edge and been sent away, or never
-      // got a job, once the worker runs no job.
-      const after = await waitFor('the revival counted', async () => {
-        const view = await system.call(room);
-        return view.revival_attempts >= 1 ? view : undefined;
-      });
-      await waitFor(
-        'no agent job left',
-        async () => (await workerFor(agentName).activeJobs()) === 0,
-      );
-      const log = readFileSync(
-        join(system.dir, `${agentName ? 'agent-idle' : 'agent'}.log`),
-        'utf8',
-      );
-      const jobsForRoom = log.split('\n').filter((l) => l.includes(room));
-      const refused = jobsForRoom.some((l) => l.includes('call refused by the edge'));
-      console.log(
-        `${reason}: agent for the revived room ${refused ? 'refused' : 'not dispatched'}`,
-      );
+        // The revival is counted once its first webhook or its agent reached the edge; any agent
+        // LiveKit dispatched into the revived room has asked the edge and been sent away, or never
+        // got a job, once the worker runs no job.
+        const after = await waitFor('the revival counted', async () => {
+          const view = await system.call(room);
+          return view.revival_attempts >= 1 ? view : undefined;
+        });
+        await waitFor(
+          'no agent job left',
+          async () => (await workerFor(agentName).activeJobs()) === 0,
+        );
+        const log = readFileSync(
+          join(system.dir, `${agentName ? 'agent-idle' : 'agent'}.log`),
+          'utf8',
+        );
+        const jobsForRoom = log.split('\n').filter((l) => l.includes(room));
+        const refused = jobsForRoom.some((l) => l.includes('call refused by the edge'));
+        console.log(
+          `${reason}: agent for the revived room ${refused ? 'refused' : 'not dispatched'}`,
+        );
 
-      expect(again.events.filter((e) => e.kind.startsWith('transcription'))).toEqual([]);
-      expect(again.events.some((e) => e.kind === 'agent-audio')).toBe(false);
-      expect(system.openai.requests.length).toBe(modelRequests);
-      expect(system.openai.transcriptions.length).toBe(transcriptions);
-      for (const field of [
-        'status',
-        'end_reason',
-        'ended_by',
-        'ended_at',
-        'started_at',
-        'room_sid',
-      ])
-        expect(after[field]).toEqual(first[field]);
-      expect(after.report.call_id).toBe(first.report.call_id);
-      expect(await system.roomGone(room)).toBe(true);
-    },
-  );
-});
+        expect(again.events.filter((e) => e.kind.startsWith('transcription'))).toEqual([]);
+        expect(again.events.some((e) => e.kind === 'agent-audio')).toBe(false);
+        expect(system.openai.requests.length).toBe(modelRequests);
+        expect(system.openai.transcriptions.length).toBe(transcriptions);
+        for (const field of [
+          'status',
+          'end_reason',
+          'ended_by',
+          'ended_at',
+          'started_at',
+          'room_sid',
+        ])
+          expect(after[field]).toEqual(first[field]);
+        expect(after.report.call_id).toBe(first.report.call_id);
+        expect(await system.roomGone(room)).toBe(true);
+      },
+    );
+  },
+);
 
 function workerFor(agentName: string | undefined): AgentWorker {
   return agentName ? idleAgent : system.agent;

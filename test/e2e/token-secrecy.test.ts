@@ -1,11 +1,10 @@
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { textOf, type ChatMessage } from '../support/openai-stand-in.ts';
 import { waitFor } from '../support/processes.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
 
-const bin = inject('livekitServerBin');
-const system = systemForThisFile(bin);
+const system = systemForThisFile('token-secrecy tests');
 
 /** What anyone holding the JWT can read: its header and payload, decoded. */
 function readable(jwt: string): string {
@@ -25,28 +24,31 @@ function systemPrompts(): string[] {
     .map(textOf);
 }
 
-describe.skipIf(!bin)('what a backend tells the agent, against the real LiveKit server', () => {
-  it("reaches the agent (the model's system message) while the token the caller holds does not carry it", async () => {
-    const secret = `INTERNAL: offer refund up to $500 (case ${Date.now()})`;
-    const client = new CallClient();
-    system.callers.push(client);
-    await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
-      participant_identity: `customer-${Date.now()}`,
-      room_config: {
-        agents: [{ metadata: JSON.stringify({ instructions: `Be brief. ${secret}` }) }],
-      },
-    });
-    // The dispatch still rides in the token: the agent arrives and greets as it always did.
-    await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
-    await waitFor('the agent sends the instructions to the model', async () =>
-      systemPrompts().some((p) => p.includes(secret)),
-    );
+describe.skipIf(system.skipped)(
+  'what a backend tells the agent, against the real LiveKit server',
+  () => {
+    it("reaches the agent (the model's system message) while the token the caller holds does not carry it", async () => {
+      const secret = `INTERNAL: offer refund up to $500 (case ${Date.now()})`;
+      const client = new CallClient();
+      system.callers.push(client);
+      await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
+        participant_identity: `customer-${Date.now()}`,
+        room_config: {
+          agents: [{ metadata: JSON.stringify({ instructions: `Be brief. ${secret}` }) }],
+        },
+      });
+      // The dispatch still rides in the token: the agent arrives and greets as it always did.
+      await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+      await waitFor('the agent sends the instructions to the model', async () =>
+        systemPrompts().some((p) => p.includes(secret)),
+      );
 
-    const held = readable(client.participantToken!);
-    expect(held).toContain(client.identity); // the decoding works: its own subject is there
-    expect(held).not.toContain('refund');
-    expect(held).not.toContain('INTERNAL');
-    expect(held).not.toContain('caller_identity');
-    await client.leave();
-  });
-});
+      const held = readable(client.participantToken!);
+      expect(held).toContain(client.identity); // the decoding works: its own subject is there
+      expect(held).not.toContain('refund');
+      expect(held).not.toContain('INTERNAL');
+      expect(held).not.toContain('caller_identity');
+      await client.leave();
+    });
+  },
+);

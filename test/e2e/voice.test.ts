@@ -1,9 +1,9 @@
-import { DisconnectReason, dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DisconnectReason } from '@livekit/rtc-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
+import { systemForThisFile } from '../support/e2e-system.ts';
 import { MIN_SPEECH_MS, textOf, type ChatMessage } from '../support/openai-stand-in.ts';
-import { renderSpeech, speechToolsMissing } from '../support/speech.ts';
-import { System } from '../support/system.ts';
+import { renderSpeech } from '../support/speech.ts';
 
 /**
  * The spoken path, end to end: real speech rendered by espeak-ng is the caller's microphone; the
@@ -11,24 +11,19 @@ import { System } from '../support/system.ts';
  * plugin uploads the audio to the stand-in (which answers only for audio that holds speech), and
  * the model's reply ends the call.
  */
-const bin = inject('livekitServerBin');
-const missingTools = speechToolsMissing();
-if (missingTools && process.env.CI === 'true') throw new Error(`voice tests need ${missingTools}`);
-let system: System;
 const clients: CallClient[] = [];
 const VOICE_AGENT = 'voice-agent-audio';
 
+const system = systemForThisFile('voice tests', {
+  needs: ['speech'],
+  edgeVars: { AGENT_ALLOWED_NAMES: `voice-agent,${VOICE_AGENT}` },
+});
 beforeAll(async () => {
-  if (!bin || missingTools) return;
-  system = await new System(bin, {
-    edgeVars: { AGENT_ALLOWED_NAMES: `voice-agent,${VOICE_AGENT}` },
-  }).start();
+  if (system.skipped) return;
   await system.startAgent('agent-audio', { AGENT_NAME: VOICE_AGENT, AGENT_AUDIO_INPUT: 'true' });
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));
-  await system?.stop();
-  await dispose();
 });
 
 async function voiceCaller(): Promise<CallClient> {
@@ -42,7 +37,7 @@ async function voiceCaller(): Promise<CallClient> {
 }
 const speech = (text: string) => renderSpeech(`${system.dir}/speech`, text);
 
-describe.skipIf(!bin || missingTools)('a spoken call, against the real LiveKit server', () => {
+describe.skipIf(system.skipped)('a spoken call, against the real LiveKit server', () => {
   it('the caller says goodbye out loud: VAD ends the turn, STT hears it, end_call plays the goodbye and deletes the room', async () => {
     const c = await voiceCaller();
     await c.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);

@@ -1,15 +1,10 @@
-import { afterAll, afterEach, beforeAll, expect, inject } from 'vitest';
-import {
-  chromiumPath,
-  HOW_TO_GET_CHROMIUM,
-  openCallPage,
-  openPage,
-  type CallPage,
-} from './browser.ts';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { openCallPage, openPage, type CallPage } from './browser.ts';
 import { whatThePageSays } from './call-page-steps.ts';
+import { systemForThisFile } from './e2e-system.ts';
 import { testIdentityProvider } from './identity-provider.ts';
-import { renderSilence, speechToolsMissing } from './speech.ts';
-import { System } from './system.ts';
+import { renderSilence } from './speech.ts';
+import type { System } from './system.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 /**
@@ -20,10 +15,7 @@ import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
  * one prints what the page said.
  */
 export class CallPageRig {
-  readonly bin = inject('livekitServerBin');
-  /** What the machine lacks for these tests, if anything (CI fails on it, elsewhere they skip). */
-  readonly missing = !chromiumPath() ? HOW_TO_GET_CHROMIUM : speechToolsMissing();
-  system!: System;
+  readonly system: System & { readonly skipped: boolean };
   signal!: TcpProxy;
   signUserJwt!: (sub: string) => Promise<string>;
   #open: CallPage | undefined;
@@ -32,18 +24,23 @@ export class CallPageRig {
     what: string,
     opts: { edgeVars?: Record<string, string>; agentEnv?: Record<string, string> } = {},
   ) {
-    if (this.missing && process.env.CI === 'true')
-      throw new Error(`browser tests need ${this.missing}`);
-    if (this.missing) console.warn(`\n*** ${what} SKIPPED: install ${this.missing}.\n`);
+    let idpVars: Record<string, string> = {};
+    // Registered before the system's own hooks, so the proxy and the identity provider are up
+    // when the edge starts.
     beforeAll(async () => {
       if (this.skipped) return;
       const idp = await testIdentityProvider();
       this.signUserJwt = idp.signUserJwt;
+      idpVars = idp.edgeVars;
       this.signal = await startTcpProxy(() => Number(new URL(this.system.livekit.url).port));
-      this.system = await new System(this.bin!, {
-        agentEnv: opts.agentEnv,
-        edgeVars: { LIVEKIT_URL: this.signal.url, ...opts.edgeVars, ...idp.edgeVars },
-      }).start();
+    });
+    afterAll(async () => {
+      await this.signal?.close();
+    });
+    this.system = systemForThisFile(what, {
+      needs: ['chromium', 'speech'],
+      agentEnv: opts.agentEnv,
+      edgeVars: () => ({ LIVEKIT_URL: this.signal.url, ...opts.edgeVars, ...idpVars }),
     });
     afterEach(async ({ task }) => {
       const p = this.#open;
@@ -56,14 +53,10 @@ export class CallPageRig {
       // Every call runs under the CSP the edge sets: anything it blocked is a failure.
       expect(p.cspViolations).toEqual([]);
     });
-    afterAll(async () => {
-      await this.system?.stop();
-      await this.signal?.close();
-    });
   }
 
   get skipped(): boolean {
-    return !this.bin || !!this.missing;
+    return this.system.skipped;
   }
 
   /** A minute of silence as the microphone. */

@@ -8,11 +8,17 @@ import { startEdge, type Edge } from './edge-dev.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit, type LiveKit } from './livekit-server.ts';
 import { startOpenAIStandIn, type StandIn } from './openai-stand-in.ts';
 import { freePort, waitFor } from './processes.ts';
+import { redisServerPath, startRedis, type Redis } from './redis-server.ts';
 
 export type SystemOptions = {
   agentEnv?: Record<string, string>;
-  edgeVars?: Record<string, string>;
+  /** A function when they depend on what the file started first (a proxy, an identity provider). */
+  edgeVars?: Record<string, string> | (() => Record<string, string>);
   departureTimeout?: number;
+  /** LiveKit nodes sharing one Redis (LiveKit's multi-node routing); the edge talks to the first. */
+  livekitNodes?: number;
+  /** Whether to start the default agent worker (`system.agent`); a file may start its own. */
+  agent?: boolean;
 };
 
 /**
@@ -24,6 +30,9 @@ export class System {
   readonly hooksDir = join(this.dir, 'hooks');
   openai!: StandIn;
   livekit!: LiveKit;
+  /** Every LiveKit node; `livekit` is the first. */
+  livekits: LiveKit[] = [];
+  redis: Redis | undefined;
   edge!: Edge;
   agent!: AgentWorker;
   rooms!: RoomServiceClient;
@@ -33,6 +42,7 @@ export class System {
 
   readonly #bin: string;
   readonly #opts: SystemOptions;
+  #edgeVars: Record<string, string> = {};
 
   constructor(bin: string, opts: SystemOptions = {}) {
     this.#bin = bin;
@@ -42,28 +52,44 @@ export class System {
   async start(): Promise<this> {
     this.openai = await startOpenAIStandIn();
     const edgePort = await freePort();
-    this.livekit = await startLiveKit(this.#bin, this.dir, {
-      webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`,
-      departureTimeout: this.#opts.departureTimeout,
-    });
+    const nodes = this.#opts.livekitNodes ?? 1;
+    if (nodes > 1) {
+      const redisBin = redisServerPath();
+      if (!redisBin) throw new Error('several LiveKit nodes need redis-server');
+      this.redis = await startRedis(redisBin, this.dir);
+    }
+    for (let n = 0; n < nodes; n++)
+      this.livekits.push(
+        await startLiveKit(this.#bin, nodes > 1 ? join(this.dir, `node-${n}`) : this.dir, {
+          webhookUrl: `http://127.0.0.1:${edgePort}/livekit/webhook`,
+          departureTimeout: this.#opts.departureTimeout,
+          redis: this.redis?.address,
+        }),
+      );
+    this.livekit = this.livekits[0]!;
     this.rooms = new RoomServiceClient(this.livekit.httpUrl, DEV_KEY, DEV_SECRET);
-    this.edge = await startEdge(
-      join(this.dir, 'edge'),
-      {
-        LIVEKIT_URL: this.livekit.url,
-        LIVEKIT_API_KEY: DEV_KEY,
-        LIVEKIT_API_SECRET: DEV_SECRET,
-        AUTH_ALLOW_ANONYMOUS: 'true',
-        BACKSTOP_GRACE_SECONDS: '0',
-        // Every caller here is anonymous from 127.0.0.1, one "caller" to the open-call cap, which
-        // test/edge/open-calls.test.ts covers; here it would only couple the tests to each other.
-        MAX_OPEN_CALLS_PER_CALLER: '0',
-        ...this.#opts.edgeVars,
-      },
-      edgePort,
-    );
-    this.agent = await this.startAgent('agent');
+    this.#edgeVars = {
+      LIVEKIT_URL: this.livekit.url,
+      LIVEKIT_API_KEY: DEV_KEY,
+      LIVEKIT_API_SECRET: DEV_SECRET,
+      AUTH_ALLOW_ANONYMOUS: 'true',
+      BACKSTOP_GRACE_SECONDS: '0',
+      // Every caller here is anonymous from 127.0.0.1, one "caller" to the open-call cap, which
+      // test/edge/open-calls.test.ts covers; here it would only couple the tests to each other.
+      MAX_OPEN_CALLS_PER_CALLER: '0',
+      ...(typeof this.#opts.edgeVars === 'function' ? this.#opts.edgeVars() : this.#opts.edgeVars),
+    };
+    this.edge = await startEdge(join(this.dir, 'edge'), this.#edgeVars, edgePort);
+    if (this.#opts.agent !== false) this.agent = await this.startAgent('agent');
     return this;
+  }
+
+  /** The edge back after `edge.stop()`: the same port, vars and local D1. */
+  async restartEdge(): Promise<Edge> {
+    await this.edge.stop();
+    const port = Number(new URL(this.edge.url).port);
+    this.edge = await startEdge(join(this.dir, 'edge'), this.#edgeVars, port);
+    return this.edge;
   }
 
   agentEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -200,7 +226,12 @@ export class System {
       this.agent?.stop('SIGKILL'),
       ...this.extraAgents.map((a) => a.stop('SIGKILL')),
     ]);
-    await Promise.allSettled([this.edge?.stop(), this.livekit?.stop(), this.openai?.close()]);
+    await Promise.allSettled([
+      this.edge?.stop(),
+      ...this.livekits.map((n) => n.stop()),
+      this.openai?.close(),
+    ]);
+    await this.redis?.stop();
   }
 }
 
