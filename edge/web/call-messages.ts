@@ -120,7 +120,9 @@ export const NO_ASSISTANT = 'No assistant is available right now. Please try aga
 export const LIVEKIT_UNREACHABLE =
   'Could not connect to the call. Check your connection and try again.';
 
-export function endForAllRefusedInWords(e: EdgeError): string {
+/** End for everyone refused, or the edge not reached (`e` undefined). */
+export function endForAllRefusedInWords(e: EdgeError | undefined): string {
+  e ??= { status: 0, message: 'the call service could not be reached' };
   if (e.status === 401 || e.status === 403)
     return 'You are not allowed to end this call for everyone.';
   return `The call could not be ended for everyone: ${e.message ?? `error ${e.status}`}. Try again, or hang up.`;
