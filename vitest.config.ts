@@ -27,6 +27,8 @@ export default defineConfig(async () => {
             name: 'edge',
             include: ['test/edge/**/*.test.ts'],
             setupFiles: ['test/support/edge/setup.ts'],
+            // vitest's default on a 2-core machine is one file at a time; these are CPU-bound.
+            maxWorkers: 2,
             silent: 'passed-only',
           },
         },
@@ -35,6 +37,7 @@ export default defineConfig(async () => {
             name: 'agent',
             include: ['test/agent/**/*.test.ts'],
             environment: 'node',
+            maxWorkers: 2,
             testTimeout: 30_000,
             silent: 'passed-only',
           },
@@ -44,6 +47,7 @@ export default defineConfig(async () => {
             name: 'web',
             include: ['test/web/**/*.test.ts'],
             environment: 'node',
+            maxWorkers: 2,
             silent: 'passed-only',
           },
         },
@@ -57,7 +61,10 @@ export default defineConfig(async () => {
             environment: 'node',
             testTimeout: 90_000,
             hookTimeout: 180_000,
-            fileParallelism: false,
+            // Three files side by side: each stands up its own LiveKit, edge and agent (no test
+            // leans on another's), and most of a file's time is spent waiting on LiveKit's and
+            // agents-js's timeouts, not on the CPU. Ports come from a band per worker.
+            maxWorkers: 3,
             silent: 'passed-only',
             globalSetup: ['test/support/e2e-global-setup.ts'],
           },

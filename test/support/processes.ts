@@ -51,14 +51,29 @@ export function startProcess(
   };
 }
 
+// Ports come from below the kernel's ephemeral range (32768 and up), so no outgoing connection
+// takes one between this check and the server's bind, and from a band per vitest worker
+// (VITEST_POOL_ID), so e2e files running side by side never pick the same one.
+const FIRST_PORT = 20_000;
+const BAND = 1_000;
+const BANDS = 12;
+let nextInBand = Math.floor(Math.random() * BAND);
+
+/** A TCP port nothing listens on (checked on every interface, as LiveKit's RTC port binds). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const band = Number(process.env.VITEST_POOL_ID ?? 0) % BANDS;
+  for (let tried = 0; tried < BAND; tried++) {
+    const port = FIRST_PORT + band * BAND + (nextInBand++ % BAND);
+    if (await listenable(port)) return port;
+  }
+  throw new Error(`no free port in ${FIRST_PORT + band * BAND}+${BAND}`);
+}
+
+function listenable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '0.0.0.0', exclusive: true }, () => srv.close(() => resolve(true)));
   });
 }
 
