@@ -185,6 +185,13 @@ describe.skipIf(rig.skipped)('every ending and failure on the call page', () => 
     await screenshots(p.page, 'no-assistant');
     const late = await rig.system.startAgent('agent-late', { AGENT_NAME: AGENTS.late });
     try {
+      // The new worker answers one call first, so its job processes are warm: the page's 5 s wait
+      // is then about the agent joining, not a cold process start on a busy machine.
+      const warmUp = await rig.system.backendCaller(`warm-${Date.now().toString(36)}`, {
+        agentName: AGENTS.late,
+      });
+      await warmUp.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 30_000);
+      await warmUp.leave();
       await startCall(p);
     } finally {
       await late.stop('SIGKILL');
