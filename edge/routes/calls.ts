@@ -36,7 +36,7 @@ import { ensureDispatch } from '../livekit/dispatch.ts';
 import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 import { requireCaller } from '../middleware/caller.ts';
 import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
-import { countIfRevival } from '../ledger/revivals.ts';
+import { countIfRevival, roomAskedAbout } from '../ledger/revivals.ts';
 import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
 import { watchAdmittedAgentAfter } from '../agent-arrival.ts';
 import { ROOM_NAME } from '../room-name.ts';
@@ -302,7 +302,7 @@ export const callRoutes = new Hono<AppEnv>()
       log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
       return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
     }
-    const instance = { sid: ask.room_sid || undefined, createdAtMs: ask.room_created_at };
+    const instance = roomAskedAbout(ask.room_sid, ask.room_created_at);
     await withLedger('count the revival', () =>
       countIfRevival(c.env.LEDGER, room, instance, Date.now()),
     );
