@@ -11,9 +11,9 @@ import {
   errorMessage,
 } from '../../wire-contract/index.ts';
 import type { AppEnv, Caller } from '../env.ts';
-import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
-import { presentCall, presentCallToCaller } from '../call-view.ts';
+import { presentCall, presentCallToCaller } from '../call/call-view.ts';
 import {
   callerRecord,
   callRecord,
@@ -30,16 +30,22 @@ import {
   recordReport,
   wasIssuedTo,
 } from '../ledger/calls.ts';
-import { withLedger } from '../ledger/guard.ts';
+import { withLedger } from '../http/ledger-guard.ts';
 import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
 import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
-import { requireCaller } from '../middleware/caller.ts';
-import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
+import { requireCaller } from '../http/caller.ts';
+import {
+  jsonBody,
+  MAX_JSON_BODY,
+  parseJsonText,
+  parseWith,
+  readBody,
+} from '../http/request-body.ts';
 import { countIfRevival } from '../ledger/revivals.ts';
 import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
-import { watchAdmittedAgentAfter } from '../agent-arrival.ts';
-import { ROOM_NAME } from '../room-name.ts';
+import { watchAdmittedAgentAfter } from '../call/agent-arrival.ts';
+import { ROOM_NAME } from '../http/room-name.ts';
 
 const EndRequest = z
   .object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() })

@@ -1,16 +1,16 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
-import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken } from '../ledger/calls.ts';
-import { withLedger } from '../ledger/guard.ts';
+import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
-import { MAX_CREDENTIAL_CHARS, requireCaller } from '../middleware/caller.ts';
-import { jsonBody, parseWith } from '../request-body.ts';
-import { newRoomName, ROOM_NAME } from '../room-name.ts';
-import { clientAddress, rateLimitEndUsers } from '../middleware/rate-limit.ts';
+import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';
+import { jsonBody, parseWith } from '../http/request-body.ts';
+import { newRoomName, ROOM_NAME } from '../http/room-name.ts';
+import { clientAddress, rateLimitEndUsers } from '../http/rate-limit.ts';
 
 const MAX_ATTRIBUTES = 16;
 /**
