@@ -1,5 +1,5 @@
 import type { WebhookEvent } from 'livekit-server-sdk';
-import { revivalColumnsSql, revivalSql, sawRevivalSql } from './revivals.ts';
+import { latestCreationMs, revivalColumnsSql, revivalSql, sawRevivalSql } from './revivals.ts';
 
 /** Disconnect reasons that mean an agent left on purpose; anything else means it vanished. */
 const CLEAN_DISCONNECTS = [
@@ -24,8 +24,9 @@ export function webhookEventId(event: WebhookEvent): string {
 export type WebhookOutcome = 'applied' | 'untracked' | 'revival' | 'ignored';
 
 // Statement parameters, the same in every statement below.
-// ?1 room, ?2 room sid (NULL when unknown), ?3 room created at (ms, NULL when unknown),
-// ?4 when the event happened (ms), ?5 now (ms), ?6 identity, ?7 kind, ?8 disconnect reason.
+// ?1 room, ?2 room sid (NULL when unknown), ?3 the latest the room may have been created (ms,
+// NULL when unknown), ?4 when the event happened (ms), ?5 now (ms), ?6 identity, ?7 kind,
+// ?8 disconnect reason.
 const REVIVAL = revivalSql('?2', '?3');
 const REVIVAL_COLUMNS = revivalColumnsSql(REVIVAL, '?2', '?5');
 const SAW_REVIVAL = sawRevivalSql('?2', '?5');
@@ -147,12 +148,20 @@ function outcome(result: D1Result | undefined): WebhookOutcome {
   return row.revival ? 'revival' : 'applied';
 }
 
-/** When LiveKit created the event's room (epoch ms), if the event says. */
+/**
+ * The latest LiveKit may have created the event's room (epoch ms), if the event says: to the ms,
+ * or, from a seconds-only `creationTime`, the last ms of its second (revivals.ts says why).
+ */
 function roomCreatedAtMs(event: WebhookEvent): number | undefined {
   const ms = Number(event.room?.creationTimeMs ?? 0);
   if (ms > 0) return ms;
   const seconds = Number(event.room?.creationTime ?? 0);
-  return seconds > 0 ? seconds * 1000 : undefined;
+  if (!(seconds > 0)) return undefined;
+  return latestCreationMs({
+    sid: undefined,
+    createdAtMs: seconds * 1000,
+    createdAtPrecisionMs: 1000,
+  });
 }
 
 // livekit.ParticipantInfo.Kind and livekit.DisconnectReason numbers (the SDK does not export the enums).

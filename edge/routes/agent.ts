@@ -16,7 +16,7 @@ import { MAX_JSON_BODY, parseJsonText, readBody } from '../http/request-body.ts'
 import { roomParam } from '../http/room-name.ts';
 import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
 import { findCall, recordReport } from '../ledger/calls.ts';
-import { countIfRevival } from '../ledger/revivals.ts';
+import { countIfRevival, roomAskedAbout } from '../ledger/revivals.ts';
 import { agentPresent, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 
@@ -86,7 +86,7 @@ export const agentRoutes = new Hono<AppEnv>()
       log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
       return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
     }
-    const instance = { sid: ask.room_sid || undefined, createdAtMs: ask.room_created_at };
+    const instance = roomAskedAbout(ask.room_sid, ask.room_created_at);
     await withLedger('count the revival', () =>
       countIfRevival(c.env.LEDGER, room, instance, Date.now()),
     );

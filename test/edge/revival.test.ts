@@ -35,6 +35,17 @@ async function endedCall(sub: string) {
   return { room: room_name, row: (await ledgerRow(room_name))! };
 }
 
+/** A call the admin API ended before any webhook told the ledger its room sid. */
+async function endedBeforeAnyWebhook(sub: string) {
+  const { room_name } = await issueToken(sub);
+  fakeLiveKit();
+  await call(`/calls/${room_name}/end`, { headers: ADMIN, json: { mode: 'end_for_all' } });
+  vi.restoreAllMocks();
+  const row = (await ledgerRow(room_name))!;
+  expect(row).toMatchObject({ status: 'ended', room_sid: null });
+  return { room: room_name, row };
+}
+
 const endFields = (row: Awaited<ReturnType<typeof ledgerRow>>) => ({
   status: row!.status,
   end_reason: row!.end_reason,
@@ -97,6 +108,27 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
       revival_attempts: 0,
       end_reason: 'api_end_call',
     });
+  });
+
+  it('closes a room revived in the same second as the end, when the event gives only seconds and the call never learned its room sid', async () => {
+    const { room, row } = await endedBeforeAnyWebhook('revive-same-second');
+    const lk = fakeLiveKit();
+    // LiveKit's seconds-only `creationTime` (no creationTimeMs), in the second the call ended.
+    const revived = { name: room, sid: 'RM_again', creationTime: seconds(row.ended_at!) };
+    for (const event of ['room_started', 'participant_joined']) {
+      const res = await sendWebhook({
+        event,
+        room: revived,
+        ...(event === 'participant_joined' && {
+          participant: { identity: 'revive-same-second', kind: 0 },
+        }),
+      });
+      expect(res.data.outcome).toBe('revival');
+    }
+    expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }, { room }]);
+    const after = await ledgerRow(room);
+    expect(endFields(after)).toEqual(endFields(row));
+    expect(after).toMatchObject({ revival_attempts: 1, last_revival_sid: 'RM_again' });
   });
 
   it("keeps the call's own room sid when a room_started names another sid while it is open", async () => {
@@ -176,6 +208,21 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     const res = await askAdmission(room, { room_sid: 'RM_own' });
     expect(res.data).toEqual({ admit: false, reason: 'call_ended' });
     expect((await ledgerRow(room))!.revival_attempts).toBe(0);
+  });
+
+  it("counts a revival for an agent whose room was created in the end's second, known only to the second", async () => {
+    const { room, row } = await endedBeforeAnyWebhook('admit-same-second');
+    const lk = fakeLiveKit();
+    // What the agent sends when LiveKit gave it only `creationTime` (seconds): that second in ms.
+    const createdAt = Math.floor(row.ended_at! / 1000) * 1000;
+    const res = await askAdmission(room, { room_sid: 'RM_revived', room_created_at: createdAt });
+    expect(res).toMatchObject({ status: 200, data: { admit: false, reason: 'call_ended' } });
+    expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
+    expect(await ledgerRow(room)).toMatchObject({
+      revival_attempts: 1,
+      last_revival_sid: 'RM_revived',
+      room_sid: null,
+    });
   });
 
   it('still refuses when LiveKit cannot close the room (the webhook closes it)', async () => {
