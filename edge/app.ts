@@ -3,8 +3,9 @@ import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { AppEnv } from './env.ts';
 import { notFound, onError } from './errors.ts';
-import { corsFromAllowList } from './middleware/cors.ts';
-import { accessLog, loadConfig } from './middleware/request-context.ts';
+import { corsFromAllowList } from './http/cors.ts';
+import { accessLog, loadConfig } from './http/request-context.ts';
+import { agentRoutes } from './routes/agent.ts';
 import { callPageRoutes } from './routes/call-page.ts';
 import { callRoutes } from './routes/calls.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -21,6 +22,7 @@ export const app = new Hono<AppEnv>()
   .route('/healthz', healthRoutes)
   .route('/token', tokenRoutes)
   .route('/calls', callRoutes)
+  .route('/calls', agentRoutes) // the agent's signed /calls/:room/admit and /report
   .route('/livekit', webhookRoutes);
 
 app.onError(onError);

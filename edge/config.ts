@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { END_MODES, type KeyPair } from '../wire-contract/index.ts';
-import { inlineKeySetProblem, JWT_ALGORITHMS } from './identity-keys.ts';
+import { inlineKeySetProblem, JWT_ALGORITHMS } from './identity-provider/keys.ts';
 
 const csv = z.string().transform((s) =>
   s
@@ -116,7 +116,7 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'AGENT_ALLOWED_NAMES'> &
    * The LiveKit key pairs whose signatures the edge accepts (webhooks, agent reports and
    * admissions, participant tokens): the current pair, then the previous one during a rotation.
    * What the edge signs itself (tokens, server API calls) uses the current pair; the agent's
-   * sealed metadata, during a rotation, the previous secret (edge/dispatch-settings.ts).
+   * sealed metadata, during a rotation, the previous secret (edge/call/dispatch-settings.ts).
    */
   liveKitKeyPairs: readonly KeyPair[];
 };

@@ -1,5 +1,5 @@
 import { app } from './app.ts';
-import { runBackstop } from './backstop.ts';
+import { runBackstop } from './call/backstop.ts';
 
 export default {
   fetch: app.fetch,

@@ -1,7 +1,7 @@
 /**
  * How long an admitted agent job has to join its room. Past it, with no agent in the room, the job
  * is taken for lost (it died on the way: a crash, a kill for memory): the edge dispatches again
- * (edge/agent-arrival.ts) and admits the next job in its place. A job normally joins within a
+ * (edge/call/agent-arrival.ts) and admits the next job in its place. A job normally joins within a
  * second or two of its admission; it is short enough for a replacement to be dispatched and
  * admitted within one watch (a Worker's waitUntil lasts 30 s). A job that is only slow (its hooks
  * module, a loaded host) and still on its way past it asks again before it joins (`joining`): it

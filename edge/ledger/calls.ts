@@ -1,5 +1,4 @@
 import type { CallReport, EndedBy, EndMode, EndReason } from '../../wire-contract/index.ts';
-import { ApiError } from '../errors.ts';
 
 export type EndSource = 'api' | 'cron' | 'agent' | 'webhook';
 
@@ -122,21 +121,29 @@ function upsertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap & { joi
     );
 }
 
-/** How long until a place certainly frees up, told to a caller at the cap. */
-const CAPPED_RETRY_MAX_SECONDS = 60;
+/**
+ * What recording a token came to: `recorded` (the call is open, the token in it), or why the ledger
+ * refused it: `room_spent` (the room already hosted a call that ended: room names are single-use)
+ * or `at_cap` (the caller already holds its most open calls), with when a place frees up for sure
+ * (epoch ms; null when none can be named).
+ */
+export type IssuedToken =
+  | { outcome: 'recorded' }
+  | { outcome: 'room_spent' }
+  | { outcome: 'at_cap'; placeFreesAt: number | null };
 
 /**
  * Records a token issued for `identity` in `room`; the first token for a room opens the call,
- * unless its caller already holds `maxOpenCalls` open calls (429 `too_many_open_calls`). A token
- * for a room that is already open never counts again. One round trip of two statements: the
- * participant row is only added while the call is open, and the returned status says whether the
- * room name was already spent or the cap refused it.
+ * unless its caller already holds `maxOpenCalls` open calls (`at_cap`). A token for a room that is
+ * already open never counts again. One round trip of two statements: the participant row is only
+ * added while the call is open, and the returned status says whether the room name was already
+ * spent or the cap refused it.
  */
 export async function recordIssuedToken(
   db: D1Database,
   call: NewCall &
     OpenCallCap & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
-): Promise<void> {
+): Promise<IssuedToken> {
   const [status] = await db.batch([
     upsertCallWithinCap(db, call),
     db
@@ -148,31 +155,17 @@ export async function recordIssuedToken(
       .bind(call.room, call.identity, call.now),
   ]);
   const row = status?.results[0] as { status?: string } | undefined;
-  if (row?.status === 'ended')
-    throw new ApiError(
-      409,
-      'call_ended',
-      `room ${call.room} already hosted a call that ended; room names are single-use`,
-    );
-  if (!row) {
-    // Only when the cap refused (a second round trip): when a place frees up for sure.
-    const soonest = await db
-      .prepare(
-        `SELECT MIN(CASE WHEN started_at IS NULL THEN join_by ELSE deadline_at END) AS at
-         FROM calls WHERE caller_key = ?1 AND status = 'open' AND (started_at IS NOT NULL OR join_by > ?2)`,
-      )
-      .bind(call.callerKey, call.now)
-      .first<{ at: number | null }>();
-    const at = soonest?.at ?? 0;
-    // A started call frees its place when its caller hangs up, possibly long before its deadline.
-    const wait = Math.min(CAPPED_RETRY_MAX_SECONDS, Math.max(1, Math.ceil((at - call.now) / 1000)));
-    throw new ApiError(
-      429,
-      'too_many_open_calls',
-      `this caller already has ${call.maxOpenCalls} open calls, the most allowed (MAX_OPEN_CALLS_PER_CALLER); end one, or retry after ${wait} s`,
-      { 'Retry-After': String(wait) },
-    );
-  }
+  if (row?.status === 'ended') return { outcome: 'room_spent' };
+  if (row) return { outcome: 'recorded' };
+  // Only when the cap refused (a second round trip): when a place frees up for sure.
+  const soonest = await db
+    .prepare(
+      `SELECT MIN(CASE WHEN started_at IS NULL THEN join_by ELSE deadline_at END) AS at
+       FROM calls WHERE caller_key = ?1 AND status = 'open' AND (started_at IS NOT NULL OR join_by > ?2)`,
+    )
+    .bind(call.callerKey, call.now)
+    .first<{ at: number | null }>();
+  return { outcome: 'at_cap', placeFreesAt: soonest?.at ?? null };
 }
 
 /** Runs a conditional write; whether it changed a row says whether this request won. */

@@ -1,19 +1,14 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
-import {
-  AdmissionRequest,
-  type AdmissionAnswer,
-  CallReport,
-  DispatchOverrides,
-  END_REASONS,
-  MAX_REPORT_BYTES,
-  verifySignedBody,
-  errorMessage,
-} from '../../wire-contract/index.ts';
+import { DispatchOverrides } from '../../wire-contract/index.ts';
+import { presentCall, presentCallToCaller } from '../call/call-view.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv, Caller } from '../env.ts';
-import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
 import { ApiError } from '../errors.ts';
-import { presentCall, presentCallToCaller } from '../call-view.ts';
+import { requireCaller } from '../http/caller.ts';
+import { withLedger } from '../http/ledger-guard.ts';
+import { jsonBody, parseWith } from '../http/request-body.ts';
+import { roomParam } from '../http/room-name.ts';
 import {
   callerRecord,
   callRecord,
@@ -27,19 +22,10 @@ import {
   claimDispatch,
   isPendingDispatch,
   releaseDispatch,
-  recordReport,
   wasIssuedTo,
 } from '../ledger/calls.ts';
-import { withLedger } from '../ledger/guard.ts';
-import { log } from '../log.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
-import { agentPresent, deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
-import { requireCaller } from '../middleware/caller.ts';
-import { jsonBody, MAX_JSON_BODY, parseJsonText, parseWith, readBody } from '../request-body.ts';
-import { countIfRevival, roomAskedAbout } from '../ledger/revivals.ts';
-import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
-import { watchAdmittedAgentAfter } from '../agent-arrival.ts';
-import { ROOM_NAME } from '../room-name.ts';
+import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 
 const EndRequest = z
   .object({ mode: z.enum(['end_for_all', 'remove_agent']), reason: z.string().max(200).optional() })
@@ -54,10 +40,6 @@ const ListQuery = z
     status: z.enum(['open', 'ended', 'not_joined']).optional(),
   })
   .strict();
-
-function roomParam(c: Context<AppEnv>): string {
-  return parseWith(ROOM_NAME, c.req.param('room'), 'room');
-}
 
 /**
  * Admin, or someone this edge issued a token for in this room (by app JWT or by that LiveKit
@@ -87,22 +69,6 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   )
     return;
   throw new ApiError(403, 'not_a_participant', `caller was not issued a token for room ${room}`);
-}
-
-/**
- * A body the agent signed with a LiveKit key pair (reports, admission requests): the current pair
- * or, during a rotation, the previous one, which agents not yet redeployed still hold.
- */
-async function signedBody(c: Context<AppEnv>, maxBytes: number, what: string): Promise<string> {
-  const raw = await readBody(c, maxBytes);
-  const verified = await verifySignedBody(
-    raw,
-    c.req.header('authorization'),
-    c.get('config').liveKitKeyPairs,
-  );
-  if (!verified.ok)
-    throw new ApiError(401, 'invalid_signature', `${what} signature rejected: ${verified.problem}`);
-  return raw;
 }
 
 /** Who is asking, as the ledger records an end it asked for. */
@@ -256,100 +222,6 @@ export const callRoutes = new Hono<AppEnv>()
       { dispatch_id: dispatchId, created, room, agent_name: agentName },
       created ? 201 : 200,
     );
-  })
-  // The agent asks, signed, before any model work: a room recreated for an ended call (a token
-  // reused after the end) gets no greeting, and the room is closed.
-  .post('/:room/admit', async (c) => {
-    const room = roomParam(c);
-    const ask = parseJsonText(AdmissionRequest, await signedBody(c, MAX_JSON_BODY, 'admission'));
-    if (ask.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
-    // A room the edge never issued a token for is not the edge's to govern.
-    if (!call) return c.json({ admit: true } satisfies AdmissionAnswer);
-    if (call.status === 'open') {
-      // One agent per call: a re-dispatch may race a slow first job, and the second to ask stays
-      // out, unless the first was admitted long ago and is not in the room (it died on the way).
-      const another = call.agent_job_id != null && call.agent_job_id !== ask.job_id;
-      const present = another && (await agentPresent(c.get('config'), room).catch(() => undefined));
-      const now = Date.now();
-      const admission = present
-        ? 'refused'
-        : await withLedger('admit the agent', () =>
-            admitAgentJob(c.env.LEDGER, room, ask.job_id, now, { joining: ask.joining }),
-          );
-      // A newly admitted job (or a late one whose place its join renewed) is watched until it
-      // joins: one that dies on the way is replaced. It is told how long it has: a job still on
-      // its way past that asks again before it joins (`joining`), and leaves if it was replaced.
-      if (admission === 'admitted') {
-        watchAdmittedAgentAfter(c.executionCtx, c.env.LEDGER, c.get('config'), room, ask.job_id);
-        return c.json({
-          admit: true,
-          join_within_ms: ADMITTED_AGENT_GRACE_MS,
-        } satisfies AdmissionAnswer);
-      }
-      if (admission === 'again') {
-        // A retried request: the grace still counts from the first admission.
-        const left = (call.agent_admitted_at ?? now) + ADMITTED_AGENT_GRACE_MS - now;
-        return c.json({ admit: true, join_within_ms: Math.max(0, left) } satisfies AdmissionAnswer);
-      }
-      if (ask.joining) {
-        log(c, 'warn', 'late agent refused: another job took its place while it was on its way', {
-          room,
-          job_id: ask.job_id,
-        });
-        return c.json({ admit: false, reason: 'superseded' } satisfies AdmissionAnswer);
-      }
-      log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
-      return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
-    }
-    const instance = roomAskedAbout(ask.room_sid, ask.room_created_at);
-    await withLedger('count the revival', () =>
-      countIfRevival(c.env.LEDGER, room, instance, Date.now()),
-    );
-    log(c, 'warn', 'agent refused: the call has ended; closing its room', {
-      room,
-      room_sid: ask.room_sid,
-      job_id: ask.job_id,
-    });
-    // The agent leaves either way; a LiveKit failure here is left to the webhook and the agent.
-    await deleteRoom(c.get('config'), room).catch((err: unknown) =>
-      log(c, 'warn', 'could not close a revived room', {
-        room,
-        message: errorMessage(err),
-      }),
-    );
-    return c.json({ admit: false, reason: 'call_ended' } satisfies AdmissionAnswer);
-  })
-  // The agent's signed end-of-call report; accepted once per call id, retries answered 200.
-  .post('/:room/report', async (c) => {
-    const room = roomParam(c);
-    const raw = await signedBody(c, MAX_REPORT_BYTES, 'report');
-    const report = parseJsonText(CallReport, raw);
-    if (report.room !== room)
-      throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    // One round trip: stored once per call id, and applied to the call (its start, and its end
-    // unless a stronger one stands) on a duplicate too, so a retry after a failure still closes it.
-    // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
-    const { found, stored } = await withLedger('record the report', () =>
-      recordReport(c.env.LEDGER, report, raw, Date.now(), {
-        reason: report.end_reason,
-        endedBy: report.ended_by,
-        source: 'agent',
-        at: Date.parse(report.ended_at),
-        strong: END_REASONS[report.end_reason].authoritative,
-      }),
-    );
-    // Final, and the agent drops the report on this status and code (FINAL_REPORT_REFUSALS): the
-    // room was never the edge's (an agent /admit let into a room no token of the edge made: a SIP
-    // dispatch rule's, another backend's), or retention deleted its call; no retry can change it.
-    if (!found) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
-    if (!stored) return c.json({ accepted: false, duplicate: true, call_id: report.call_id });
-    log(c, 'info', 'report accepted', {
-      room,
-      call_id: report.call_id,
-      end_reason: report.end_reason,
-    });
-    return c.json({ accepted: true, duplicate: false, call_id: report.call_id }, 201);
   })
   .get('/:room', requireCaller('admin', 'app', 'user', 'participant'), async (c) => {
     const room = roomParam(c);

@@ -1,16 +1,16 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
-import { chooseAgent, dispatchMetadata, sealedForAgent } from '../dispatch-settings.ts';
+import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
-import { recordIssuedToken } from '../ledger/calls.ts';
-import { withLedger } from '../ledger/guard.ts';
+import { recordIssuedToken, type IssuedToken } from '../ledger/calls.ts';
+import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
-import { MAX_CREDENTIAL_CHARS, requireCaller } from '../middleware/caller.ts';
-import { jsonBody, parseWith } from '../request-body.ts';
-import { newRoomName, ROOM_NAME } from '../room-name.ts';
-import { clientAddress, rateLimitEndUsers } from '../middleware/rate-limit.ts';
+import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';
+import { jsonBody, parseWith } from '../http/request-body.ts';
+import { newRoomName, ROOM_NAME } from '../http/room-name.ts';
+import { clientAddress, rateLimitEndUsers } from '../http/rate-limit.ts';
 
 const MAX_ATTRIBUTES = 16;
 /**
@@ -45,6 +45,33 @@ const TokenRequest = z
       .optional(),
   })
   .strict();
+
+/** The longest wait told to a caller at the cap. */
+const CAPPED_RETRY_MAX_SECONDS = 60;
+
+/** The ledger's refusal of a token, as the caller reads it. */
+function tokenRefused(
+  refused: Exclude<IssuedToken, { outcome: 'recorded' }>,
+  room: string,
+  maxOpenCalls: number,
+  now: number,
+): ApiError {
+  if (refused.outcome === 'room_spent')
+    return new ApiError(
+      409,
+      'call_ended',
+      `room ${room} already hosted a call that ended; room names are single-use`,
+    );
+  // A started call frees its place when its caller hangs up, possibly long before its deadline.
+  const at = refused.placeFreesAt ?? 0;
+  const wait = Math.min(CAPPED_RETRY_MAX_SECONDS, Math.max(1, Math.ceil((at - now) / 1000)));
+  return new ApiError(
+    429,
+    'too_many_open_calls',
+    `this caller already has ${maxOpenCalls} open calls, the most allowed (MAX_OPEN_CALLS_PER_CALLER); end one, or retry after ${wait} s`,
+    { 'Retry-After': String(wait) },
+  );
+}
 
 export const tokenRoutes = new Hono<AppEnv>().post(
   '/',
@@ -137,7 +164,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
         'invalid_field',
         `participant_metadata, participant_attributes: together too large for a token (${participantToken.length} of at most ${MAX_CREDENTIAL_CHARS} characters)`,
       );
-    await withLedger('record the token', () =>
+    const issued = await withLedger('record the token', () =>
       recordIssuedToken(c.env.LEDGER, {
         room,
         identity,
@@ -158,6 +185,8 @@ export const tokenRoutes = new Hono<AppEnv>().post(
         deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
       }),
     );
+    if (issued.outcome !== 'recorded')
+      throw tokenRefused(issued, room, config.MAX_OPEN_CALLS_PER_CALLER, now);
     return c.json(
       {
         server_url: config.LIVEKIT_URL,

@@ -3,12 +3,12 @@ import { WebhookEvent } from 'livekit-server-sdk';
 import { verifySignedBody, errorMessage } from '../../wire-contract/index.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
-import { withLedger } from '../ledger/guard.ts';
+import { withLedger } from '../http/ledger-guard.ts';
 import { applyWebhook } from '../ledger/webhook-events.ts';
-import { watchAgentArrival } from '../agent-arrival.ts';
+import { watchAgentArrival } from '../call/agent-arrival.ts';
 import { AGENT_KIND, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
-import { readBody } from '../request-body.ts';
+import { readBody } from '../http/request-body.ts';
 
 const MAX_WEBHOOK_BYTES = 256 * 1024;
 

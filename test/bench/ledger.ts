@@ -53,7 +53,7 @@ const mf = new Miniflare(
       APP_API_KEY: APP_KEY,
       AGENT_NAME: 'voice-agent',
       LOG_LEVEL: 'warn',
-      // The agent-arrival watch (edge/agent-arrival.ts) is not the ledger's: measured apart below.
+      // The agent-arrival watch (edge/call/agent-arrival.ts) is not the ledger's: measured apart below.
       AGENT_WAIT_SECONDS: process.env.BENCH_AGENT_WAIT ?? '0',
     },
     // LiveKit's room service, as the cron sees it: no room is live.

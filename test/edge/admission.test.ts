@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { watchClock } from '../../edge/agent-arrival.ts';
+import { watchClock } from '../../edge/call/agent-arrival.ts';
 import { ADMITTED_AGENT_GRACE_MS } from '../../edge/ledger/admissions.ts';
 import {
   askAdmission,

@@ -5,7 +5,7 @@ import {
   watchAdmittedAgent,
   watchAgentArrival,
   type Clock,
-} from '../../edge/agent-arrival.ts';
+} from '../../edge/call/agent-arrival.ts';
 import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../../edge/ledger/admissions.ts';
 import { configFrom } from '../../edge/config.ts';
 import {

@@ -1,7 +1,7 @@
 import { createScheduledController } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import worker from '../../edge/index.ts';
-import { runBackstop } from '../../edge/backstop.ts';
+import { runBackstop } from '../../edge/call/backstop.ts';
 import {
   fakeLiveKit,
   issueToken,

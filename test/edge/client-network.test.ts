@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientNetwork } from '../../edge/client-network.ts';
+import { clientNetwork } from '../../edge/http/client-network.ts';
 import {
   call,
   expectError,

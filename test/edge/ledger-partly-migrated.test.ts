@@ -1,6 +1,6 @@
 import { applyD1Migrations } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { withLedger } from '../../edge/ledger/guard.ts';
+import { withLedger } from '../../edge/http/ledger-guard.ts';
 import {
   ADMIN,
   APP,

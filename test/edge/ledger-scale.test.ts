@@ -2,7 +2,7 @@
 // fails, a cron that keeps up with any backlog without misnaming unused tokens, sweeps and lists
 // bounded by indexes (D1's own rows_read), and retention.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runBackstop } from '../../edge/backstop.ts';
+import { runBackstop } from '../../edge/call/backstop.ts';
 import { meteredD1 } from '../support/edge/d1-meter.ts';
 import {
   ADMIN,
@@ -373,7 +373,7 @@ describe('retention (RETENTION_*_DAYS)', () => {
       .run();
     fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
     const budget = {
-      ...(await import('../../edge/backstop.ts')).BACKSTOP_BUDGET,
+      ...(await import('../../edge/call/backstop.ts')).BACKSTOP_BUDGET,
       pruneBatch: 1_000,
       pruneRounds: 2,
     };

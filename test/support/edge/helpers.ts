@@ -9,7 +9,7 @@ import type {
   EndedBy,
   EndReason,
 } from '../../../wire-contract/index.ts';
-import type { presentCall, presentCallToCaller } from '../../../edge/call-view.ts';
+import type { presentCall, presentCallToCaller } from '../../../edge/call/call-view.ts';
 import worker from '../../../edge/index.ts';
 import { callReportFor } from '../call-report-fixture.ts';
 import type { CallRow, EndSource } from '../../../edge/ledger/calls.ts';

@@ -1,5 +1,8 @@
+import type { Context } from 'hono';
 import * as z from 'zod';
+import type { AppEnv } from '../env.ts';
 import { randomId } from './random-id.ts';
+import { parseWith } from './request-body.ts';
 
 /** What a room name may be, in a URL or a token request. */
 export const ROOM_NAME = z
@@ -17,4 +20,9 @@ export const ROOM_NAME = z
  */
 export function newRoomName(): string {
   return `call-${randomId(16)}`;
+}
+
+/** The room a `/calls/:room/…` URL names, checked as ROOM_NAME. */
+export function roomParam(c: Context<AppEnv>): string {
+  return parseWith(ROOM_NAME, c.req.param('room'), 'room');
 }

@@ -1,10 +1,10 @@
-import type { Config } from './config.ts';
-import { closeCall, findCall, firstJoinedCaller } from './ledger/calls.ts';
-import { ADMITTED_AGENT_GRACE_MS, admittedJob, callerWaitingSince } from './ledger/admissions.ts';
-import { dispatchAgain } from './livekit/dispatch.ts';
-import { agentPresent, announceEnd, deleteRoom } from './livekit/rooms.ts';
-import { log } from './log.ts';
-import { errorMessage } from '../wire-contract/index.ts';
+import type { Config } from '../config.ts';
+import { closeCall, findCall, firstJoinedCaller } from '../ledger/calls.ts';
+import { ADMITTED_AGENT_GRACE_MS, admittedJob, callerWaitingSince } from '../ledger/admissions.ts';
+import { dispatchAgain } from '../livekit/dispatch.ts';
+import { agentPresent, announceEnd, deleteRoom } from '../livekit/rooms.ts';
+import { log } from '../log.ts';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 export type ArrivalOutcome =
   | 'agent_joined'

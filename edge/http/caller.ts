@@ -5,8 +5,8 @@ import { verifyLiveKitJwt } from '../../wire-contract/index.ts';
 import { ConfigError, type Config } from '../config.ts';
 import type { AppEnv, Caller } from '../env.ts';
 import { ApiError } from '../errors.ts';
-import { identityKeySet, keySetFailure } from '../identity-keys.ts';
-import { randomId } from '../random-id.ts';
+import { identityKeySet, keySetFailure } from '../identity-provider/keys.ts';
+import { randomId } from './random-id.ts';
 
 type Kind = Caller['kind'];
 

@@ -1,10 +1,10 @@
-import type { Config } from './config.ts';
-import { ApiError } from './errors.ts';
+import type { Config } from '../config.ts';
+import { ApiError } from '../errors.ts';
 import {
   sealDispatchMetadata,
   type DispatchMetadata,
   type DispatchOverrides,
-} from '../wire-contract/index.ts';
+} from '../../wire-contract/index.ts';
 
 /** The agent to dispatch: the requested one if it is on the allow-list, else the configured default. */
 export function chooseAgent(config: Config, requested: string | undefined, field: string): string {

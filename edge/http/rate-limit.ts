@@ -1,11 +1,11 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../env.ts';
-import { clientNetwork } from '../client-network.ts';
+import { clientNetwork } from './client-network.ts';
 import { ApiError } from '../errors.ts';
 
 /**
  * The client's address as Cloudflare saw it, as the limits key it: an IPv6 address by its /64
- * (edge/client-network.ts); every request without a readable one shares one key.
+ * (edge/http/client-network.ts); every request without a readable one shares one key.
  */
 export function clientAddress(c: Context): string {
   return clientNetwork(c.req.header('cf-connecting-ip'));

@@ -1,4 +1,4 @@
-import { configFrom } from './config.ts';
+import { configFrom } from '../config.ts';
 import {
   claimForSweep,
   closeCalls,
@@ -6,10 +6,10 @@ import {
   pruneLedger,
   releaseClaims,
   type CallEnd,
-} from './ledger/calls.ts';
-import { deleteRoom, liveRooms } from './livekit/rooms.ts';
-import { log } from './log.ts';
-import { errorMessage } from '../wire-contract/index.ts';
+} from '../ledger/calls.ts';
+import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
+import { log } from '../log.ts';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /**
  * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests and 1,000 D1

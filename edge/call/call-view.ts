@@ -1,5 +1,5 @@
-import { END_REASONS, type CallReport } from '../wire-contract/index.ts';
-import type { CallRow, ParticipantRow } from './ledger/calls.ts';
+import { END_REASONS, type CallReport } from '../../wire-contract/index.ts';
+import type { CallRow, ParticipantRow } from '../ledger/calls.ts';
 
 const iso = (ms: number | null) => (ms == null ? null : new Date(ms).toISOString());
 
