@@ -31,6 +31,10 @@ import { watchLatency } from './report/latency.ts';
 import { watchDrain } from './process/drain-signal.ts';
 import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
 import { setupTelemetry } from './process/telemetry.ts';
+import { markFirstSpeech, startMark } from './process/start-marks.ts';
+
+// bench:job-start (AGENT_START_MARKS; a no-op otherwise): every import above has been evaluated.
+startMark('modules-loaded');
 
 /** How long a shutdown request waits for the room's own disconnect to name the end. */
 const SHUTDOWN_REASON_WAIT_MS = 500;
@@ -38,14 +42,17 @@ const SHUTDOWN_REASON_WAIT_MS = 500;
 export default defineAgent({
   // A fixed greeting (AGENT_GREETING) is synthesised before the first call, once per host.
   prewarm: () => {
+    startMark('prewarm-start');
     try {
       const config = loadAgentConfig();
       prewarmGreeting(config, sessionModels(config, {}).tts as never);
     } catch {
       /* a config problem is reported by the call that needs it, not by the warm-up */
     }
+    startMark('prewarm-end');
   },
   entry: async (ctx: JobContext) => {
+    startMark('entry');
     const config = loadAgentConfig();
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
     const call = await callSettings(ctx.job.metadata, room, [
@@ -173,6 +180,7 @@ export default defineAgent({
       if (!lifecycle.ending) {
         session = new voice.AgentSession(sessionModels(config, call));
         watchLatency(session, log);
+        markFirstSpeech(session, 'first-speech');
         await runCall({
           ctx,
           config,
@@ -339,6 +347,7 @@ async function runCall(p: CallParts): Promise<void> {
       },
     },
   });
+  startMark('session-started');
   // An end that began during setup stays a setup end (for all), even if the session got going.
   if (!lifecycle.ending) p.setStarted();
   // A session without an STT would log its empty closing user turn as skipped input on every call.

@@ -5,7 +5,6 @@
 // than half the calls of a level fail.
 // The same run measures a stock minimal agents-js agent with the same models.
 import { dispose } from '@livekit/rtc-node';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,12 +15,15 @@ import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET, startLiveKit } from '../support/livekit-server.ts';
 import { startOpenAIStandIn } from '../support/openai-stand-in.ts';
 import { loudMilliseconds, readWav, renderSpeech } from '../support/speech.ts';
-import { benchAgentEnv, percentile, prepareLiveKitBench, printTable } from './table.ts';
+import { processTree } from './process-tree.ts';
+import { benchAgentEnv, failedCell, percentile, prepareLiveKitBench, printTable } from './table.ts';
 import { sealedDispatchFor } from '../support/dispatch-metadata.ts';
 
 const LEVELS = (process.env.BENCH_LEVELS ?? '1,2,4,8,12,16').split(',').map(Number);
 const TURNS = Number(process.env.BENCH_TURNS ?? 3);
 const ANSWER_TIMEOUT_MS = 20_000;
+/** How long a caller waits for the agent to subscribe, then as long again for its greeting. */
+const GREETING_TIMEOUT_MS = 30_000;
 const ROOT = resolve(import.meta.dirname, '../..');
 
 const bin = prepareLiveKitBench('bench:capacity');
@@ -130,40 +132,6 @@ if (process.env.BENCH_STOCK !== '0')
     ),
   });
 
-const TICKS_PER_SECOND = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in these
-
-/** The worker and every process under it, with each one's RSS (MiB) and CPU seconds so far. */
-function processTree(root: number): Map<number, { rssMiB: number; cpuSeconds: number }> {
-  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
-  const tree = new Set([root]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [p, pp] of rows)
-      if (tree.has(pp) && !tree.has(p)) {
-        tree.add(p);
-        grew = true;
-      }
-  }
-  const out = new Map<number, { rssMiB: number; cpuSeconds: number }>();
-  for (const pid of tree) {
-    try {
-      // Fields after the command name: state is [0]; utime, stime are [11], [12]; rss pages [21].
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, {
-        cpuSeconds: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND,
-        rssMiB: (Number(f[21]) * 4096) / 1024 / 1024,
-      });
-    } catch {
-      /* exited between ps and /proc */
-    }
-  }
-  return out;
-}
-
 /**
  * Samples the tree while a level runs: CPU used by every process seen (job processes come and go,
  * so each one's last reading counts), and the RSS of each job process at its peak.
@@ -213,11 +181,17 @@ async function oneCall(v: Variant, n: number, i: number): Promise<CallResult> {
     client.watchAgentAudio();
     const requested = Date.now();
     await client.connect(livekit.url, await at.toJwt(), room, identity);
-    await client.publishMicrophone();
+    // A caller no agent reaches (LiveKit dispatched none, or the job never joined) is a failed
+    // call: waiting for the subscription without a bound once hung the whole bench.
+    const subscribed = await client
+      .publishMicrophone(undefined, GREETING_TIMEOUT_MS)
+      .then(() => true)
+      .catch(() => false);
+    if (!subscribed) return { ...result, failed: 'no agent (never subscribed to the caller)' };
     const greeting = await client
-      .waitForEvent('agent-audio', () => true, 30_000)
+      .waitForEvent('agent-audio', () => true, GREETING_TIMEOUT_MS)
       .catch(() => undefined);
-    if (!greeting) return { ...result, failed: 'no agent (dispatch) or no greeting' };
+    if (!greeting) return { ...result, failed: 'no greeting' };
     result.greetMs = greeting.at - requested;
     // Let the greeting finish: speak once the agent has been quiet.
     if (!(await client.waitForEvent('transcription', () => true, ANSWER_TIMEOUT_MS).catch(() => 0)))
@@ -307,7 +281,13 @@ for (const v of variants) {
       Math.round(p95),
       Math.round(percentile(greets, 50)),
       greets.length ? Math.round(Math.max(...greets)) : '—',
-      `${failed.length}${failed.length ? ` (${failed.map((f) => f.failed).join('; ')})` : ''}`,
+      // Failed calls past the first level are what the ramp looks for; at the first they leave
+      // the baseline every other level is judged by unmeasured, and the run exits non-zero.
+      failedCell(
+        failed.length,
+        failed.map((f) => f.failed!),
+        { finding: n !== LEVELS[0] },
+      ),
       peakRss.length ? Math.round(percentile(peakRss, 50)) : '—',
       `${Math.round((cpuS / wallS) * 100)} %`,
     ]);

@@ -2,6 +2,7 @@ import { AccessToken } from 'livekit-server-sdk';
 import { describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { DEV_KEY, DEV_SECRET } from '../support/livekit-server.ts';
+import { SPEECH_SAMPLE_RATE } from '../support/speech.ts';
 import { waitFor } from '../support/processes.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
 
@@ -53,4 +54,16 @@ describe.skipIf(system.skipped)('the caller is a person, not a stream', () => {
     await person.leave();
     expect((await system.reportedCall(room)).end_reason).toBe('participant_left');
   });
+});
+
+describe.skipIf(system.skipped)('a caller no agent was dispatched to', () => {
+  // bench:capacity once hung for good on such a caller: publishing waited for an agent to subscribe
+  // with no bound, where the caller should have counted as failed ("no agent").
+  it('publishing the microphone gives up at its bound, saying no agent subscribed, instead of waiting forever', async () => {
+    const caller = await joinAs(unique('no-agent'), 'alone');
+    await expect(caller.publishMicrophone(SPEECH_SAMPLE_RATE, 1_000)).rejects.toThrow(
+      /no agent subscribed to the microphone within 1000 ms/,
+    );
+    expect(caller.events.map((e) => e.kind)).not.toContain('microphone-subscribed');
+  }, 15_000);
 });

@@ -104,6 +104,8 @@ export class CallClient {
   }
 
   #mic: AudioSource | undefined;
+  /** Settles once a remote participant (the agent) has subscribed to the microphone. */
+  #micSubscribed: Promise<void> | undefined;
 
   /**
    * Listens to the agent's audio as a person hears it: an `agent-audio` event for the first frame
@@ -137,20 +139,47 @@ export class CallClient {
   /**
    * Publishes a microphone track (at the speech files' rate) and resolves once a remote participant,
    * the agent, has subscribed to it, so speech played afterwards is heard from its first word.
+   * Rejects ("no agent subscribed …") when none has within `subscribeTimeoutMs`, or when the room
+   * disconnects first: a caller no agent was dispatched to must fail, not hang its test or bench.
+   * The default bounds a cold job process on a busy host (e2e files wait as long for a greeting);
+   * a bench passes its own. Called again (`speak` does), it waits for the same subscription.
    */
-  async publishMicrophone(sampleRate = SPEECH_SAMPLE_RATE) {
-    if (this.#mic) return;
-    this.#mic = new AudioSource(sampleRate, 1);
-    const subscribed = new Promise<void>((resolve) =>
-      this.room.once(RoomEvent.LocalTrackSubscribed, () => resolve()),
-    );
-    const track = LocalAudioTrack.createAudioTrack('microphone', this.#mic);
-    await this.room.localParticipant!.publishTrack(
-      track,
-      new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }),
-    );
-    await subscribed;
-    this.#log('microphone-subscribed');
+  async publishMicrophone(sampleRate = SPEECH_SAMPLE_RATE, subscribeTimeoutMs = 30_000) {
+    if (!this.#mic) {
+      this.#mic = new AudioSource(sampleRate, 1);
+      // Listening before publishing: the subscription can arrive before publishTrack resolves.
+      this.#micSubscribed = new Promise<void>((resolve, reject) => {
+        this.room.once(RoomEvent.LocalTrackSubscribed, () => resolve());
+        void this.#disconnected.then((reason) =>
+          reject(new Error(`the room disconnected (${reason}) before an agent subscribed`)),
+        );
+      });
+      this.#micSubscribed.catch(() => {}); // observed by each wait below, not unhandled meanwhile
+      const track = LocalAudioTrack.createAudioTrack('microphone', this.#mic);
+      await this.room.localParticipant!.publishTrack(
+        track,
+        new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }),
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.#micSubscribed,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(`no agent subscribed to the microphone within ${subscribeTimeoutMs} ms`),
+              ),
+            subscribeTimeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!this.events.some((e) => e.kind === 'microphone-subscribed'))
+      this.#log('microphone-subscribed');
   }
 
   /**
