@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 
 /** A child process whose output goes to a log file, and that is killed with its group on stop. */
@@ -53,17 +55,22 @@ export function startProcess(
 
 // Ports come from below the kernel's ephemeral range (32768 and up), so no outgoing connection
 // takes one between this check and the server's bind, and from a band per vitest worker
-// (VITEST_POOL_ID), so e2e files running side by side never pick the same one.
+// (VITEST_POOL_ID), so e2e files running side by side never pick the same one. Within a band the
+// files of a run take ports in turn (a counter in TMPDIR), never one a previous file used: a port
+// whose connections linger in TIME_WAIT passes this check (Node binds with SO_REUSEADDR) and
+// still fails workerd's bind ("Address already in use").
 const FIRST_PORT = 20_000;
 const BAND = 1_000;
 const BANDS = 12;
-let nextInBand = Math.floor(Math.random() * BAND);
 
 /** A TCP port nothing listens on (checked on every interface, as LiveKit's RTC port binds). */
 export async function freePort(): Promise<number> {
   const band = Number(process.env.VITEST_POOL_ID ?? 0) % BANDS;
+  const counter = join(tmpdir(), `lkvc-next-port-${band}`);
+  let next = existsSync(counter) ? Number(readFileSync(counter, 'utf8')) || 0 : 0;
   for (let tried = 0; tried < BAND; tried++) {
-    const port = FIRST_PORT + band * BAND + (nextInBand++ % BAND);
+    const port = FIRST_PORT + band * BAND + (next++ % BAND);
+    writeFileSync(counter, String(next % BAND));
     if (await listenable(port)) return port;
   }
   throw new Error(`no free port in ${FIRST_PORT + band * BAND}+${BAND}`);
