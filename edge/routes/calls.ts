@@ -149,9 +149,11 @@ export const callRoutes = new Hono<AppEnv>()
     // token still valid (a revival). If LiveKit fails the ledger stays as it was; "not found"
     // means already gone. An operator's end replaces one only inferred (webhooks, a token never
     // used); an authoritative end stands and the answer says already_ended. A caller's end (a
-    // participant, a user, the app key) records nothing on a call already ended: any holder of
-    // an unexpired token would otherwise rewrite its end, and, an API end being authoritative,
-    // keep the agent's later report from correcting it.
+    // participant, a user, the app key) records nothing on a call already ended when it asked:
+    // any holder of an unexpired token would otherwise rewrite its end, and, an API end being
+    // authoritative, keep the agent's later report from correcting it. On a call still open it
+    // replaces what the deletion it causes makes others infer meanwhile (the agent's room_deleted,
+    // LiveKit's room_finished), as the operator's does.
     await deleteRoom(config, room);
     // False when the agent's report recorded the end in the meantime: that end stands.
     // A failure here answers 503 with the room already gone; the retry's DeleteRoom finds no room
@@ -165,7 +167,7 @@ export const callRoutes = new Hono<AppEnv>()
         note: body.reason ?? null,
         strong: true,
         caller: endCaller(c.get('caller')),
-        onlyIfOpen: c.get('caller').kind !== 'admin',
+        onlyIfOpen: c.get('caller').kind !== 'admin' && call.status !== 'open',
       }),
     );
     return c.json({ already_ended: !recorded, call: await callView(c, room) });

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { screenshots, type CallPage } from '../support/browser.ts';
 import { CallPageRig } from '../support/call-page-rig.ts';
-import { waitFor } from '../support/processes.ts';
 import {
   alert,
   callButton,
@@ -78,14 +77,7 @@ const tokenFor = (jwt: string) =>
 async function endedWith(p: CallPage, room: string, reason: EndReason, timeout = 30_000) {
   await ended(p, END_REASONS[reason].clientMessage, timeout);
   expect(await callButton(p).isEnabled()).toBe(true);
-  await rig.system.endedCall(room);
-  // The ledger may hold, for a moment, the end LiveKit's room_finished implied ('room_deleted'),
-  // until the agent's report, sent just after it deleted the room, replaces it (docs/api.md).
-  const recorded = await waitFor('the recorded end reason', async () => {
-    const view = await rig.system.call(room);
-    return view.end_reason === reason && view;
-  }).catch(() => rig.system.call(room));
-  expect(recorded.end_reason).toBe(reason);
+  expect((await rig.system.endedCallAs(room, reason)).end_reason).toBe(reason);
 }
 
 describe.skipIf(rig.skipped)('every ending and failure on the call page', () => {

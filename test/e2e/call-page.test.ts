@@ -247,7 +247,7 @@ describe.skipIf(rig.skipped)('the call page in Chromium, against the real system
     await p.page.getByRole('button', { name: 'End for everyone' }).click();
     await status(p, 'The call was ended for everyone.');
     await screenshots(p.page, 'ended-for-everyone');
-    const call = await rig.system.endedCall(room);
+    const call = await rig.system.endedCallAs(room, 'api_end_call');
     expect(call).toMatchObject({ end_reason: 'api_end_call', end_source: 'api' });
     expect(await rig.system.roomGone(room)).toBe(true);
   });

@@ -13,6 +13,7 @@ import {
   liveKitTokenFor,
   postAgentReport,
   seedCall,
+  sendWebhook,
   testEnv,
   twirpError,
   type CallerView,
@@ -246,6 +247,40 @@ describe('POST /calls/:room/end', () => {
         ended_at: Date.parse(endedAt),
       });
     });
+
+    // Seen in CI: the agent saw its room vanish and reported room_deleted before the end-call
+    // request that deleted the room had written its end; the ledger then kept "room_deleted".
+    it.each<[string, (room: string) => Promise<unknown>]>([
+      [
+        "the agent's report (room_deleted)",
+        (room) => postAgentReport(room, { end_reason: 'room_deleted', ended_by: 'unknown' }),
+      ],
+      [
+        "LiveKit's room_finished webhook",
+        (room) =>
+          sendWebhook({ event: 'room_finished', room: { name: room }, id: `EV_${room}_finished` }),
+      ],
+    ])(
+      'a participant’s end stands over an end inferred from the deletion it caused: %s arriving mid-request',
+      async (_what, inferEnd) => {
+        const token = await issueToken('mid-request');
+        const room = token.room_name;
+        fakeLiveKit({ DeleteRoom: () => inferEnd(room).then(() => Response.json({})) });
+        const res = await call<EndCallResponse>(`/calls/${room}/end`, {
+          headers: { Authorization: `Bearer ${token.participant_token}` },
+          json: endBody,
+        });
+        expect(res.status).toBe(200);
+        expect(res.data.already_ended).toBe(false);
+        expect(await ledgerRow(room)).toMatchObject({
+          status: 'ended',
+          end_reason: 'api_end_call',
+          ended_by: 'api',
+          end_source: 'api',
+          end_caller_kind: 'participant',
+        });
+      },
+    );
 
     it("keeps the API end when the agent's authoritative report arrives after it", async () => {
       const { room_name } = await issueToken('api-first');

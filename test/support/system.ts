@@ -175,6 +175,19 @@ export class System {
     );
   }
 
+  /**
+   * The ledger's view once it records `reason`, or as it stands after 30 s (for the assertion's
+   * message). An end inferred from the room's deletion (LiveKit's room_finished, the agent's
+   * room_deleted) may show for a moment before the end that caused it replaces it (docs/api.md).
+   */
+  async endedCallAs(room: string, reason: string): Promise<any> {
+    await this.endedCall(room);
+    return waitFor(`the ledger's end reason ${reason}`, async () => {
+      const view = await this.call(room);
+      return view.end_reason === reason && view;
+    }).catch(() => this.call(room));
+  }
+
   async roomExists(room: string): Promise<boolean> {
     return (await this.rooms.listRooms([room])).length > 0;
   }
