@@ -3,12 +3,14 @@
 // 2. serve that bundle in workerd (`wrangler dev <bundle> --no-bundle`) on an empty local D1: the
 //    first request says the ledger is not migrated, naming the command;
 // 3. apply every migration to that D1 from zero (`wrangler d1 migrations apply --local`);
-// 4. serve the bundle again: health, a token (written to the ledger), the ledger's view, the page.
+// 4. serve the bundle again: health, a token (written to the ledger), the ledger's view, the
+//    room's start applied through the call's object, the page.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, httpOk, startProcess, waitFor } from '../test/support/processes.ts';
+import { signBody } from '../wire-contract/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
@@ -84,6 +86,7 @@ const deployOut = wrangler(['deploy', '--dry-run', '--outdir', bundle]);
 check(existsSync(join(bundle, 'index.js')), 'the deploy bundle is built');
 const kib = (statSync(join(bundle, 'index.js')).size / 1024).toFixed(1);
 check(!/nodejs_compat|node:/.test(deployOut), `it needs no nodejs_compat (index.js ${kib} KiB)`);
+check(/CALLS[^\n]*Call/.test(deployOut), 'it binds the call object (CALLS: Call)');
 
 // 2. The bundle on an empty D1.
 let edge = await serveBundle('edge-unmigrated');
@@ -139,6 +142,27 @@ try {
   });
   const call = (await view.json()) as { status?: string };
   check(view.status === 200 && !!call.status, `GET /calls/:room ${view.status}: ${call.status}`);
+  // The call's object in the bundle: the room's start moves its deadline alarm, and the webhook
+  // is answered only once the object took it (a 503 otherwise).
+  const started = JSON.stringify({
+    event: 'room_started',
+    room: { name: issued.room_name, sid: 'RM_rehearsal' },
+    id: 'EV_rehearsal_started',
+    createdAt: String(Math.floor(Date.now() / 1000)),
+  });
+  const webhook = await fetch(`${edge.url}/livekit/webhook`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/webhook+json',
+      authorization: await signBody(started, 'devkey', 'secret', 300),
+    },
+    body: started,
+  });
+  const outcome = ((await webhook.json()) as { outcome?: string }).outcome;
+  check(
+    webhook.status === 200 && outcome === 'applied',
+    `room_started webhook ${webhook.status} ${outcome}: the call's object set its deadline`,
+  );
   const page = await fetch(`${edge.url}/`);
   check(
     page.status === 200 && (await page.text()).includes('call-page.js'),

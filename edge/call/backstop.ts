@@ -5,11 +5,11 @@ import {
   markStartedMany,
   pruneLedger,
   releaseClaims,
-  type CallEnd,
 } from '../ledger/calls.ts';
 import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
+import { overdueEnd, unusedEnd } from './deadlines.ts';
 
 /**
  * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests and 1,000 D1
@@ -36,7 +36,9 @@ export const BACKSTOP_BUDGET = {
 export type BackstopResult = { ended: string[]; failed: string[]; notJoined: string[] };
 
 /**
- * The cron, in order of what matters most:
+ * The cron: the safety net behind each call's own deadline alarm (call-object.ts), for calls no
+ * object watches (open at the deploy that brought the objects in, or a watch that failed), and
+ * retention. In order of what matters most:
  * 1. Calls that were live past their deadline (plus grace), e.g. their agent died: the room is
  *    deleted (DeleteRooms in parallel, bounded) and the call closed as `max_duration`, oldest
  *    first, before anything else.
@@ -83,15 +85,7 @@ export async function runBackstop(
       });
     }
   });
-  const maxDuration: CallEnd = {
-    reason: 'max_duration',
-    endedBy: 'system',
-    source: 'cron',
-    at: now,
-    note: 'edge backstop',
-    strong: true,
-  };
-  result.ended = await closeCalls(db, deleted, maxDuration);
+  result.ended = await closeCalls(db, deleted, overdueEnd(now, 'cron'));
 
   const unused = await claimForSweep(
     db,
@@ -101,14 +95,7 @@ export async function runBackstop(
     claimUntil,
     budget.unusedCalls,
   );
-  const notJoined: CallEnd = {
-    reason: 'not_joined',
-    endedBy: 'system',
-    source: 'cron',
-    at: now,
-    note: 'token expired unused',
-    strong: false,
-  };
+  const notJoined = unusedEnd(now, 'cron');
   await inParallel(
     chunks(unused, budget.roomsPerListRooms),
     budget.listConcurrency,

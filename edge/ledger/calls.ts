@@ -1,6 +1,7 @@
 import type { CallReport, EndedBy, EndMode, EndReason } from '../../wire-contract/index.ts';
 
-export type EndSource = 'api' | 'cron' | 'agent' | 'webhook';
+/** Who wrote an end: the API, the agent's report, a webhook, the call's own deadline alarm, or the cron's sweep. */
+export type EndSource = 'api' | 'agent' | 'webhook' | 'deadline' | 'cron';
 
 export type CallRow = {
   room: string;

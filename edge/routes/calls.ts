@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
+import { watchCall } from '../call/call-object.ts';
 import { presentCall, presentCallToCaller } from '../call/call-view.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv, Caller } from '../env.ts';
@@ -185,7 +186,7 @@ export const callRoutes = new Hono<AppEnv>()
     const now = Date.now();
     const metadata = dispatchMetadata(config, body.metadata, '', now);
     const maxDurationSeconds = metadata.max_duration_seconds;
-    if (!known)
+    if (!known) {
       await withLedger('open the call', () =>
         openCall(c.env.LEDGER, {
           room,
@@ -196,6 +197,9 @@ export const callRoutes = new Hono<AppEnv>()
           deadlineAt: now + maxDurationSeconds * 1000,
         }),
       );
+      const due = now + (maxDurationSeconds + config.BACKSTOP_GRACE_SECONDS) * 1000;
+      await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
+    }
     // A claim older than twice this request's own bound was left by a request that died midway.
     const claim = await withLedger('claim the dispatch', () =>
       claimDispatch(

@@ -6,6 +6,7 @@ import { ApiError } from '../errors.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { applyWebhook } from '../ledger/webhook-events.ts';
 import { watchAgentArrival } from '../call/agent-arrival.ts';
+import { watchCall } from '../call/call-object.ts';
 import { AGENT_KIND, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { readBody } from '../http/request-body.ts';
@@ -58,6 +59,10 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
     });
     await deleteRoom(config, room);
   } else log(c, 'info', 'webhook', { event: event.event, room, id: event.id, outcome });
+  // The real start brings the call's deadline closer: its object reads the new one now. Should
+  // that fail, the error answer makes LiveKit retry the event, which changes nothing else.
+  if (outcome === 'applied' && event.event === 'room_started')
+    await withLedger('watch the call deadline', () => watchCall(c.env, room, Date.now()));
   // A person joined: from now until its agent does, the edge watches that one comes.
   const joined = event.participant;
   if (

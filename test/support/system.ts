@@ -25,6 +25,9 @@ export type SystemOptions = {
  * The whole system on loopback: the OpenAI stand-in, the real LiveKit server (webhooks to the
  * edge), the edge under wrangler dev with a fresh D1, and the built agent worker in start mode.
  */
+/** The edge's backstop grace in these systems unless a file sets its own. */
+export const E2E_BACKSTOP_GRACE_SECONDS = 20;
+
 export class System {
   readonly dir = mkdtempSync(join(tmpdir(), 'lkvc-e2e-'));
   readonly hooksDir = join(this.dir, 'hooks');
@@ -73,7 +76,9 @@ export class System {
       LIVEKIT_API_KEY: DEV_KEY,
       LIVEKIT_API_SECRET: DEV_SECRET,
       AUTH_ALLOW_ANONYMOUS: 'true',
-      BACKSTOP_GRACE_SECONDS: '0',
+      // The agent ends a call at its limit after a goodbye; the edge's deadline alarm only after
+      // this grace (60 s in production), so the two never race in a test about the agent's end.
+      BACKSTOP_GRACE_SECONDS: String(E2E_BACKSTOP_GRACE_SECONDS),
       // Every caller here is anonymous from 127.0.0.1, one "caller" to the open-call cap, which
       // test/edge/open-calls.test.ts covers; here it would only couple the tests to each other.
       MAX_OPEN_CALLS_PER_CALLER: '0',

@@ -1,0 +1,88 @@
+import { DurableObject } from 'cloudflare:workers';
+import { errorMessage } from '../../wire-contract/index.ts';
+import { configFrom } from '../config.ts';
+import { closeCall, closeCalls, findCall, markStarted } from '../ledger/calls.ts';
+import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
+import { log } from '../log.ts';
+import { deadlineStep, overdueEnd, unusedEnd } from './deadlines.ts';
+
+/** A failed step (LiveKit or D1 down) is tried again after 1 s, 2 s, 4 s … at most this long. */
+export const RETRY_CAP_MS = 60_000;
+
+/**
+ * One call, by room name: for now its clock. Whoever moves a deadline closer (a token that
+ * opened the call, a dispatch, the room's real start) asks it to `watch`, and its alarm then
+ * works the ledger's row: a call whose agent died is closed at its deadline plus grace, not at
+ * the next minute's cron, and a LiveKit that fails keeps the deadline (the alarm retries with
+ * backoff). The ledger in D1 stays the call's record; the cron sweeps what no object watches.
+ */
+export class Call extends DurableObject<Env> {
+  /** Be woken by `at` at the latest (epoch ms); an earlier wake-up stands. */
+  async watch(room: string, at: number): Promise<void> {
+    if ((await this.ctx.storage.get<string>('room')) !== room)
+      await this.ctx.storage.put('room', room);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+  }
+
+  override async alarm(): Promise<void> {
+    const room = await this.ctx.storage.get<string>('room');
+    if (!room) return;
+    try {
+      const next = await this.#work(room);
+      if (next === undefined) await this.ctx.storage.deleteAll();
+      else {
+        await this.ctx.storage.delete('failures');
+        await this.ctx.storage.setAlarm(next);
+      }
+    } catch (err) {
+      const failures = ((await this.ctx.storage.get<number>('failures')) ?? 0) + 1;
+      const retryMs = Math.min(RETRY_CAP_MS, 1_000 * 2 ** (failures - 1));
+      await this.ctx.storage.put('failures', failures);
+      await this.ctx.storage.setAlarm(Date.now() + retryMs);
+      log(undefined, 'warn', 'call deadline: will try again', {
+        room,
+        failures,
+        retry_in_ms: retryMs,
+        message: errorMessage(err),
+      });
+    }
+  }
+
+  /** Does what the call's deadlines owe it now; returns when to look again (none: never). */
+  async #work(room: string): Promise<number | undefined> {
+    const config = configFrom(this.env);
+    const db = this.env.LEDGER;
+    const graceMs = config.BACKSTOP_GRACE_SECONDS * 1000;
+    const now = Date.now();
+    const step = deadlineStep(await findCall(db, room), now, graceMs);
+    switch (step.do) {
+      case 'forget':
+        return undefined;
+      case 'wait':
+        return step.until;
+      case 'end_overdue':
+        // The room first: a ledger that said ended while the room lived would lie.
+        await deleteRoom(config, room);
+        if (await closeCall(db, room, overdueEnd(now, 'deadline')))
+          log(undefined, 'info', 'call deadline: ended an overdue call', { room });
+        return undefined;
+      case 'close_if_unused': {
+        if ((await liveRooms(config, [room])).has(room)) await markStarted(db, room, now);
+        else if (
+          (await closeCalls(db, [room], unusedEnd(now, 'deadline'), 'AND started_at IS NULL'))
+            .length
+        )
+          log(undefined, 'info', 'call deadline: closed a call never joined', { room });
+        // Started after all (LiveKit had the room, or a webhook raced the close): its live deadline.
+        const after = deadlineStep(await findCall(db, room), now, graceMs);
+        return after.do === 'wait' ? after.until : after.do === 'forget' ? undefined : now;
+      }
+    }
+  }
+}
+
+/** Asks the call's object to be woken by `at` (epoch ms). */
+export async function watchCall(env: Env, room: string, at: number): Promise<void> {
+  await env.CALLS.get(env.CALLS.idFromName(room)).watch(room, at);
+}

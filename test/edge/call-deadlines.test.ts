@@ -1,0 +1,206 @@
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { RETRY_CAP_MS, watchCall } from '../../edge/call/call-object.ts';
+import { deadlineStep } from '../../edge/call/deadlines.ts';
+import {
+  APP,
+  call,
+  fakeLiveKit,
+  issueToken,
+  ledgerRow,
+  seedCall,
+  sendWebhook,
+  testEnv,
+  twirpError,
+} from '../support/edge/helpers.ts';
+
+afterEach(() => vi.restoreAllMocks());
+
+const GRACE_MS = Number(testEnv.BACKSTOP_GRACE_SECONDS) * 1000;
+const objectFor = (room: string) => testEnv.CALLS.get(testEnv.CALLS.idFromName(room));
+const alarmOf = (room: string) =>
+  runInDurableObject(objectFor(room), (_o, state) => state.storage.getAlarm());
+/** Runs the call's alarm now, as if its time had come (the pool's helper), and says whether it ran. */
+const ringAlarm = (room: string) => runDurableObjectAlarm(objectFor(room));
+
+/** The call was live (its room started) and its deadline is `deadlineAt`. */
+async function live(room: string, deadlineAt: number) {
+  await testEnv.LEDGER.prepare('UPDATE calls SET started_at = ?2, deadline_at = ?3 WHERE room = ?1')
+    .bind(room, deadlineAt - 60_000, deadlineAt)
+    .run();
+}
+
+describe('deadlineStep: what a call’s deadlines owe it', () => {
+  const row = { status: 'open' as const, started_at: 1, join_by: 5_000, deadline_at: 10_000 };
+  it.each([
+    [
+      'an ended call: nothing, ever',
+      { ...row, status: 'ended' as const },
+      99_999,
+      { do: 'forget' },
+    ],
+    ['a live call before its deadline plus grace', row, 10_999, { do: 'wait', until: 11_000 }],
+    ['a live call at its deadline plus grace', row, 11_000, { do: 'end_overdue' }],
+    [
+      'a dispatched call (no token, live)',
+      { ...row, started_at: null, join_by: null },
+      11_000,
+      { do: 'end_overdue' },
+    ],
+    [
+      'an unstarted call before its token expires',
+      { ...row, started_at: null },
+      5_999,
+      { do: 'wait', until: 6_000 },
+    ],
+    [
+      'an unstarted call after its token expired',
+      { ...row, started_at: null },
+      6_000,
+      { do: 'close_if_unused' },
+    ],
+  ])('%s', (_name, r, now, step) => {
+    expect(deadlineStep(r, now, 1_000)).toEqual(step);
+  });
+  it('forgets a call the ledger does not know', () => {
+    expect(deadlineStep(null, 0, 0)).toEqual({ do: 'forget' });
+  });
+});
+
+describe('the call object: deadlines as alarms', () => {
+  it('a token opens the call and its object wakes when the token has expired, plus grace', async () => {
+    const token = await issueToken('clock-token');
+    const row = await ledgerRow(token.room_name);
+    expect(await alarmOf(token.room_name)).toBe(row!.join_by! + GRACE_MS);
+  });
+
+  it('the room’s real start brings the wake-up to the start plus the call’s maximum, plus grace', async () => {
+    const room = `clock-start-${Date.now()}`;
+    const res = await call('/token', {
+      headers: APP,
+      json: {
+        room_name: room,
+        participant_identity: 'clock-start',
+        room_config: { agents: [{ metadata: JSON.stringify({ max_duration_seconds: 30 }) }] },
+      },
+    });
+    expect(res.status).toBe(201);
+    const started = Date.now();
+    await sendWebhook({
+      event: 'room_started',
+      room: { name: room, sid: 'RM_clock_start', creationTime: String(Math.floor(started / 1000)) },
+      id: 'EV_clock_start',
+    });
+    expect(await ringAlarm(room)).toBe(true);
+    const deadline = (await ledgerRow(room))!.deadline_at;
+    expect(deadline).toBeLessThanOrEqual(started + 30_000);
+    expect(await alarmOf(room)).toBe(deadline + GRACE_MS);
+  });
+
+  it('ends an overdue live call when its alarm rings: DeleteRoom, then max_duration from the deadline', async () => {
+    const { room_name: room } = await issueToken('clock-overdue');
+    await live(room, Date.now() - GRACE_MS - 1);
+    const lk = fakeLiveKit();
+    await watchCall(testEnv, room, Date.now());
+    expect(await ringAlarm(room)).toBe(true);
+    expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room } }]);
+    expect(await ledgerRow(room)).toMatchObject({
+      status: 'ended',
+      end_reason: 'max_duration',
+      ended_by: 'system',
+      end_source: 'deadline',
+    });
+    // Done with it: no alarm, nothing stored.
+    expect(await alarmOf(room)).toBeNull();
+    expect(await runInDurableObject(objectFor(room), (_o, s) => s.storage.list())).toEqual(
+      new Map(),
+    );
+  });
+
+  it('keeps an overdue call’s deadline through a LiveKit outage: retries with backoff, then ends it', async () => {
+    const { room_name: room } = await issueToken('clock-outage');
+    await live(room, Date.now() - GRACE_MS - 1);
+    await watchCall(testEnv, room, Date.now());
+    const down = fakeLiveKit({ DeleteRoom: () => twirpError(500, 'internal', 'down') });
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      expect(await ringAlarm(room)).toBe(true);
+      delays.push((await alarmOf(room))! - before);
+    }
+    expect((await ledgerRow(room))!.status).toBe('open');
+    // 1 s, 2 s, 4 s (each measured from just before its ring).
+    expect(delays.map((d) => Math.round(d / 1000))).toEqual([1, 2, 4]);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(RETRY_CAP_MS + 1_000);
+    down.restore();
+    const up = fakeLiveKit();
+    expect(await ringAlarm(room)).toBe(true);
+    expect(up.methods()).toEqual(['DeleteRoom']);
+    expect(await ledgerRow(room)).toMatchObject({ status: 'ended', end_reason: 'max_duration' });
+  });
+
+  it('a call still in time is left alone and looked at again at its deadline plus grace', async () => {
+    const { room_name: room } = await issueToken('clock-early');
+    const deadline = Date.now() + 600_000;
+    await live(room, deadline);
+    const lk = fakeLiveKit();
+    await watchCall(testEnv, room, Date.now());
+    expect(await ringAlarm(room)).toBe(true);
+    expect(lk.calls).toEqual([]);
+    expect(await alarmOf(room)).toBe(deadline + GRACE_MS);
+    expect((await ledgerRow(room))!.status).toBe('open');
+  });
+
+  it('a call that ended meanwhile is forgotten without asking LiveKit', async () => {
+    const { room_name: room } = await issueToken('clock-ended');
+    await live(room, Date.now() - GRACE_MS - 1);
+    await seedCall.ended(room, { reason: 'participant_left' });
+    const lk = fakeLiveKit();
+    await watchCall(testEnv, room, Date.now());
+    expect(await ringAlarm(room)).toBe(true);
+    expect(lk.calls).toEqual([]);
+    expect(await alarmOf(room)).toBeNull();
+    expect((await ledgerRow(room))!.end_reason).toBe('participant_left');
+  });
+
+  it('closes a token never used as not_joined, without DeleteRoom', async () => {
+    const { room_name: room } = await issueToken('clock-unused');
+    await seedCall.unused(room, Date.now() - GRACE_MS - 1);
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    await watchCall(testEnv, room, Date.now());
+    expect(await ringAlarm(room)).toBe(true);
+    expect(lk.methods()).toEqual(['ListRooms']);
+    expect(await ledgerRow(room)).toMatchObject({
+      status: 'ended',
+      end_reason: 'not_joined',
+      end_source: 'deadline',
+    });
+    expect(await alarmOf(room)).toBeNull();
+  });
+
+  it('an unused-looking call whose room LiveKit has after all is marked started and watched to its deadline', async () => {
+    const { room_name: room } = await issueToken('clock-unseen-start');
+    await seedCall.unused(room, Date.now() - GRACE_MS - 1);
+    const deadline = (await ledgerRow(room))!.deadline_at;
+    fakeLiveKit({ ListRooms: () => Response.json({ rooms: [{ name: room, sid: 'RM_x' }] }) });
+    await watchCall(testEnv, room, Date.now());
+    expect(await ringAlarm(room)).toBe(true);
+    const row = await ledgerRow(room);
+    expect(row).toMatchObject({ status: 'open' });
+    expect(row!.started_at).not.toBeNull();
+    expect(await alarmOf(room)).toBe(deadline + GRACE_MS);
+  });
+
+  it('a dispatch into an existing room opens the call and watches its maximum duration', async () => {
+    const room = `clock-dispatch-${Date.now()}`;
+    fakeLiveKit({
+      ListRooms: () => Response.json({ rooms: [{ name: room, sid: 'RM_d' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: () => Response.json({ id: 'AD_clock', room, agentName: 'voice-agent' }),
+    });
+    const res = await call(`/calls/${room}/dispatch`, { headers: APP, json: {} });
+    expect(res.status).toBe(201);
+    const row = await ledgerRow(room);
+    expect(await alarmOf(room)).toBe(row!.deadline_at + GRACE_MS);
+  });
+});
