@@ -32,6 +32,9 @@ export async function startEdge(
     { cwd: ROOT, env, stdio: 'pipe' },
   );
   const listen = port ?? (await freePort());
+  // wrangler's devtools port defaults to 9229 when it looks free: two edges started side by side
+  // both see it free, and the slower one dies with "Address already in use" (seen in CI).
+  const inspector = await freePort();
   const adminKey = vars.ADMIN_API_KEY ?? 'e2e-admin-key-0123456789';
   const appKey = vars.APP_API_KEY ?? 'e2e-app-key-0123456789';
   const allVars = { ADMIN_API_KEY: adminKey, APP_API_KEY: appKey, ...vars };
@@ -41,6 +44,8 @@ export async function startEdge(
     '127.0.0.1',
     '--port',
     String(listen),
+    '--inspector-port',
+    String(inspector),
     '--persist-to',
     persist,
     '--test-scheduled',
