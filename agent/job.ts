@@ -32,6 +32,7 @@ import { watchDrain } from './process/drain-signal.ts';
 import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
 import { setupTelemetry } from './process/telemetry.ts';
 import { markFirstSpeech, startMark } from './process/start-marks.ts';
+import { markJobStarted } from './process/job-starts.ts';
 
 // bench:job-start (AGENT_START_MARKS; a no-op otherwise): every import above has been evaluated.
 startMark('modules-loaded');
@@ -53,6 +54,8 @@ export default defineAgent({
   },
   entry: async (ctx: JobContext) => {
     startMark('entry');
+    // First, before anything can end the call: the worker's call cap counts on it.
+    markJobStarted(ctx.job.id);
     const config = loadAgentConfig();
     const room = ctx.job.room?.name ?? ctx.room.name ?? '';
     const call = await callSettings(ctx.job.metadata, room, [

@@ -4,6 +4,7 @@ import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import type { LogFn } from './log.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
+import { chooseJobStartsDir, clearJobStarts } from './process/job-starts.ts';
 import { startOutboxDrain } from './report/outbox-drain.ts';
 import { outboxDirFor, outboxFor } from './report/outbox-store.ts';
 import { drainThroughPoolStart } from './process/worker-drain.ts';
@@ -21,9 +22,11 @@ try {
   process.exit(78); // EX_CONFIG
 }
 const budget = shutdownBudget(config);
+// The cap hears from each job process that it has started its call (process/job-starts.ts),
+// through a directory the job processes inherit (forked after this line).
 const capacity =
   config.AGENT_MAX_CONCURRENT_CALLS > 0
-    ? new CallCapacity(config.AGENT_MAX_CONCURRENT_CALLS)
+    ? new CallCapacity(config.AGENT_MAX_CONCURRENT_CALLS, Date.now, chooseJobStartsDir())
     : undefined;
 
 // This boot's drain file, inherited by every job process (forked after this line).
@@ -61,7 +64,10 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000);
   });
 }
-process.once('exit', () => clearDrain());
+process.once('exit', () => {
+  clearDrain();
+  clearJobStarts();
+});
 // A signal while the pool is still starting a process must not skip the drain
 // (process/worker-drain.ts).
 drainThroughPoolStart({

@@ -1,5 +1,6 @@
 import { log, type AgentServer, type JobRequest } from '@livekit/agents';
 import { availableParallelism, totalmem } from 'node:os';
+import { JOB_STARTS_DIR_ENV, takeJobStart } from './job-starts.ts';
 
 /** What one spoken call costs on this product's measured hardware (docs/operations.md, Sizing). */
 const CALLS_PER_CORE = 5;
@@ -25,35 +26,63 @@ export function defaultIdleProcesses(cap: number, cores = availableParallelism()
   return Math.max(1, Math.min(cap, cores, 4));
 }
 
-/** How long an accepted job counts before its process shows up (agents-js's assignment timeout). */
+/**
+ * How long an accepted job counts while nothing says its process has started it: agents-js waits
+ * 7.5 s for LiveKit's assignment, then only logs, and a job never assigned never starts.
+ */
 const ACCEPTED_GRACE_MS = 15_000;
 
 /**
  * A hard cap on the calls this worker runs. agents-js reports load every 2.5 s, so a burst of job
  * requests between two reports would all be accepted: the request function refuses past the cap
- * at once instead, counting calls accepted but not yet running. (Counting `activeJobs` is right
- * only with a pool of prewarmed processes: without one, agents-js never drops a finished job's
- * process and the count only grows; main.ts always keeps one.) A refused or dropped dispatch is
- * not the end of the call: the edge re-dispatches it until its agent-wait deadline.
+ * at once instead. It counts the jobs agents-js lists as running (`activeJobs`: from before a
+ * job's process starts it until that process exits) and the calls accepted but not started yet.
+ * An accepted call stops counting as such once the worker has seen it listed, or once its process
+ * has said it started it (process/job-starts.ts): agents-js says nothing when a job ends, and the
+ * worker looks at `activeJobs` only at its load reports and job requests, so a short call can
+ * start and end between two looks; one that started and is no longer listed has ended. A call
+ * nothing says has started counts for ACCEPTED_GRACE_MS.
+ *
+ * (Counting `activeJobs` is right only with a pool of prewarmed processes: without one, agents-js
+ * never drops a finished job's process and the count only grows; main.ts always keeps one.) A
+ * refused or dropped dispatch is not the end of the call: the edge re-dispatches it until its
+ * agent-wait deadline.
  */
 export class CallCapacity {
   readonly cap: number;
   readonly #now: () => number;
-  /** Accepted job ids, until their process runs them (or the grace passes). */
-  readonly #accepted = new Map<string, number>();
+  readonly #startsDir: string | undefined;
+  /** Accepted job ids: when, and whether the worker has listed the job yet. */
+  readonly #accepted = new Map<string, { at: number; seen: boolean }>();
   #worker: Pick<AgentServer, 'activeJobs'> | undefined;
 
-  constructor(cap: number, now: () => number = Date.now) {
+  /** `startsDir`: where this worker's job processes mark the jobs they start (job-starts.ts). */
+  constructor(
+    cap: number,
+    now: () => number = Date.now,
+    startsDir: string | undefined = process.env[JOB_STARTS_DIR_ENV],
+  ) {
     this.cap = cap;
     this.#now = now;
+    this.#startsDir = startsDir;
   }
 
   /** Calls running now, or accepted and about to run. */
   running(): number {
     const live = new Set((this.#worker?.activeJobs ?? []).map((j) => j.job.id));
-    for (const [id, at] of this.#accepted)
-      if (live.has(id) || this.#now() - at > ACCEPTED_GRACE_MS) this.#accepted.delete(id);
-    return live.size + this.#accepted.size;
+    let waiting = 0;
+    for (const [id, job] of this.#accepted) {
+      if (live.has(id)) {
+        job.seen = true; // counted as listed, until it is not
+        continue;
+      }
+      // Read (and cleared) whatever happened: a job listed once may have left its mark since.
+      const started = takeJobStart(id, this.#startsDir);
+      if (job.seen || started || this.#now() - job.at > ACCEPTED_GRACE_MS)
+        this.#accepted.delete(id);
+      else waiting++;
+    }
+    return live.size + waiting;
   }
 
   /** agents-js's `loadFunc`, which is also where it first hands over the worker. */
@@ -69,7 +98,7 @@ export class CallCapacity {
       log().info({ job_id: req.id, running, cap: this.cap }, 'at the call cap: refusing a job');
       return req.reject();
     }
-    this.#accepted.set(req.id, this.#now());
+    this.#accepted.set(req.id, { at: this.#now(), seen: false });
     await req.accept();
   };
 }

@@ -1,10 +1,14 @@
 import { initializeLogger } from '@livekit/agents';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CallCapacity,
   defaultCallCap,
   defaultIdleProcesses,
 } from '../../agent/process/capacity.ts';
+import { markJobStarted } from '../../agent/process/job-starts.ts';
 
 const GiB = 2 ** 30;
 
@@ -23,6 +27,22 @@ function request(id: string) {
 function worker(ids: string[]) {
   return { activeJobs: ids.map((id) => ({ job: { id } })) } as never;
 }
+
+/** The worker whose job list changes as its processes start and end jobs, as agents-js's does. */
+function liveWorker() {
+  const ids: string[] = [];
+  return {
+    ids,
+    worker: {
+      get activeJobs() {
+        return ids.map((id) => ({ job: { id } }));
+      },
+    } as never,
+  };
+}
+
+/** What a job's own process does as it starts its job (agent/job.ts's entry). */
+const startedInItsProcess = (id: string, dir: string) => markJobStarted(id, dir);
 
 describe('the call cap', () => {
   beforeAll(() => initializeLogger({ pretty: false, level: 'fatal' }));
@@ -72,6 +92,43 @@ describe('the call cap', () => {
     expect(next.answer).toBe('accepted');
     now += 60_000; // c never started (its assignment timed out): its place comes back
     expect(await capacity.load(worker(['b']))).toBe(0.5);
+  });
+
+  it('short calls that started and ended between two looks at the worker free their places: at the cap, the next call is accepted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'call-capacity-'));
+    const capacity = new CallCapacity(2, Date.now, dir);
+    const { ids, worker: w } = liveWorker();
+    await capacity.load(w); // agents-js hands the worker over with its first load report
+    // a: its job was listed and gone again before anything looked; b: never seen while it ran.
+    const a = request('a');
+    await capacity.request(a);
+    ids.push('a');
+    startedInItsProcess('a', dir);
+    ids.splice(ids.indexOf('a'), 1);
+    const b = request('b');
+    await capacity.request(b);
+    startedInItsProcess('b', dir);
+    expect([a.answer, b.answer]).toEqual(['accepted', 'accepted']);
+    // Both calls are over, well inside agents-js's 2.5 s between load reports.
+    const next = request('c');
+    await capacity.request(next);
+    expect(next.answer).toBe('accepted');
+    expect(await capacity.load(w)).toBe(0.5); // c, accepted and about to run
+  });
+
+  it('leaves no start marks behind, whether the worker saw the call listed or not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'call-capacity-'));
+    const capacity = new CallCapacity(2, Date.now, dir);
+    const { ids, worker: w } = liveWorker();
+    await capacity.request(request('seen'));
+    ids.push('seen');
+    expect(await capacity.load(w)).toBe(0.5);
+    startedInItsProcess('seen', dir); // its process marks it after the worker saw it listed
+    ids.length = 0;
+    await capacity.request(request('unseen'));
+    startedInItsProcess('unseen', dir);
+    expect(await capacity.load(w)).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('refuses while the worker runs the cap, whatever was accepted before', async () => {

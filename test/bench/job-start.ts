@@ -375,9 +375,7 @@ async function startPool(name: string, extra: Record<string, string> = {}) {
   const worker = await startAgentWorker(
     dir,
     workerEnv(name, marks, {
-      // Far above the calls here: CallCapacity counts a call accepted but never seen running (one
-      // shorter than a 2.5 s load report) for 15 s, and with a cap of 4 the fifth short call in a
-      // row found the worker full.
+      // Far above the calls here: the cap plays no part in what this measures.
       AGENT_MAX_CONCURRENT_CALLS: '64',
       AGENT_IDLE_PROCESSES: '2',
       ...extra,
