@@ -1,13 +1,11 @@
 import { Hono } from 'hono';
 import * as z from 'zod';
-import { DispatchOverrides, errorMessage } from '../../wire-contract/index.ts';
-import { watchCall } from '../call/call-object.ts';
+import { DispatchOverrides } from '../../wire-contract/index.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { recordIssuedToken, type IssuedToken } from '../ledger/calls.ts';
 import { withLedger } from '../http/ledger-guard.ts';
-import { log } from '../log.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
 import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';
 import { jsonBody, parseWith } from '../http/request-body.ts';
@@ -166,7 +164,6 @@ export const tokenRoutes = new Hono<AppEnv>().post(
         'invalid_field',
         `participant_metadata, participant_attributes: together too large for a token (${participantToken.length} of at most ${MAX_CREDENTIAL_CHARS} characters)`,
       );
-    const joinBy = now + config.TOKEN_TTL_SECONDS * 1000;
     const issued = await withLedger('record the token', () =>
       recordIssuedToken(c.env.LEDGER, {
         room,
@@ -183,19 +180,13 @@ export const tokenRoutes = new Hono<AppEnv>().post(
         endMode: metadata.end_mode,
         maxDurationSeconds: metadata.max_duration_seconds,
         now,
-        joinBy,
+        joinBy: now + config.TOKEN_TTL_SECONDS * 1000,
         // The latest the call can start is when the token expires; room_started tightens this.
         deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
       }),
     );
     if (issued.outcome !== 'recorded')
       throw tokenRefused(issued, room, config.MAX_OPEN_CALLS_PER_CALLER, now);
-    // Off the answer's path: should the watch fail, the cron's sweep closes an unused call instead.
-    c.executionCtx.waitUntil(
-      watchCall(c.env, room, joinBy + config.BACKSTOP_GRACE_SECONDS * 1000).catch((err: unknown) =>
-        log(c, 'warn', 'call deadline: watch failed', { room, message: errorMessage(err) }),
-      ),
-    );
     return c.json(
       {
         server_url: config.LIVEKIT_URL,

@@ -62,6 +62,8 @@ const mf = new Miniflare(
     script: readFileSync(join(out, 'index.js'), 'utf8'),
     compatibilityDate: '2026-11-01',
     d1Databases: ['LEDGER'],
+    // Each issued token asks its call's object to watch the call's deadline (after the answer).
+    durableObjects: { CALLS: { className: 'Call', useSQLite: true } },
     // The limiter stays in the path; the limit is lifted so every request does the full work.
     ratelimits: {
       RATE_LIMIT_IDENTITY: { namespace_id: '1001', simple: { limit: 1e9, period: 60 } },

@@ -68,10 +68,10 @@ describe('deadlineStep: what a call’s deadlines owe it', () => {
 });
 
 describe('the call object: deadlines as alarms', () => {
-  it('a token opens the call and its object wakes when the token has expired, plus grace', async () => {
+  it('a token alone wakes no object: one never used costs /token nothing more (the cron closes it)', async () => {
     const token = await issueToken('clock-token');
-    const row = await ledgerRow(token.room_name);
-    expect(await alarmOf(token.room_name)).toBe(row!.join_by! + GRACE_MS);
+    expect((await ledgerRow(token.room_name))!.status).toBe('open');
+    expect(await alarmOf(token.room_name)).toBeNull();
   });
 
   it('the room’s real start brings the wake-up to the start plus the call’s maximum, plus grace', async () => {
@@ -163,7 +163,7 @@ describe('the call object: deadlines as alarms', () => {
     expect((await ledgerRow(room))!.end_reason).toBe('participant_left');
   });
 
-  it('closes a token never used as not_joined, without DeleteRoom', async () => {
+  it('a call watched before its room started, whose token then expired unused: not_joined, without DeleteRoom', async () => {
     const { room_name: room } = await issueToken('clock-unused');
     await seedCall.unused(room, Date.now() - GRACE_MS - 1);
     const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
