@@ -23,6 +23,9 @@ export function webhookEventId(event: WebhookEvent): string {
  */
 export type WebhookOutcome = 'applied' | 'untracked' | 'revival' | 'ignored';
 
+/** What the event came to, and for an applied `room_started`, the call's deadline now (epoch ms). */
+export type AppliedWebhook = { outcome: WebhookOutcome; deadlineAt?: number };
+
 // Statement parameters, the same in every statement below.
 // ?1 room, ?2 room sid (NULL when unknown), ?3 the latest the room may have been created (ms,
 // NULL when unknown), ?4 when the event happened (ms), ?5 now (ms), ?6 identity, ?7 kind,
@@ -43,7 +46,7 @@ const INFERRED_END_REASON = `(CASE
 
 /** One UPDATE of the call: the event's effect unless the room is a revival, then the revival. */
 function callUpdate(effect: string): string {
-  return `UPDATE calls SET ${effect}, ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival`;
+  return `UPDATE calls SET ${effect}, ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival, deadline_at`;
 }
 
 // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
@@ -99,14 +102,15 @@ export async function applyWebhook(
   db: D1Database,
   event: WebhookEvent,
   now: number,
-): Promise<WebhookOutcome> {
+): Promise<AppliedWebhook> {
   const kind = event.event;
   const p = event.participant;
   const participantEvent =
     kind === 'participant_joined' ||
     kind === 'participant_left' ||
     kind === 'participant_connection_aborted';
-  if (kind !== 'room_started' && kind !== 'room_finished' && !participantEvent) return 'ignored';
+  if (kind !== 'room_started' && kind !== 'room_finished' && !participantEvent)
+    return { outcome: 'ignored' };
   const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
   const params = [
     event.room?.name ?? '',
@@ -127,7 +131,11 @@ export async function applyWebhook(
       );
   if (!participantEvent) {
     const [result] = await db.batch([bind(kind === 'room_started' ? ROOM_STARTED : ROOM_FINISHED)]);
-    return outcome(result);
+    const applied = outcome(result);
+    const row = result?.results[0] as { deadline_at?: number } | undefined;
+    return kind === 'room_started' && applied === 'applied' && row?.deadline_at != null
+      ? { outcome: applied, deadlineAt: row.deadline_at }
+      : { outcome: applied };
   }
   if (p) {
     const written = await db.batch(
@@ -135,11 +143,11 @@ export async function applyWebhook(
         ? [bind(PARTICIPANT_JOINED)]
         : [bind(PARTICIPANT_LEFT), bind(RENAME_INFERRED_END)],
     );
-    if (written[0]!.meta.changes > 0) return 'applied';
+    if (written[0]!.meta.changes > 0) return { outcome: 'applied' };
   }
   // Nothing written: a room the edge does not track, or a revival (rare; one more round trip).
   const [result] = await db.batch([bind(REVIVAL_ONLY)]);
-  return outcome(result);
+  return { outcome: outcome(result) };
 }
 
 function outcome(result: D1Result | undefined): WebhookOutcome {

@@ -45,7 +45,7 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
   }
   const room = event.room?.name ?? '';
   // One round trip, all or nothing: a failure is a 503 and LiveKit's retry applies the event.
-  const outcome = await withLedger('apply the webhook', () =>
+  const { outcome, deadlineAt } = await withLedger('apply the webhook', () =>
     applyWebhook(c.env.LEDGER, event, Date.now()),
   );
   if (outcome === 'revival') {
@@ -59,10 +59,12 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
     });
     await deleteRoom(config, room);
   } else log(c, 'info', 'webhook', { event: event.event, room, id: event.id, outcome });
-  // The real start brings the call's deadline closer: its object reads the new one now. Should
+  // The call is live: from now its object keeps its deadline (start + maximum), plus grace. Should
   // that fail, the error answer makes LiveKit retry the event, which changes nothing else.
-  if (outcome === 'applied' && event.event === 'room_started')
-    await withLedger('watch the call deadline', () => watchCall(c.env, room, Date.now()));
+  if (deadlineAt !== undefined) {
+    const due = deadlineAt + config.BACKSTOP_GRACE_SECONDS * 1000;
+    await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
+  }
   // A person joined: from now until its agent does, the edge watches that one comes.
   const joined = event.participant;
   if (

@@ -20,7 +20,16 @@ const KEY = 'devkey';
 const SECRET = 'secret';
 const APP_KEY = 'bench-app-key-0123456789';
 
-type Counts = { statements: number; roundTrips: number; rowsRead: number; rowsWritten: number };
+type Counts = {
+  statements: number;
+  roundTrips: number;
+  rowsRead: number;
+  rowsWritten: number;
+  /** The call objects': requests (RPC calls and alarm runs), alarm runs, storage writes. */
+  requests: number;
+  alarms: number;
+  storageWrites: number;
+};
 
 const bundle = await build({
   entryPoints: ['test/support/edge/metered-worker.ts'],
@@ -41,6 +50,7 @@ const mf = new Miniflare(
     script: bundle.outputFiles[0]!.text,
     compatibilityDate: '2026-11-01',
     d1Databases: ['LEDGER'],
+    durableObjects: { CALLS: { className: 'Call', useSQLite: true } },
     ratelimits: {
       RATE_LIMIT_IDENTITY: { namespace_id: '1001', simple: { limit: 1e9, period: 60 } },
       RATE_LIMIT_IP: { namespace_id: '1002', simple: { limit: 1e9, period: 60 } },
@@ -84,7 +94,15 @@ async function request(path: string, init: RequestInit = {}) {
 const meter = async () => ((await request('/__meter')) as { counts: Counts }).counts;
 
 const phases = new Map<string, Counts>();
-const zero = (): Counts => ({ statements: 0, roundTrips: 0, rowsRead: 0, rowsWritten: 0 });
+const zero = (): Counts => ({
+  statements: 0,
+  roundTrips: 0,
+  rowsRead: 0,
+  rowsWritten: 0,
+  requests: 0,
+  alarms: 0,
+  storageWrites: 0,
+});
 /** Runs `fn` and adds what it cost the ledger to `phase`. */
 async function measured(phase: string, fn: () => Promise<unknown>) {
   const before = await meter();
@@ -189,6 +207,11 @@ async function callLife(i: number) {
     const phase = what.startsWith('track_') ? 'webhooks: track_*' : `webhook: ${what}`;
     await measured(phase, () => signed('/livekit/webhook', event, 'application/webhook+json'));
   }
+  // The call's object wakes at its deadline plus grace (long after this call ended): what it
+  // does then, run now.
+  await measured('call object: alarm at the deadline', () =>
+    request(`/__ring/${room}`, { method: 'POST' }),
+  );
 }
 
 const started = performance.now();
@@ -217,6 +240,8 @@ const per = (c: Counts, div: number) => [
   (c.roundTrips / div).toFixed(2),
   (c.rowsRead / div).toFixed(1),
   (c.rowsWritten / div).toFixed(1),
+  (c.requests / div).toFixed(2),
+  (c.storageWrites / div).toFixed(2),
 ];
 const total = zero();
 const rows: (string | number)[][] = [];
@@ -230,8 +255,41 @@ const cron = phases.get('cron (per run)')!;
 rows.push(['cron (per run, not per call)', ...per(cron, CRON_RUNS)]);
 printTable(
   `Ledger cost per call (${CALLS} call lives)`,
-  ['step', 'statements', 'round trips', 'rows read', 'rows written'],
+  [
+    'step',
+    'D1 statements',
+    'D1 round trips',
+    'D1 rows read',
+    'D1 rows written',
+    'object requests',
+    'object storage writes',
+  ],
   rows,
+);
+/**
+ * Cloudflare's published prices past the Workers Paid plan's included amounts, as read on
+ * 2026-12-06: D1 (developers.cloudflare.com/d1/platform/pricing/) and Durable Objects
+ * (developers.cloudflare.com/durable-objects/platform/pricing/; requests include RPC calls and
+ * alarm runs; a SQLite-backed object's key-value writes are rows written). USD per million.
+ */
+const PRICE_PER_MILLION = {
+  d1RowRead: 0.001,
+  d1RowWritten: 1.0,
+  objectRequest: 0.15,
+  objectRowWritten: 1.0,
+};
+const usd = (count: number, perMillion: number) => (count / CALLS) * perMillion;
+const d1Cost =
+  usd(total.rowsRead, PRICE_PER_MILLION.d1RowRead) +
+  usd(total.rowsWritten, PRICE_PER_MILLION.d1RowWritten);
+const objectCost =
+  usd(total.requests, PRICE_PER_MILLION.objectRequest) +
+  usd(total.storageWrites, PRICE_PER_MILLION.objectRowWritten);
+console.log(
+  `\nA million calls at Cloudflare's published prices (2026-12-06, past the included amounts): ` +
+    `D1 $${d1Cost.toFixed(2)} (rows read and written), call objects $${objectCost.toFixed(2)} ` +
+    `(requests and storage writes; their duration, billed per GB-s while one runs, is not measured ` +
+    `here: a local workerd's time is not Cloudflare's).`,
 );
 const perCall = total.statements / CALLS;
 console.log(

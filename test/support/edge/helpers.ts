@@ -13,7 +13,7 @@ import type { presentCall, presentCallToCaller } from '../../../edge/call/call-v
 import worker from '../../../edge/index.ts';
 import { callReportFor } from '../call-report-fixture.ts';
 import type { CallRow, EndSource } from '../../../edge/ledger/calls.ts';
-import type { applyWebhook } from '../../../edge/ledger/webhook-events.ts';
+import type { WebhookOutcome } from '../../../edge/ledger/webhook-events.ts';
 
 export const testEnv = env as unknown as Env & {
   TEST_JWT_PRIVATE_JWK: string;
@@ -51,7 +51,7 @@ export type DispatchResponse = {
 };
 export type CallList = { calls: CallView[]; next_cursor: string | null };
 export type ReportResponse = { accepted: boolean; duplicate: boolean; call_id: string };
-export type WebhookResponse = { outcome: Awaited<ReturnType<typeof applyWebhook>> };
+export type WebhookResponse = { outcome: WebhookOutcome };
 
 /** A response from the Worker: `data` is the parsed JSON body (or the text when it is not JSON). */
 export type ApiResponse<T = unknown> = { status: number; headers: Headers; data: T };
