@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ConfigError } from './config.ts';
+import { LiveKitFailure } from './livekit/call-livekit.ts';
 import { log } from './log.ts';
 import { errorMessage } from '../wire-contract/index.ts';
 
@@ -75,8 +76,20 @@ function firstTimeHere(problem: string): boolean {
   return true;
 }
 
+/** A request named an agent the allow-list (AGENT_ALLOWED_NAMES) does not have, in `field`. */
+export function unknownAgent(field: string, agentName: string): ApiError {
+  return new ApiError(400, 'unknown_agent', `${field}: unknown agent ${JSON.stringify(agentName)}`);
+}
+
+/** LiveKit's own error is a bad gateway; no answer in time, or none at all, is worth a retry. */
+function liveKitError(err: LiveKitFailure): ApiError {
+  if (err.kind === 'error') return new ApiError(502, 'livekit_error', err.message);
+  return new ApiError(503, `livekit_${err.kind}`, err.message, { 'Retry-After': '5' });
+}
+
 /** The one error mapper: every thrown thing becomes `{ error: { code, message } }`. */
 export function onError(err: Error, c: Context): Response {
+  if (err instanceof LiveKitFailure) return onError(liveKitError(err), c);
   if (err instanceof ApiError) {
     if (err.status >= 500)
       log(c, 'warn', 'request failed', { code: err.code, message: err.message });

@@ -1,21 +1,20 @@
 import type { Config } from '../config.ts';
-import { ApiError } from '../errors.ts';
 import {
   sealDispatchMetadata,
   type DispatchMetadata,
   type DispatchOverrides,
 } from '../../wire-contract/index.ts';
 
-/** The agent to dispatch: the requested one if it is on the allow-list, else the configured default. */
-export function chooseAgent(config: Config, requested: string | undefined, field: string): string {
+/**
+ * The agent to dispatch: the requested one, else the configured default, and whether the
+ * allow-list has it (a request may name only agents it lists).
+ */
+export function chooseAgent(
+  config: Config,
+  requested: string | undefined,
+): { agentName: string; allowed: boolean } {
   const agentName = requested || config.AGENT_NAME;
-  if (!config.AGENT_ALLOWED_NAMES.includes(agentName))
-    throw new ApiError(
-      400,
-      'unknown_agent',
-      `${field}: unknown agent ${JSON.stringify(agentName)}`,
-    );
-  return agentName;
+  return { agentName, allowed: config.AGENT_ALLOWED_NAMES.includes(agentName) };
 }
 
 /**

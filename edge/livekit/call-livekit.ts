@@ -1,12 +1,28 @@
 import { ServerError } from 'livekit-server-sdk';
-import { ApiError } from '../errors.ts';
 
 export const NOT_FOUND = Symbol('livekit-not-found');
 
 /**
- * Runs one LiveKit server API call, bounded by `timeoutMs`, and maps its failures: 404 becomes
- * NOT_FOUND for the caller to decide; a LiveKit error is a 502; a timeout or unreachable server a 503.
- * The SDK has its own timeout too; the race covers a hung connect that never reaches it.
+ * LiveKit failed one server API call: it answered an error (`error`, with its HTTP status), did
+ * not answer in time (`timeout`), or could not be reached (`unreachable`). The edge's error mapper
+ * (errors.ts) makes it a 502 or a 503; the alarm and the watches retry or log it.
+ */
+export class LiveKitFailure extends Error {
+  readonly kind: 'error' | 'timeout' | 'unreachable';
+  readonly operation: string;
+
+  constructor(kind: LiveKitFailure['kind'], operation: string, message: string) {
+    super(message);
+    this.name = 'LiveKitFailure';
+    this.kind = kind;
+    this.operation = operation;
+  }
+}
+
+/**
+ * Runs one LiveKit server API call, bounded by `timeoutMs`: 404 becomes NOT_FOUND for the caller
+ * to decide; any other failure a LiveKitFailure. The SDK has its own timeout too; the race covers
+ * a hung connect that never reaches it.
  */
 export async function callLiveKit<T>(
   operation: string,
@@ -25,25 +41,22 @@ export async function callLiveKit<T>(
   } catch (err) {
     if (err instanceof ServerError) {
       if (err.status === 404) return NOT_FOUND;
-      throw new ApiError(
-        502,
-        'livekit_error',
+      throw new LiveKitFailure(
+        'error',
+        operation,
         `LiveKit ${operation} failed: ${err.status} ${err.code ?? ''}`.trim(),
       );
     }
-    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-      throw new ApiError(
-        503,
-        'livekit_timeout',
+    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+      throw new LiveKitFailure(
+        'timeout',
+        operation,
         `LiveKit ${operation} did not answer within ${timeoutMs} ms`,
-        { 'Retry-After': '5' },
       );
-    }
-    throw new ApiError(
-      503,
-      'livekit_unreachable',
+    throw new LiveKitFailure(
+      'unreachable',
+      operation,
       `LiveKit ${operation} failed: server unreachable`,
-      { 'Retry-After': '5' },
     );
   } finally {
     if (timer !== undefined) clearTimeout(timer);

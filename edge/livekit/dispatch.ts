@@ -1,10 +1,13 @@
 import type { AgentDispatch } from 'livekit-server-sdk';
 import type { Config } from '../config.ts';
-import { ApiError } from '../errors.ts';
 import { callLiveKit, NOT_FOUND } from './call-livekit.ts';
 import { agentDispatch } from './clients.ts';
 
 type Job = NonNullable<AgentDispatch['state']>['jobs'][number];
+
+/** A dispatch made (`created`) or found, or `no_room`: LiveKit has no such room. */
+export type EnsuredDispatch =
+  { outcome: 'dispatched'; dispatchId: string; created: boolean } | { outcome: 'no_room' };
 
 /**
  * Dispatches `agentName` into an existing room unless a dispatch for it is already there, so a
@@ -15,20 +18,19 @@ export async function ensureDispatch(
   room: string,
   agentName: string,
   metadata: string,
-) {
+): Promise<EnsuredDispatch> {
   const client = agentDispatch(config);
   const existing = await callLiveKit('ListDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
     client.listDispatch(room),
   );
   const found =
     existing === NOT_FOUND ? undefined : existing.find((d) => d.agentName === agentName);
-  if (found) return { dispatchId: found.id, created: false };
+  if (found) return { outcome: 'dispatched', dispatchId: found.id, created: false };
   const created = await callLiveKit('CreateDispatch', config.LIVEKIT_TIMEOUT_MS, () =>
     client.createDispatch(room, agentName, { metadata }),
   );
-  if (created === NOT_FOUND)
-    throw new ApiError(404, 'room_not_found', `LiveKit has no room ${room}`);
-  return { dispatchId: created.id, created: true };
+  if (created === NOT_FOUND) return { outcome: 'no_room' };
+  return { outcome: 'dispatched', dispatchId: created.id, created: true };
 }
 
 /** JobStatus values (livekit_agent.proto) of a job that may still bring its agent. */

@@ -5,7 +5,7 @@ import { watchCall } from '../call/call-object.ts';
 import { presentCall, presentCallToCaller } from '../call/call-view.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv, Caller } from '../env.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, unknownAgent } from '../errors.ts';
 import { requireCaller } from '../http/caller.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { jsonBody, parseWith } from '../http/request-body.ts';
@@ -177,7 +177,8 @@ export const callRoutes = new Hono<AppEnv>()
     const room = roomParam(c);
     const body = await jsonBody(c, DispatchRequest, undefined, { allowEmpty: true });
     const config = c.get('config');
-    const agentName = chooseAgent(config, body.agent_name, 'agent_name');
+    const { agentName, allowed } = chooseAgent(config, body.agent_name);
+    if (!allowed) throw unknownAgent('agent_name', agentName);
     const known = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
     if (known?.status === 'ended')
       throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
@@ -221,6 +222,10 @@ export const callRoutes = new Hono<AppEnv>()
     } catch (err) {
       await releaseDispatch(c.env.LEDGER, room, claim).catch(() => {}); // stale claims expire anyway
       throw err;
+    }
+    if (dispatched.outcome === 'no_room') {
+      await releaseDispatch(c.env.LEDGER, room, claim).catch(() => {});
+      throw new ApiError(404, 'room_not_found', `LiveKit has no room ${room}`);
     }
     const { dispatchId, created } = dispatched;
     await withLedger('record the dispatch', () => recordDispatch(c.env.LEDGER, room, dispatchId));

@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, unknownAgent } from '../errors.ts';
 import { recordIssuedToken, type IssuedToken } from '../ledger/calls.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
@@ -121,7 +121,8 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       );
 
     const requested = body.room_config?.agents?.[0];
-    const agentName = chooseAgent(config, requested?.agent_name, 'room_config.agents.0.agent_name');
+    const { agentName, allowed } = chooseAgent(config, requested?.agent_name);
+    if (!allowed) throw unknownAgent('room_config.agents.0.agent_name', agentName);
     let overrides: DispatchOverrides = {};
     if (requested?.metadata) {
       if (!trusted)
