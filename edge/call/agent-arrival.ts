@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
-import { closeCall, findCall, firstJoinedCaller } from '../ledger/calls.ts';
+import { closeCall } from '../ledger/call-ends.ts';
+import { findCall, firstJoinedCaller } from '../ledger/calls.ts';
 import { ADMITTED_AGENT_GRACE_MS, admittedJob, callerWaitingSince } from '../ledger/admissions.ts';
 import { dispatchAgain } from '../livekit/dispatch.ts';
 import { agentPresent, announceEnd, deleteRoom } from '../livekit/rooms.ts';

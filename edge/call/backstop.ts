@@ -1,11 +1,6 @@
 import { configFrom } from '../config.ts';
-import {
-  claimForSweep,
-  closeCalls,
-  markStartedMany,
-  pruneLedger,
-  releaseClaims,
-} from '../ledger/calls.ts';
+import { claimForSweep, markStartedMany, pruneLedger, releaseClaims } from '../ledger/sweeps.ts';
+import { closeCalls } from '../ledger/call-ends.ts';
 import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { errorMessage } from '../../wire-contract/index.ts';

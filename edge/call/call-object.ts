@@ -1,7 +1,9 @@
 import { DurableObject } from 'cloudflare:workers';
 import { errorMessage } from '../../wire-contract/index.ts';
 import { configFrom } from '../config.ts';
-import { closeCall, closeCalls, findCall, markStarted } from '../ledger/calls.ts';
+import { closeCall, closeCalls } from '../ledger/call-ends.ts';
+import { findCall } from '../ledger/calls.ts';
+import { markStarted } from '../ledger/sweeps.ts';
 import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { deadlineStep, overdueEnd, unusedEnd } from './deadlines.ts';

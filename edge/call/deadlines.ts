@@ -1,4 +1,5 @@
-import type { CallEnd, CallRow, EndSource } from '../ledger/calls.ts';
+import type { CallEnd } from '../ledger/call-ends.ts';
+import type { CallRow, EndSource } from '../ledger/calls.ts';
 
 /**
  * What a call's deadlines owe it now, from its ledger row:
@@ -8,7 +9,7 @@ import type { CallEnd, CallRow, EndSource } from '../ledger/calls.ts';
  *   room and close it as `max_duration`;
  * - `close_if_unused`: its last token expired (plus grace) and its room was never seen to start:
  *   unless LiveKit has the room after all, close it as `not_joined`.
- * The same rules the cron's sweeps apply to many calls at once (ledger/calls.ts, SWEEPS).
+ * The same rules the cron's sweeps apply to many calls at once (ledger/sweeps.ts, SWEEPS).
  */
 export type DeadlineStep =
   | { do: 'forget' }

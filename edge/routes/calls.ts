@@ -13,18 +13,19 @@ import { roomParam } from '../http/room-name.ts';
 import {
   callerRecord,
   callRecord,
-  closeCall,
   type EndCaller,
   findCall,
   listCalls,
-  markAgentRemoved,
   openCall,
+  wasIssuedTo,
+} from '../ledger/calls.ts';
+import { closeCall, markAgentRemoved } from '../ledger/call-ends.ts';
+import {
   recordDispatch,
   claimDispatch,
   isPendingDispatch,
   releaseDispatch,
-  wasIssuedTo,
-} from '../ledger/calls.ts';
+} from '../ledger/dispatch-claims.ts';
 import { ensureDispatch } from '../livekit/dispatch.ts';
 import { deleteRoom, removeAgents, roomExists } from '../livekit/rooms.ts';
 

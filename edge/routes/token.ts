@@ -4,7 +4,7 @@ import { DispatchOverrides } from '../../wire-contract/index.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError, unknownAgent } from '../errors.ts';
-import { recordIssuedToken, type IssuedToken } from '../ledger/calls.ts';
+import { recordIssuedToken, type IssuedToken } from '../ledger/issued-tokens.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
 import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';

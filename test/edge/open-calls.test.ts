@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { recordIssuedToken } from '../../edge/ledger/calls.ts';
+import { recordIssuedToken } from '../../edge/ledger/issued-tokens.ts';
 import {
   APP,
   bearerFor,
