@@ -5,11 +5,13 @@ import { deadlineStep } from '../../edge/call/deadlines.ts';
 import {
   APP,
   call,
+  expectError,
   fakeLiveKit,
   issueToken,
   ledgerRow,
   seedCall,
   sendWebhook,
+  signAsLiveKit,
   testEnv,
   twirpError,
 } from '../support/edge/helpers.ts';
@@ -94,6 +96,40 @@ describe('the call object: deadlines as alarms', () => {
     const deadline = (await ledgerRow(room))!.deadline_at;
     expect(deadline).toBeLessThanOrEqual(started + 30_000);
     expect(await alarmOf(room)).toBe(deadline + GRACE_MS);
+  });
+
+  it('a room_started whose object cannot be reached answers 503, so LiveKit retries it; the retry sets the alarm', async () => {
+    const { room_name: room } = await issueToken('clock-unreachable');
+    const body = JSON.stringify({
+      event: 'room_started',
+      room: { name: room, sid: 'RM_clock_unreachable' },
+      id: 'EV_clock_unreachable',
+      createdAt: String(Math.floor(Date.now() / 1000)),
+    });
+    const deliver = async (overrides: Record<string, unknown> = {}) =>
+      call<{ outcome: string }>(
+        '/livekit/webhook',
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/webhook+json',
+            Authorization: await signAsLiveKit(body),
+          },
+          body,
+        },
+        overrides,
+      );
+    const unreachable = {
+      idFromName: (name: string) => testEnv.CALLS.idFromName(name),
+      get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),
+    };
+    const refused = await deliver({ CALLS: unreachable });
+    expectError(refused, 503, 'ledger_unavailable');
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await alarmOf(room)).toBeNull();
+    const retried = await deliver();
+    expect([retried.status, retried.data.outcome]).toEqual([200, 'applied']);
+    expect(await alarmOf(room)).toBe((await ledgerRow(room))!.deadline_at + GRACE_MS);
   });
 
   it('ends an overdue live call when its alarm rings: DeleteRoom, then max_duration from the deadline', async () => {
