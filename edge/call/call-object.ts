@@ -27,6 +27,15 @@ export class Call extends DurableObject<Env> {
     if (current === null || at < current) await this.ctx.storage.setAlarm(at);
   }
 
+  /**
+   * The call has ended: nothing to wake for. Spares the ledger the read the alarm would make at
+   * the deadline to find that out; should this never arrive, that read still finds it.
+   */
+  async forget(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
   override async alarm(): Promise<void> {
     const room = await this.ctx.storage.get<string>('room');
     if (!room) return;
@@ -84,7 +93,14 @@ export class Call extends DurableObject<Env> {
   }
 }
 
+const callObject = (env: Env, room: string) => env.CALLS.get(env.CALLS.idFromName(room));
+
 /** Asks the call's object to be woken by `at` (epoch ms). */
 export async function watchCall(env: Env, room: string, at: number): Promise<void> {
-  await env.CALLS.get(env.CALLS.idFromName(room)).watch(room, at);
+  await callObject(env, room).watch(room, at);
+}
+
+/** Tells the call's object the call has ended. */
+export async function forgetCall(env: Env, room: string): Promise<void> {
+  await callObject(env, room).forget();
 }

@@ -6,7 +6,7 @@ import { ApiError } from '../errors.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { applyWebhook } from '../ledger/webhook-events.ts';
 import { watchAgentArrival } from '../call/agent-arrival.ts';
-import { watchCall } from '../call/call-object.ts';
+import { forgetCall, watchCall } from '../call/call-object.ts';
 import { AGENT_KIND, deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { readBody } from '../http/request-body.ts';
@@ -65,6 +65,14 @@ export const webhookRoutes = new Hono<AppEnv>().post('/webhook', async (c) => {
     const due = deadlineAt + config.BACKSTOP_GRACE_SECONDS * 1000;
     await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
   }
+  // The room is gone and the call with it: its object need not wake (a D1 read saved). After the
+  // answer, and only a saving: should it fail, the alarm finds the call ended at the deadline.
+  if (outcome === 'applied' && event.event === 'room_finished')
+    c.executionCtx.waitUntil(
+      forgetCall(c.env, room).catch((err: unknown) =>
+        log(c, 'warn', 'call object: forget failed', { room, message: errorMessage(err) }),
+      ),
+    );
   // A person joined: from now until its agent does, the edge watches that one comes.
   const joined = event.participant;
   if (

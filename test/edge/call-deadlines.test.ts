@@ -132,6 +132,19 @@ describe('the call object: deadlines as alarms', () => {
     expect(await alarmOf(room)).toBe((await ledgerRow(room))!.deadline_at + GRACE_MS);
   });
 
+  it('room_finished tells the object the call ended: no alarm left, nothing stored, no read at the deadline', async () => {
+    const { room_name: room } = await issueToken('clock-finished');
+    const lkRoom = { name: room, sid: 'RM_clock_finished' };
+    await sendWebhook({ event: 'room_started', room: lkRoom, id: 'EV_clock_f1' });
+    expect(await alarmOf(room)).not.toBeNull();
+    const finished = await sendWebhook({ event: 'room_finished', room: lkRoom, id: 'EV_clock_f2' });
+    expect(finished.data.outcome).toBe('applied');
+    expect(await alarmOf(room)).toBeNull();
+    expect(await runInDurableObject(objectFor(room), (_o, s) => s.storage.list())).toEqual(
+      new Map(),
+    );
+  });
+
   it('ends an overdue live call when its alarm rings: DeleteRoom, then max_duration from the deadline', async () => {
     const { room_name: room } = await issueToken('clock-overdue');
     await live(room, Date.now() - GRACE_MS - 1);

@@ -52,9 +52,13 @@ export class Call extends EdgeCall {
     objects.alarms += 1;
     return super.alarm();
   }
-  /** The bench's hook: the alarm's work as its time comes (not counted as a request itself). */
+  /** The bench's hook: the alarm's work as its time comes, if one is set (not counted as a request itself). */
   async ringNow(): Promise<void> {
-    return this.alarm();
+    if ((await this.ctx.storage.getAlarm()) !== null) await this.alarm();
+  }
+  override async forget(): Promise<void> {
+    objects.requests += 1;
+    return super.forget();
   }
 }
 
