@@ -13,6 +13,7 @@ import { roomParam } from '../http/room-name.ts';
 import {
   callerRecord,
   callRecord,
+  type CallRow,
   type EndCaller,
   findCall,
   listCalls,
@@ -125,6 +126,28 @@ async function settledDispatch(
   }
 }
 
+/**
+ * How long after an inferred `room_deleted` a caller's end still replaces it: the retry of an end
+ * whose first attempt deleted the room and then failed to record (a 503), the deletion having
+ * made the agent or LiveKit infer `room_deleted` meanwhile.
+ */
+export const CALLER_RETRY_WINDOW_MS = 30_000;
+
+/**
+ * Whether a caller's (not an operator's) end applies: to an open call, or over a `room_deleted`
+ * inferred moments ago, which says only that someone deleted the room: the caller's retry says
+ * who. Any other inferred end (`participant_left`, `error`) stays for the agent's report to
+ * correct, which an API end, being authoritative, would prevent.
+ */
+function callerMayReplace(call: CallRow, now: number): boolean {
+  if (call.status === 'open') return true;
+  return (
+    call.end_strength === 0 &&
+    call.end_reason === 'room_deleted' &&
+    now - (call.ended_at ?? 0) < CALLER_RETRY_WINDOW_MS
+  );
+}
+
 async function existingCall(c: Context<AppEnv>, room: string) {
   const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
   if (!call) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
@@ -155,7 +178,8 @@ export const callRoutes = new Hono<AppEnv>()
     // any holder of an unexpired token would otherwise rewrite its end, and, an API end being
     // authoritative, keep the agent's later report from correcting it. On a call still open it
     // replaces what the deletion it causes makes others infer meanwhile (the agent's room_deleted,
-    // LiveKit's room_finished), as the operator's does.
+    // LiveKit's room_finished), as the operator's does; and so does its retry, on an end inferred
+    // moments ago (callerMayReplace).
     await deleteRoom(config, room);
     // False when the agent's report recorded the end in the meantime: that end stands.
     // A failure here answers 503 with the room already gone; the retry's DeleteRoom finds no room
@@ -169,7 +193,7 @@ export const callRoutes = new Hono<AppEnv>()
         note: body.reason ?? null,
         strong: true,
         caller: endCaller(c.get('caller')),
-        onlyIfOpen: c.get('caller').kind !== 'admin' && call.status !== 'open',
+        onlyIfOpen: c.get('caller').kind !== 'admin' && !callerMayReplace(call, Date.now()),
       }),
     );
     return c.json({ already_ended: !recorded, call: await callView(c, room) });
@@ -188,7 +212,7 @@ export const callRoutes = new Hono<AppEnv>()
     const now = Date.now();
     const metadata = dispatchMetadata(config, body.metadata, '', now);
     const maxDurationSeconds = metadata.max_duration_seconds;
-    if (!known) {
+    if (!known)
       await withLedger('open the call', () =>
         openCall(c.env.LEDGER, {
           room,
@@ -199,7 +223,11 @@ export const callRoutes = new Hono<AppEnv>()
           deadlineAt: now + maxDurationSeconds * 1000,
         }),
       );
-      const due = now + (maxDurationSeconds + config.BACKSTOP_GRACE_SECONDS) * 1000;
+    // A call this route opened (no token: its room's start came before the ledger knew it) has
+    // only its object to keep its deadline; asked again on a retry, in case the first ask failed.
+    if (!known || known.join_by === null) {
+      const deadlineAt = known?.deadline_at ?? now + maxDurationSeconds * 1000;
+      const due = deadlineAt + config.BACKSTOP_GRACE_SECONDS * 1000;
       await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
     }
     // A claim older than twice this request's own bound was left by a request that died midway.

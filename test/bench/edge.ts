@@ -62,7 +62,7 @@ const mf = new Miniflare(
     script: readFileSync(join(out, 'index.js'), 'utf8'),
     compatibilityDate: '2026-11-01',
     d1Databases: ['LEDGER'],
-    // Each issued token asks its call's object to watch the call's deadline (after the answer).
+    // The call object (a call's deadline alarm): /token asks none, as the routes stand.
     durableObjects: { CALLS: { className: 'Call', useSQLite: true } },
     // The limiter stays in the path; the limit is lifted so every request does the full work.
     ratelimits: {

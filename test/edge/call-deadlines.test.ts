@@ -145,6 +145,39 @@ describe('the call object: deadlines as alarms', () => {
     );
   });
 
+  it('an earlier wake-up stands: a later watch does not push it back, an earlier one brings it forward', async () => {
+    const { room_name: room } = await issueToken('clock-two-watches');
+    const t = Date.now() + 600_000;
+    await watchCall(testEnv, room, t);
+    await watchCall(testEnv, room, t + 60_000);
+    expect(await alarmOf(room)).toBe(t);
+    await watchCall(testEnv, room, t - 60_000);
+    expect(await alarmOf(room)).toBe(t - 60_000);
+  });
+
+  it('a dispatch whose watch failed asks again on its retry (nothing else would: the room started before the call existed)', async () => {
+    const room = `clock-dispatch-retry-${Date.now()}`;
+    fakeLiveKit({
+      ListRooms: () => Response.json({ rooms: [{ name: room, sid: 'RM_dr' }] }),
+      ListDispatch: () => Response.json({ agentDispatches: [] }),
+      CreateDispatch: () => Response.json({ id: 'AD_dr', room, agentName: 'voice-agent' }),
+    });
+    const unreachable = {
+      idFromName: (name: string) => testEnv.CALLS.idFromName(name),
+      get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),
+    };
+    const first = await call(
+      `/calls/${room}/dispatch`,
+      { headers: APP, json: {} },
+      { CALLS: unreachable },
+    );
+    expectError(first, 503, 'ledger_unavailable');
+    expect(await alarmOf(room)).toBeNull();
+    const retry = await call(`/calls/${room}/dispatch`, { headers: APP, json: {} });
+    expect(retry.status).toBe(201);
+    expect(await alarmOf(room)).toBe((await ledgerRow(room))!.deadline_at + GRACE_MS);
+  });
+
   it('ends an overdue live call when its alarm rings: DeleteRoom, then max_duration from the deadline', async () => {
     const { room_name: room } = await issueToken('clock-overdue');
     await live(room, Date.now() - GRACE_MS - 1);

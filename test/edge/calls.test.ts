@@ -1,6 +1,7 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDispatchMetadata } from '../../wire-contract/index.ts';
+import { meteredD1 } from '../support/edge/d1-meter.ts';
 import {
   ADMIN,
   APP,
@@ -281,6 +282,63 @@ describe('POST /calls/:room/end', () => {
         });
       },
     );
+
+    // Found in review: the first attempt deleted the room, the agent reported room_deleted, and
+    // the ledger write failed (503); the caller's retry then found the call ended and recorded
+    // nothing.
+    it('a participant’s retry after its end failed to record stands over the room_deleted its first attempt caused', async () => {
+      const token = await issueToken('retry-after-blip');
+      const room = token.room_name;
+      let deleted = 0;
+      fakeLiveKit({
+        DeleteRoom: () =>
+          deleted++ === 0
+            ? postAgentReport(room, { end_reason: 'room_deleted', ended_by: 'unknown' }).then(() =>
+                Response.json({}),
+              )
+            : twirpError(404, 'not_found', 'requested room does not exist'),
+      });
+      const headers = { Authorization: `Bearer ${token.participant_token}` };
+      const failingEndWrite = meteredD1(testEnv.LEDGER, (sql) =>
+        /^UPDATE calls SET status = 'ended'.*end_caller_kind/.test(sql)
+          ? new Error('D1_ERROR: Network connection lost.')
+          : undefined,
+      );
+      const first = await call(
+        `/calls/${room}/end`,
+        { headers, json: endBody },
+        { LEDGER: failingEndWrite.db },
+      );
+      expectError(first, 503, 'ledger_unavailable');
+      expect((await ledgerRow(room))!.end_reason).toBe('room_deleted');
+      const retry = await call<EndCallResponse>(`/calls/${room}/end`, { headers, json: endBody });
+      expect(retry.status).toBe(200);
+      expect(retry.data.already_ended).toBe(false);
+      expect(await ledgerRow(room)).toMatchObject({
+        end_reason: 'api_end_call',
+        end_source: 'api',
+        end_caller_kind: 'participant',
+      });
+    });
+
+    it('a participant’s end long after an inferred end leaves that end as it was', async () => {
+      const token = await issueToken('late-participant-end');
+      const room = token.room_name;
+      await seedCall.ended(room, { reason: 'room_deleted', at: Date.now() - 10 * 60_000 });
+      fakeLiveKit({
+        DeleteRoom: () => twirpError(404, 'not_found', 'requested room does not exist'),
+      });
+      const res = await call<EndCallResponse>(`/calls/${room}/end`, {
+        headers: { Authorization: `Bearer ${token.participant_token}` },
+        json: endBody,
+      });
+      expect(res.status).toBe(200);
+      expect(res.data.already_ended).toBe(true);
+      expect(await ledgerRow(room)).toMatchObject({
+        end_reason: 'room_deleted',
+        end_source: 'webhook',
+      });
+    });
 
     it("keeps the API end when the agent's authoritative report arrives after it", async () => {
       const { room_name } = await issueToken('api-first');
