@@ -1,4 +1,5 @@
 import { ApiError, throwIfLedgerNotMigrated } from '../errors.ts';
+import { LiveKitFailure } from '../livekit/call-livekit.ts';
 import { log } from '../log.ts';
 
 /** How long one ledger round trip may take before the request gives up. */
@@ -20,7 +21,7 @@ export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise
   try {
     return await Promise.race([fn(), timeout]);
   } catch (err) {
-    if (err instanceof ApiError) throw err;
+    if (err instanceof ApiError || err instanceof LiveKitFailure) throw err; // not the ledger's
     throwIfLedgerNotMigrated(err); // schema behind the code: name the command, not an outage
     log(undefined, 'warn', 'ledger failed', {
       what,
