@@ -1,6 +1,7 @@
 import { cli, ServerOptions } from '@livekit/agents';
 import { fileURLToPath } from 'node:url';
 import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
+import { enableCompileCache } from './process/compile-cache.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import type { LogFn } from './log.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
@@ -21,6 +22,12 @@ try {
   console.error(err.message);
   process.exit(78); // EX_CONFIG
 }
+// Before anything forks: every job process inherits the compile cache (process/compile-cache.ts).
+const compileCache = enableCompileCache();
+if (!compileCache.enabled && compileCache.reason !== 'disabled')
+  console.error(
+    JSON.stringify({ level: 'warn', msg: 'module compile cache off', reason: compileCache.reason }),
+  );
 const budget = shutdownBudget(config);
 // The cap hears from each job process that it has started its call (process/job-starts.ts),
 // through a directory the job processes inherit (forked after this line).

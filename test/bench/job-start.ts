@@ -2,7 +2,8 @@
 // goals: ready in ≤ 300 ms of CPU, ≤ 1 % of a core while idle). Three tables:
 // 1. module loading, in fresh Node processes that load what a job process loads, in its order,
 //    package group by package group (a module two groups share counts in the first), without and
-//    with Node's module compile cache (NODE_COMPILE_CACHE; measured, not used by the agent);
+//    with Node's module compile cache (NODE_COMPILE_CACHE; the agent's job processes run with it,
+//    agent/process/compile-cache.ts, so parts 2 and 3 measure them with it, filled by the first call);
 // 2. one job process's life up to the greeting's first audio, phase by phase, from marks the job
 //    process writes itself (AGENT_START_MARKS, agent/process/start-marks.ts; the first one by a
 //    preload, job-start-probe.mjs). The worker runs in `dev` mode with the stock load
@@ -280,6 +281,9 @@ function workerEnv(name: string, marks: string, extra: Record<string, string>) {
         ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`]
         : []),
     ].join(' '),
+    // BENCH_COMPILE_CACHE=off: job processes without Node's compile cache, as before issue #28's
+    // cut (the worker then neither enables it nor hands it down).
+    ...(process.env.BENCH_COMPILE_CACHE === 'off' && { NODE_DISABLE_COMPILE_CACHE: '1' }),
     ...extra,
   };
 }
