@@ -19,7 +19,8 @@ export function defaultCallCap(cores = availableParallelism(), memoryBytes = tot
  * How many job processes to keep warm: agents-js's own default, min(cores, 4), within the cap.
  * More would greet a burst sooner only where there are cores to spare: agents-js warms processes
  * one at a time and refills the pool while the burst's calls run, and each idle process uses
- * ~6 % of a core. On 2 cores a burst of 10 with 10 warm got its greetings sooner (p50 7.4 s
+ * ~2 % of a core (1.7–1.9 % over 30 s on a quiet VM, bench:job-start; a third of it agents-js's
+ * event-loop monitor). On 2 cores a burst of 10 with 10 warm got its greetings sooner (p50 7.4 s
  * against 14.6 s) but the refill starved the calls (docs/benchmarks.md, burst at the cap).
  */
 export function defaultIdleProcesses(cap: number, cores = availableParallelism()): number {
