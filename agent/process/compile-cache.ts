@@ -1,7 +1,7 @@
-import { accessSync, constants as fs, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants as fs, mkdirSync } from 'node:fs';
 import module from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { errorMessage } from '../../wire-contract/index.ts';
 
 /**
@@ -17,8 +17,10 @@ import { errorMessage } from '../../wire-contract/index.ts';
  * shared by every process of the host (Node keys the entries by its version, V8 flags and user,
  * and each by the file's path and content, so a new Node or a new build never reads stale code).
  * NODE_DISABLE_COMPILE_CACHE=1 turns it off. The cache is only ever a speed-up: a directory that
- * cannot be made or written leaves it off and the worker runs as before. The check is ours, and
- * so is the directory's making: Node 22's own (enableCompileCache, and mkdirSync's `recursive`)
+ * cannot be made or written leaves it off and the worker runs as before. Only the directory itself
+ * is made, never its parents: a TMPDIR that does not exist must stay so (the drain file and the
+ * job-start marks count on the temp dir being what the operator gave). The check is ours, and so
+ * is the directory's making: Node 22's own (enableCompileCache, and mkdirSync's `recursive`)
  * spins forever where mkdir answers ENOENT under a parent that exists (a directory under /proc).
  */
 export type CompileCache =
@@ -31,7 +33,7 @@ export function enableCompileCache(
   if (env.NODE_DISABLE_COMPILE_CACHE) return { enabled: false, reason: 'disabled' };
   const dir = env.NODE_COMPILE_CACHE || join(tmpdir(), 'node-compile-cache');
   try {
-    makeDirs(dir);
+    makeDir(dir);
     accessSync(dir, fs.W_OK);
   } catch (err) {
     return { enabled: false, reason: `cannot use ${dir}: ${errorMessage(err)}` };
@@ -50,10 +52,8 @@ export function enableCompileCache(
   return { enabled: true, directory: result.directory ?? dir };
 }
 
-/** `mkdir -p`, one level at a time (see above for why not `recursive`). */
-function makeDirs(dir: string) {
-  const parent = dirname(dir);
-  if (parent !== dir && !existsSync(parent)) makeDirs(parent);
+/** The directory, under a parent that must exist (see above for why not `recursive`). */
+function makeDir(dir: string) {
   try {
     mkdirSync(dir);
   } catch (err) {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -75,6 +75,18 @@ describe("the job processes' module compile cache", () => {
       const result = enableCompileCache(env, enable);
       expect(result).toMatchObject({ enabled: false, reason: expect.stringContaining(bad) });
       expect(enable).not.toHaveBeenCalled();
+    }
+    // A TMPDIR that does not exist stays so: making it (as root, anything can be made) would make
+    // the drain file work where the worker was told there is no temp dir (seen in CI).
+    const missing = join(mkdtempSync(join(tmpdir(), 'lkvc-compile-cache-missing-')), 'no-tmp');
+    vi.stubEnv('TMPDIR', missing);
+    try {
+      const env: Record<string, string | undefined> = {};
+      expect(enableCompileCache(env, vi.fn())).toMatchObject({ enabled: false });
+      expect(existsSync(missing)).toBe(false);
+      expect(env.NODE_COMPILE_CACHE).toBeUndefined();
+    } finally {
+      vi.unstubAllEnvs();
     }
     // Node refusing it (its own checks) is the same: off, nothing handed to the jobs.
     vi.stubEnv('TMPDIR', mkdtempSync(join(tmpdir(), 'lkvc-compile-cache-refused-')));
