@@ -100,25 +100,13 @@ describe('the call object: deadlines as alarms', () => {
 
   it('a room_started whose object cannot be reached answers 503, so LiveKit retries it; the retry sets the alarm', async () => {
     const { room_name: room } = await issueToken('clock-unreachable');
-    const body = JSON.stringify({
+    const started = {
       event: 'room_started',
       room: { name: room, sid: 'RM_clock_unreachable' },
       id: 'EV_clock_unreachable',
-      createdAt: String(Math.floor(Date.now() / 1000)),
-    });
-    const deliver = async (overrides: Record<string, unknown> = {}) =>
-      call<{ outcome: string }>(
-        '/livekit/webhook',
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/webhook+json',
-            Authorization: await signAsLiveKit(body),
-          },
-          body,
-        },
-        overrides,
-      );
+    };
+    const deliver = (overrides: Record<string, unknown> = {}) =>
+      sendWebhook(started, signAsLiveKit, overrides);
     const unreachable = {
       idFromName: (name: string) => testEnv.CALLS.idFromName(name),
       get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),

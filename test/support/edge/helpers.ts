@@ -213,14 +213,25 @@ export async function signAsLiveKit(
   return signBody(body, key, secret, ttl);
 }
 
-/** Posts a LiveKit webhook event (signed as LiveKit signs them, unless `sign` says otherwise). */
-export async function sendWebhook(event: Record<string, unknown>, sign = signAsLiveKit) {
+/**
+ * Posts a LiveKit webhook event (signed as LiveKit signs them, unless `sign` says otherwise), to
+ * the Worker with `overrides` in its env, if any.
+ */
+export async function sendWebhook(
+  event: Record<string, unknown>,
+  sign = signAsLiveKit,
+  overrides: Record<string, unknown> = {},
+) {
   const body = JSON.stringify({ createdAt: String(Math.floor(Date.now() / 1000)), ...event });
-  return call<WebhookResponse>('/livekit/webhook', {
-    method: 'POST',
-    headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
-    body,
-  });
+  return call<WebhookResponse>(
+    '/livekit/webhook',
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/webhook+json', Authorization: await sign(body) },
+      body,
+    },
+    overrides,
+  );
 }
 
 /** An agent job asks the edge, signed as the agent signs it, to admit it (POST /calls/:room/admit). */
