@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { CallCapacity, defaultIdleProcesses } from './process/capacity.ts';
 import { enableCompileCache } from './process/compile-cache.ts';
 import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
-import type { LogFn } from './log.ts';
+import { logToStderr, type LogFn } from './log.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
 import { chooseJobStartsDir, clearJobStarts } from './process/job-starts.ts';
 import { startOutboxDrain } from './report/outbox-drain.ts';
@@ -25,9 +25,7 @@ try {
 // Before anything forks: every job process inherits the compile cache (process/compile-cache.ts).
 const compileCache = enableCompileCache();
 if (!compileCache.enabled && compileCache.reason !== 'disabled')
-  console.error(
-    JSON.stringify({ level: 'warn', msg: 'module compile cache off', reason: compileCache.reason }),
-  );
+  logToStderr('warn', 'module compile cache off', { reason: compileCache.reason });
 const budget = shutdownBudget(config);
 // The cap hears from each job process that it has started its call (process/job-starts.ts),
 // through a directory the job processes inherit (forked after this line).
@@ -45,7 +43,7 @@ const outboxDir = outboxDirFor(config);
 if (outboxDir && config.EDGE_URL) {
   process.env.REPORT_OUTBOX_DIR = outboxDir;
   const log: LogFn = (level, msg, fields) =>
-    console.error(JSON.stringify({ level, msg, ...fields, outbox: outboxDir }));
+    logToStderr(level, msg, { ...fields, outbox: outboxDir });
   const outbox = outboxFor(config, log)!;
   startOutboxDrain(outbox, {
     edgeUrl: config.EDGE_URL,
@@ -63,10 +61,7 @@ if (outboxDir && config.EDGE_URL) {
 let draining = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
-    if (draining)
-      return void console.error(
-        JSON.stringify({ level: 'info', msg: `${signal} again: still draining` }),
-      );
+    if (draining) return logToStderr('info', `${signal} again: still draining`);
     draining = true;
     announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000);
   });
@@ -79,7 +74,7 @@ process.once('exit', () => {
 // (process/worker-drain.ts).
 drainThroughPoolStart({
   drainTimeoutMs: budget.drainTimeoutMs,
-  log: (level, msg, fields) => console.error(JSON.stringify({ level, msg, ...fields })),
+  log: logToStderr,
 });
 
 const jobModule = new URL(

@@ -3,6 +3,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage } from '../../wire-contract/index.ts';
+import { logToStderr } from '../log.ts';
 
 /**
  * The worker (parent) tells its job processes that a deploy is draining it. agents-js gives no
@@ -34,13 +35,10 @@ export function announceDrain(deadlineMs: number, path = process.env[DRAIN_FILE_
     return true;
   } catch (err) {
     rmSync(partial, { force: true });
-    console.error(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'could not write the drain file; calls end when the worker shuts their jobs down',
-        path,
-        error: errorMessage(err),
-      }),
+    logToStderr(
+      'warn',
+      'could not write the drain file; calls end when the worker shuts their jobs down',
+      { path, error: errorMessage(err) },
     );
     return false;
   }

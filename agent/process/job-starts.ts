@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage } from '../../wire-contract/index.ts';
+import { logToStderr } from '../log.ts';
 
 /**
  * A job process tells its worker that it has started its job. agents-js tells the worker nothing
@@ -30,12 +31,10 @@ export function chooseJobStartsDir(env: NodeJS.ProcessEnv = process.env): string
     env[JOB_STARTS_DIR_ENV] = dir;
     return dir;
   } catch (err) {
-    console.error(
-      JSON.stringify({
-        level: 'warn',
-        msg: 'could not make the job starts directory; the call cap frees a short call only after its grace',
-        error: errorMessage(err),
-      }),
+    logToStderr(
+      'warn',
+      'could not make the job starts directory; the call cap frees a short call only after its grace',
+      { error: errorMessage(err) },
     );
     return undefined;
   }

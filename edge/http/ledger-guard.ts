@@ -1,6 +1,7 @@
 import { ApiError, throwIfLedgerNotMigrated } from '../errors.ts';
 import { LiveKitFailure } from '../livekit/call-livekit.ts';
 import { log } from '../log.ts';
+import { errorMessage } from '../../wire-contract/index.ts';
 
 /** How long one ledger round trip may take before the request gives up. */
 export const LEDGER_TIMEOUT_MS = 3_000;
@@ -25,7 +26,7 @@ export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise
     throwIfLedgerNotMigrated(err); // schema behind the code: name the command, not an outage
     log(undefined, 'warn', 'ledger failed', {
       what,
-      message: err instanceof Error ? err.message.slice(0, 500) : String(err),
+      message: errorMessage(err).slice(0, 500),
     });
     throw new ApiError(
       503,

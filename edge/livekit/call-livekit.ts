@@ -9,13 +9,12 @@ export const NOT_FOUND = Symbol('livekit-not-found');
  */
 export class LiveKitFailure extends Error {
   readonly kind: 'error' | 'timeout' | 'unreachable';
-  readonly operation: string;
 
-  constructor(kind: LiveKitFailure['kind'], operation: string, message: string) {
+  /** `message` names the operation. */
+  constructor(kind: LiveKitFailure['kind'], message: string) {
     super(message);
     this.name = 'LiveKitFailure';
     this.kind = kind;
-    this.operation = operation;
   }
 }
 
@@ -43,21 +42,15 @@ export async function callLiveKit<T>(
       if (err.status === 404) return NOT_FOUND;
       throw new LiveKitFailure(
         'error',
-        operation,
         `LiveKit ${operation} failed: ${err.status} ${err.code ?? ''}`.trim(),
       );
     }
     if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
       throw new LiveKitFailure(
         'timeout',
-        operation,
         `LiveKit ${operation} did not answer within ${timeoutMs} ms`,
       );
-    throw new LiveKitFailure(
-      'unreachable',
-      operation,
-      `LiveKit ${operation} failed: server unreachable`,
-    );
+    throw new LiveKitFailure('unreachable', `LiveKit ${operation} failed: server unreachable`);
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }

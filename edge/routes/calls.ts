@@ -212,6 +212,7 @@ export const callRoutes = new Hono<AppEnv>()
     const now = Date.now();
     const metadata = dispatchMetadata(config, body.metadata, '', now);
     const maxDurationSeconds = metadata.max_duration_seconds;
+    const deadlineAt = known?.deadline_at ?? now + maxDurationSeconds * 1000;
     if (!known)
       await withLedger('open the call', () =>
         openCall(c.env.LEDGER, {
@@ -220,13 +221,12 @@ export const callRoutes = new Hono<AppEnv>()
           endMode: metadata.end_mode,
           maxDurationSeconds,
           now,
-          deadlineAt: now + maxDurationSeconds * 1000,
+          deadlineAt,
         }),
       );
     // A call this route opened (no token: its room's start came before the ledger knew it) has
     // only its object to keep its deadline; asked again on a retry, in case the first ask failed.
     if (!known || known.join_by === null) {
-      const deadlineAt = known?.deadline_at ?? now + maxDurationSeconds * 1000;
       const due = deadlineAt + config.BACKSTOP_GRACE_SECONDS * 1000;
       await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
     }

@@ -25,9 +25,8 @@ type Counts = {
   roundTrips: number;
   rowsRead: number;
   rowsWritten: number;
-  /** The call objects': requests (RPC calls and alarm runs), alarm runs, storage writes. */
+  /** The call objects': requests (RPC calls and alarm runs), storage writes. */
   requests: number;
-  alarms: number;
   storageWrites: number;
 };
 
@@ -100,7 +99,6 @@ const zero = (): Counts => ({
   rowsRead: 0,
   rowsWritten: 0,
   requests: 0,
-  alarms: 0,
   storageWrites: 0,
 });
 /** Runs `fn` and adds what it cost the ledger to `phase`. */

@@ -25,6 +25,12 @@ const alarmOf = (room: string) =>
 /** Runs the call's alarm now, as if its time had come (the pool's helper), and says whether it ran. */
 const ringAlarm = (room: string) => runDurableObjectAlarm(objectFor(room));
 
+/** The CALLS binding with every object failing to answer, as an overloaded one does. */
+const UNREACHABLE_OBJECTS = {
+  idFromName: (name: string) => testEnv.CALLS.idFromName(name),
+  get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),
+};
+
 /** The call was live (its room started) and its deadline is `deadlineAt`. */
 async function live(room: string, deadlineAt: number) {
   await testEnv.LEDGER.prepare('UPDATE calls SET started_at = ?2, deadline_at = ?3 WHERE room = ?1')
@@ -107,11 +113,7 @@ describe('the call object: deadlines as alarms', () => {
     };
     const deliver = (overrides: Record<string, unknown> = {}) =>
       sendWebhook(started, signAsLiveKit, overrides);
-    const unreachable = {
-      idFromName: (name: string) => testEnv.CALLS.idFromName(name),
-      get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),
-    };
-    const refused = await deliver({ CALLS: unreachable });
+    const refused = await deliver({ CALLS: UNREACHABLE_OBJECTS });
     expectError(refused, 503, 'ledger_unavailable');
     expect(refused.headers.get('retry-after')).toBe('5');
     expect(await alarmOf(room)).toBeNull();
@@ -150,14 +152,10 @@ describe('the call object: deadlines as alarms', () => {
       ListDispatch: () => Response.json({ agentDispatches: [] }),
       CreateDispatch: () => Response.json({ id: 'AD_dr', room, agentName: 'voice-agent' }),
     });
-    const unreachable = {
-      idFromName: (name: string) => testEnv.CALLS.idFromName(name),
-      get: () => ({ watch: () => Promise.reject(new Error('Durable Object is overloaded')) }),
-    };
     const first = await call(
       `/calls/${room}/dispatch`,
       { headers: APP, json: {} },
-      { CALLS: unreachable },
+      { CALLS: UNREACHABLE_OBJECTS },
     );
     expectError(first, 503, 'ledger_unavailable');
     expect(await alarmOf(room)).toBeNull();
