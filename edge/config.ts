@@ -72,7 +72,8 @@ const ConfigSchema = z.object({
   BACKSTOP_GRACE_SECONDS: int(0, 3600).default(60),
   /**
    * How long a caller waits for the agent (re-dispatched with backoff) before the call ends as
-   * agent_unavailable; 0 = the edge does not watch. At most 25: it runs in a webhook's waitUntil.
+   * agent_unavailable; 0 = the edge does not watch. At most 25: the call's object runs the watch
+   * for a webhook's waitUntil, which lasts 30 s.
    */
   AGENT_WAIT_SECONDS: int(0, 25).default(20),
   CORS_ALLOWED_ORIGINS: csv

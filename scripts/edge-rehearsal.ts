@@ -142,26 +142,37 @@ try {
   });
   const call = (await view.json()) as { status?: string };
   check(view.status === 200 && !!call.status, `GET /calls/:room ${view.status}: ${call.status}`);
-  // The call's object in the bundle: the room's start moves its deadline alarm, and the webhook
-  // is answered only once the object took it (a 503 otherwise).
-  const started = JSON.stringify({
-    event: 'room_started',
-    room: { name: issued.room_name, sid: 'RM_rehearsal' },
-    id: 'EV_rehearsal_started',
-    createdAt: String(Math.floor(Date.now() / 1000)),
+  // The call's object in the bundle: it takes the room's start and end (a webhook is answered only
+  // once the object took it; a 503 otherwise), and writes the ended call to the archive (D1), which
+  // the list reads.
+  const webhook = async (event: string, at: number) => {
+    const body = JSON.stringify({
+      event,
+      room: { name: issued.room_name, sid: 'RM_rehearsal' },
+      id: `EV_rehearsal_${event}`,
+      createdAt: String(Math.floor(at / 1000)),
+    });
+    const res = await fetch(`${edge.url}/livekit/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/webhook+json',
+        authorization: await signBody(body, 'devkey', 'secret', 300),
+      },
+      body,
+    });
+    return `${res.status} ${((await res.json()) as { outcome?: string }).outcome}`;
+  };
+  const started = await webhook('room_started', Date.now());
+  check(started === '200 applied', `room_started webhook ${started}: the call's object took it`);
+  const finished = await webhook('room_finished', Date.now());
+  check(finished === '200 applied', `room_finished webhook ${finished}: the call's object took it`);
+  const list = await fetch(`${edge.url}/calls?status=ended&limit=100`, {
+    headers: { authorization: `Bearer ${ADMIN_KEY}` },
   });
-  const webhook = await fetch(`${edge.url}/livekit/webhook`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/webhook+json',
-      authorization: await signBody(started, 'devkey', 'secret', 300),
-    },
-    body: started,
-  });
-  const outcome = ((await webhook.json()) as { outcome?: string }).outcome;
+  const ended = ((await list.json()) as { calls?: { room: string }[] }).calls ?? [];
   check(
-    webhook.status === 200 && outcome === 'applied',
-    `room_started webhook ${webhook.status} ${outcome}: the call's object set its deadline`,
+    list.status === 200 && ended.some((c) => c.room === issued.room_name),
+    `GET /calls?status=ended ${list.status}: the object wrote the ended call to the archive`,
   );
   const page = await fetch(`${edge.url}/`);
   check(

@@ -25,7 +25,9 @@ const DISPATCH_SETTLE_MS = 5_000;
 export const REPLACEMENT_WAIT_MS = 10_000;
 /**
  * How long an admitted job's own watch runs: its grace to join, then the wait for a replacement.
- * Within a Worker's waitUntil (30 s after the admission's answer).
+ * The watch runs in the call's object, asked from the admission's waitUntil, which holds it for
+ * up to 30 s after the answer: 25 s leaves a few for the end it may write (should LiveKit be slow
+ * to delete the room then, the object's alarm still closes the call at its deadline).
  */
 export const ADMISSION_WATCH_MS = ADMITTED_AGENT_GRACE_MS + REPLACEMENT_WAIT_MS;
 /**
@@ -44,7 +46,7 @@ const LATE_LOOK_RETRY_MS = 1_000;
 export type Clock = { now(): number; sleep(ms: number): Promise<void> };
 /**
  * The watches' time: the real clock. The workerd tests replace its methods (vi.spyOn) so that a
- * watch started by a request (its waitUntil) runs its seconds of waiting at once.
+ * watch started by a request (in the call's object) runs its seconds of waiting at once.
  */
 export const watchClock: Clock = {
   now: () => Date.now(),
@@ -60,8 +62,9 @@ export const watchClock: Clock = {
  * unless a job the edge admitted is on its way. Once the edge admits a job, that job's own watch
  * (watchAdmittedAgent, started by the admission) takes the call over. The retry lives here, not
  * in the page, because every client (mobile SDKs, SIP) gets it and the edge holds what a
- * re-dispatch needs. It runs in the webhook's waitUntil, so the wait stays under the Workers'
- * 30 s. Only the first caller's join watches, so one call has one watcher.
+ * re-dispatch needs. It runs in the call's object (on the call's own ledger), asked from the
+ * webhook's waitUntil, so the wait stays under the Workers' 30 s. Only the first caller's join
+ * watches, so one call has one watcher.
  */
 export async function watchAgentArrival(
   db: D1Database,
@@ -83,8 +86,9 @@ export async function watchAgentArrival(
  * notices nor dispatches again. So the job gets ADMITTED_AGENT_GRACE_MS to join; past it the edge
  * takes it for lost, dispatches again at once and admits the next job in its place (whose own
  * watch then takes over), and if none has come REPLACEMENT_WAIT_MS later, or the caller has
- * waited MAX_AGENT_WAIT_MS already, the call ends as `agent_unavailable`. Runs in the admission's
- * waitUntil, so each admitted job is watched whenever it came, also past the first watch. A late
+ * waited MAX_AGENT_WAIT_MS already, the call ends as `agent_unavailable`. Runs in the call's
+ * object, asked from the admission's waitUntil, so each admitted job is watched whenever it came,
+ * also past the first watch. A late
  * job that renews its place as it joins (`joining`) gets a new watch, and this one stops.
  */
 export async function watchAdmittedAgent(
@@ -102,26 +106,6 @@ export async function watchAdmittedAgent(
     admittedAt: admitted.at,
     note: `the admitted agent never joined, and no other came within ${REPLACEMENT_WAIT_MS / 1000} s`,
   });
-}
-
-/** Starts watchAdmittedAgent in the background of the admission's request (when the edge watches). */
-export function watchAdmittedAgentAfter(
-  ctx: Pick<ExecutionContext, 'waitUntil'>,
-  db: D1Database,
-  config: Config,
-  room: string,
-  jobId: string,
-): void {
-  if (config.AGENT_WAIT_SECONDS === 0) return;
-  ctx.waitUntil(
-    watchAdmittedAgent(db, config, room, jobId).catch((err: unknown) =>
-      log(undefined, 'warn', 'admitted agent watch failed', {
-        room,
-        job_id: jobId,
-        message: errorMessage(err),
-      }),
-    ),
-  );
 }
 
 type Watch = {

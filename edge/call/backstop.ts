@@ -1,25 +1,26 @@
 import { configFrom } from '../config.ts';
-import { claimForSweep, markStartedMany, pruneLedger, releaseClaims } from '../ledger/sweeps.ts';
 import { closeCalls } from '../ledger/call-ends.ts';
-import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
+import { claimForSweep, markStartedMany, pruneLedger, releaseClaims } from '../ledger/sweeps.ts';
+import { liveRooms } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
-import { overdueEnd, unusedEnd } from './deadlines.ts';
+import { callObject, type SweepOutcome } from './call-object.ts';
+import { unusedEnd } from './deadlines.ts';
 
 /**
- * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests and 1,000 D1
- * queries (paid plan), 30 s of CPU and up to 15 min of wall time; a run starts every minute.
+ * What one cron run may spend. Cloudflare gives a cron invocation 1,000 subrequests (each call
+ * object asked is one) and 1,000 D1 queries (paid plan), 30 s of CPU and up to 15 min of wall
+ * time; a run starts every minute.
  */
 export const BACKSTOP_BUDGET = {
-  /** Live overdue calls claimed per run: one DeleteRoom each. */
+  /** Live overdue calls claimed per run: one call object's sweep each, 16 at a time. */
   liveCalls: 400,
-  /** DeleteRooms in flight at once. */
-  deleteConcurrency: 16,
+  sweepConcurrency: 16,
   /** Unused tokens claimed per run, checked with LiveKit `roomsPerListRooms` at a time. */
   unusedCalls: 5_000,
   roomsPerListRooms: 100,
   listConcurrency: 4,
-  /** No new LiveKit request is started after this long; what is left goes back for the next run. */
+  /** No new LiveKit request or sweep is started after this long; what is left goes back for the next run. */
   wallMs: 40_000,
   /** A claim outlives any run (wall budget plus one LiveKit timeout), so runs never overlap on a call. */
   claimMs: 120_000,
@@ -31,18 +32,19 @@ export const BACKSTOP_BUDGET = {
 export type BackstopResult = { ended: string[]; failed: string[]; notJoined: string[] };
 
 /**
- * The cron: the safety net behind each call's own deadline alarm (call-object.ts), for calls no
- * object watches (open at the deploy that brought the objects in, or a watch that failed), and
- * retention. In order of what matters most:
- * 1. Calls that were live past their deadline (plus grace), e.g. their agent died: the room is
- *    deleted (DeleteRooms in parallel, bounded) and the call closed as `max_duration`, oldest
- *    first, before anything else.
+ * The cron: the safety net behind each call's own alarm (call-object.ts), the closer of tokens
+ * never used, and retention. In order of what matters most:
+ * 1. Calls the archive shows live past their deadline (plus grace), oldest first: each one's
+ *    object is asked to do what is due (an object whose alarm failed, or a call open in the
+ *    archive only, from before the objects held calls, which its object then takes from there).
  * 2. Tokens never used: a call whose room never started by the time its last token expired (plus
- *    grace) closes as `not_joined` (never `max_duration`, and no DeleteRoom), unless LiveKit has
- *    the room after all (its start was not seen: then it is marked started).
- * 3. Retention: data older than RETENTION_*_DAYS, in bounded batches.
+ *    grace) closes as `not_joined` in the archive (never `max_duration`, and no DeleteRoom; no
+ *    object ever heard of it), unless LiveKit has the room after all (its start was not seen: it
+ *    is marked started and its object takes it on).
+ * 3. Retention: data older than RETENTION_*_DAYS, in bounded batches (each object deletes its
+ *    own at its own time).
  * Every call a run works on is claimed first, so overlapping runs never process one twice; a
- * LiveKit failure gives that call back for the next run and does not stop the others.
+ * failure gives that call back for the next run and does not stop the others.
  */
 export async function runBackstop(
   env: Env,
@@ -58,6 +60,20 @@ export async function runBackstop(
   const result: BackstopResult = { ended: [], failed: [], notJoined: [] };
   const giveBack: string[] = [];
 
+  /** Asks the call's object to do what is due; undefined when that failed (the call is given back). */
+  const sweep = async (room: string): Promise<SweepOutcome | undefined> => {
+    try {
+      return await callObject(env, room).sweep(room, now);
+    } catch (err) {
+      result.failed.push(room);
+      log(undefined, 'warn', 'backstop could not sweep call', {
+        room,
+        message: errorMessage(err),
+      });
+      return undefined;
+    }
+  };
+
   const overdue = await claimForSweep(
     db,
     'live_overdue',
@@ -66,21 +82,12 @@ export async function runBackstop(
     claimUntil,
     budget.liveCalls,
   );
-  const deleted: string[] = [];
-  await inParallel(overdue, budget.deleteConcurrency, async (room) => {
+  await inParallel(overdue, budget.sweepConcurrency, async (room) => {
     if (!inTime()) return void giveBack.push(room);
-    try {
-      await deleteRoom(config, room);
-      deleted.push(room);
-    } catch (err) {
-      result.failed.push(room);
-      log(undefined, 'warn', 'backstop could not end call', {
-        room,
-        message: errorMessage(err),
-      });
-    }
+    const outcome = await sweep(room);
+    if (outcome === 'ended') result.ended.push(room);
+    else if (outcome !== undefined) giveBack.push(room); // nothing due after all
   });
-  result.ended = await closeCalls(db, deleted, overdueEnd(now, 'cron'));
 
   const unused = await claimForSweep(
     db,
@@ -107,7 +114,9 @@ export async function runBackstop(
         });
         return;
       }
+      // Started after all: the archive says so, and each one's object takes it on (its deadline).
       await markStartedMany(db, [...live], now);
+      for (const room of live) await sweep(room);
       // Still unstarted: a webhook or report may have started or ended it since the claim.
       const closed = await closeCalls(
         db,

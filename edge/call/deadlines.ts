@@ -49,3 +49,34 @@ export const unusedEnd = (at: number, source: EndSource): CallEnd => ({
   note: 'token expired unused',
   strong: false,
 });
+
+/** How long an ended call and its report are kept (RETENTION_CALL_DAYS, RETENTION_REPORT_DAYS). */
+export type Keep = { graceMs: number; callsMs: number; reportsMs: number };
+
+/**
+ * When a call's object must wake next (epoch ms; none: never): an open call at its deadline (or
+ * its tokens' join-by, plus grace), and at its join-by if it started and the archive does not
+ * know yet (the cap counts it from then by its start); an ended call when its report or itself
+ * is past retention.
+ */
+export function nextWake(
+  row: CallRow,
+  archived: Pick<CallRow, 'started_at'> | undefined,
+  oldestReportAt: number | undefined,
+  now: number,
+  keep: Keep,
+): number | undefined {
+  if (row.status === 'ended') {
+    const callGoes = (row.ended_at ?? now) + keep.callsMs;
+    return oldestReportAt === undefined
+      ? callGoes
+      : Math.min(callGoes, oldestReportAt + keep.reportsMs);
+  }
+  const step = deadlineStep(row, now, keep.graceMs);
+  const due = step.do === 'wait' ? step.until : now;
+  const tellStart =
+    row.started_at !== null && row.join_by !== null && archived?.started_at == null
+      ? row.join_by
+      : Infinity;
+  return Math.min(due, tellStart);
+}

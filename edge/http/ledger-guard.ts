@@ -3,7 +3,7 @@ import { LiveKitFailure } from '../livekit/call-livekit.ts';
 import { log } from '../log.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
 
-/** How long one ledger round trip may take before the request gives up. */
+/** How long one ledger step (a D1 round trip, a call object's answer) may take before the request gives up. */
 export const LEDGER_TIMEOUT_MS = 3_000;
 
 /**
@@ -11,13 +11,16 @@ export const LEDGER_TIMEOUT_MS = 3_000;
  * a hung round trip) becomes a 503 with Retry-After instead of a 500, and whatever depended on the
  * write (a token for a call the ledger does not hold) is never handed out.
  */
-export async function withLedger<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function withLedger<T>(
+  what: string,
+  fn: () => Promise<T>,
+  /** For a call's object whose step also waits on LiveKit: that bound on top of the ledger's. */
+  { alsoMs = 0 } = {},
+): Promise<T> {
+  const boundMs = LEDGER_TIMEOUT_MS + alsoMs;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${LEDGER_TIMEOUT_MS} ms`)),
-      LEDGER_TIMEOUT_MS,
-    );
+    timer = setTimeout(() => reject(new Error(`timed out after ${boundMs} ms`)), boundMs);
   });
   try {
     return await Promise.race([fn(), timeout]);

@@ -19,12 +19,12 @@ export function webhookEventId(event: WebhookEvent): string {
  * `applied`: the ledger holds what the event says (whether or not it held it already);
  * `untracked`: a room the edge never issued a token for; `revival`: a room LiveKit recreated for
  * an ended call (the caller must close it); `ignored`: an event the ledger does not use (tracks,
- * egress, ingress), which never reaches D1.
+ * egress, ingress), which never reaches the ledger.
  */
 export type WebhookOutcome = 'applied' | 'untracked' | 'revival' | 'ignored';
 
-/** What the event came to, and for an applied `room_started`, the call's deadline now (epoch ms). */
-export type AppliedWebhook = { outcome: WebhookOutcome; deadlineAt?: number };
+/** What the event came to. */
+export type AppliedWebhook = { outcome: WebhookOutcome };
 
 // Statement parameters, the same in every statement below.
 // ?1 room, ?2 room sid (NULL when unknown), ?3 the latest the room may have been created (ms,
@@ -46,7 +46,7 @@ const INFERRED_END_REASON = `(CASE
 
 /** One UPDATE of the call: the event's effect unless the room is a revival, then the revival. */
 function callUpdate(effect: string): string {
-  return `UPDATE calls SET ${effect}, ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival, deadline_at`;
+  return `UPDATE calls SET ${effect}, ${REVIVAL_COLUMNS} WHERE room = ?1 RETURNING ${SAW_REVIVAL} AS revival`;
 }
 
 // The real start tightens the backstop deadline from "issued + TTL + max" to "started + max".
@@ -90,37 +90,74 @@ const PARTICIPANT_LEFT = `INSERT INTO call_participants (room, identity, kind, l
 const RENAME_INFERRED_END = `UPDATE calls SET end_reason = ${INFERRED_END_REASON}
   WHERE room = ?1 AND status = 'ended' AND end_source = 'webhook'`;
 
+/** The webhook kinds that carry a call's state; the others are `ignored`. */
+const CALL_EVENTS = [
+  'room_started',
+  'room_finished',
+  'participant_joined',
+  'participant_left',
+  'participant_connection_aborted',
+] as const;
+
+/** What a LiveKit webhook says about a call, as plain data (it crosses to the call's object). */
+export type CallEvent = {
+  kind: (typeof CALL_EVENTS)[number];
+  room: string;
+  roomSid: string | null;
+  /** The latest LiveKit may have created the room (epoch ms), when the event says. */
+  roomCreatedAtMs: number | null;
+  /** When it happened (epoch ms). */
+  at: number;
+  /** The participant, for participant events. */
+  participant: { identity: string; kind: string; disconnectReason: string | null } | null;
+};
+
+/** The call event a webhook carries, or none for one the ledger does not use. */
+export function callEventFrom(event: WebhookEvent, now: number): CallEvent | undefined {
+  const kind = CALL_EVENTS.find((k) => k === event.event);
+  if (!kind) return undefined;
+  const p = event.participant;
+  return {
+    kind,
+    room: event.room?.name ?? '',
+    roomSid: event.room?.sid || null,
+    roomCreatedAtMs: roomCreatedAtMs(event) ?? null,
+    at: Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now,
+    participant: p
+      ? {
+          identity: p.identity,
+          kind: kindName(p.kind),
+          disconnectReason: disconnectName(p.disconnectReason),
+        }
+      : null,
+  };
+}
+
 /**
- * Applies one LiveKit webhook to the ledger in one round trip (one `db.batch`, so all of it or
+ * Applies one call event to the ledger in one round trip (one `db.batch`, so all of it or
  * nothing), and tells what it was. Every effect is idempotent and independent of order (MIN/MAX
  * and "first end wins"), so a repeated delivery changes nothing and a retry after a failure
  * applies everything: no event id is recorded, so none can be taken for a duplicate. An event
  * from a room LiveKit recreated for an ended call (a revival) changes nothing but the revival
  * count, and the caller must close that room.
  */
-export async function applyWebhook(
+export async function applyCallEvent(
   db: D1Database,
-  event: WebhookEvent,
+  event: CallEvent,
   now: number,
 ): Promise<AppliedWebhook> {
-  const kind = event.event;
+  const kind = event.kind;
   const p = event.participant;
-  const participantEvent =
-    kind === 'participant_joined' ||
-    kind === 'participant_left' ||
-    kind === 'participant_connection_aborted';
-  if (kind !== 'room_started' && kind !== 'room_finished' && !participantEvent)
-    return { outcome: 'ignored' };
-  const at = Number(event.createdAt) > 0 ? Number(event.createdAt) * 1000 : now;
+  const participantEvent = kind !== 'room_started' && kind !== 'room_finished';
   const params = [
-    event.room?.name ?? '',
-    event.room?.sid || null,
-    roomCreatedAtMs(event) ?? null,
-    at,
+    event.room,
+    event.roomSid,
+    event.roomCreatedAtMs,
+    event.at,
     now,
     p?.identity ?? '',
-    kindName(p?.kind),
-    disconnectName(p?.disconnectReason),
+    p?.kind ?? 'STANDARD',
+    p?.disconnectReason ?? null,
   ];
   // D1 wants exactly as many values as the statement's highest parameter number.
   const bind = (sql: string) =>
@@ -131,11 +168,7 @@ export async function applyWebhook(
       );
   if (!participantEvent) {
     const [result] = await db.batch([bind(kind === 'room_started' ? ROOM_STARTED : ROOM_FINISHED)]);
-    const applied = outcome(result);
-    const row = result?.results[0] as { deadline_at?: number } | undefined;
-    return kind === 'room_started' && applied === 'applied' && row?.deadline_at != null
-      ? { outcome: applied, deadlineAt: row.deadline_at }
-      : { outcome: applied };
+    return { outcome: outcome(result) };
   }
   if (p) {
     const written = await db.batch(

@@ -8,17 +8,13 @@ import {
   verifySignedBody,
   errorMessage,
 } from '../../wire-contract/index.ts';
-import { watchAdmittedAgentAfter } from '../call/agent-arrival.ts';
+import { callObject } from '../call/call-object.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError } from '../errors.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { MAX_JSON_BODY, parseJsonText, readBody } from '../http/request-body.ts';
 import { roomParam } from '../http/room-name.ts';
-import { ADMITTED_AGENT_GRACE_MS, admitAgentJob } from '../ledger/admissions.ts';
-import { findCall } from '../ledger/calls.ts';
-import { recordReport } from '../ledger/call-ends.ts';
-import { countIfRevival, roomAskedAbout } from '../ledger/revivals.ts';
-import { agentPresent, deleteRoom } from '../livekit/rooms.ts';
+import { deleteRoom } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
 
 /**
@@ -48,62 +44,65 @@ export const agentRoutes = new Hono<AppEnv>()
     const room = roomParam(c);
     const ask = parseJsonText(AdmissionRequest, await signedBody(c, MAX_JSON_BODY, 'admission'));
     if (ask.room !== room) throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
+    // The object may ask LiveKit whether another job is in the room: its bound counts too.
+    const admission = await withLedger(
+      'admit the agent',
+      () => callObject(c.env, room).admit(ask),
+      { alsoMs: c.get('config').LIVEKIT_TIMEOUT_MS },
+    );
     // A room the edge never issued a token for is not the edge's to govern.
-    if (!call) return c.json({ admit: true } satisfies AdmissionAnswer);
-    if (call.status === 'open') {
-      // One agent per call: a re-dispatch may race a slow first job, and the second to ask stays
-      // out, unless the first was admitted long ago and is not in the room (it died on the way).
-      const another = call.agent_job_id != null && call.agent_job_id !== ask.job_id;
-      const present = another && (await agentPresent(c.get('config'), room).catch(() => undefined));
-      const now = Date.now();
-      const admission = present
-        ? 'refused'
-        : await withLedger('admit the agent', () =>
-            admitAgentJob(c.env.LEDGER, room, ask.job_id, now, { joining: ask.joining }),
+    if (!admission) return c.json({ admit: true } satisfies AdmissionAnswer);
+    switch (admission.outcome) {
+      case 'admitted':
+        // Watched until it joins: a job that dies on the way is replaced. It is told how long it
+        // has: a job still on its way past that asks again before it joins (`joining`), and
+        // leaves if it was replaced.
+        if (c.get('config').AGENT_WAIT_SECONDS > 0)
+          c.executionCtx.waitUntil(
+            callObject(c.env, room)
+              .watchAdmitted(room, ask.job_id)
+              .catch((err: unknown) =>
+                log(c, 'warn', 'admitted agent watch failed', {
+                  room,
+                  job_id: ask.job_id,
+                  message: errorMessage(err),
+                }),
+              ),
           );
-      // A newly admitted job (or a late one whose place its join renewed) is watched until it
-      // joins: one that dies on the way is replaced. It is told how long it has: a job still on
-      // its way past that asks again before it joins (`joining`), and leaves if it was replaced.
-      if (admission === 'admitted') {
-        watchAdmittedAgentAfter(c.executionCtx, c.env.LEDGER, c.get('config'), room, ask.job_id);
         return c.json({
           admit: true,
-          join_within_ms: ADMITTED_AGENT_GRACE_MS,
+          join_within_ms: admission.joinWithinMs ?? 0,
         } satisfies AdmissionAnswer);
-      }
-      if (admission === 'again') {
+      case 'again':
         // A retried request: the grace still counts from the first admission.
-        const left = (call.agent_admitted_at ?? now) + ADMITTED_AGENT_GRACE_MS - now;
-        return c.json({ admit: true, join_within_ms: Math.max(0, left) } satisfies AdmissionAnswer);
-      }
-      if (ask.joining) {
+        return c.json({
+          admit: true,
+          join_within_ms: admission.joinWithinMs ?? 0,
+        } satisfies AdmissionAnswer);
+      case 'superseded':
         log(c, 'warn', 'late agent refused: another job took its place while it was on its way', {
           room,
           job_id: ask.job_id,
         });
         return c.json({ admit: false, reason: 'superseded' } satisfies AdmissionAnswer);
-      }
-      log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
-      return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
+      case 'agent_present':
+        log(c, 'info', 'agent refused: the call has its agent', { room, job_id: ask.job_id });
+        return c.json({ admit: false, reason: 'agent_present' } satisfies AdmissionAnswer);
+      case 'call_ended':
+        log(c, 'warn', 'agent refused: the call has ended; closing its room', {
+          room,
+          room_sid: ask.room_sid,
+          job_id: ask.job_id,
+        });
+        // The agent leaves either way; a LiveKit failure here is left to the webhook and the agent.
+        await deleteRoom(c.get('config'), room).catch((err: unknown) =>
+          log(c, 'warn', 'could not close a revived room', {
+            room,
+            message: errorMessage(err),
+          }),
+        );
+        return c.json({ admit: false, reason: 'call_ended' } satisfies AdmissionAnswer);
     }
-    const instance = roomAskedAbout(ask.room_sid, ask.room_created_at);
-    await withLedger('count the revival', () =>
-      countIfRevival(c.env.LEDGER, room, instance, Date.now()),
-    );
-    log(c, 'warn', 'agent refused: the call has ended; closing its room', {
-      room,
-      room_sid: ask.room_sid,
-      job_id: ask.job_id,
-    });
-    // The agent leaves either way; a LiveKit failure here is left to the webhook and the agent.
-    await deleteRoom(c.get('config'), room).catch((err: unknown) =>
-      log(c, 'warn', 'could not close a revived room', {
-        room,
-        message: errorMessage(err),
-      }),
-    );
-    return c.json({ admit: false, reason: 'call_ended' } satisfies AdmissionAnswer);
   })
   // The agent's signed end-of-call report; accepted once per call id, retries answered 200.
   .post('/:room/report', async (c) => {
@@ -112,11 +111,11 @@ export const agentRoutes = new Hono<AppEnv>()
     const report = parseJsonText(CallReport, raw);
     if (report.room !== room)
       throw new ApiError(400, 'invalid_field', 'room: does not match the URL');
-    // One round trip: stored once per call id, and applied to the call (its start, and its end
+    // In the call's object: stored once per call id, and applied to the call (its start, and its end
     // unless a stronger one stands) on a duplicate too, so a retry after a failure still closes it.
     // An agent that only saw the room vanish cannot say who ended it: that end stays replaceable.
     const { found, stored } = await withLedger('record the report', () =>
-      recordReport(c.env.LEDGER, report, raw, Date.now(), {
+      callObject(c.env, room).report(report, raw, {
         reason: report.end_reason,
         endedBy: report.ended_by,
         source: 'agent',

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import * as z from 'zod';
 import { DispatchOverrides } from '../../wire-contract/index.ts';
-import { watchCall } from '../call/call-object.ts';
+import { callObject } from '../call/call-object.ts';
 import { presentCall, presentCallToCaller } from '../call/call-view.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv, Caller } from '../env.ts';
@@ -11,8 +11,6 @@ import { withLedger } from '../http/ledger-guard.ts';
 import { jsonBody, parseWith } from '../http/request-body.ts';
 import { roomParam } from '../http/room-name.ts';
 import {
-  callerRecord,
-  callRecord,
   type CallRow,
   type EndCaller,
   findCall,
@@ -20,7 +18,6 @@ import {
   openCall,
   wasIssuedTo,
 } from '../ledger/calls.ts';
-import { closeCall, markAgentRemoved } from '../ledger/call-ends.ts';
 import {
   recordDispatch,
   claimDispatch,
@@ -56,7 +53,7 @@ async function authorizeForRoom(c: Context<AppEnv>, room: string): Promise<void>
   if (
     caller.kind === 'participant' &&
     caller.expired &&
-    (await withLedger('read the call', () => findCall(c.env.LEDGER, room)))?.status !== 'open'
+    (await withLedger('read the call', () => callObject(c.env, room).row(room)))?.status !== 'open'
   )
     throw new ApiError(
       401,
@@ -87,12 +84,12 @@ function endCaller(caller: Caller): EndCaller {
 async function callView(c: Context<AppEnv>, room: string) {
   const caller = c.get('caller');
   if (caller.kind === 'admin') {
-    const record = await withLedger('read the call', () => callRecord(c.env.LEDGER, room));
+    const record = await withLedger('read the call', () => callObject(c.env, room).record(room));
     return record && presentCall(record.row, record.participants, record.report);
   }
   const { identity } = endCaller(caller);
   const record = await withLedger('read the call', () =>
-    callerRecord(c.env.LEDGER, room, identity),
+    callObject(c.env, room).callerRecord(room, identity),
   );
   return record && presentCallToCaller(record.row, record.own);
 }
@@ -149,7 +146,7 @@ function callerMayReplace(call: CallRow, now: number): boolean {
 }
 
 async function existingCall(c: Context<AppEnv>, room: string) {
-  const call = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
+  const call = await withLedger('read the call', () => callObject(c.env, room).row(room));
   if (!call) throw new ApiError(404, 'call_not_found', `no call for room ${room}`);
   return call;
 }
@@ -166,7 +163,7 @@ export const callRoutes = new Hono<AppEnv>()
     if (body.mode === 'remove_agent') {
       const removed = await removeAgents(config, room);
       await withLedger('record the removal', () =>
-        markAgentRemoved(c.env.LEDGER, room, Date.now()),
+        callObject(c.env, room).agentRemoved(room, Date.now()),
       );
       return c.json({ removed_agents: removed, call: await callView(c, room) });
     }
@@ -185,7 +182,7 @@ export const callRoutes = new Hono<AppEnv>()
     // A failure here answers 503 with the room already gone; the retry's DeleteRoom finds no room
     // (not an error) and records this end, which replaces any inferred one meanwhile.
     const recorded = await withLedger('record the end', () =>
-      closeCall(c.env.LEDGER, room, {
+      callObject(c.env, room).end(room, {
         reason: 'api_end_call',
         endedBy: 'api',
         source: 'api',
@@ -204,7 +201,7 @@ export const callRoutes = new Hono<AppEnv>()
     const config = c.get('config');
     const { agentName, allowed } = chooseAgent(config, body.agent_name);
     if (!allowed) throw unknownAgent('agent_name', agentName);
-    const known = await withLedger('read the call', () => findCall(c.env.LEDGER, room));
+    const known = await withLedger('read the call', () => callObject(c.env, room).row(room));
     if (known?.status === 'ended')
       throw new ApiError(409, 'call_ended', `the call in room ${room} has ended`);
     if (!(await roomExists(config, room)))
@@ -224,12 +221,11 @@ export const callRoutes = new Hono<AppEnv>()
           deadlineAt,
         }),
       );
-    // A call this route opened (no token: its room's start came before the ledger knew it) has
-    // only its object to keep its deadline; asked again on a retry, in case the first ask failed.
-    if (!known || known.join_by === null) {
-      const due = deadlineAt + config.BACKSTOP_GRACE_SECONDS * 1000;
-      await withLedger('watch the call deadline', () => watchCall(c.env, room, due));
-    }
+    // A call this route opened (no token: its room's start came before the ledger knew it): its
+    // object takes it from the archive and keeps its deadline; asked again on a retry, in case
+    // the first ask failed.
+    if (!known || known.join_by === null)
+      await withLedger('watch the call deadline', () => callObject(c.env, room).watch(room));
     // A claim older than twice this request's own bound was left by a request that died midway.
     const claim = await withLedger('claim the dispatch', () =>
       claimDispatch(

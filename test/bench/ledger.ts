@@ -4,7 +4,8 @@
 // livekit.log: "sent webhook" lines for a caller speaking to the agent, then hanging up), the
 // agent's admission request and its report, then cron runs. The edge runs unchanged in Miniflare
 // (the bundle of test/support/edge/metered-worker.ts), its D1 binding wrapped to count statements,
-// round trips and D1's own rows_read/rows_written. LiveKit's Twirp API is answered by a stub (the
+// round trips and D1's own rows_read/rows_written, and the call objects' requests and the rows
+// their storage wrote. LiveKit's Twirp API is answered by a stub (the
 // cron asks it; no room is live). Prints per-call costs and the calls/s one D1 database carries at
 // Cloudflare's 1 ms per query (1,000 queries/s, one at a time).
 import { build } from 'esbuild';
@@ -205,9 +206,9 @@ async function callLife(i: number) {
     const phase = what.startsWith('track_') ? 'webhooks: track_*' : `webhook: ${what}`;
     await measured(phase, () => signed('/livekit/webhook', event, 'application/webhook+json'));
   }
-  // The call's object wakes at its deadline plus grace (long after this call ended): what it
-  // does then, run now.
-  await measured('call object: alarm at the deadline', () =>
+  // The call's object's next alarm (for an ended call, its retention, which finds nothing due
+  // yet), run now: what a wake-up costs.
+  await measured('call object: its next alarm, now', () =>
     request(`/__ring/${room}`, { method: 'POST' }),
   );
 }

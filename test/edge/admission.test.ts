@@ -1,13 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { watchClock } from '../../edge/call/agent-arrival.ts';
 import { ADMITTED_AGENT_GRACE_MS } from '../../edge/ledger/admissions.ts';
-import {
-  askAdmission,
-  fakeLiveKit,
-  issueToken,
-  ledgerRow,
-  testEnv,
-} from '../support/edge/helpers.ts';
+import { askAdmission, fakeLiveKit, issueToken, callRow, atCall } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -16,11 +10,13 @@ const AGENT = { identity: 'agent-AJ_next', kind: 'AGENT' };
 
 /** The edge admitted `jobId` as the call's agent `agoMs` ago (its grace long over). */
 const admittedAgo = (room: string, jobId: string, agoMs: number) =>
-  testEnv.LEDGER.prepare(
+  atCall(
+    room,
     'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
-  )
-    .bind(room, jobId, Date.now() - agoMs)
-    .run();
+    room,
+    jobId,
+    Date.now() - agoMs,
+  );
 
 /** A call whose admitted job `jobId` is past its grace and not in the room: only the caller is. */
 async function agentOverdue(sub: string, jobId: string) {
@@ -36,11 +32,11 @@ describe('an admitted job tells how long it has to join, and one that is late as
     fakeLiveKit();
     const first = await askAdmission(room, { job_id: 'AJ_first' });
     expect(first.data).toEqual({ admit: true, join_within_ms: ADMITTED_AGENT_GRACE_MS });
-    await testEnv.LEDGER.prepare(
+    await atCall(
+      room,
       'UPDATE calls SET agent_admitted_at = agent_admitted_at - 4000 WHERE room = ?',
-    )
-      .bind(room)
-      .run();
+      room,
+    );
     const retried = await askAdmission(room, { job_id: 'AJ_first' });
     expect(retried.data.admit).toBe(true);
     expect(retried.data.join_within_ms).toBeLessThanOrEqual(ADMITTED_AGENT_GRACE_MS - 4000);
@@ -52,7 +48,7 @@ describe('an admitted job tells how long it has to join, and one that is late as
     expect((await askAdmission(room, { job_id: 'AJ_next' })).data.admit).toBe(true);
     const late = await askAdmission(room, { job_id: 'AJ_first', joining: true });
     expect(late.data).toEqual({ admit: false, reason: 'superseded' });
-    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_next');
+    expect((await callRow(room))!.agent_job_id).toBe('AJ_next');
     expect(lk.methods()).not.toContain('DeleteRoom');
   });
 
@@ -62,14 +58,14 @@ describe('an admitted job tells how long it has to join, and one that is late as
     expect(late.data).toEqual({ admit: true, join_within_ms: ADMITTED_AGENT_GRACE_MS });
     const replacement = await askAdmission(room, { job_id: 'AJ_next' });
     expect(replacement.data).toEqual({ admit: false, reason: 'agent_present' });
-    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_first');
+    expect((await callRow(room))!.agent_job_id).toBe('AJ_first');
   });
 
   it('a late job whose replacement never came either takes the call back', async () => {
     const { room } = await agentOverdue('takes-back', 'AJ_next');
     const late = await askAdmission(room, { job_id: 'AJ_first', joining: true });
     expect(late.data).toEqual({ admit: true, join_within_ms: ADMITTED_AGENT_GRACE_MS });
-    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_first');
+    expect((await callRow(room))!.agent_job_id).toBe('AJ_first');
   });
 });
 
@@ -123,6 +119,6 @@ describe('POST /calls/:room/admit watches the job it admits', () => {
     expect(lk.bodiesOf('CreateDispatch')).toEqual([
       { room, agentName: 'voice-agent', metadata: 'sealed' },
     ]);
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 });

@@ -11,11 +11,13 @@ import { configFrom } from '../../edge/config.ts';
 import {
   fakeLiveKit,
   issueToken,
-  ledgerRow,
+  callRow,
   seedCall,
   sendWebhook,
   testEnv,
   twirpError,
+  atCall,
+  callLedger,
 } from '../support/edge/helpers.ts';
 import { meteredD1 } from '../support/edge/d1-meter.ts';
 
@@ -41,11 +43,13 @@ const dispatch = (jobs: ListedJob[] = []) =>
 
 /** The edge admitted `jobId` as the call's agent at `at` (POST /calls/:room/admit). */
 const admitAt = (room: string, jobId: string, at: number) =>
-  testEnv.LEDGER.prepare(
+  atCall(
+    room,
     'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
-  )
-    .bind(room, jobId, at)
-    .run();
+    room,
+    jobId,
+    at,
+  );
 /** A job as LiveKit lists it for ever once assigned: running, since `startedAt` (epoch ms). */
 const runningJob = (id: string, startedAt: number): ListedJob => ({
   id,
@@ -88,7 +92,7 @@ describe('waiting for the agent after the caller joined', () => {
     const lk = fakeLiveKit({
       ListParticipants: () => Response.json({ participants: [CALLER, AGENT] }),
     });
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'arrives', fakeClock())).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'arrives', fakeClock())).toBe(
       'agent_joined',
     );
     expect(lk.methods()).toEqual(['ListParticipants']);
@@ -104,7 +108,7 @@ describe('waiting for the agent after the caller joined', () => {
       CreateDispatch: () => Response.json({ id: 'AD_2', agentName: 'voice-agent', room }),
     });
     const clock = fakeClock();
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'dropped', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'dropped', clock)).toBe(
       'agent_joined',
     );
     // Looks at 1, 3, 7, 11 and 15 s: the first two are younger than the settle time, 7 s finds
@@ -114,7 +118,7 @@ describe('waiting for the agent after the caller joined', () => {
     expect(lk.bodiesOf('CreateDispatch')).toEqual([
       { room, agentName: 'voice-agent', metadata: 'sealed' },
     ]);
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('hands the call over to a job the edge admitted (its own watch), without dispatching again', async () => {
@@ -122,11 +126,11 @@ describe('waiting for the agent after the caller joined', () => {
     const clock = fakeClock();
     await admitAt(room, 'AJ_slow', clock.now());
     const lk = fakeLiveKit({ ListParticipants: () => Response.json({ participants: [CALLER] }) });
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'admitted', clock)).toBe(
       'agent_coming',
     );
     expect(lk.methods()).toEqual(['ListParticipants']);
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('an agent admitted long ago that never joined is not on its way: the watch dispatches again (LiveKit still lists the dead job as running) and the next agent answers', async () => {
@@ -144,7 +148,7 @@ describe('waiting for the agent after the caller joined', () => {
         return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
       },
     });
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'admitted-dead', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'admitted-dead', clock)).toBe(
       'agent_joined',
     );
     expect(lk.bodiesOf('CreateDispatch')).toEqual([
@@ -160,7 +164,7 @@ describe('waiting for the agent after the caller joined', () => {
         Response.json({ participants: ++looks < 2 ? [CALLER] : [CALLER, AGENT] }),
       ListDispatch: () => dispatch([{ state: { status: 'JS_RUNNING' } }]),
     });
-    await watchAgentArrival(testEnv.LEDGER, config, room, 'starting', fakeClock());
+    await watchAgentArrival(callLedger(room), config, room, 'starting', fakeClock());
     expect(lk.methods()).not.toContain('CreateDispatch');
   });
 
@@ -172,7 +176,7 @@ describe('waiting for the agent after the caller joined', () => {
     });
     const clock = fakeClock();
     const started = clock.now();
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'nobody', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'nobody', clock)).toBe(
       'agent_unavailable',
     );
     expect(clock.now() - started).toBe(20_000);
@@ -180,7 +184,7 @@ describe('waiting for the agent after the caller joined', () => {
     expect(said).toMatchObject({ room, topic: 'call.end' });
     expect(JSON.parse(atob(said!.data))).toEqual({ reason: 'agent_unavailable' });
     expect(lk.methods().slice(-2)).toEqual(['SendData', 'DeleteRoom']);
-    expect(await ledgerRow(room)).toMatchObject({
+    expect(await callRow(room)).toMatchObject({
       status: 'ended',
       end_reason: 'agent_unavailable',
       ended_by: 'system',
@@ -196,7 +200,7 @@ describe('waiting for the agent after the caller joined', () => {
     });
     const clock = fakeClock();
     const started = clock.now();
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'flaky', clock)).toBe(
       'left_to_backstop',
     );
     // Two looks at the deadline (the second a moment after the first), none after it.
@@ -204,35 +208,35 @@ describe('waiting for the agent after the caller joined', () => {
     expect(lk.methods().filter((m) => m === 'ListParticipants').length).toBeGreaterThan(2);
     expect(lk.methods()).not.toContain('DeleteRoom');
     expect(lk.methods()).not.toContain('SendData');
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('at the deadline, a failed look is tried once more: an agent found then keeps the call', async () => {
     const room = await joinedCall('flaky-then-here');
     const clock = fakeClock();
     const lk = flakyAtDeadline(clock, [CALLER, AGENT]);
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-here', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'flaky-then-here', clock)).toBe(
       'agent_joined',
     );
     expect(lk.methods()).not.toContain('DeleteRoom');
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('at the deadline, a failed look then one that finds no agent and none admitted: the call ends', async () => {
     const room = await joinedCall('flaky-then-none');
     const clock = fakeClock();
     flakyAtDeadline(clock, [CALLER]);
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'flaky-then-none', clock)).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'flaky-then-none', clock)).toBe(
       'agent_unavailable',
     );
-    expect((await ledgerRow(room))!.end_reason).toBe('agent_unavailable');
+    expect((await callRow(room))!.end_reason).toBe('agent_unavailable');
   });
 
   it('at the deadline, the ledger failing to say whether a job was admitted ends nothing', async () => {
     const room = await joinedCall('ledger-blip');
     const clock = fakeClock();
     const deadline = clock.now() + 20_000;
-    const db = meteredD1(testEnv.LEDGER, (sql) =>
+    const db = meteredD1(callLedger(room), (sql) =>
       clock.now() >= deadline && /SELECT agent_job_id/.test(sql)
         ? new Error('D1_ERROR: Network connection lost.')
         : undefined,
@@ -245,14 +249,14 @@ describe('waiting for the agent after the caller joined', () => {
       'left_to_backstop',
     );
     expect(lk.methods()).not.toContain('DeleteRoom');
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('stops when the call ended meanwhile', async () => {
     const room = await joinedCall('ended');
     await seedCall.ended(room);
     const lk = fakeLiveKit();
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'ended', fakeClock())).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'ended', fakeClock())).toBe(
       'call_over',
     );
     expect(lk.calls).toHaveLength(0);
@@ -268,7 +272,7 @@ describe('waiting for the agent after the caller joined', () => {
       createdAt: String(Math.floor(Date.now() / 1000) + 5),
     });
     const lk = fakeLiveKit();
-    expect(await watchAgentArrival(testEnv.LEDGER, config, room, 'second', fakeClock())).toBe(
+    expect(await watchAgentArrival(callLedger(room), config, room, 'second', fakeClock())).toBe(
       'not_the_first_caller',
     );
     expect(lk.calls).toHaveLength(0);
@@ -279,7 +283,7 @@ describe('an admitted agent job that does not join', () => {
   /** A call whose first job the edge admitted now (as POST /calls/:room/admit does). */
   async function admittedCall(sub: string, clock: Clock) {
     const room = await joinedCall(sub);
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_first', clock.now())).toBe('admitted');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_first', clock.now())).toBe('admitted');
     return room;
   }
 
@@ -291,7 +295,7 @@ describe('an admitted agent job that does not join', () => {
       ListParticipants: () =>
         Response.json({ participants: ++looks < 3 ? [CALLER] : [CALLER, AGENT] }),
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_joined',
     );
     expect(lk.methods()).not.toContain('CreateDispatch');
@@ -314,7 +318,7 @@ describe('an admitted agent job that does not join', () => {
         return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
       },
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_joined',
     );
     expect(createdAt! - admittedAt).toBe(ADMITTED_AGENT_GRACE_MS);
@@ -322,7 +326,7 @@ describe('an admitted agent job that does not join', () => {
       { room, agentName: 'voice-agent', metadata: 'sealed' },
     ]);
     // The next job asks to be admitted (after the new dispatch): it is, in the lost one's place.
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_next', createdAt! + 1_000)).toBe(
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_next', createdAt! + 1_000)).toBe(
       'admitted',
     );
   });
@@ -335,15 +339,15 @@ describe('an admitted agent job that does not join', () => {
       ListParticipants: () => Response.json({ participants: [CALLER] }),
       ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
       CreateDispatch: () => {
-        void admitAgentJob(testEnv.LEDGER, room, 'AJ_next', clock.now() + 500);
+        void admitAgentJob(callLedger(room), room, 'AJ_next', clock.now() + 500);
         return Response.json({ id: 'AD_2', agentName: 'voice-agent', room });
       },
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_coming',
     );
     expect(lk.methods().filter((m) => m === 'CreateDispatch')).toHaveLength(1);
-    expect((await ledgerRow(room))!.status).toBe('open');
+    expect((await callRow(room))!.status).toBe('open');
   });
 
   it('a late job that renews its place as it joins: this watch stops, dispatching nothing (the renewal has its own watch)', async () => {
@@ -356,17 +360,17 @@ describe('an admitted agent job that does not join', () => {
         // At the look 11 s in, the job asks again before joining (POST /admit, joining).
         if (++looks === 4)
           expect(
-            await admitAgentJob(testEnv.LEDGER, room, 'AJ_first', clock.now(), { joining: true }),
+            await admitAgentJob(callLedger(room), room, 'AJ_first', clock.now(), { joining: true }),
           ).toBe('admitted');
         return Response.json({ participants: [CALLER] });
       },
       ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_coming',
     );
     expect(lk.methods()).not.toContain('CreateDispatch');
-    expect((await ledgerRow(room))!.agent_admitted_at).toBe(admittedAt + 11_000);
+    expect((await callRow(room))!.agent_admitted_at).toBe(admittedAt + 11_000);
   });
 
   it('no other comes: the call ends as agent_unavailable once the replacement wait is over, the room told why', async () => {
@@ -378,12 +382,12 @@ describe('an admitted agent job that does not join', () => {
       ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
       CreateDispatch: () => Response.json({ id: 'AD_n', agentName: 'voice-agent', room }),
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_unavailable',
     );
     expect(clock.now() - admittedAt).toBe(ADMISSION_WATCH_MS);
     expect(lk.methods().slice(-2)).toEqual(['SendData', 'DeleteRoom']);
-    expect(await ledgerRow(room)).toMatchObject({
+    expect(await callRow(room)).toMatchObject({
       status: 'ended',
       end_reason: 'agent_unavailable',
       ended_by: 'system',
@@ -394,20 +398,21 @@ describe('an admitted agent job that does not join', () => {
     const clock = fakeClock();
     const admittedAt = clock.now();
     const room = await admittedCall('crash-loop', clock);
-    await testEnv.LEDGER.prepare(
+    await atCall(
+      room,
       "UPDATE call_participants SET joined_at = ?2 WHERE room = ?1 AND kind != 'AGENT'",
-    )
-      .bind(room, clock.now() - MAX_AGENT_WAIT_MS)
-      .run();
+      room,
+      clock.now() - MAX_AGENT_WAIT_MS,
+    );
     const lk = fakeLiveKit({
       ListParticipants: () => Response.json({ participants: [CALLER] }),
       ListDispatch: () => dispatch([runningJob('AJ_first', admittedAt - 300)]),
     });
-    expect(await watchAdmittedAgent(testEnv.LEDGER, config, room, 'AJ_first', clock)).toBe(
+    expect(await watchAdmittedAgent(callLedger(room), config, room, 'AJ_first', clock)).toBe(
       'agent_unavailable',
     );
     expect(lk.methods()).not.toContain('CreateDispatch');
-    expect((await ledgerRow(room))!.end_reason).toBe('agent_unavailable');
+    expect((await callRow(room))!.end_reason).toBe('agent_unavailable');
   });
 });
 
@@ -415,37 +420,37 @@ describe('admitting agent jobs', () => {
   it('one per call: the same job again is still admitted, another within the grace is not, one after the grace replaces it', async () => {
     const room = await joinedCall('admissions');
     const t = 5_000_000;
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t)).toBe('admitted');
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t + 1_000)).toBe('again');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_a', t)).toBe('admitted');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_a', t + 1_000)).toBe('again');
     // A retried request keeps the first admission's time: its grace is not extended.
-    expect((await ledgerRow(room))!.agent_admitted_at).toBe(t);
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS - 1)).toBe(
-      'refused',
-    );
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS + 1)).toBe(
-      'admitted',
-    );
-    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_b');
+    expect((await callRow(room))!.agent_admitted_at).toBe(t);
+    expect(
+      await admitAgentJob(callLedger(room), room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS - 1),
+    ).toBe('refused');
+    expect(
+      await admitAgentJob(callLedger(room), room, 'AJ_b', t + ADMITTED_AGENT_GRACE_MS + 1),
+    ).toBe('admitted');
+    expect((await callRow(room))!.agent_job_id).toBe('AJ_b');
   });
 
   it('a job asking again as it joins late renews its place, unless another took it', async () => {
     const room = await joinedCall('renewals');
     const t = 6_000_000;
     const late = t + ADMITTED_AGENT_GRACE_MS + 5_000;
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', t)).toBe('admitted');
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', late, { joining: true })).toBe(
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_a', t)).toBe('admitted');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_a', late, { joining: true })).toBe(
       'admitted',
     );
-    expect((await ledgerRow(room))!.agent_admitted_at).toBe(late);
+    expect((await callRow(room))!.agent_admitted_at).toBe(late);
     // A replacement asking within the renewed grace stays out.
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', late + 1_000)).toBe('refused');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_b', late + 1_000)).toBe('refused');
     // Once another holds the place within its grace, the late job's ask is refused.
     const later = late + ADMITTED_AGENT_GRACE_MS + 1;
-    expect(await admitAgentJob(testEnv.LEDGER, room, 'AJ_b', later)).toBe('admitted');
+    expect(await admitAgentJob(callLedger(room), room, 'AJ_b', later)).toBe('admitted');
     expect(
-      await admitAgentJob(testEnv.LEDGER, room, 'AJ_a', later + 1_000, { joining: true }),
+      await admitAgentJob(callLedger(room), room, 'AJ_a', later + 1_000, { joining: true }),
     ).toBe('refused');
-    expect((await ledgerRow(room))!.agent_job_id).toBe('AJ_b');
+    expect((await callRow(room))!.agent_job_id).toBe('AJ_b');
   });
 
   it('the grace is shorter than the longest AGENT_WAIT_SECONDS, and a whole admission watch fits in a waitUntil', () => {

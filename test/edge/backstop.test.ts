@@ -5,7 +5,7 @@ import { runBackstop } from '../../edge/call/backstop.ts';
 import {
   fakeLiveKit,
   issueToken,
-  ledgerRow,
+  callRow,
   seedCall,
   testEnv,
   twirpError,
@@ -13,20 +13,13 @@ import {
 
 afterEach(() => vi.restoreAllMocks());
 
-/** The call was live (its room started) and its deadline passed at `deadlineAt`. */
-async function liveOverdue(room: string, deadlineAt: number) {
-  await testEnv.LEDGER.prepare('UPDATE calls SET started_at = ?2, deadline_at = ?3 WHERE room = ?1')
-    .bind(room, deadlineAt - 60_000, deadlineAt)
-    .run();
-}
-
 describe('max-duration backstop (cron)', () => {
   it('deletes an overdue room and records max_duration; a closed or in-time call is left alone', async () => {
     const overdue = await issueToken('late');
     const inTime = await issueToken('fine');
     const closed = await issueToken('done');
-    await liveOverdue(overdue.room_name, Date.now() - 120_000);
-    await liveOverdue(closed.room_name, Date.now() - 120_000);
+    await seedCall.live(overdue.room_name, Date.now() - 120_000);
+    await seedCall.live(closed.room_name, Date.now() - 120_000);
     await seedCall.ended(closed.room_name, { reason: 'participant_left' });
     const lk = fakeLiveKit();
     await worker.scheduled(
@@ -34,20 +27,20 @@ describe('max-duration backstop (cron)', () => {
       testEnv,
     );
     expect(lk.calls).toEqual([{ method: 'DeleteRoom', body: { room: overdue.room_name } }]);
-    expect(await ledgerRow(overdue.room_name)).toMatchObject({
+    expect(await callRow(overdue.room_name)).toMatchObject({
       status: 'ended',
       end_reason: 'max_duration',
       end_source: 'cron',
     });
-    expect((await ledgerRow(inTime.room_name))!.status).toBe('open');
-    expect((await ledgerRow(closed.room_name))!.end_reason).toBe('participant_left');
+    expect((await callRow(inTime.room_name))!.status).toBe('open');
+    expect((await callRow(closed.room_name))!.end_reason).toBe('participant_left');
   });
 
   it('closes an overdue call whose room LiveKit already dropped, and retries one LiveKit refused', async () => {
     const gone = await issueToken('gone');
     const refused = await issueToken('refused');
-    await liveOverdue(gone.room_name, 60_000);
-    await liveOverdue(refused.room_name, 60_000);
+    await seedCall.live(gone.room_name, 60_000);
+    await seedCall.live(refused.room_name, 60_000);
     fakeLiveKit({
       DeleteRoom: (b) =>
         b.room === gone.room_name
@@ -56,20 +49,20 @@ describe('max-duration backstop (cron)', () => {
     });
     const result = await runBackstop(testEnv);
     expect(result).toEqual({ ended: [gone.room_name], failed: [refused.room_name], notJoined: [] });
-    expect((await ledgerRow(refused.room_name))!.status).toBe('open');
+    expect((await callRow(refused.room_name))!.status).toBe('open');
   });
 });
 
 describe('tokens that are never used (cron)', () => {
   it('closes a call whose last token expired unused as not_joined, and never deletes a room for it', async () => {
     const unused = await issueToken('page-load');
-    await seedCall.unused(unused.room_name, Date.now() - 120_000);
+    await seedCall.unused(unused.room_name, Date.now() - 120_000, { archiveOnly: true });
     const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
     const result = await runBackstop(testEnv);
     expect(result.notJoined).toEqual([unused.room_name]);
     expect(lk.bodiesOf('ListRooms')[0]!.names).toContain(unused.room_name);
     expect(lk.bodiesOf('DeleteRoom').map((b) => b.room)).not.toContain(unused.room_name);
-    expect(await ledgerRow(unused.room_name)).toMatchObject({
+    expect(await callRow(unused.room_name)).toMatchObject({
       status: 'ended',
       end_reason: 'not_joined',
       ended_by: 'system',
@@ -83,28 +76,28 @@ describe('tokens that are never used (cron)', () => {
     const result = await runBackstop(testEnv);
     expect(result.notJoined).not.toContain(fresh.room_name);
     expect(lk.bodiesOf('ListRooms').flatMap((b) => b.names)).not.toContain(fresh.room_name);
-    expect((await ledgerRow(fresh.room_name))!.status).toBe('open');
+    expect((await callRow(fresh.room_name))!.status).toBe('open');
   });
 
   it('marks the call started instead when LiveKit has the room (its start was never reported)', async () => {
     const unseen = await issueToken('no-webhooks');
-    await seedCall.unused(unseen.room_name, Date.now() - 120_000);
+    await seedCall.unused(unseen.room_name, Date.now() - 120_000, { archiveOnly: true });
     fakeLiveKit({
       ListRooms: () => Response.json({ rooms: [{ name: unseen.room_name, sid: 'RM_1' }] }),
     });
     const result = await runBackstop(testEnv);
     expect(result.notJoined).toEqual([]);
-    const row = await ledgerRow(unseen.room_name);
+    const row = await callRow(unseen.room_name);
     expect(row!.status).toBe('open');
     expect(row!.started_at).not.toBeNull();
   });
 
   it('keeps the calls open for the next run when LiveKit cannot answer', async () => {
     const unsure = await issueToken('livekit-down');
-    await seedCall.unused(unsure.room_name, Date.now() - 120_000);
+    await seedCall.unused(unsure.room_name, Date.now() - 120_000, { archiveOnly: true });
     fakeLiveKit({ ListRooms: () => twirpError(503, 'unavailable', 'down') });
     const result = await runBackstop(testEnv);
     expect(result.failed).toContain(unsure.room_name);
-    expect((await ledgerRow(unsure.room_name))!.status).toBe('open');
+    expect((await callRow(unsure.room_name))!.status).toBe('open');
   });
 });

@@ -10,9 +10,9 @@ import {
   issueToken,
   postAgentReport,
   seedCall,
-  testEnv,
   type CallView,
   type TokenResponse,
+  atCall,
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -221,9 +221,12 @@ describe('POST /calls/:room/end: the answer is the caller view, the note says wh
   it("an operator's end without a note does not keep the edge's earlier note under the operator's name", async () => {
     const caller = await issueToken(fresh('late'));
     await seedCall.ended(caller.room_name, { reason: 'not_joined', source: 'cron' });
-    await testEnv.LEDGER.prepare('UPDATE calls SET end_note = ?2 WHERE room = ?1')
-      .bind(caller.room_name, 'token expired unused')
-      .run();
+    await atCall(
+      caller.room_name,
+      'UPDATE calls SET end_note = ?2 WHERE room = ?1',
+      caller.room_name,
+      'token expired unused',
+    );
     fakeLiveKit();
     const res = await call(`/calls/${caller.room_name}/end`, {
       headers: ADMIN,
@@ -247,9 +250,12 @@ describe('POST /calls/:room/end: the answer is the caller view, the note says wh
     async (_name, credential) => {
       const caller = await issueToken(fresh('inferred'));
       await seedCall.ended(caller.room_name, { reason: 'participant_left', source: 'webhook' });
-      await testEnv.LEDGER.prepare('UPDATE calls SET end_note = ?2 WHERE room = ?1')
-        .bind(caller.room_name, 'room finished, agent unheard from')
-        .run();
+      await atCall(
+        caller.room_name,
+        'UPDATE calls SET end_note = ?2 WHERE room = ?1',
+        caller.room_name,
+        'room finished, agent unheard from',
+      );
       const before = await operatorView(caller.room_name);
       const lk = fakeLiveKit();
       const res = await call<{ already_ended: boolean; call: Record<string, unknown> }>(

@@ -1,7 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openDispatchMetadata } from '../../wire-contract/index.ts';
-import { meteredD1 } from '../support/edge/d1-meter.ts';
 import {
   ADMIN,
   APP,
@@ -10,7 +9,7 @@ import {
   expectError,
   fakeLiveKit,
   issueToken,
-  ledgerRow,
+  callRow,
   liveKitTokenFor,
   postAgentReport,
   seedCall,
@@ -23,6 +22,7 @@ import {
   type DispatchResponse,
   type EndCallResponse,
   type TokenResponse,
+  failingObjects,
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -189,7 +189,7 @@ describe('POST /calls/:room/end', () => {
     });
     expectError(res, status, code);
     expect(lk.calls).toEqual([]);
-    expect((await ledgerRow(room_name))!.status).toBe('open');
+    expect((await callRow(room_name))!.status).toBe('open');
   });
 
   // The issued-identity check passes here (the same identity holds a token for both rooms), so
@@ -199,14 +199,14 @@ describe('POST /calls/:room/end', () => {
     const roomB = await issueToken('two-rooms');
     expect(roomA.room_name).not.toBe(roomB.room_name);
     const tokenA = { Authorization: `Bearer ${roomA.participant_token}` };
-    const before = await ledgerRow(roomB.room_name);
+    const before = await callRow(roomB.room_name);
     const lk = fakeLiveKit();
     const end = await call(`/calls/${roomB.room_name}/end`, { headers: tokenA, json: endBody });
     expect(expectError(end, 403, 'not_a_participant').message).toContain('another room');
     const view = await call(`/calls/${roomB.room_name}`, { headers: tokenA });
     expect(expectError(view, 403, 'not_a_participant').message).toContain('another room');
     expect(lk.calls).toEqual([]);
-    expect(await ledgerRow(roomB.room_name)).toEqual(before);
+    expect(await callRow(roomB.room_name)).toEqual(before);
     // Room A's own token still works for room A: the refusal is about the room, not the token.
     const own = await call<EndCallResponse>(`/calls/${roomA.room_name}/end`, {
       headers: tokenA,
@@ -242,7 +242,7 @@ describe('POST /calls/:room/end', () => {
         end_note: null,
       });
       // Whether LiveKit is asked again (a revived room) is not this rule; the ledger is.
-      expect(await ledgerRow(room_name)).toMatchObject({
+      expect(await callRow(room_name)).toMatchObject({
         end_reason: 'max_duration',
         end_source: 'agent',
         ended_at: Date.parse(endedAt),
@@ -273,7 +273,7 @@ describe('POST /calls/:room/end', () => {
         });
         expect(res.status).toBe(200);
         expect(res.data.already_ended).toBe(false);
-        expect(await ledgerRow(room)).toMatchObject({
+        expect(await callRow(room)).toMatchObject({
           status: 'ended',
           end_reason: 'api_end_call',
           ended_by: 'api',
@@ -299,22 +299,18 @@ describe('POST /calls/:room/end', () => {
             : twirpError(404, 'not_found', 'requested room does not exist'),
       });
       const headers = { Authorization: `Bearer ${token.participant_token}` };
-      const failingEndWrite = meteredD1(testEnv.LEDGER, (sql) =>
-        /^UPDATE calls SET status = 'ended'.*end_caller_kind/.test(sql)
-          ? new Error('D1_ERROR: Network connection lost.')
-          : undefined,
-      );
+      // The call's object answers reads but not the end: the room is gone, the end unrecorded.
       const first = await call(
         `/calls/${room}/end`,
         { headers, json: endBody },
-        { LEDGER: failingEndWrite.db },
+        { CALLS: failingObjects(['row', 'callerRecord']) },
       );
       expectError(first, 503, 'ledger_unavailable');
-      expect((await ledgerRow(room))!.end_reason).toBe('room_deleted');
+      expect((await callRow(room))!.end_reason).toBe('room_deleted');
       const retry = await call<EndCallResponse>(`/calls/${room}/end`, { headers, json: endBody });
       expect(retry.status).toBe(200);
       expect(retry.data.already_ended).toBe(false);
-      expect(await ledgerRow(room)).toMatchObject({
+      expect(await callRow(room)).toMatchObject({
         end_reason: 'api_end_call',
         end_source: 'api',
         end_caller_kind: 'participant',
@@ -334,7 +330,7 @@ describe('POST /calls/:room/end', () => {
       });
       expect(res.status).toBe(200);
       expect(res.data.already_ended).toBe(true);
-      expect(await ledgerRow(room)).toMatchObject({
+      expect(await callRow(room)).toMatchObject({
         end_reason: 'room_deleted',
         end_source: 'webhook',
       });
@@ -348,7 +344,7 @@ describe('POST /calls/:room/end', () => {
         json: endBody,
       });
       expect(ended.data.call.end_reason).toBe('api_end_call');
-      const before = await ledgerRow(room_name);
+      const before = await callRow(room_name);
       const report = await postAgentReport(room_name, {
         end_reason: 'drain',
         ended_by: 'system',
@@ -356,7 +352,7 @@ describe('POST /calls/:room/end', () => {
       });
       // The report is stored (its transcript and hooks belong to the call) but names no new end.
       expect([report.status, report.data.accepted]).toEqual([201, true]);
-      expect(await ledgerRow(room_name)).toMatchObject({
+      expect(await callRow(room_name)).toMatchObject({
         status: 'ended',
         end_reason: 'api_end_call',
         ended_by: 'api',
@@ -415,7 +411,7 @@ describe('POST /calls/:room/end', () => {
     const res = await call(`/calls/${room_name}/end`, { headers: ADMIN, json: endBody });
     expectError(res, status, code);
     if (status === 503) expect(res.headers.get('retry-after')).toBe('5');
-    expect((await ledgerRow(room_name))!.status).toBe('open');
+    expect((await callRow(room_name))!.status).toBe('open');
   });
 
   it('remove_agent removes only agent participants and keeps the call open', async () => {
@@ -613,7 +609,7 @@ describe('GET /calls/:room', () => {
 
   it('shows the call to the admin: its state, its participants and its report', async () => {
     const { room_name } = await issueToken('viewer-a');
-    const row = (await ledgerRow(room_name))!;
+    const row = (await callRow(room_name))!;
     const res = await call<CallView>(`/calls/${room_name}`, { headers: ADMIN });
     expect(res.status).toBe(200);
     expect(res.data).toMatchObject({

@@ -7,7 +7,7 @@ import {
   bearerFor,
   call,
   expectError,
-  ledgerRow,
+  callRow,
   signAsLiveKit,
   testEnv,
   type ReportResponse,
@@ -92,7 +92,7 @@ describe('a LiveKit key rotation loses nothing: the previous pair is accepted be
     const res = await webhook(room_name, PREVIOUS);
     expect(res.status).toBe(200);
     expect(res.data.outcome).toBe('applied');
-    expect((await ledgerRow(room_name))!.started_at).not.toBeNull();
+    expect((await callRow(room_name))!.started_at).not.toBeNull();
   });
 
   it('admits an agent that still signs with the previous pair', async () => {
@@ -105,7 +105,7 @@ describe('a LiveKit key rotation loses nothing: the previous pair is accepted be
     const { room_name } = await issue('rot-report');
     const res = await report(room_name, PREVIOUS);
     expect(res).toMatchObject({ status: 201, data: { accepted: true } });
-    expect((await ledgerRow(room_name))!.status).toBe('ended');
+    expect((await callRow(room_name))!.status).toBe('ended');
   });
 
   it('takes a participant token minted with the previous pair as the credential for its call', async () => {
@@ -177,7 +177,7 @@ describe('a LiveKit key rotation loses nothing: the previous pair is accepted be
       expectError(await report(room_name, pair), 401, 'invalid_signature');
       const token = await participantToken(participant_identity, room_name, pair);
       expectError(await readAsParticipant(room_name, token), 401, 'invalid_credential');
-      expect((await ledgerRow(room_name))!).toMatchObject({ status: 'open', started_at: null });
+      expect((await callRow(room_name))!).toMatchObject({ status: 'open', started_at: null });
     });
   });
 

@@ -4,14 +4,20 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runBackstop } from '../../edge/call/backstop.ts';
 import { meteredD1 } from '../support/edge/d1-meter.ts';
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { callReportFor } from '../support/call-report-fixture.ts';
 import {
   ADMIN,
+  archiveRow,
+  callObjectOf,
+  failingObjects,
+  objectArchive,
+  UNREACHABLE_OBJECTS,
   call,
   expectError,
   fakeLiveKit,
   issueToken,
-  ledgerRow,
-  postAgentReport,
+  callRow,
   sendWebhook,
   signAsLiveKit,
   testEnv,
@@ -20,6 +26,9 @@ import {
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
+
+const alarmOf = (room: string) =>
+  runInDurableObject(callObjectOf(room), (_o, state) => state.storage.getAlarm());
 
 const blip = () => new Error('D1_ERROR: Network connection lost.');
 
@@ -77,47 +86,26 @@ async function statusCounts(prefix: string) {
 }
 
 describe('webhooks: an end is never lost to a D1 blip', () => {
-  it('applies room_finished on LiveKit’s retry after D1 failed midway through the first delivery', async () => {
+  it('room_finished while D1 fails: answered (the call’s object holds the end), and the object writes the archive once D1 is back', async () => {
     const { room_name } = await issueToken('blip');
     const room = { name: room_name, sid: 'RM_blip' };
     await sendWebhook({ event: 'room_started', room, id: 'EV_blip_1' });
-    const finished = JSON.stringify({
-      event: 'room_finished',
-      room,
-      id: 'EV_blip_2',
-      createdAt: String(Math.floor(Date.now() / 1000)),
-    });
-    const deliver = async (ledger?: D1Database) =>
-      call<{ outcome: string }>(
-        '/livekit/webhook',
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/webhook+json',
-            Authorization: await signAsLiveKit(finished),
-          },
-          body: finished,
-        },
-        ledger ? { LEDGER: ledger } : {},
-      );
-    // D1 fails every statement of this delivery but the one recording the event id, if any (a
-    // blip, then a lost connection).
-    const first = await deliver(
-      meteredD1(testEnv.LEDGER, (sql) =>
-        /^INSERT INTO webhook_events/i.test(sql) ? undefined : blip(),
-      ).db,
-    );
-    expect(first.status).not.toBe(200);
-    expect((await ledgerRow(room_name))!.status).toBe('open');
-    // LiveKit retries the same event: it is applied, not taken for a duplicate.
-    const retry = await deliver();
-    expect(retry.status).toBe(200);
-    expect(await ledgerRow(room_name)).toMatchObject({ status: 'ended', end_source: 'webhook' });
-    expectError(first, 503, 'ledger_unavailable');
-    expect(first.headers.get('Retry-After')).toBe('5');
+    const restore = await objectArchive(room_name, failingFrom(1).db);
+    const finished = await sendWebhook({ event: 'room_finished', room, id: 'EV_blip_2' });
+    expect([finished.status, finished.data.outcome]).toEqual([200, 'applied']);
+    expect((await callRow(room_name))!.status).toBe('ended');
+    expect((await archiveRow(room_name))!.status).toBe('open');
+    // The object tries again soon (1 s), not at the call's retention.
+    const retryAt = await alarmOf(room_name);
+    expect(retryAt! - Date.now()).toBeLessThanOrEqual(1_000);
+    expect(await runDurableObjectAlarm(callObjectOf(room_name))).toBe(true); // still down
+    expect((await archiveRow(room_name))!.status).toBe('open');
+    await restore();
+    expect(await runDurableObjectAlarm(callObjectOf(room_name))).toBe(true);
+    expect(await archiveRow(room_name)).toMatchObject({ status: 'ended', end_source: 'webhook' });
   });
 
-  it('applies nothing of a webhook whose delivery failed, and all of it on the retry', async () => {
+  it('applies nothing of a webhook whose object could not be reached, and all of it on the retry', async () => {
     const { room_name } = await issueToken('blip-join');
     const event = {
       event: 'participant_left',
@@ -129,30 +117,15 @@ describe('webhooks: an end is never lost to a D1 blip', () => {
       },
       id: 'EV_bj',
     };
-    for (let from = 1; from <= 3; from++) {
-      const body = JSON.stringify({ createdAt: String(Math.floor(Date.now() / 1000)), ...event });
-      const res = await call(
-        '/livekit/webhook',
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/webhook+json',
-            Authorization: await signAsLiveKit(body),
-          },
-          body,
-        },
-        { LEDGER: failingFrom(from).db },
-      );
-      if (res.status === 200) break;
-      expectError(res, 503, 'ledger_unavailable');
-    }
+    const refused = await sendWebhook(event, signAsLiveKit, { CALLS: UNREACHABLE_OBJECTS });
+    expectError(refused, 503, 'ledger_unavailable');
     expect((await sendWebhook(event)).status).toBe(200);
     await sendWebhook({ event: 'room_finished', room: event.room, id: 'EV_bj_end' });
-    expect((await ledgerRow(room_name))!.end_reason).toBe('participant_left');
+    expect((await callRow(room_name))!.end_reason).toBe('participant_left');
   });
 });
 
-describe('every route answers a D1 failure with 503 ledger_unavailable and Retry-After, never 500', () => {
+describe('every route answers a ledger failure (D1, or the call’s object) with 503 ledger_unavailable and Retry-After, never 500', () => {
   it.each([
     ['POST /calls/:room/report', 'report'],
     ['GET /calls/:room', 'view'],
@@ -164,21 +137,23 @@ describe('every route answers a D1 failure with 503 ledger_unavailable and Retry
   ])('%s', async (_name, what) => {
     const { room_name } = await issueToken(`d1-down-${what}`);
     fakeLiveKit({ ListRooms: () => Response.json({ rooms: [{ name: room_name }] }) });
-    const down = { LEDGER: failingFrom(1).db };
+    // The archive for the routes that read or write it; the call's object for the others.
+    const down =
+      what === 'list' || what === 'dispatch'
+        ? { LEDGER: failingFrom(1).db }
+        : { CALLS: UNREACHABLE_OBJECTS };
     let res;
     if (what === 'report') {
-      const body = JSON.stringify({ room: room_name });
-      void body;
-      // postAgentReport builds a valid signed report; the failing ledger is passed per request.
-      const spy = vi.spyOn(testEnv.LEDGER, 'prepare').mockImplementation(() => {
-        throw blip();
-      });
-      const batch = vi.spyOn(testEnv.LEDGER, 'batch').mockImplementation(async () => {
-        throw blip();
-      });
-      res = await postAgentReport(room_name);
-      spy.mockRestore();
-      batch.mockRestore();
+      const body = JSON.stringify(callReportFor(room_name));
+      res = await call(
+        `/calls/${room_name}/report`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', Authorization: await signAsLiveKit(body) },
+          body,
+        },
+        down,
+      );
     } else if (what === 'view') res = await call(`/calls/${room_name}`, { headers: ADMIN }, down);
     else if (what === 'list') res = await call('/calls?status=open', { headers: ADMIN }, down);
     else if (what === 'end')
@@ -200,43 +175,45 @@ describe('every route answers a D1 failure with 503 ledger_unavailable and Retry
         },
         down,
       );
-    } else {
-      const body = JSON.stringify({
-        event: 'room_started',
-        room: { name: room_name, sid: 'RM_d' },
-        id: 'EV_d',
-        createdAt: String(Math.floor(Date.now() / 1000)),
-      });
-      res = await call(
-        '/livekit/webhook',
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/webhook+json',
-            Authorization: await signAsLiveKit(body),
-          },
-          body,
-        },
+    } else
+      res = await sendWebhook(
+        { event: 'room_started', room: { name: room_name, sid: 'RM_d' }, id: 'EV_d' },
+        signAsLiveKit,
         down,
       );
-    }
     expectError(res, 503, 'ledger_unavailable');
     expect(res.headers.get('Retry-After')).toBe('5');
   });
 
-  it('a ledger that hangs is a 503 too, after the ledger timeout', async () => {
-    const { room_name } = await issueToken('d1-hangs');
-    const res = await call(
-      `/calls/${room_name}`,
-      { headers: ADMIN },
-      {
-        LEDGER: meteredD1(testEnv.LEDGER, () => 'hang').db,
-      },
-    );
+  it('a call’s object that hangs is a 503 too, after the ledger timeout', async () => {
+    const { room_name } = await issueToken('object-hangs');
+    const hanging = {
+      idFromName: (name: string) => testEnv.CALLS.idFromName(name),
+      get: () => new Proxy({}, { get: () => () => new Promise(() => {}) }),
+    };
+    const res = await call(`/calls/${room_name}`, { headers: ADMIN }, { CALLS: hanging });
     expectError(res, 503, 'ledger_unavailable');
   }, 10_000);
 
-  it('POST /calls/:room/end: the room was deleted but the ledger write failed; the retry records api_end_call', async () => {
+  it('a call only in the archive (open before the object kept calls) is read from D1 on first contact: D1 failing then is a 503', async () => {
+    const [room] = await seedCalls('archive-only', 1, 'open', Date.now());
+    const object = callObjectOf(room!);
+    await runInDurableObject(object, (instance) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, LEDGER: failingFrom(1).db };
+    });
+    const failed = await call(`/calls/${room}`, { headers: ADMIN });
+    expectError(failed, 503, 'ledger_unavailable');
+    await runInDurableObject(object, (instance) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, LEDGER: testEnv.LEDGER };
+    });
+    const read = await call<CallView>(`/calls/${room}`, { headers: ADMIN });
+    expect(read.status).toBe(200);
+    expect(read.data.status).toBe('open');
+  });
+
+  it('POST /calls/:room/end: the room was deleted but the object could not record the end; the retry records api_end_call', async () => {
     const { room_name } = await issueToken('end-retry');
     let deleted = false;
     const lk = fakeLiveKit({
@@ -250,14 +227,11 @@ describe('every route answers a D1 failure with 503 ledger_unavailable and Retry
         return Response.json({});
       },
     });
-    // Reads succeed, the write fails: the room is gone, the ledger does not know yet.
-    const writesFail = meteredD1(testEnv.LEDGER, (sql) =>
-      /^UPDATE calls/i.test(sql) ? blip() : undefined,
-    );
+    // Reads succeed, the end fails: the room is gone, the call's object does not know yet.
     const first = await call(
       `/calls/${room_name}/end`,
       { headers: ADMIN, json: { mode: 'end_for_all', reason: 'hung up' } },
-      { LEDGER: writesFail.db },
+      { CALLS: failingObjects(['row']) },
     );
     expectError(first, 503, 'ledger_unavailable');
     expect(lk.bodiesOf('DeleteRoom')).toHaveLength(1);
@@ -273,12 +247,14 @@ describe('every route answers a D1 failure with 503 ledger_unavailable and Retry
     });
     expect(retry.status).toBe(200);
     expect(retry.data.already_ended).toBe(false);
-    expect(await ledgerRow(room_name)).toMatchObject({
+    const ended = {
       status: 'ended',
       end_reason: 'api_end_call',
       end_source: 'api',
       end_note: 'hung up',
-    });
+    };
+    expect(await callRow(room_name)).toMatchObject(ended);
+    expect(await archiveRow(room_name)).toMatchObject(ended);
   });
 });
 
@@ -290,25 +266,26 @@ describe('the cron keeps up with any backlog', () => {
     const [live] = await seedCalls('live1', 1, 'live_overdue', now - 10 * 60_000);
     const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
     await runBackstop(testEnv, now);
-    expect(await ledgerRow(live!)).toMatchObject({ status: 'ended', end_reason: 'max_duration' });
+    expect(await callRow(live!)).toMatchObject({ status: 'ended', end_reason: 'max_duration' });
     expect(lk.bodiesOf('DeleteRoom').map((b) => b.room)).toEqual([live]);
     const states = await statusCounts('unused120');
     expect(states.max_duration).toBeUndefined();
     expect(states.not_joined).toBe(unused.length);
   });
 
-  it('a backlog of 3,000 unused tokens and 40 live overdue calls: every live call closes in the first run, the backlog within 2 runs', async () => {
+  it('a backlog of 1,200 unused tokens and 40 live overdue calls: every live call closes in the first run, the backlog within 3 runs (500 a run)', async () => {
     const now = Date.now();
-    await seedCalls('backlog', 3_000, 'unused', now - 45 * 60_000);
+    await seedCalls('backlog', 1_200, 'unused', now - 45 * 60_000);
     const live = await seedCalls('dead-agents', 40, 'live_overdue', now - 10 * 60_000);
     const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
     await runBackstop(testEnv, now);
     expect(await statusCounts('dead-agents')).toEqual({ max_duration: 40 });
     expect(new Set(lk.bodiesOf('DeleteRoom').map((b) => b.room))).toEqual(new Set(live));
     await runBackstop(testEnv, now + 60_000);
-    expect(await statusCounts('backlog')).toEqual({ not_joined: 3_000 });
+    await runBackstop(testEnv, now + 120_000);
+    expect(await statusCounts('backlog')).toEqual({ not_joined: 1_200 });
     expect(lk.bodiesOf('DeleteRoom')).toHaveLength(40);
-  });
+  }, 60_000);
 
   it('two runs that overlap (a slow LiveKit) never process one call twice', async () => {
     const now = Date.now();
@@ -381,7 +358,7 @@ describe('retention (RETENTION_*_DAYS)', () => {
     expect(await statusCounts('ancient')).toEqual({ participant_left: 500 });
     await runBackstop(testEnv, now, budget);
     expect(await statusCounts('ancient')).toEqual({});
-    expect(await ledgerRow(recent!)).not.toBeNull();
+    expect(await callRow(recent!)).not.toBeNull();
     const { results } = await testEnv.LEDGER.prepare(
       'SELECT call_id FROM call_reports WHERE room = ?',
     )

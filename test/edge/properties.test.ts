@@ -8,7 +8,7 @@ import {
   call,
   fakeLiveKit,
   issueToken,
-  ledgerRow,
+  callRow,
   testEnv,
   twirpError,
   type ApiResponse,
@@ -174,7 +174,7 @@ describe('properties: what must hold for valid input', () => {
           if (res.status === 200 && !res.data.already_ended) succeeded += 1;
           else if (res.status === 200) expect(succeeded).toBe(1);
           else expect([502, 503]).toContain(res.status);
-          const row = await ledgerRow(room_name);
+          const row = await callRow(room_name);
           expect(row!.status).toBe(succeeded ? 'ended' : 'open');
         }
         expect(succeeded).toBeLessThanOrEqual(1);

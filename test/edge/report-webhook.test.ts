@@ -7,13 +7,14 @@ import {
   call,
   expectError,
   issueToken,
-  ledgerRow,
-  testEnv,
+  callRow,
   seedCall,
   sendWebhook,
   signAsLiveKit,
   type CallView,
   type ReportResponse,
+  atCall,
+  archiveRow,
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -73,21 +74,21 @@ describe('POST /calls/:room/report', () => {
       `Bearer ${await signAsLiveKit(retryBody)}`,
     );
     expect([retry.status, retry.data.duplicate]).toEqual([200, true]);
-    expect((await ledgerRow(room_name))!.end_reason).toBe('agent_end_call');
+    expect((await callRow(room_name))!.end_reason).toBe('agent_end_call');
   });
 
   it('closes the call on a retried report whose first attempt was stored but not applied', async () => {
     const { room_name } = await issueToken('half-applied');
     const body = JSON.stringify(reportFor(room_name));
     await postReport(room_name, body, await signAsLiveKit(body));
-    await testEnv.LEDGER.prepare(
+    await atCall(
+      room_name,
       "UPDATE calls SET status = 'open', end_reason = NULL, end_strength = NULL WHERE room = ?",
-    )
-      .bind(room_name)
-      .run();
+      room_name,
+    );
     const retry = await postReport(room_name, body, await signAsLiveKit(body));
     expect(retry.status).toBe(200);
-    expect((await ledgerRow(room_name))!).toMatchObject({
+    expect((await callRow(room_name))!).toMatchObject({
       status: 'ended',
       end_reason: 'agent_end_call',
     });
@@ -112,7 +113,7 @@ describe('POST /calls/:room/report', () => {
     const body = JSON.stringify(reportFor(room_name));
     const res = await postReport(room_name, body, await sign(body));
     expect(expectError(res, 401, 'invalid_signature').message).toContain(problem);
-    expect((await ledgerRow(room_name))!.status).toBe('open');
+    expect((await callRow(room_name))!.status).toBe('open');
   });
 
   it('rejects a signed but invalid report, naming the field', async () => {
@@ -127,7 +128,7 @@ describe('POST /calls/:room/report', () => {
     const other = JSON.stringify(reportFor('some-other-room'));
     const res = await postReport(room_name, other, await signAsLiveKit(other));
     expect(expectError(res, 400, 'invalid_field').message).toContain('room');
-    expect((await ledgerRow(room_name))!.status).toBe('open');
+    expect((await callRow(room_name))!.status).toBe('open');
   });
 
   it('admits the agent of a room the edge never issued, then refuses its report for good: 404 call_not_found', async () => {
@@ -144,7 +145,7 @@ describe('POST /calls/:room/report', () => {
     expectError(res, 404, 'call_not_found');
     // The one 404 the agent takes as final (any other 404 waits in its outbox), and nothing was kept.
     expect(isFinalReportRefusal(404, 'call_not_found')).toBe(true);
-    expect(await ledgerRow(room)).toBeNull();
+    expect(await callRow(room)).toBeNull();
   });
 
   it('lets an authoritative agent reason replace an inferred webhook end', async () => {
@@ -154,10 +155,10 @@ describe('POST /calls/:room/report', () => {
       room: { name: room_name, sid: 'RM_x' },
       id: `EV_${room_name}`,
     });
-    expect((await ledgerRow(room_name))!.end_source).toBe('webhook');
+    expect((await callRow(room_name))!.end_source).toBe('webhook');
     const body = JSON.stringify(reportFor(room_name));
     await postReport(room_name, body, await signAsLiveKit(body));
-    expect(await ledgerRow(room_name)).toMatchObject({
+    expect(await callRow(room_name)).toMatchObject({
       end_reason: 'agent_end_call',
       end_source: 'agent',
     });
@@ -176,7 +177,7 @@ describe('POST /calls/:room/report', () => {
       reportFor(room_name, { end_reason: 'room_deleted', ended_by: 'unknown' }),
     );
     await postReport(room_name, seen, await signAsLiveKit(seen));
-    expect((await ledgerRow(room_name))!.end_reason).toBe('api_end_call');
+    expect((await callRow(room_name))!.end_reason).toBe('api_end_call');
   });
 });
 
@@ -230,16 +231,16 @@ describe('POST /livekit/webhook', () => {
       id: 'EV_w2a',
     });
     await sendWebhook({ event: 'room_finished', room, id: 'EV_w2b' });
-    expect((await ledgerRow(room_name))!.end_reason).toBe('error');
+    expect((await callRow(room_name))!.end_reason).toBe('error');
   });
 
   it('changes nothing on a repeated event (every effect is idempotent; no id is kept)', async () => {
     const { room_name } = await issueToken('w3');
     const event = { event: 'room_started', room: { name: room_name, sid: 'RM_w3' }, id: 'EV_dup' };
     expect((await sendWebhook(event)).data.outcome).toBe('applied');
-    const once = await ledgerRow(room_name);
+    const once = await callRow(room_name);
     expect((await sendWebhook(event)).data.outcome).toBe('applied');
-    expect(await ledgerRow(room_name)).toEqual(once);
+    expect(await callRow(room_name)).toEqual(once);
   });
 
   it("takes a Bearer-prefixed signature, as a report's (one check for both)", async () => {
@@ -322,7 +323,7 @@ describe('POST /livekit/webhook', () => {
       body,
     });
     expect(expectError(res, 401, 'invalid_signature').message).toContain(problem);
-    expect((await ledgerRow(room_name))!.status).toBe('open');
+    expect((await callRow(room_name))!.status).toBe('open');
   });
 
   it('ends up as if each event arrived once and in order, whatever order and repeats LiveKit delivers', async () => {
@@ -396,6 +397,13 @@ describe('POST /livekit/webhook', () => {
           const events = script(shuffled, `b${tag}`);
           for (const i of [...order, ...repeats]) await sendWebhook(events[i]!);
           expect(await outcome(shuffled)).toEqual(await outcome(inOrder));
+          // The archive the object wrote at the end says the same, whatever the order.
+          const archived = async (room: string) => {
+            const { status, end_reason, end_source, started_at, ended_at } =
+              (await archiveRow(room))!;
+            return { status, end_reason, end_source, started_at, ended_at };
+          };
+          expect(await archived(shuffled)).toEqual(await archived(inOrder));
         },
       ),
       { numRuns: 20 },

@@ -7,11 +7,11 @@ import {
   expectError,
   fakeLiveKit,
   issueToken,
-  ledgerRow,
+  callRow,
   sendWebhook,
-  testEnv,
   twirpError,
   type EndCallResponse,
+  atCall,
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -32,7 +32,7 @@ async function endedCall(sub: string) {
   });
   expect(end.status).toBe(200);
   vi.restoreAllMocks();
-  return { room: room_name, row: (await ledgerRow(room_name))! };
+  return { room: room_name, row: (await callRow(room_name))! };
 }
 
 /** A call the admin API ended before any webhook told the ledger its room sid. */
@@ -41,12 +41,12 @@ async function endedBeforeAnyWebhook(sub: string) {
   fakeLiveKit();
   await call(`/calls/${room_name}/end`, { headers: ADMIN, json: { mode: 'end_for_all' } });
   vi.restoreAllMocks();
-  const row = (await ledgerRow(room_name))!;
+  const row = (await callRow(room_name))!;
   expect(row).toMatchObject({ status: 'ended', room_sid: null });
   return { room: room_name, row };
 }
 
-const endFields = (row: Awaited<ReturnType<typeof ledgerRow>>) => ({
+const endFields = (row: Awaited<ReturnType<typeof callRow>>) => ({
   status: row!.status,
   end_reason: row!.end_reason,
   ended_by: row!.ended_by,
@@ -72,7 +72,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
       expect(res.data.outcome).toBe('revival');
     }
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }, { room }, { room }]);
-    const after = await ledgerRow(room);
+    const after = await callRow(room);
     expect(endFields(after)).toEqual(endFields(row));
     expect(after).toMatchObject({ revival_attempts: 1, last_revival_sid: 'RM_again' });
     const view = await call<{ revival_attempts: number; participants: { joined_at: unknown }[] }>(
@@ -89,7 +89,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
     fakeLiveKit();
     for (const sid of ['RM_a', 'RM_b'])
       await sendWebhook({ event: 'room_started', room: { name: room, sid }, id: `EV_${sid}` });
-    expect((await ledgerRow(room))!.revival_attempts).toBe(2);
+    expect((await callRow(room))!.revival_attempts).toBe(2);
   });
 
   it("applies a late webhook of the call's own room, created before the end, as usual", async () => {
@@ -103,7 +103,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
     });
     expect(res.data.outcome).toBe('applied');
     expect(lk.calls).toHaveLength(0);
-    expect(await ledgerRow(room_name)).toMatchObject({
+    expect(await callRow(room_name)).toMatchObject({
       room_sid: 'RM_first',
       revival_attempts: 0,
       end_reason: 'api_end_call',
@@ -126,7 +126,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
       expect(res.data.outcome).toBe('revival');
     }
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }, { room }]);
-    const after = await ledgerRow(room);
+    const after = await callRow(room);
     expect(endFields(after)).toEqual(endFields(row));
     expect(after).toMatchObject({ revival_attempts: 1, last_revival_sid: 'RM_again' });
   });
@@ -135,7 +135,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
     const { room_name } = await issueToken('sid-stays');
     for (const sid of ['RM_one', 'RM_two'])
       await sendWebhook({ event: 'room_started', room: { name: room_name, sid }, id: `EV_${sid}` });
-    expect((await ledgerRow(room_name))!.room_sid).toBe('RM_one');
+    expect((await callRow(room_name))!.room_sid).toBe('RM_one');
   });
 
   it('answers 503 when LiveKit cannot close the revived room, and closes it on LiveKit’s retry', async () => {
@@ -147,7 +147,7 @@ describe('a room LiveKit recreates for an ended call (a token reused after its c
     const lk = fakeLiveKit();
     expect((await sendWebhook(event)).data.outcome).toBe('revival');
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
-    expect((await ledgerRow(room))!.revival_attempts).toBe(1);
+    expect((await callRow(room))!.revival_attempts).toBe(1);
   });
 });
 
@@ -170,7 +170,7 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
       reason: 'agent_present',
     });
     expect(lk.methods()).not.toContain('DeleteRoom');
-    expect((await ledgerRow(room_name))!.agent_job_id).toBe('AJ_first');
+    expect((await callRow(room_name))!.agent_job_id).toBe('AJ_first');
   });
 
   it.each([
@@ -182,11 +182,13 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     ],
   ])('%s', async (_name, participants, admit) => {
     const { room_name } = await issueToken(`replace-${admit}`);
-    await testEnv.LEDGER.prepare(
+    await atCall(
+      room_name,
       'UPDATE calls SET agent_job_id = ?2, agent_admitted_at = ?3 WHERE room = ?1',
-    )
-      .bind(room_name, 'AJ_first', Date.now() - 60_000)
-      .run();
+      room_name,
+      'AJ_first',
+      Date.now() - 60_000,
+    );
     fakeLiveKit({ ListParticipants: () => Response.json({ participants }) });
     expect((await askAdmission(room_name, { job_id: 'AJ_next' })).data.admit).toBe(admit);
   });
@@ -197,7 +199,7 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     const res = await askAdmission(room, { room_sid: 'RM_revived' });
     expect(res).toMatchObject({ status: 200, data: { admit: false, reason: 'call_ended' } });
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
-    const after = await ledgerRow(room);
+    const after = await callRow(room);
     expect(endFields(after)).toEqual(endFields(row));
     expect(after!.revival_attempts).toBe(1);
   });
@@ -207,7 +209,7 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     fakeLiveKit();
     const res = await askAdmission(room, { room_sid: 'RM_own' });
     expect(res.data).toEqual({ admit: false, reason: 'call_ended' });
-    expect((await ledgerRow(room))!.revival_attempts).toBe(0);
+    expect((await callRow(room))!.revival_attempts).toBe(0);
   });
 
   it("counts a revival for an agent whose room was created in the end's second, known only to the second", async () => {
@@ -218,7 +220,7 @@ describe('POST /calls/:room/admit: the agent asks before any model work', () => 
     const res = await askAdmission(room, { room_sid: 'RM_revived', room_created_at: createdAt });
     expect(res).toMatchObject({ status: 200, data: { admit: false, reason: 'call_ended' } });
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
-    expect(await ledgerRow(room)).toMatchObject({
+    expect(await callRow(room)).toMatchObject({
       revival_attempts: 1,
       last_revival_sid: 'RM_revived',
       room_sid: null,
@@ -277,6 +279,6 @@ describe('an explicit end of a call the ledger has ended', () => {
     expect(res.status).toBe(200);
     expect(res.data.already_ended).toBe(true);
     expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
-    expect(endFields(await ledgerRow(room))).toEqual(endFields(row));
+    expect(endFields(await callRow(room))).toEqual(endFields(row));
   });
 });

@@ -8,7 +8,7 @@ import {
   call,
   expectError,
   fakeLiveKit,
-  ledgerRow,
+  callRow,
   seedCall,
   testEnv,
   userJwt,
@@ -64,7 +64,7 @@ describe('POST /token (LiveKit standard token endpoint)', () => {
       end_mode: 'end_for_all',
       max_duration_seconds: 1800,
     });
-    const row = await ledgerRow(res.data.room_name);
+    const row = await callRow(res.data.room_name);
     expect(row).toMatchObject({
       status: 'open',
       agent_name: 'voice-agent',

@@ -1,4 +1,9 @@
-import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import {
+  createExecutionContext,
+  env,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from 'cloudflare:test';
 import { importJWK, SignJWT } from 'jose';
 import { AccessToken } from 'livekit-server-sdk';
 import { expect, vi } from 'vitest';
@@ -11,6 +16,7 @@ import type {
 } from '../../../wire-contract/index.ts';
 import type { presentCall, presentCallToCaller } from '../../../edge/call/call-view.ts';
 import worker from '../../../edge/index.ts';
+import { localLedger } from '../../../edge/call/local-ledger.ts';
 import { callReportFor } from '../call-report-fixture.ts';
 import type { CallRow, EndSource } from '../../../edge/ledger/calls.ts';
 import type { WebhookOutcome } from '../../../edge/ledger/webhook-events.ts';
@@ -265,9 +271,133 @@ export async function liveKitTokenFor(identity: string, room: string, ttl = 600)
   return at.toJwt();
 }
 
-/** The ledger's row for a call, as the edge stores it. */
-export async function ledgerRow(room: string): Promise<CallRow | null> {
+/** The call's object, by room name. */
+export const callObjectOf = (room: string) => testEnv.CALLS.get(testEnv.CALLS.idFromName(room));
+
+/**
+ * A CALLS binding whose objects fail every request, as an overloaded or unreachable one does;
+ * `except` names methods passed through to the real objects.
+ */
+export function failingObjects(except: string[] = []): Env['CALLS'] {
+  return {
+    idFromName: (name: string) => testEnv.CALLS.idFromName(name),
+    get: (id: DurableObjectId) =>
+      new Proxy(
+        {},
+        {
+          get: (_t, method) =>
+            method === 'then'
+              ? undefined // a stub is not a promise
+              : except.includes(String(method))
+                ? (...args: unknown[]) =>
+                    (
+                      testEnv.CALLS.get(id) as unknown as Record<
+                        string,
+                        (...a: unknown[]) => unknown
+                      >
+                    )[String(method)]!(...args)
+                : () => Promise.reject(new Error('Durable Object is overloaded')),
+        },
+      ),
+  } as unknown as Env['CALLS'];
+}
+export const UNREACHABLE_OBJECTS = failingObjects();
+
+/**
+ * Gives the call's object `ledger` as its archive (D1) until the returned function is called: a
+ * test's way to make D1 fail (or hang) where the object reaches it.
+ */
+export async function objectArchive(
+  room: string,
+  ledger: D1Database,
+): Promise<() => Promise<void>> {
+  const object = callObjectOf(room);
+  let original: Env | undefined;
+  await runInDurableObject(object, (instance) => {
+    const o = instance as unknown as { env: Env };
+    original = o.env;
+    o.env = { ...o.env, LEDGER: ledger };
+  });
+  return () =>
+    runInDurableObject(object, (instance) => {
+      (instance as unknown as { env: Env }).env = original!;
+    });
+}
+
+/** The call's row as the edge holds it live: its object's (edge/call/call-object.ts). */
+export async function callRow(room: string): Promise<CallRow | null> {
+  return callObjectOf(room).row(room);
+}
+
+/** The call's row in the archive (D1), which the lists, the cap and the cron read. */
+export async function archiveRow(room: string): Promise<CallRow | null> {
   return testEnv.LEDGER.prepare('SELECT * FROM calls WHERE room = ?').bind(room).first<CallRow>();
+}
+
+/**
+ * The call's own ledger (its object's SQLite, as the object's code sees it), for a test that
+ * drives the ledger's functions directly: each statement runs inside the object.
+ */
+export function callLedger(room: string): D1Database {
+  const object = callObjectOf(room);
+  const inObject = <T>(fn: (db: D1Database) => Promise<T>) =>
+    object
+      .row(room)
+      .then(() => runInDurableObject(object, (_o, state) => fn(localLedger(state.storage))));
+  type Stmt = { query: string; params: unknown[] };
+  const statement = (query: string, params: unknown[] = []) => ({
+    query,
+    params,
+    bind: (...values: unknown[]) => statement(query, values),
+    first: () =>
+      inObject((db) =>
+        db
+          .prepare(query)
+          .bind(...params)
+          .first(),
+      ),
+    run: () =>
+      inObject((db) =>
+        db
+          .prepare(query)
+          .bind(...params)
+          .run(),
+      ),
+    all: () =>
+      inObject((db) =>
+        db
+          .prepare(query)
+          .bind(...params)
+          .all(),
+      ),
+  });
+  return {
+    prepare: (query: string) => statement(query),
+    batch: (statements: Stmt[]) =>
+      inObject((db) => db.batch(statements.map((st) => db.prepare(st.query).bind(...st.params)))),
+  } as unknown as D1Database;
+}
+
+/**
+ * Runs a statement on the call's rows in both its stores, the object's and the archive, so a
+ * test puts a call into a state no request reaches quickly and both agree on it.
+ */
+export async function atCall(room: string, sql: string, ...params: unknown[]): Promise<void> {
+  // The object first, taking the call from the archive as it stood: as in life, the archive
+  // learns what the object knows only later.
+  const object = callObjectOf(room);
+  await object.row(room);
+  await runInDurableObject(object, (_o, state) => {
+    state.storage.sql.exec(sql, ...params);
+  });
+  await atArchive(sql, ...params);
+}
+
+/** Runs a statement on the archive (D1) only: a call no object has heard of yet. */
+export async function atArchive(sql: string, ...params: unknown[]): Promise<void> {
+  await testEnv.LEDGER.prepare(sql)
+    .bind(...params)
+    .run();
 }
 
 /**
@@ -292,30 +422,60 @@ export const seedCall = {
       at?: number;
     } = {},
   ): Promise<void> {
-    await testEnv.LEDGER.prepare(
+    await atCall(
+      room,
       `UPDATE calls SET status = 'ended', end_reason = ?2, ended_by = ?3, end_source = ?4,
          end_strength = ?5, ended_at = ?6 WHERE room = ?1`,
-    )
-      .bind(room, reason, endedBy, source, strength, at)
-      .run();
+      room,
+      reason,
+      endedBy,
+      source,
+      strength,
+      at,
+    );
   },
-  /** The call's last token expired at `joinBy` (epoch ms) and its room never started. */
-  async unused(room: string, joinBy: number): Promise<void> {
-    await testEnv.LEDGER.prepare('UPDATE calls SET join_by = ?2, started_at = NULL WHERE room = ?1')
-      .bind(room, joinBy)
-      .run();
+  /**
+   * The call's last token expired at `joinBy` (epoch ms) and its room never started; with
+   * `archiveOnly`, as a token no one used leaves it: in the archive, its object never asked.
+   */
+  async unused(room: string, joinBy: number, { archiveOnly = false } = {}): Promise<void> {
+    if (archiveOnly) {
+      await atArchive(
+        'UPDATE calls SET join_by = ?2, started_at = NULL WHERE room = ?1',
+        room,
+        joinBy,
+      );
+      return;
+    }
+    await atCall(
+      room,
+      'UPDATE calls SET join_by = ?2, started_at = NULL WHERE room = ?1',
+      room,
+      joinBy,
+    );
   },
   /** A request claimed the dispatch at `at` (epoch ms) and died before dispatching. */
   async abandonedDispatchClaim(room: string, at: number): Promise<void> {
-    await testEnv.LEDGER.prepare('UPDATE calls SET dispatch_id = ?2 WHERE room = ?1')
-      .bind(room, `pending:${at}:dead-request`)
-      .run();
+    await atCall(
+      room,
+      'UPDATE calls SET dispatch_id = ?2 WHERE room = ?1',
+      room,
+      `pending:${at}:dead-request`,
+    );
+  },
+  /** The call was live (its room started a minute before) and its deadline is `deadlineAt`. */
+  async live(room: string, deadlineAt: number): Promise<void> {
+    await atCall(
+      room,
+      'UPDATE calls SET started_at = ?2, deadline_at = ?3 WHERE room = ?1',
+      room,
+      deadlineAt - 60_000,
+      deadlineAt,
+    );
   },
   /** The call's deadline passed at `deadlineAt` (epoch ms); the backstop owes it an end. */
   async overdue(room: string, deadlineAt: number): Promise<void> {
-    await testEnv.LEDGER.prepare('UPDATE calls SET deadline_at = ?2 WHERE room = ?1')
-      .bind(room, deadlineAt)
-      .run();
+    await atCall(room, 'UPDATE calls SET deadline_at = ?2 WHERE room = ?1', room, deadlineAt);
   },
 };
 

@@ -9,18 +9,61 @@ import { meteredD1, type MeteredD1 } from './d1-meter.ts';
 let meter: MeteredD1 | undefined;
 const metered = (env: Env): Env => {
   meter ??= meteredD1(env.LEDGER);
-  return { ...env, LEDGER: meter.db };
+  return { ...env, LEDGER: meter.db, CALLS: countingRequests(env.CALLS) };
 };
 
-/** What the call objects cost: requests (RPC calls and alarm runs, as Cloudflare bills them) and storage writes. */
+/**
+ * What the call objects cost: requests (RPC calls and alarm runs, as Cloudflare bills them) and
+ * storage writes (key-value writes, and the rows SQL statements wrote, as SQLite-backed objects
+ * are billed).
+ */
 const NONE = { requests: 0, storageWrites: 0 };
 const objects = { ...NONE };
+let sqlCursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
 const STORAGE_WRITES = new Set(['put', 'delete', 'deleteAll', 'setAlarm', 'deleteAlarm']);
+const sqlRowsWritten = () => sqlCursors.reduce((n, c) => n + c.rowsWritten, 0);
+
+/** The namespace with each RPC call on its stubs counted. */
+function countingRequests(ns: Env['CALLS']): Env['CALLS'] {
+  return new Proxy(ns, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target) as unknown;
+      if (key !== 'get') return typeof value === 'function' ? value.bind(target) : value;
+      return (...args: unknown[]) => {
+        const stub = (value as (...a: unknown[]) => object).apply(target, args);
+        return new Proxy(stub, {
+          get(s, method) {
+            const fn = Reflect.get(s, method, s) as unknown;
+            if (typeof fn !== 'function') return fn;
+            return (...a: unknown[]) => {
+              objects.requests += 1;
+              return Reflect.apply(fn as (...x: unknown[]) => unknown, s, a);
+            };
+          },
+        });
+      };
+    },
+  });
+}
 
 /** The object's state with its storage writes counted. */
 function countingWrites(ctx: DurableObjectState): DurableObjectState {
+  const sql = new Proxy(ctx.storage.sql, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target) as unknown;
+      if (key !== 'exec') return typeof value === 'function' ? value.bind(target) : value;
+      return (...args: unknown[]) => {
+        const cursor = (
+          value as (...a: unknown[]) => SqlStorageCursor<Record<string, SqlStorageValue>>
+        ).apply(target, args);
+        sqlCursors.push(cursor);
+        return cursor;
+      };
+    },
+  });
   const storage = new Proxy(ctx.storage, {
     get(target, key) {
+      if (key === 'sql') return sql;
       const value = Reflect.get(target, key, target) as unknown;
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
@@ -44,10 +87,6 @@ export class Call extends EdgeCall {
     // The runtime's base class takes only the real state; the object reads `this.ctx` after it.
     Object.defineProperty(this, 'ctx', { value: countingWrites(ctx) });
   }
-  override async watch(room: string, at: number): Promise<void> {
-    objects.requests += 1;
-    return super.watch(room, at);
-  }
   override async alarm(): Promise<void> {
     objects.requests += 1;
     return super.alarm();
@@ -56,10 +95,6 @@ export class Call extends EdgeCall {
   async ringNow(): Promise<void> {
     if ((await this.ctx.storage.getAlarm()) !== null) await this.alarm();
   }
-  override async forget(): Promise<void> {
-    objects.requests += 1;
-    return super.forget();
-  }
 }
 
 export default {
@@ -67,12 +102,20 @@ export default {
     const { pathname } = new URL(request.url);
     if (pathname === '/__meter') {
       metered(env);
-      return Response.json({ counts: { ...meter!.counts, ...objects }, log: meter!.log });
+      return Response.json({
+        counts: {
+          ...meter!.counts,
+          ...objects,
+          storageWrites: objects.storageWrites + sqlRowsWritten(),
+        },
+        log: meter!.log,
+      });
     }
     if (pathname === '/__meter/reset') {
       metered(env);
       meter!.reset();
       Object.assign(objects, NONE);
+      sqlCursors = [];
       return Response.json({ ok: true });
     }
     if (pathname.startsWith('/__ring/')) {

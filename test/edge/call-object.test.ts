@@ -1,0 +1,267 @@
+// The call's Durable Object as the home of its live state (issue #27): the archive (D1) written
+// when the call opens and when it ends, calls from before the object kept them taken over on
+// first contact, and the object's schema kept in step with the archive's migrations.
+import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CALL_TABLES } from '../../edge/call/call-schema.ts';
+import { callReportFor } from '../support/call-report-fixture.ts';
+import { meteredD1 } from '../support/edge/d1-meter.ts';
+import {
+  ADMIN,
+  APP,
+  archiveRow,
+  askAdmission,
+  call,
+  callLedger,
+  callObjectOf,
+  callRow,
+  fakeLiveKit,
+  issueToken,
+  objectArchive,
+  signAsLiveKit,
+  sendWebhook,
+  testEnv,
+  type CallView,
+} from '../support/edge/helpers.ts';
+
+afterEach(() => vi.restoreAllMocks());
+
+const alarmOf = (room: string) =>
+  runInDurableObject(callObjectOf(room), (_o, state) => state.storage.getAlarm());
+
+/** One spoken call's webhooks, as livekit-server sent them (test/bench/ledger.ts has the source). */
+function callEvents(room: string, caller: string) {
+  const r = { name: room, sid: `RM_${room}` };
+  const t0 = Math.floor(Date.now() / 1000);
+  const left = { disconnectReason: 'CLIENT_INITIATED' };
+  return {
+    started: { event: 'room_started', room: r, createdAt: String(t0) },
+    joined: [
+      {
+        event: 'participant_joined',
+        room: r,
+        participant: { identity: caller, kind: 'STANDARD' },
+        createdAt: String(t0),
+      },
+      {
+        event: 'participant_joined',
+        room: r,
+        participant: { identity: 'agent-AJ_1', kind: 'AGENT' },
+        createdAt: String(t0 + 1),
+      },
+    ],
+    left: [
+      {
+        event: 'participant_left',
+        room: r,
+        participant: { identity: caller, kind: 'STANDARD', ...left },
+        createdAt: String(t0 + 5),
+      },
+      {
+        event: 'participant_left',
+        room: r,
+        participant: { identity: 'agent-AJ_1', kind: 'AGENT', ...left },
+        createdAt: String(t0 + 6),
+      },
+    ],
+    finished: { event: 'room_finished', room: r, createdAt: String(t0 + 7) },
+  };
+}
+
+describe('the call’s object holds its live state; the archive is written when it opens and when it ends', () => {
+  it('a whole call life costs the archive 4 statements in 3 round trips: /token’s, the object’s first read of the call, its end', async () => {
+    const meter = meteredD1(testEnv.LEDGER);
+    const room = `two-writes-${crypto.randomUUID().slice(0, 8)}`;
+    const token = await call(
+      '/token',
+      { headers: APP, json: { room_name: room, participant_identity: 'caller' } },
+      { LEDGER: meter.db },
+    );
+    expect(token.status).toBe(201);
+    // Every request and the object alike see the metered archive.
+    const restore = await objectArchive(room, meter.db);
+    const metered = { LEDGER: meter.db };
+    const webhook = (e: Record<string, unknown>) => sendWebhook(e, signAsLiveKit, metered);
+    const events = callEvents(room, 'caller');
+    await webhook(events.started);
+    await webhook(events.joined[0]!);
+    const admission = await askAdmission(room, { room_sid: `RM_${room}` }, { overrides: metered });
+    expect(admission.data.admit).toBe(true);
+    await webhook(events.joined[1]!);
+    for (const e of events.left) await webhook(e);
+    const report = JSON.stringify(callReportFor(room, { end_reason: 'participant_left' }));
+    const accepted = await call(
+      `/calls/${room}/report`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', Authorization: await signAsLiveKit(report) },
+        body: report,
+      },
+      metered,
+    );
+    expect(accepted.status).toBe(201);
+    await webhook(events.finished);
+    await restore();
+    expect(meter.counts.statements).toBeLessThanOrEqual(4);
+    expect(meter.counts.roundTrips).toBeLessThanOrEqual(3);
+    // And the archive has the call as it ended.
+    const live = (await callRow(room))!;
+    expect(await archiveRow(room)).toMatchObject({
+      status: 'ended',
+      end_reason: 'participant_left',
+      end_source: 'agent',
+      started_at: live.started_at,
+      ended_at: live.ended_at,
+      room_sid: `RM_${room}`,
+      agent_job_id: 'AJ_1',
+    });
+  });
+});
+
+describe('a call from before the object kept calls (only in the archive) is taken over on first contact', () => {
+  /** An open call as the previous Worker left it: its row and its caller's token, in D1 only. */
+  async function archivedOpenCall(room: string, caller: string) {
+    const now = Date.now();
+    await testEnv.LEDGER.batch([
+      testEnv.LEDGER.prepare(
+        `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at, join_by, started_at, room_sid)
+         VALUES (?1, 'voice-agent', 'end_for_all', 1800, ?2, ?3, ?4, ?2, ?5)`,
+      ).bind(room, now - 60_000, now + 1_800_000, now + 540_000, `RM_${room}`),
+      testEnv.LEDGER.prepare(
+        'INSERT INTO call_participants (room, identity, issued_at, joined_at) VALUES (?1, ?2, ?3, ?3)',
+      ).bind(room, caller, now - 60_000),
+    ]);
+  }
+
+  it('its webhooks apply to what the archive held, and its end reaches the archive', async () => {
+    const room = `pre-deploy-${crypto.randomUUID().slice(0, 8)}`;
+    await archivedOpenCall(room, 'early-caller');
+    const events = callEvents(room, 'early-caller');
+    expect((await sendWebhook(events.left[0]!)).data.outcome).toBe('applied');
+    expect((await sendWebhook(events.finished)).data.outcome).toBe('applied');
+    const view = await call<CallView>(`/calls/${room}`, { headers: ADMIN });
+    expect(view.data).toMatchObject({ status: 'ended', end_reason: 'participant_left' });
+    expect(view.data.participants!.map((p) => p.identity)).toEqual(['early-caller']);
+    expect(await archiveRow(room)).toMatchObject({
+      status: 'ended',
+      end_reason: 'participant_left',
+    });
+  });
+
+  it('its caller may still end it with the token the previous Worker issued', async () => {
+    const room = `pre-deploy-end-${crypto.randomUUID().slice(0, 8)}`;
+    await archivedOpenCall(room, 'early-ender');
+    fakeLiveKit();
+    const res = await call(`/calls/${room}/end`, {
+      headers: ADMIN,
+      json: { mode: 'end_for_all' },
+    });
+    expect(res.status).toBe(200);
+    expect(await archiveRow(room)).toMatchObject({ status: 'ended', end_reason: 'api_end_call' });
+  });
+});
+
+describe('the object’s schema', () => {
+  it('has the archive’s columns, as its migrations leave them, in every table both hold', async () => {
+    const columns = async (db: D1Database, table: string) =>
+      (
+        await db
+          .prepare(
+            `SELECT name, type, pk, "notnull" OR pk > 0 AS required FROM pragma_table_info(?)`,
+          )
+          .bind(table)
+          .all()
+      ).results;
+    const { room_name: room } = await issueToken('schema');
+    for (const table of CALL_TABLES)
+      expect(await columns(callLedger(room), table), table).toEqual(
+        await columns(testEnv.LEDGER, table),
+      );
+  });
+});
+
+describe('the object keeps only calls the edge tracks, and trusts the archive’s tokens', () => {
+  it('a webhook for a room the edge never issued a token for leaves its object empty', async () => {
+    const room = `untracked-${crypto.randomUUID().slice(0, 8)}`;
+    const res = await sendWebhook({ event: 'room_started', room: { name: room, sid: 'RM_u' } });
+    expect(res.data.outcome).toBe('untracked');
+    const stored = await runInDurableObject(callObjectOf(room), (_o, state) => ({
+      tables: state.storage.sql
+        .exec("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray(),
+      alarm: state.storage.getAlarm(),
+    }));
+    expect(stored.tables.filter((t) => !String(t.name).startsWith('_cf'))).toEqual([]);
+    expect(await stored.alarm).toBeNull();
+  });
+
+  it('a token issued after the object took the call (no object hears of tokens) still keeps it from closing as unused', async () => {
+    const first = await issueToken('later-token');
+    const room = first.room_name;
+    await sendWebhook({
+      event: 'participant_joined',
+      room: { name: room, sid: 'RM_lt' },
+      participant: { identity: 'later-token', kind: 'STANDARD' },
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    const second = await call('/token', {
+      headers: APP,
+      json: { room_name: room, participant_identity: 'later-token-2' },
+    });
+    expect(second.status).toBe(201);
+    const archivedJoinBy = (await archiveRow(room))!.join_by!;
+    // The object's own join-by (the first token's) has passed, plus grace.
+    await runInDurableObject(callObjectOf(room), (_o, state) => {
+      state.storage.sql.exec(
+        'UPDATE calls SET join_by = ? WHERE room = ?',
+        Date.now() - 3_600_000,
+        room,
+      );
+    });
+    const lk = fakeLiveKit({ ListRooms: () => Response.json({ rooms: [] }) });
+    expect(await runDurableObjectAlarm(callObjectOf(room))).toBe(true);
+    expect(lk.methods()).toEqual([]);
+    const row = (await callRow(room))!;
+    expect(row.status).toBe('open');
+    expect(row.join_by).toBe(archivedJoinBy);
+  });
+
+  it('a participant issued a token after the object took the call reads its own row with its token', async () => {
+    const first = await issueToken('reader-1');
+    const room = first.room_name;
+    await sendWebhook({ event: 'room_started', room: { name: room, sid: 'RM_rd' } });
+    const second = await call<{ participant_token: string }>('/token', {
+      headers: APP,
+      json: { room_name: room, participant_identity: 'reader-2' },
+    });
+    const view = await call<{ caller: { identity: string; issued_at: string | null } }>(
+      `/calls/${room}`,
+      { headers: { Authorization: `Bearer ${second.data.participant_token}` } },
+    );
+    expect(view.status).toBe(200);
+    expect(view.data.caller).toMatchObject({ identity: 'reader-2' });
+    expect(view.data.caller.issued_at).not.toBeNull();
+  });
+
+  it('while the archive fails to learn a long call’s start, the object retries with backoff, not in a loop', async () => {
+    const { room_name: room } = await issueToken('start-backoff');
+    await sendWebhook({ event: 'room_started', room: { name: room, sid: 'RM_sb' } });
+    await runInDurableObject(callObjectOf(room), (_o, state) => {
+      state.storage.sql.exec('UPDATE calls SET join_by = ? WHERE room = ?', Date.now() - 1, room);
+    });
+    const restore = await objectArchive(
+      room,
+      meteredD1(testEnv.LEDGER, () => new Error('D1_ERROR: Network connection lost.')).db,
+    );
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = Date.now();
+      expect(await runDurableObjectAlarm(callObjectOf(room))).toBe(true);
+      delays.push((await alarmOf(room))! - before);
+    }
+    expect(delays.map((d) => Math.round(d / 1000))).toEqual([1, 2, 4]);
+    await restore();
+    expect(await runDurableObjectAlarm(callObjectOf(room))).toBe(true);
+    expect((await archiveRow(room))!.started_at).toBe((await callRow(room))!.started_at);
+  });
+});
