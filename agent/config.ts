@@ -76,9 +76,9 @@ const AgentConfigSchema = z.object({
     .default('auto')
     .transform((v) => (v === 'auto' ? defaultCallCap() : v)),
   /**
-   * Job processes kept warm for the next calls (with the calls-based load). `auto`: agents-js's
-   * min(cores, 4), within the cap (defaultIdleProcesses); each costs ~170 MiB and ~2 % of a core
-   * while idle (bench:job-start).
+   * Job processes kept warm for the next calls (with the calls-based load). `auto`: two per core,
+   * at most 4, within the cap (defaultIdleProcesses); each costs ~170 MiB and ~2 % of a core while
+   * idle (bench:job-start).
    */
   AGENT_IDLE_PROCESSES: z.union([z.literal('auto'), int(1, 1000)]).default('auto'),
   /** Path of a module exporting `registerHooks(lifecycle, ctx)`: the deployer's end-of-call hooks. */

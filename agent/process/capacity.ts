@@ -16,15 +16,15 @@ export function defaultCallCap(cores = availableParallelism(), memoryBytes = tot
 }
 
 /**
- * How many job processes to keep warm: agents-js's own default, min(cores, 4), within the cap.
- * More would greet a burst sooner only where there are cores to spare: agents-js warms processes
- * one at a time and refills the pool while the burst's calls run, and each idle process uses
- * ~2 % of a core (1.7–1.9 % over 30 s on a quiet VM, bench:job-start; a third of it agents-js's
- * event-loop monitor). On 2 cores a burst of 10 with 10 warm got its greetings sooner (p50 7.4 s
- * against 14.6 s) but the refill starved the calls (docs/benchmarks.md, burst at the cap).
+ * How many job processes to keep warm: two per core, at most 4, within the cap (agents-js's own
+ * default is one per core, at most 4). On 2 cores, 4 warm greeted a burst of 4 at p50 1.0–1.5 s
+ * against 1.6–1.7 s with 2, and a burst of 10 at p50 3.9–4.9 s against 6.0–6.3 s, none failed
+ * (docs/benchmarks.md, the pool in a burst); 10 warm left callers ungreeted (the refill starves
+ * the calls: agents-js warms processes one at a time, while the burst's calls run). Each idle
+ * process uses ~2 % of a core and ~170 MiB.
  */
 export function defaultIdleProcesses(cap: number, cores = availableParallelism()): number {
-  return Math.max(1, Math.min(cap, cores, 4));
+  return Math.max(1, Math.min(cap, 2 * cores, 4));
 }
 
 /**

@@ -58,7 +58,8 @@ describe('the call cap', () => {
   );
 
   it.each([
-    [10, 2, 2, "agents-js's own min(cores, 4)"],
+    [10, 2, 4, 'two per core (bench:capacity, the pool in a burst)'],
+    [5, 1, 2, 'two per core on one core'],
     [40, 8, 4, 'never more than 4'],
     [1, 8, 1, 'never more than the cap'],
   ])('keeps job processes warm: cap %i, %i cores → %i (%s)', (cap, cores, idle) =>

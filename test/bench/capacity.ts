@@ -258,10 +258,12 @@ process.once('exit', () => {
     }
 });
 for (const v of variants) {
-  await warmedUp(v, Number(v.idleProcesses));
   let baselineP95: number | undefined;
   let largestOk = 0;
   for (const n of LEVELS) {
+    // Each level from a warm pool: the previous level's calls used warm processes, and agents-js
+    // refills them one at a time after; a burst measured before that measures the refill.
+    await warmedUp(v, Number(v.idleProcesses));
     const sampler = sampleTree(v.worker.proc.child.pid!);
     const started = Date.now();
     const results = await Promise.all(Array.from({ length: n }, (_, i) => oneCall(v, n, i)));
