@@ -5,7 +5,8 @@
 // than half the calls of a level fail.
 // The same run measures a stock minimal agents-js agent with the same models.
 import { dispose } from '@livekit/rtc-node';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AccessToken, RoomAgentDispatch, RoomConfiguration } from 'livekit-server-sdk';
@@ -131,6 +132,41 @@ if (process.env.BENCH_STOCK !== '0')
       join(ROOT, 'test/bench/stock-agent.ts'),
     ),
   });
+
+// BENCH_PYTHON=1: LiveKit's Python agents as a third row (test/bench/python), installed on first
+// use into .tools/python-agents (a venv, from PyPI), never by `npm test`. BENCH_PYTHON_LOAD_SCALED=1
+// scales its CPU load as the stock agent's is.
+if (process.env.BENCH_PYTHON === '1') {
+  const venv = join(ROOT, '.tools/python-agents');
+  const python = join(venv, 'bin/python');
+  if (!existsSync(python)) {
+    execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+    execFileSync(
+      python,
+      ['-m', 'pip', 'install', '-q', '-r', join(ROOT, 'test/bench/python/requirements.txt')],
+      { stdio: 'inherit' },
+    );
+  }
+  const scaled = process.env.BENCH_PYTHON_LOAD_SCALED === '1';
+  variants.push({
+    label: `LiveKit Python agents 1.8.9, minimal${scaled ? ', load scaled' : ', its defaults'}`,
+    agentName: 'python',
+    // Its own default in production mode.
+    idleProcesses: process.env.BENCH_PYTHON_IDLE ?? '2',
+    worker: await startAgentWorker(
+      dir,
+      {
+        ...common,
+        AGENT_NAME: 'python',
+        ...(scaled && { BENCH_PYTHON_LOAD_SCALED: '1' }),
+      },
+      'python',
+      undefined,
+      undefined,
+      [python, join(ROOT, 'test/bench/python/minimal_agent.py'), 'start'],
+    ),
+  });
+}
 
 /**
  * Samples the tree while a level runs: CPU used by every process seen (job processes come and go,

@@ -11,16 +11,20 @@ export type AgentWorker = {
   stop(signal?: NodeJS.Signals): Promise<void>;
 };
 
-/** The built agent (`node dist/agent/main.js start`), ready once its health endpoint says registered. */
+/**
+ * The built agent (`node dist/agent/main.js start`), ready once its health endpoint says
+ * registered. `command` runs another program as the worker instead (the bench's Python agent).
+ */
 export async function startAgentWorker(
   dir: string,
   env: Record<string, string>,
   name = 'agent',
   entry = AGENT_ENTRY,
   mode: 'start' | 'dev' = 'start',
+  command: [string, ...string[]] = [process.execPath, entry, mode],
 ): Promise<AgentWorker> {
   const port = await freePort();
-  const proc = startProcess(process.execPath, [entry, mode], {
+  const proc = startProcess(command[0], command.slice(1), {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
