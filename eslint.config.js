@@ -12,6 +12,8 @@ export default tseslint.config(
       'edge/worker-configuration.d.ts',
       'edge/web/dist/',
       'test-artifacts/',
+      // Tools installed for the benches (the Python agents' venv carries JavaScript of its own).
+      '.tools/',
     ],
   },
   js.configs.recommended,
