@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { AdmissionRequest, CallReport } from '../../wire-contract/index.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
-import { configFrom } from '../config.ts';
+import { configFrom, type Config } from '../config.ts';
 import { ledgerNotMigrated } from '../errors.ts';
 import { archiveCall, archivedPart, type ArchivedCall } from '../ledger/archive.ts';
 import {
@@ -22,6 +22,7 @@ import { markStarted } from '../ledger/sweeps.ts';
 import { applyCallEvent, type AppliedWebhook, type CallEvent } from '../ledger/webhook-events.ts';
 import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
 import { log } from '../log.ts';
+import { withinMs } from '../time-bound.ts';
 import { admitAgent, type AgentAdmission } from './agent-admission.ts';
 import { watchAdmittedAgent, watchAgentArrival, type ArrivalOutcome } from './agent-arrival.ts';
 import { hasCallStorage, migrateCallStorage } from './call-schema.ts';
@@ -185,20 +186,23 @@ export class Call extends DurableObject<Env> {
   }
 
   /** A person joined: until an agent does, the object watches one comes (agent-arrival.ts). */
-  async watchArrival(room: string, identity: string): Promise<ArrivalOutcome | undefined> {
-    if (!(await this.#load(room))) return undefined;
-    try {
-      return await watchAgentArrival(this.#db, configFrom(this.env), room, identity);
-    } finally {
-      await this.#settle(room);
-    }
+  watchArrival(room: string, identity: string): Promise<ArrivalOutcome | undefined> {
+    return this.#watch(room, (db, config) => watchAgentArrival(db, config, room, identity));
   }
 
   /** An admitted job: until it joins, the object watches it comes (agent-arrival.ts). */
-  async watchAdmitted(room: string, jobId: string): Promise<ArrivalOutcome | undefined> {
+  watchAdmitted(room: string, jobId: string): Promise<ArrivalOutcome | undefined> {
+    return this.#watch(room, (db, config) => watchAdmittedAgent(db, config, room, jobId));
+  }
+
+  /** Runs an agent-arrival watch on the call's own ledger, settling whatever it changed. */
+  async #watch(
+    room: string,
+    watch: (db: D1Database, config: Config) => Promise<ArrivalOutcome>,
+  ): Promise<ArrivalOutcome | undefined> {
     if (!(await this.#load(room))) return undefined;
     try {
-      return await watchAdmittedAgent(this.#db, configFrom(this.env), room, jobId);
+      return await watch(this.#db, configFrom(this.env));
     } finally {
       await this.#settle(room);
     }
@@ -273,7 +277,7 @@ export class Call extends DurableObject<Env> {
       const part = archivedPart(call);
       const before = await this.ctx.storage.get<ArchivedCall>('archived');
       if (JSON.stringify(before) === JSON.stringify(part)) return;
-      await withTimeout(archiveCall(this.env.LEDGER, room, part), ARCHIVE_TIMEOUT_MS);
+      await withinMs(archiveCall(this.env.LEDGER, room, part), ARCHIVE_TIMEOUT_MS);
       await this.ctx.storage.put('archived', part);
     });
     this.#archiving = write.catch(() => {});
@@ -396,16 +400,6 @@ export class Call extends DurableObject<Env> {
       }
     }
   }
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, late]).finally(() => {
-    if (timer !== undefined) clearTimeout(timer);
-  });
 }
 
 /** 1 s, 2 s, 4 s … at most RETRY_CAP_MS, after `failures` failed tries in a row. */

@@ -1,6 +1,7 @@
 import { ApiError, throwIfLedgerNotMigrated } from '../errors.ts';
 import { LiveKitFailure } from '../livekit/call-livekit.ts';
 import { log } from '../log.ts';
+import { withinMs } from '../time-bound.ts';
 import { errorMessage } from '../../wire-contract/index.ts';
 
 /** How long one ledger step (a D1 round trip, a call object's answer) may take before the request gives up. */
@@ -17,13 +18,8 @@ export async function withLedger<T>(
   /** For a call's object whose step also waits on LiveKit: that bound on top of the ledger's. */
   { alsoMs = 0 } = {},
 ): Promise<T> {
-  const boundMs = LEDGER_TIMEOUT_MS + alsoMs;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${boundMs} ms`)), boundMs);
-  });
   try {
-    return await Promise.race([fn(), timeout]);
+    return await withinMs(fn(), LEDGER_TIMEOUT_MS + alsoMs);
   } catch (err) {
     if (err instanceof ApiError || err instanceof LiveKitFailure) throw err; // not the ledger's
     throwIfLedgerNotMigrated(err); // schema behind the code: name the command, not an outage
@@ -39,7 +35,5 @@ export async function withLedger<T>(
         'Retry-After': '5',
       },
     );
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
   }
 }

@@ -54,20 +54,23 @@ export type NewCall = {
   deadlineAt: number;
 };
 
+/** A new call's columns as ?1–?6: room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at. */
+export const newCallParams = (call: NewCall) => [
+  call.room,
+  call.agentName,
+  call.endMode,
+  call.maxDurationSeconds,
+  call.now,
+  call.deadlineAt,
+];
+
 function insertCall(db: D1Database, call: NewCall) {
   return db
     .prepare(
       `INSERT INTO calls (room, agent_name, end_mode, max_duration_seconds, created_at, deadline_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (room) DO NOTHING`,
     )
-    .bind(
-      call.room,
-      call.agentName,
-      call.endMode,
-      call.maxDurationSeconds,
-      call.now,
-      call.deadlineAt,
-    );
+    .bind(...newCallParams(call));
 }
 
 /** Opens a call the edge did not mint a token for (an explicit dispatch into an existing room). */

@@ -1,4 +1,4 @@
-import type { NewCall } from './calls.ts';
+import { newCallParams, type NewCall } from './calls.ts';
 
 /**
  * Who opened a call, for the open-call cap, and the cap itself. `key` null: nobody to cap (a
@@ -34,17 +34,7 @@ function upsertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap & { joi
          deadline_at = IIF(${pushOut}, MAX(deadline_at, excluded.deadline_at), deadline_at)
        RETURNING status`,
     )
-    .bind(
-      call.room,
-      call.agentName,
-      call.endMode,
-      call.maxDurationSeconds,
-      call.now,
-      call.deadlineAt,
-      call.callerKey,
-      call.maxOpenCalls,
-      call.joinBy,
-    );
+    .bind(...newCallParams(call), call.callerKey, call.maxOpenCalls, call.joinBy);
 }
 
 /**
