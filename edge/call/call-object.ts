@@ -18,6 +18,7 @@ import {
   type CallRow,
   type EndSource,
 } from '../ledger/calls.ts';
+import { recordIssuedToken } from '../ledger/issued-tokens.ts';
 import { markStarted } from '../ledger/sweeps.ts';
 import { applyCallEvent, type AppliedWebhook, type CallEvent } from '../ledger/webhook-events.ts';
 import { deleteRoom, liveRooms } from '../livekit/rooms.ts';
@@ -25,6 +26,7 @@ import { log } from '../log.ts';
 import { withinMs } from '../time-bound.ts';
 import { admitAgent, type AgentAdmission } from './agent-admission.ts';
 import { watchAdmittedAgent, watchAgentArrival, type ArrivalOutcome } from './agent-arrival.ts';
+import { openCallFacts } from './call-facts.ts';
 import { hasCallStorage, migrateCallStorage } from './call-schema.ts';
 import {
   exportCall,
@@ -55,8 +57,10 @@ export type SweepOutcome = 'untracked' | 'ended' | 'not_joined' | 'started' | 'n
  * webhooks, the agent's admission and report, the API's end and reads, a dispatch, the
  * agent-arrival watches), and the ledger's own statements decide on the object's SQLite
  * (local-ledger.ts): one call, one place, so no order of events leaves two truths. The archive
- * (D1) has the call from `/token` (or a dispatch), which tells no object (its speed): the object
- * takes the call from there the first time it hears of it, in one read. It writes the call back
+ * (D1) has the call from `/token` (or a dispatch), which tells no object (its speed). The object
+ * takes the call, the first time it hears of it, from the facts `/token` sealed into the room's
+ * metadata, which LiveKit's webhooks carry (call-facts.ts), or else from the archive, in one
+ * read (a room a dispatch created, a first word from the agent or the API). It writes the call back
  * when it ends, in one statement, and once before that for a call that outlives its tokens'
  * join-by (the open-call cap counts it by its start). Its alarm keeps its deadlines (a call whose
  * agent died is closed at its deadline plus grace; a LiveKit that fails keeps the deadline,
@@ -68,6 +72,7 @@ export class Call extends DurableObject<Env> {
   #migrated = false;
   #archiving: Promise<unknown> = Promise.resolve();
   #deadlineWork: Promise<unknown> = Promise.resolve();
+  #taking: Promise<CallRow | null> | undefined;
 
   /** The ledger's statements on this call's own SQLite. */
   get #db(): D1Database {
@@ -75,21 +80,61 @@ export class Call extends DurableObject<Env> {
   }
 
   /**
-   * The call's row here; taken from the archive the first time (and its alarm planned). Null: no
-   * such call, and then nothing is stored: a room the edge never tracked leaves no object behind.
+   * The call's row here; the first time, taken from the facts the room's metadata carries (a
+   * webhook's), else from the archive, and its alarm planned. Null: no such call, and then nothing
+   * is stored: a room the edge never tracked leaves no object behind.
    */
-  async #load(room: string): Promise<CallRow | null> {
+  async #load(room: string, roomMetadata?: string | null): Promise<CallRow | null> {
     if (this.#hasTables()) {
       const here = await findCall(this.#db, room);
       if (here) return here;
     }
-    const record = await exportCall(this.env.LEDGER, room);
-    if (!record) return null;
-    this.#migrate();
-    importCall(this.ctx.storage, record);
-    await this.ctx.storage.put('archived', archivedPart(record.row));
+    // One first contact at a time: a request that comes while the call is being taken (its
+    // webhooks arrive side by side, and awaiting the archive or the crypto lets them in) waits for
+    // it, so the call is taken, and the archive read, once.
+    if (!this.#taking) {
+      this.#taking = this.#take(room, roomMetadata);
+      void this.#taking.finally(() => (this.#taking = undefined)).catch(() => {});
+      return this.#taking;
+    }
+    await this.#taking.catch(() => {});
+    return this.#hasTables() ? findCall(this.#db, room) : this.#load(room, roomMetadata);
+  }
+
+  async #take(room: string, roomMetadata: string | null | undefined): Promise<CallRow | null> {
+    const facts = await this.#factsFrom(room, roomMetadata);
+    if (facts) {
+      this.#migrate();
+      // `/token`'s own statements, on this call's storage: the rows the archive got from it.
+      await recordIssuedToken(this.#db, { ...facts, callerKey: null, maxOpenCalls: 0 });
+    } else {
+      const record = await exportCall(this.env.LEDGER, room);
+      if (!record) return null;
+      this.#migrate();
+      importCall(this.ctx.storage, record);
+    }
+    const call = await findCall(this.#db, room);
+    if (!call) return null;
+    await this.ctx.storage.put('archived', archivedPart(call));
+    log(configFrom(this.env), 'info', 'call object: took the call', {
+      room,
+      from: facts ? 'room_metadata' : 'archive',
+    });
     await this.#settle(room);
-    return findCall(this.#db, room);
+    return call;
+  }
+
+  /**
+   * A call's facts from its room's metadata, while its token can still be joined (with the
+   * backstop's grace): later, the archive may hold an end the facts do not (the cron closes a
+   * call never joined by then), and it is read instead.
+   */
+  async #factsFrom(room: string, roomMetadata: string | null | undefined) {
+    if (!roomMetadata) return null;
+    const config = configFrom(this.env);
+    const facts = await openCallFacts(config, room, roomMetadata);
+    if (!facts || Date.now() > facts.joinBy + config.BACKSTOP_GRACE_SECONDS * 1000) return null;
+    return facts;
   }
 
   /** Whether this object holds a call (its tables, brought up to date). */
@@ -118,7 +163,7 @@ export class Call extends DurableObject<Env> {
   }
 
   async webhook(event: CallEvent): Promise<AppliedWebhook> {
-    if (!(await this.#load(event.room))) return { outcome: 'untracked' };
+    if (!(await this.#load(event.room, event.roomMetadata))) return { outcome: 'untracked' };
     const applied = await applyCallEvent(this.#db, event, Date.now());
     await this.#settle(event.room);
     return applied;
@@ -235,7 +280,7 @@ export class Call extends DurableObject<Env> {
       await this.ctx.storage.put('archive_failures', failures);
       retryArchiveAt = Date.now() + backoffMs(failures);
       log(
-        undefined,
+        configFrom(this.env),
         failures >= FAILURES_WORTH_AN_ERROR ? 'error' : 'warn',
         'call archive: will try again',
         { room, failures, message: errorMessage(err) },
@@ -336,7 +381,7 @@ export class Call extends DurableObject<Env> {
       await this.ctx.storage.put('failures', failures);
       await this.ctx.storage.setAlarm(Date.now() + retryMs);
       log(
-        undefined,
+        configFrom(this.env),
         failures >= FAILURES_WORTH_AN_ERROR ? 'error' : 'warn',
         'call deadline: will try again',
         { room: call.room, failures, retry_in_ms: retryMs, message: errorMessage(err) },
@@ -371,7 +416,7 @@ export class Call extends DurableObject<Env> {
         // The room first: a ledger that said ended while the room lived would lie.
         await deleteRoom(config, room);
         if (await closeCall(this.#db, room, overdueEnd(now, source))) {
-          log(undefined, 'info', 'call deadline: ended an overdue call', { room });
+          log(configFrom(this.env), 'info', 'call deadline: ended an overdue call', { room });
           return 'ended';
         }
         return 'nothing_due';
@@ -395,7 +440,7 @@ export class Call extends DurableObject<Env> {
           `AND started_at IS NULL AND join_by <= ${Math.floor(now - graceMs)}`,
         );
         if (!closed.length) return 'nothing_due';
-        log(undefined, 'info', 'call deadline: closed a call never joined', { room });
+        log(configFrom(this.env), 'info', 'call deadline: closed a call never joined', { room });
         return 'not_joined';
       }
     }

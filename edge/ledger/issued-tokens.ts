@@ -6,6 +6,9 @@ import { newCallParams, type NewCall } from './calls.ts';
  */
 export type OpenCallCap = { callerKey: string | null; maxOpenCalls: number };
 
+/** A call as a token opens it: who the token is for, and when it expires (epoch ms). */
+export type IssuedCall = NewCall & { identity: string; joinBy: number };
+
 /**
  * A caller's open calls, as the cap counts them: a call that started counts until it ends; one
  * that never started only while its last token can still be joined (an unused token, e.g. a page
@@ -21,7 +24,7 @@ const COUNTED_OPEN_CALLS = `FROM calls WHERE caller_key = ?7 AND status = 'open'
  * call's status; no row when the cap refused a new call. A token for a room that exists never
  * counts against the cap again.
  */
-function upsertCallWithinCap(db: D1Database, call: NewCall & OpenCallCap & { joinBy: number }) {
+function upsertCallWithinCap(db: D1Database, call: IssuedCall & OpenCallCap) {
   const pushOut = `status = 'open' AND started_at IS NULL`;
   return db
     .prepare(
@@ -57,8 +60,7 @@ export type IssuedToken =
  */
 export async function recordIssuedToken(
   db: D1Database,
-  call: NewCall &
-    OpenCallCap & { identity: string; /** When this token expires (epoch ms). */ joinBy: number },
+  call: IssuedCall & OpenCallCap,
 ): Promise<IssuedToken> {
   const [status] = await db.batch([
     upsertCallWithinCap(db, call),

@@ -110,6 +110,8 @@ export type CallEvent = {
   at: number;
   /** The participant, for participant events. */
   participant: { identity: string; kind: string; disconnectReason: string | null } | null;
+  /** The room's metadata: a call's sealed facts when a token from `/token` created the room. */
+  roomMetadata: string | null;
 };
 
 /** The call event a webhook carries, or none for one the ledger does not use. */
@@ -130,6 +132,7 @@ export function callEventFrom(event: WebhookEvent, now: number): CallEvent | und
           disconnectReason: disconnectName(p.disconnectReason),
         }
       : null,
+    roomMetadata: event.room?.metadata || null,
   };
 }
 

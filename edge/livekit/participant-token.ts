@@ -9,6 +9,8 @@ export type ParticipantTokenRequest = {
   attributes?: Record<string, string>;
   agentName: string;
   agentMetadata: string;
+  /** The room's metadata should this join create the room (the call's sealed facts). */
+  roomMetadata: string;
 };
 
 /**
@@ -34,6 +36,7 @@ export async function mintParticipantToken(
     canPublishData: true,
   });
   token.roomConfig = new RoomConfiguration({
+    metadata: req.roomMetadata,
     agents: [new RoomAgentDispatch({ agentName: req.agentName, metadata: req.agentMetadata })],
   });
   return token.toJwt();

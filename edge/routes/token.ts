@@ -4,7 +4,8 @@ import { DispatchOverrides } from '../../wire-contract/index.ts';
 import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-settings.ts';
 import type { AppEnv } from '../env.ts';
 import { ApiError, unknownAgent } from '../errors.ts';
-import { recordIssuedToken, type IssuedToken } from '../ledger/issued-tokens.ts';
+import { recordIssuedToken, type IssuedCall, type IssuedToken } from '../ledger/issued-tokens.ts';
+import { sealCallFacts } from '../call/call-facts.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
 import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';
@@ -147,6 +148,17 @@ export const tokenRoutes = new Hono<AppEnv>().post(
     const now = Date.now();
     const room = body.room_name ?? newRoomName();
     const metadata = dispatchMetadata(config, overrides, identity, now);
+    const call: IssuedCall = {
+      room,
+      identity,
+      agentName,
+      endMode: metadata.end_mode,
+      maxDurationSeconds: metadata.max_duration_seconds,
+      now,
+      joinBy: now + config.TOKEN_TTL_SECONDS * 1000,
+      // The latest the call can start is when the token expires; room_started tightens this.
+      deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
+    };
     // The participant token is also the credential for its own call (/calls/:room/end), so one
     // too long for the edge to take back as a credential is never handed out. Checked before the
     // ledger write, so a refused request opens no call and takes no place under the cap.
@@ -158,6 +170,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       attributes,
       agentName,
       agentMetadata: await sealedForAgent(config, metadata, room),
+      roomMetadata: await sealCallFacts(config, call),
     });
     if (participantToken.length > MAX_CREDENTIAL_CHARS)
       throw new ApiError(
@@ -167,8 +180,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       );
     const issued = await withLedger('record the token', () =>
       recordIssuedToken(c.env.LEDGER, {
-        room,
-        identity,
+        ...call,
         // End users only: a backend serves many users under one key and enforces its own limits.
         callerKey:
           caller.kind !== 'user'
@@ -177,13 +189,6 @@ export const tokenRoutes = new Hono<AppEnv>().post(
               ? `ip:${clientAddress(c)}`
               : `id:${caller.identity}`,
         maxOpenCalls: config.MAX_OPEN_CALLS_PER_CALLER,
-        agentName,
-        endMode: metadata.end_mode,
-        maxDurationSeconds: metadata.max_duration_seconds,
-        now,
-        joinBy: now + config.TOKEN_TTL_SECONDS * 1000,
-        // The latest the call can start is when the token expires; room_started tightens this.
-        deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
       }),
     );
     if (issued.outcome !== 'recorded')

@@ -139,19 +139,30 @@ const SCRIPT = [
   ['room_finished'],
 ] as const;
 
+/** What LiveKit makes the room's metadata when a join with this token creates it. */
+function roomMetadataOf(jwt: string): string {
+  const payload = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as {
+    roomConfig?: { metadata?: string };
+  };
+  return payload.roomConfig?.metadata ?? '';
+}
+
 async function callLife(i: number) {
   let room = '';
+  let metadata = '';
   await measured('token', async () => {
     const res = (await request('/token', {
       method: 'POST',
       headers: { authorization: `Bearer ${APP_KEY}`, 'content-type': 'application/json' },
       body: JSON.stringify({ participant_identity: `caller-${i}` }),
-    })) as { room_name: string };
+    })) as { room_name: string; participant_token: string };
     room = res.room_name;
+    metadata = roomMetadataOf(res.participant_token);
   });
   const sid = `RM_${i}`;
   const t0 = Math.floor(Date.now() / 1000);
-  const lkRoom = { name: room, sid, creationTime: String(t0) };
+  // The room as LiveKit reports it: its metadata from the token's room configuration.
+  const lkRoom = { name: room, sid, creationTime: String(t0), metadata };
   let n = 0;
   for (const [what, who] of SCRIPT) {
     if (what === 'admit') {

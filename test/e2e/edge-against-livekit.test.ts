@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { AgentDispatchClient } from 'livekit-server-sdk';
+import { AgentDispatchClient, TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallClient } from '../support/call-client.ts';
 import { systemForThisFile } from '../support/e2e-system.ts';
@@ -122,6 +122,26 @@ describe.skipIf(system.skipped)('the edge against the real LiveKit server', () =
       status: 'ended',
       end_reason: 'api_end_call',
     });
+  });
+
+  it('LiveKit makes the token’s sealed call facts the room’s metadata, and the call’s object takes the call from them (its webhooks), not from the archive', async () => {
+    const c = await greetedCaller();
+    const [room] = await system.rooms.listRooms([c.roomName]);
+    const claims = await new TokenVerifier(DEV_KEY, DEV_SECRET).verify(c.participantToken);
+    expect(room?.metadata).toBeTruthy();
+    expect(room!.metadata).toBe(claims.roomConfig!.metadata);
+    expect(JSON.parse(room!.metadata)).toEqual({ v: 1, sealed: expect.any(String) });
+    const edgeLog = () => readFileSync(system.edge.proc.logFile, 'utf8');
+    await waitFor('the call object took the call', async () => edgeLog().includes(c.roomName), {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    const took = edgeLog()
+      .split('\n')
+      .filter((l) => l.includes('call object: took the call') && l.includes(c.roomName));
+    expect(took).toHaveLength(1);
+    expect(took[0]).toContain('"from":"room_metadata"');
+    await c.leave();
   });
 
   it('a room LiveKit already closed (everyone left): ending it answers 200 with the call, never a 5xx', async () => {

@@ -1,6 +1,5 @@
 import { DisconnectReason } from '@livekit/rtc-node';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
@@ -14,10 +13,11 @@ import { waitFor } from '../support/processes.ts';
  * ledger's first end as it was, with the attempt counted.
  */
 let idleAgent: AgentWorker;
+let drainingAgent: AgentWorker;
 const clients: CallClient[] = [];
 
 const system = systemForThisFile('revival tests', {
-  edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-idle' },
+  edgeVars: { AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-idle,voice-agent-drain' },
   agentEnv: { MAX_DURATION_WARNING_SECONDS: '2' },
 });
 beforeAll(async () => {
@@ -27,10 +27,13 @@ beforeAll(async () => {
     IDLE_PROMPT_SECONDS: '2',
     IDLE_END_SECONDS: '2',
   });
+  // Drained (SIGTERM, as a deploy does) by its call's ending, so a worker of its own.
+  drainingAgent = await system.startAgent('agent-drain', { AGENT_NAME: 'voice-agent-drain' });
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));
   await idleAgent?.stop('SIGKILL');
+  await drainingAgent?.stop('SIGKILL');
 });
 
 const unique = (prefix: string) => `${prefix}-${Date.now().toString(36)}`;
@@ -63,6 +66,12 @@ const ENDINGS: [string, string, (c: CallClient) => Promise<unknown>, string?][] 
   ['the idle limit', 'idle_timeout', async () => {}, 'voice-agent-idle'],
   ['the maximum duration', 'max_duration', async () => {}],
   ['a hang-up (end_for_all)', 'participant_left', (c) => c.leave()],
+  [
+    'a drain (the worker’s SIGTERM)',
+    'drain',
+    async () => drainingAgent.proc.child.kill('SIGTERM'),
+    'voice-agent-drain',
+  ],
 ];
 
 describe.skipIf(system.skipped)(
@@ -105,14 +114,10 @@ describe.skipIf(system.skipped)(
           const view = await system.call(room);
           return view.revival_attempts >= 1 ? view : undefined;
         });
-        await waitFor(
-          'no agent job left',
-          async () => (await workerFor(agentName).activeJobs()) === 0,
-        );
-        const log = readFileSync(
-          join(system.dir, `${agentName ? 'agent-idle' : 'agent'}.log`),
-          'utf8',
-        );
+        const worker = workerFor(agentName);
+        if (worker === drainingAgent) await worker.proc.exited;
+        else await waitFor('no agent job left', async () => (await worker.activeJobs()) === 0);
+        const log = readFileSync(worker.proc.logFile, 'utf8');
         const jobsForRoom = log.split('\n').filter((l) => l.includes(room));
         const refused = jobsForRoom.some((l) => l.includes('call refused by the edge'));
         console.log(
@@ -140,5 +145,6 @@ describe.skipIf(system.skipped)(
 );
 
 function workerFor(agentName: string | undefined): AgentWorker {
+  if (agentName === 'voice-agent-drain') return drainingAgent;
   return agentName ? idleAgent : system.agent;
 }

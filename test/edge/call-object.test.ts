@@ -3,13 +3,16 @@
 // first contact, and the object's schema kept in step with the archive's migrations.
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sealCallFacts } from '../../edge/call/call-facts.ts';
 import { CALL_TABLES } from '../../edge/call/call-schema.ts';
+import { configFrom } from '../../edge/config.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
 import { meteredD1 } from '../support/edge/d1-meter.ts';
 import {
   ADMIN,
   APP,
   archiveRow,
+  atArchive,
   askAdmission,
   call,
   callLedger,
@@ -18,10 +21,12 @@ import {
   fakeLiveKit,
   issueToken,
   objectArchive,
+  roomMetadataOf,
   signAsLiveKit,
   sendWebhook,
   testEnv,
   type CallView,
+  type TokenResponse,
 } from '../support/edge/helpers.ts';
 
 afterEach(() => vi.restoreAllMocks());
@@ -29,9 +34,12 @@ afterEach(() => vi.restoreAllMocks());
 const alarmOf = (room: string) =>
   runInDurableObject(callObjectOf(room), (_o, state) => state.storage.getAlarm());
 
-/** One spoken call's webhooks, as livekit-server sent them (test/bench/ledger.ts has the source). */
-function callEvents(room: string, caller: string) {
-  const r = { name: room, sid: `RM_${room}` };
+/**
+ * One spoken call's webhooks, as livekit-server sent them (test/bench/ledger.ts has the source),
+ * with the room's metadata when a token from /token created the room.
+ */
+function callEvents(room: string, caller: string, metadata = '') {
+  const r = { name: room, sid: `RM_${room}`, metadata };
   const t0 = Math.floor(Date.now() / 1000);
   const left = { disconnectReason: 'CLIENT_INITIATED' };
   return {
@@ -69,52 +77,205 @@ function callEvents(room: string, caller: string) {
 }
 
 describe('the call’s object holds its live state; the archive is written when it opens and when it ends', () => {
-  it('a whole call life costs the archive 4 statements in 3 round trips: /token’s, the object’s first read of the call, its end', async () => {
-    const meter = meteredD1(testEnv.LEDGER);
-    const room = `two-writes-${crypto.randomUUID().slice(0, 8)}`;
-    const token = await call(
-      '/token',
-      { headers: APP, json: { room_name: room, participant_identity: 'caller' } },
-      { LEDGER: meter.db },
-    );
-    expect(token.status).toBe(201);
-    // Every request and the object alike see the metered archive.
-    const restore = await objectArchive(room, meter.db);
-    const metered = { LEDGER: meter.db };
-    const webhook = (e: Record<string, unknown>) => sendWebhook(e, signAsLiveKit, metered);
-    const events = callEvents(room, 'caller');
-    await webhook(events.started);
-    await webhook(events.joined[0]!);
-    const admission = await askAdmission(room, { room_sid: `RM_${room}` }, { overrides: metered });
-    expect(admission.data.admit).toBe(true);
-    await webhook(events.joined[1]!);
-    for (const e of events.left) await webhook(e);
-    const report = JSON.stringify(callReportFor(room, { end_reason: 'participant_left' }));
-    const accepted = await call(
-      `/calls/${room}/report`,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', Authorization: await signAsLiveKit(report) },
-        body: report,
+  it.each([
+    {
+      room: 'the token’s',
+      facts: true,
+      statements: 3,
+      roundTrips: 2,
+      why: '/token’s, the end (the object takes the call from the room’s metadata)',
+    },
+    {
+      room: 'not the token’s (created elsewhere)',
+      facts: false,
+      statements: 4,
+      roundTrips: 3,
+      why: '/token’s, the object’s first read of the call, the end',
+    },
+  ])(
+    'a whole call life, the room’s metadata $room, costs the archive $statements statements in $roundTrips round trips: $why',
+    async ({ facts, statements, roundTrips }) => {
+      const meter = meteredD1(testEnv.LEDGER);
+      const room = `two-writes-${crypto.randomUUID().slice(0, 8)}`;
+      const token = await call<TokenResponse>(
+        '/token',
+        { headers: APP, json: { room_name: room, participant_identity: 'caller' } },
+        { LEDGER: meter.db },
+      );
+      expect(token.status).toBe(201);
+      const metadata = facts ? await roomMetadataOf(token.data.participant_token) : '';
+      // Every request and the object alike see the metered archive.
+      const restore = await objectArchive(room, meter.db);
+      const metered = { LEDGER: meter.db };
+      const webhook = (e: Record<string, unknown>) => sendWebhook(e, signAsLiveKit, metered);
+      const events = callEvents(room, 'caller', metadata);
+      await webhook(events.started);
+      await webhook(events.joined[0]!);
+      const admission = await askAdmission(
+        room,
+        { room_sid: `RM_${room}` },
+        { overrides: metered },
+      );
+      expect(admission.data.admit).toBe(true);
+      await webhook(events.joined[1]!);
+      for (const e of events.left) await webhook(e);
+      const report = JSON.stringify(callReportFor(room, { end_reason: 'participant_left' }));
+      const accepted = await call(
+        `/calls/${room}/report`,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            Authorization: await signAsLiveKit(report),
+          },
+          body: report,
+        },
+        metered,
+      );
+      expect(accepted.status).toBe(201);
+      await webhook(events.finished);
+      await restore();
+      expect(meter.counts.statements).toBe(statements);
+      expect(meter.counts.roundTrips).toBe(roundTrips);
+      // And the archive has the call as it ended.
+      const live = (await callRow(room))!;
+      expect(await archiveRow(room)).toMatchObject({
+        status: 'ended',
+        end_reason: 'participant_left',
+        end_source: 'agent',
+        started_at: live.started_at,
+        ended_at: live.ended_at,
+        room_sid: `RM_${room}`,
+        agent_job_id: 'AJ_1',
+      });
+    },
+  );
+});
+
+describe('the call’s facts ride in its room’s metadata: the object’s first contact reads no archive', () => {
+  /** The object's rows for `room`, as its storage holds them. */
+  const objectRows = (room: string) =>
+    runInDurableObject(callObjectOf(room), (_o, state) => ({
+      call: state.storage.sql.exec('SELECT * FROM calls WHERE room = ?', room).one(),
+      participants: state.storage.sql
+        .exec('SELECT * FROM call_participants WHERE room = ? ORDER BY identity', room)
+        .toArray(),
+    }));
+
+  it('the call the object takes from the facts is the call /token wrote to the archive (the archive’s own columns aside)', async () => {
+    const token = await issueToken('facts-caller');
+    const room = token.room_name;
+    const archived = (await archiveRow(room)) as Record<string, unknown>;
+    const archivedTokens = await testEnv.LEDGER.prepare(
+      'SELECT * FROM call_participants WHERE room = ? ORDER BY identity',
+    )
+      .bind(room)
+      .all();
+    // A participant event changes no column of the call's row, only its participant's.
+    const res = await sendWebhook({
+      event: 'participant_connection_aborted',
+      room: {
+        name: room,
+        sid: 'RM_facts',
+        metadata: await roomMetadataOf(token.participant_token),
       },
-      metered,
-    );
-    expect(accepted.status).toBe(201);
-    await webhook(events.finished);
-    await restore();
-    expect(meter.counts.statements).toBeLessThanOrEqual(4);
-    expect(meter.counts.roundTrips).toBeLessThanOrEqual(3);
-    // And the archive has the call as it ended.
-    const live = (await callRow(room))!;
-    expect(await archiveRow(room)).toMatchObject({
-      status: 'ended',
-      end_reason: 'participant_left',
-      end_source: 'agent',
-      started_at: live.started_at,
-      ended_at: live.ended_at,
-      room_sid: `RM_${room}`,
-      agent_job_id: 'AJ_1',
+      participant: { identity: 'someone-else', kind: 'STANDARD' },
     });
+    expect(res.data.outcome).toBe('applied');
+    const here = await objectRows(room);
+    // caller_key (the open-call cap's) and sweep_until (the cron's) are the archive's alone.
+    const { caller_key, sweep_until, ...rest } = archived;
+    expect(caller_key).toBe('id:facts-caller');
+    expect(sweep_until).toBeNull();
+    expect(here.call).toMatchObject(rest);
+    expect(here.call.caller_key).toBeNull();
+    expect(here.participants.filter((p) => p.identity === 'facts-caller')).toEqual(
+      archivedTokens.results,
+    );
+  });
+
+  it('facts sealed for another room are not taken: its own call comes from the archive, and a room with no call stays untracked', async () => {
+    const a = await issueToken('facts-a');
+    const b = await issueToken('facts-b');
+    const aFacts = await roomMetadataOf(a.participant_token);
+    // The archive's word for b, changed behind the token, shows which source the object used.
+    await atArchive('UPDATE calls SET max_duration_seconds = 77 WHERE room = ?', b.room_name);
+    const lifted = await sendWebhook({
+      event: 'room_started',
+      room: { name: b.room_name, sid: 'RM_b', metadata: aFacts },
+    });
+    expect(lifted.data.outcome).toBe('applied');
+    expect((await callRow(b.room_name))!.max_duration_seconds).toBe(77);
+
+    const nowhere = `no-call-${crypto.randomUUID().slice(0, 8)}`;
+    const res = await sendWebhook({
+      event: 'room_started',
+      room: { name: nowhere, sid: 'RM_n', metadata: aFacts },
+    });
+    expect(res.data.outcome).toBe('untracked');
+    expect(await callRow(nowhere)).toBeNull();
+
+    const tampered = JSON.stringify({
+      v: 1,
+      sealed: (JSON.parse(aFacts) as { sealed: string }).sealed.replace(/^./, (c) =>
+        c === 'A' ? 'B' : 'A',
+      ),
+    });
+    await atArchive('UPDATE calls SET max_duration_seconds = 66 WHERE room = ?', a.room_name);
+    const forged = await sendWebhook({
+      event: 'room_started',
+      room: { name: a.room_name, sid: 'RM_a', metadata: tampered },
+    });
+    expect(forged.data.outcome).toBe('applied');
+    expect((await callRow(a.room_name))!.max_duration_seconds).toBe(66);
+  });
+
+  it('webhooks side by side at the first contact: the call is taken once, with one read of the archive', async () => {
+    const token = await issueToken('side-by-side');
+    const room = token.room_name;
+    const meter = meteredD1(testEnv.LEDGER);
+    const restore = await objectArchive(room, meter.db);
+    // No metadata: the room was made elsewhere, so the object must read the archive.
+    const events = callEvents(room, 'side-by-side');
+    const answers = await Promise.all(
+      [events.started, events.joined[0]!].map((e) => sendWebhook(e, signAsLiveKit)),
+    );
+    await restore();
+    expect(answers.map((a) => a.data.outcome)).toEqual(['applied', 'applied']);
+    expect(meter.counts.statements).toBe(1);
+    expect((await callRow(room))!.started_at).not.toBeNull();
+  });
+
+  it('facts whose join window has passed are not taken: a call the cron closed as never joined stays ended, and its late room is a revival', async () => {
+    const token = await issueToken('facts-late');
+    const room = token.room_name;
+    const config = configFrom(testEnv);
+    const graceMs = config.BACKSTOP_GRACE_SECONDS * 1000;
+    const now = Date.now();
+    const late = await sealCallFacts(config, {
+      room,
+      identity: 'facts-late',
+      agentName: testEnv.AGENT_NAME,
+      endMode: 'end_for_all',
+      maxDurationSeconds: 60,
+      now: now - 3_600_000,
+      joinBy: now - graceMs - 1_000,
+      deadlineAt: now + 60_000,
+    });
+    await atArchive(
+      `UPDATE calls SET status = 'ended', end_reason = 'not_joined', end_source = 'cron',
+         end_strength = 1, ended_at = ? WHERE room = ?`,
+      now - 500,
+      room,
+    );
+    const lk = fakeLiveKit();
+    const res = await sendWebhook({
+      event: 'room_started',
+      room: { name: room, sid: 'RM_late', metadata: late },
+    });
+    expect(res.data.outcome).toBe('revival');
+    expect(lk.bodiesOf('DeleteRoom')).toEqual([{ room }]);
+    expect(await callRow(room)).toMatchObject({ status: 'ended', end_reason: 'not_joined' });
   });
 });
 

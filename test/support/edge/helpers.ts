@@ -145,6 +145,19 @@ export async function issueToken(sub: string, json: unknown = {}): Promise<Token
   return res.data;
 }
 
+/**
+ * The room's metadata LiveKit takes from a participant token's room configuration when its join
+ * creates the room (the call's sealed facts, edge/call/call-facts.ts), as webhooks then carry it.
+ */
+export async function roomMetadataOf(participantToken: string): Promise<string> {
+  const { TokenVerifier } = await import('livekit-server-sdk');
+  const claims = await new TokenVerifier(
+    testEnv.LIVEKIT_API_KEY,
+    testEnv.LIVEKIT_API_SECRET,
+  ).verify(participantToken);
+  return claims.roomConfig?.metadata ?? '';
+}
+
 /** The Twirp request bodies the edge sends (protobuf JSON, camelCase), by method. */
 type TwirpRequests = {
   DeleteRoom: { room: string };
