@@ -8,13 +8,10 @@ import { DispatchMetadata } from './dispatch-metadata.ts';
  * hold: nothing new to deploy, and the dispatch stays in the token, so the agent arrives as fast.
  * The room name is the additional authenticated data: a blob lifted from one token cannot steer
  * an agent in another room.
- *
- * The same envelope carries other JSON through LiveKit under a key of its own purpose (the edge
- * seals a call's facts into the room's metadata for the call's object: edge/call/call-facts.ts).
  */
 const VERSION = 1;
 // Names the key's purpose and version, so this key is never the same as any other use of the secret.
-const DISPATCH_KEY_INFO = 'livekit-voice-calls/dispatch-metadata/v1/aes-256-gcm';
+const KEY_INFO = 'livekit-voice-calls/dispatch-metadata/v1/aes-256-gcm';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -22,26 +19,23 @@ const Envelope = z
   .object({ v: z.literal(VERSION), sealed: z.string().regex(/^[A-Za-z0-9_-]+$/) })
   .strict();
 
-/**
- * `not_sealed`: not an envelope of this version at all. `cannot_open`: an envelope whose blob
- * fails authentication (another room, another secret, another purpose, tampered).
- */
-export type SealProblem = 'not_sealed' | 'cannot_open';
-
 export type OpenedDispatchMetadata =
   | { ok: true; metadata: Partial<DispatchMetadata> }
   | {
       ok: false;
-      /** `not_the_contract`: it opened, but what it holds does not match the dispatch metadata schema. */
-      problem: SealProblem | 'not_the_contract';
+      /**
+       * `not_sealed`: not an envelope of this version at all. `cannot_open`: an envelope whose
+       * blob fails authentication (another room, another secret, tampered). `not_the_contract`:
+       * it opened, but what it holds does not match the dispatch metadata schema.
+       */
+      problem: 'not_sealed' | 'cannot_open' | 'not_the_contract';
     };
 
-// A derived key per purpose and secret, per process or isolate: HKDF once, not per call.
+// A derived key per secret, per process or isolate: HKDF once, not per call.
 const keys = new Map<string, Promise<CryptoKey>>();
 
-function keyFor(keyInfo: string, secret: string): Promise<CryptoKey> {
-  const id = `${keyInfo}\n${secret}`;
-  let key = keys.get(id);
+function keyFor(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
   if (!key) {
     key = (async () => {
       const material = await crypto.subtle.importKey(
@@ -56,7 +50,7 @@ function keyFor(keyInfo: string, secret: string): Promise<CryptoKey> {
           name: 'HKDF',
           hash: 'SHA-256',
           salt: new Uint8Array(0),
-          info: new TextEncoder().encode(keyInfo),
+          info: new TextEncoder().encode(KEY_INFO),
         },
         material,
         { name: 'AES-GCM', length: 256 },
@@ -65,18 +59,29 @@ function keyFor(keyInfo: string, secret: string): Promise<CryptoKey> {
       );
     })();
     if (keys.size > 8) keys.clear(); // a rotated secret should not pin old keys forever
-    keys.set(id, key);
+    keys.set(secret, key);
   }
   return key;
 }
 
 /** The dispatch metadata as the token and LiveKit carry it: `{"v":1,"sealed":"<base64url iv‖ciphertext‖tag>"}`. */
-export function sealDispatchMetadata(
+export async function sealDispatchMetadata(
   metadata: DispatchMetadata,
   room: string,
   secret: string,
 ): Promise<string> {
-  return sealJson(DISPATCH_KEY_INFO, metadata, room, secret);
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const ciphertext = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(room) },
+      await keyFor(secret),
+      new TextEncoder().encode(JSON.stringify(metadata)),
+    ),
+  );
+  const blob = new Uint8Array(IV_BYTES + ciphertext.byteLength);
+  blob.set(iv);
+  blob.set(ciphertext, IV_BYTES);
+  return JSON.stringify({ v: VERSION, sealed: toBase64Url(blob) });
 }
 
 /**
@@ -88,45 +93,6 @@ export async function openDispatchMetadata(
   room: string,
   secrets: string | readonly string[],
 ): Promise<OpenedDispatchMetadata> {
-  const opened = await openJson(DISPATCH_KEY_INFO, raw, room, secrets);
-  if (!opened.ok) return opened;
-  const parsed = DispatchMetadata.partial().safeParse(opened.value);
-  return parsed.success
-    ? { ok: true, metadata: parsed.data }
-    : { ok: false, problem: 'not_the_contract' };
-}
-
-/**
- * Seals any JSON value for one room under the key `keyInfo` names (a purpose and version of its
- * own: what is sealed for one purpose never opens as another's).
- */
-export async function sealJson(
-  keyInfo: string,
-  value: unknown,
-  room: string,
-  secret: string,
-): Promise<string> {
-  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const ciphertext = new Uint8Array(
-    await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(room) },
-      await keyFor(keyInfo, secret),
-      new TextEncoder().encode(JSON.stringify(value)),
-    ),
-  );
-  const blob = new Uint8Array(IV_BYTES + ciphertext.byteLength);
-  blob.set(iv);
-  blob.set(ciphertext, IV_BYTES);
-  return JSON.stringify({ v: VERSION, sealed: toBase64Url(blob) });
-}
-
-/** Opens what `sealJson` made for this room and purpose with one of these secrets. */
-export async function openJson(
-  keyInfo: string,
-  raw: string,
-  room: string,
-  secrets: string | readonly string[],
-): Promise<{ ok: true; value: unknown } | { ok: false; problem: SealProblem }> {
   let envelope: z.infer<typeof Envelope>;
   try {
     envelope = Envelope.parse(JSON.parse(raw));
@@ -135,8 +101,8 @@ export async function openJson(
   }
   const blob = fromBase64Url(envelope.sealed);
   if (!blob || blob.byteLength < IV_BYTES + TAG_BYTES) return { ok: false, problem: 'not_sealed' };
+  let plaintext: string | undefined;
   for (const secret of typeof secrets === 'string' ? [secrets] : secrets) {
-    let plaintext: string;
     try {
       plaintext = new TextDecoder().decode(
         await crypto.subtle.decrypt(
@@ -145,20 +111,23 @@ export async function openJson(
             iv: blob.subarray(0, IV_BYTES),
             additionalData: new TextEncoder().encode(room),
           },
-          await keyFor(keyInfo, secret),
+          await keyFor(secret),
           blob.subarray(IV_BYTES),
         ),
       );
+      break;
     } catch {
-      continue; // another secret, another room or tampered: the next secret may open it
-    }
-    try {
-      return { ok: true, value: JSON.parse(plaintext) as unknown };
-    } catch {
-      return { ok: true, value: undefined }; // opened, but not JSON: no contract takes it
+      /* another secret, another room or tampered: the next secret may open it */
     }
   }
-  return { ok: false, problem: 'cannot_open' };
+  if (plaintext === undefined) return { ok: false, problem: 'cannot_open' };
+  try {
+    const parsed = DispatchMetadata.partial().safeParse(JSON.parse(plaintext));
+    if (parsed.success) return { ok: true, metadata: parsed.data };
+  } catch {
+    /* not JSON: falls through */
+  }
+  return { ok: false, problem: 'not_the_contract' };
 }
 
 function toBase64Url(bytes: Uint8Array): string {

@@ -26,7 +26,7 @@ import { log } from '../log.ts';
 import { withinMs } from '../time-bound.ts';
 import { admitAgent, type AgentAdmission } from './agent-admission.ts';
 import { watchAdmittedAgent, watchAgentArrival, type ArrivalOutcome } from './agent-arrival.ts';
-import { openCallFacts } from './call-facts.ts';
+import { callFromRoomMetadata } from './call-facts.ts';
 import { hasCallStorage, migrateCallStorage } from './call-schema.ts';
 import {
   exportCall,
@@ -58,7 +58,7 @@ export type SweepOutcome = 'untracked' | 'ended' | 'not_joined' | 'started' | 'n
  * agent-arrival watches), and the ledger's own statements decide on the object's SQLite
  * (local-ledger.ts): one call, one place, so no order of events leaves two truths. The archive
  * (D1) has the call from `/token` (or a dispatch), which tells no object (its speed). The object
- * takes the call, the first time it hears of it, from the facts `/token` sealed into the room's
+ * takes the call, the first time it hears of it, from the facts `/token` put in the room's
  * metadata, which LiveKit's webhooks carry (call-facts.ts), or else from the archive, in one
  * read (a room a dispatch created, a first word from the agent or the API). It writes the call back
  * when it ends, in one statement, and once before that for a call that outlives its tokens'
@@ -102,7 +102,7 @@ export class Call extends DurableObject<Env> {
   }
 
   async #take(room: string, roomMetadata: string | null | undefined): Promise<CallRow | null> {
-    const facts = await this.#factsFrom(room, roomMetadata);
+    const facts = this.#factsFrom(room, roomMetadata);
     if (facts) {
       this.#migrate();
       // `/token`'s own statements, on this call's storage: the rows the archive got from it.
@@ -129,12 +129,10 @@ export class Call extends DurableObject<Env> {
    * backstop's grace): later, the archive may hold an end the facts do not (the cron closes a
    * call never joined by then), and it is read instead.
    */
-  async #factsFrom(room: string, roomMetadata: string | null | undefined) {
-    if (!roomMetadata) return null;
-    const config = configFrom(this.env);
-    const facts = await openCallFacts(config, room, roomMetadata);
-    if (!facts || Date.now() > facts.joinBy + config.BACKSTOP_GRACE_SECONDS * 1000) return null;
-    return facts;
+  #factsFrom(room: string, roomMetadata: string | null | undefined) {
+    const facts = callFromRoomMetadata(room, roomMetadata);
+    const graceMs = configFrom(this.env).BACKSTOP_GRACE_SECONDS * 1000;
+    return facts && Date.now() <= facts.joinBy + graceMs ? facts : null;
   }
 
   /** Whether this object holds a call (its tables, brought up to date). */

@@ -110,7 +110,7 @@ export type CallEvent = {
   at: number;
   /** The participant, for participant events. */
   participant: { identity: string; kind: string; disconnectReason: string | null } | null;
-  /** The room's metadata: a call's sealed facts when a token from `/token` created the room. */
+  /** The room's metadata: a call's facts when a token from `/token` created the room. */
   roomMetadata: string | null;
 };
 

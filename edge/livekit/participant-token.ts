@@ -9,7 +9,7 @@ export type ParticipantTokenRequest = {
   attributes?: Record<string, string>;
   agentName: string;
   agentMetadata: string;
-  /** The room's metadata should this join create the room (the call's sealed facts). */
+  /** The room's metadata should this join create the room (the call's facts). */
   roomMetadata: string;
 };
 

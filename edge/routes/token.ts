@@ -5,7 +5,7 @@ import { chooseAgent, dispatchMetadata, sealedForAgent } from '../call/dispatch-
 import type { AppEnv } from '../env.ts';
 import { ApiError, unknownAgent } from '../errors.ts';
 import { recordIssuedToken, type IssuedCall, type IssuedToken } from '../ledger/issued-tokens.ts';
-import { sealCallFacts } from '../call/call-facts.ts';
+import { callFactsMetadata } from '../call/call-facts.ts';
 import { withLedger } from '../http/ledger-guard.ts';
 import { mintParticipantToken } from '../livekit/participant-token.ts';
 import { MAX_CREDENTIAL_CHARS, requireCaller } from '../http/caller.ts';
@@ -170,7 +170,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       attributes,
       agentName,
       agentMetadata: await sealedForAgent(config, metadata, room),
-      roomMetadata: await sealCallFacts(config, call),
+      roomMetadata: callFactsMetadata(call),
     });
     if (participantToken.length > MAX_CREDENTIAL_CHARS)
       throw new ApiError(

@@ -27,8 +27,12 @@ beforeAll(async () => {
     IDLE_PROMPT_SECONDS: '2',
     IDLE_END_SECONDS: '2',
   });
-  // Drained (SIGTERM, as a deploy does) by its call's ending, so a worker of its own.
-  drainingAgent = await system.startAgent('agent-drain', { AGENT_NAME: 'voice-agent-drain' });
+  // Drained (SIGTERM, as a deploy does) by its call's ending, so a worker of its own; its call
+  // is given 3 s to finish before the maintenance goodbye.
+  drainingAgent = await system.startAgent('agent-drain', {
+    AGENT_NAME: 'voice-agent-drain',
+    DRAIN_TIMEOUT_SECONDS: '3',
+  });
 });
 afterAll(async () => {
   await Promise.allSettled(clients.map((c) => c.leave()));

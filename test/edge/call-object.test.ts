@@ -3,7 +3,7 @@
 // first contact, and the object's schema kept in step with the archive's migrations.
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { sealCallFacts } from '../../edge/call/call-facts.ts';
+import { callFactsMetadata } from '../../edge/call/call-facts.ts';
 import { CALL_TABLES } from '../../edge/call/call-schema.ts';
 import { configFrom } from '../../edge/config.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
@@ -194,11 +194,11 @@ describe('the call’s facts ride in its room’s metadata: the object’s first
     );
   });
 
-  it('facts sealed for another room are not taken: its own call comes from the archive, and a room with no call stays untracked', async () => {
+  it('facts about another room, or metadata of another shape, are not taken: the call comes from the archive, and a room with no call stays untracked', async () => {
     const a = await issueToken('facts-a');
     const b = await issueToken('facts-b');
     const aFacts = await roomMetadataOf(a.participant_token);
-    // The archive's word for b, changed behind the token, shows which source the object used.
+    // The archive's word, changed behind the token, shows which source the object used.
     await atArchive('UPDATE calls SET max_duration_seconds = 77 WHERE room = ?', b.room_name);
     const lifted = await sendWebhook({
       event: 'room_started',
@@ -215,18 +215,20 @@ describe('the call’s facts ride in its room’s metadata: the object’s first
     expect(res.data.outcome).toBe('untracked');
     expect(await callRow(nowhere)).toBeNull();
 
-    const tampered = JSON.stringify({
-      v: 1,
-      sealed: (JSON.parse(aFacts) as { sealed: string }).sealed.replace(/^./, (c) =>
-        c === 'A' ? 'B' : 'A',
-      ),
-    });
+    // An app's own metadata, and facts with a field too many, are not the edge's.
+    const facts = (JSON.parse(aFacts) as { call: Record<string, unknown> }).call;
     await atArchive('UPDATE calls SET max_duration_seconds = 66 WHERE room = ?', a.room_name);
-    const forged = await sendWebhook({
-      event: 'room_started',
-      room: { name: a.room_name, sid: 'RM_a', metadata: tampered },
-    });
-    expect(forged.data.outcome).toBe('applied');
+    for (const [i, metadata] of [
+      JSON.stringify({ topic: 'support' }),
+      JSON.stringify({ call: { ...facts, max_duration_seconds: 5, extra: true } }),
+    ].entries()) {
+      const other = await sendWebhook({
+        event: 'participant_connection_aborted',
+        room: { name: a.room_name, sid: 'RM_a', metadata },
+        participant: { identity: `nobody-${i}`, kind: 'STANDARD' },
+      });
+      expect(other.data.outcome).toBe('applied');
+    }
     expect((await callRow(a.room_name))!.max_duration_seconds).toBe(66);
   });
 
@@ -249,10 +251,9 @@ describe('the call’s facts ride in its room’s metadata: the object’s first
   it('facts whose join window has passed are not taken: a call the cron closed as never joined stays ended, and its late room is a revival', async () => {
     const token = await issueToken('facts-late');
     const room = token.room_name;
-    const config = configFrom(testEnv);
-    const graceMs = config.BACKSTOP_GRACE_SECONDS * 1000;
+    const graceMs = configFrom(testEnv).BACKSTOP_GRACE_SECONDS * 1000;
     const now = Date.now();
-    const late = await sealCallFacts(config, {
+    const late = callFactsMetadata({
       room,
       identity: 'facts-late',
       agentName: testEnv.AGENT_NAME,

@@ -147,7 +147,7 @@ export async function issueToken(sub: string, json: unknown = {}): Promise<Token
 
 /**
  * The room's metadata LiveKit takes from a participant token's room configuration when its join
- * creates the room (the call's sealed facts, edge/call/call-facts.ts), as webhooks then carry it.
+ * creates the room (the call's facts, edge/call/call-facts.ts), as webhooks then carry it.
  */
 export async function roomMetadataOf(participantToken: string): Promise<string> {
   const { TokenVerifier } = await import('livekit-server-sdk');
