@@ -151,7 +151,7 @@ async function untilAgentJoins(
         // Admitted, not in the room past its grace: it died on the way. Another, at once.
         lost = admitted.jobId;
         dispatchedAt = -Infinity;
-        log(undefined, 'warn', 'the admitted agent did not join in time: dispatching again', {
+        log(config, 'warn', 'the admitted agent did not join in time: dispatching again', {
           room,
           job_id: admitted.jobId,
           waited_ms: now - admitted.at,
@@ -172,7 +172,7 @@ async function untilAgentJoins(
         );
         if (outcome === 'redispatched') {
           dispatchedAt = now;
-          log(undefined, 'warn', 'no agent took the call yet: dispatched again', { room, attempt });
+          log(config, 'warn', 'no agent took the call yet: dispatched again', { room, attempt });
         }
         continue;
       }
@@ -180,13 +180,13 @@ async function untilAgentJoins(
       // LiveKit or the ledger failing now is one missed look. Before the deadline the next look
       // comes anyway; at it, the call ends only on a look that found no agent and none admitted
       // on its way, never on a failure, which would delete a room an agent may be talking in.
-      log(undefined, 'warn', 'agent arrival check failed', {
+      log(config, 'warn', 'agent arrival check failed', {
         room,
         message: errorMessage(err),
       });
       if (!late) continue;
       if (lateLookFailed) {
-        log(undefined, 'warn', 'no answer at the deadline: the call is left to the backstop', {
+        log(config, 'warn', 'no answer at the deadline: the call is left to the backstop', {
           room,
         });
         return 'left_to_backstop';
@@ -207,7 +207,7 @@ async function endWithoutAgent(
   at: number,
   { note }: { note: string },
 ): Promise<ArrivalOutcome> {
-  log(undefined, 'warn', 'no agent came: ending the call', { room, note });
+  log(config, 'warn', 'no agent came: ending the call', { room, note });
   // The ledger first: a client that reads why its room went finds the reason there.
   await closeCall(db, room, {
     reason: 'agent_unavailable',

@@ -1,5 +1,6 @@
 import * as z from 'zod';
-import { END_MODES } from '../../wire-contract/index.ts';
+import { DispatchMetadata, openDispatchMetadata } from '../../wire-contract/index.ts';
+import type { Config } from '../config.ts';
 import type { IssuedCall } from '../ledger/issued-tokens.ts';
 
 /**
@@ -8,53 +9,49 @@ import type { IssuedCall } from '../ledger/issued-tokens.ts';
  * room, and every webhook about the room carries it back. The object's first contact then needs
  * no read of the archive (`/token` tells no object: most tokens never become calls).
  *
- * Plain JSON, not sealed: sealing cost `/token` 15–20 % of its throughput in bench:edge (one more
- * AES-GCM per token), and nothing here is private from the room (its caller's identity, its agent,
- * its end mode and longest duration, when its token expires; the backend's instructions stay in
- * the agent's sealed dispatch). It is trusted as far as the webhook that carries it: a room's
- * metadata is set only by a token or API call signed with the LiveKit key pair, the same key the
- * webhook's signature proves (the edge never grants `roomAdmin`).
+ * Nothing new is sealed and nothing new is shown: the facts are the agent's sealed dispatch, the
+ * very string the token already carries for the agent (its caller, settings and issue time,
+ * sealed for this room), beside the agent's name and the token's expiry, which the token's claims
+ * show anyway. One more seal per token cost `/token` 15–20 % of its throughput in bench:edge, and
+ * plain settings would show the caller what the backend chose for the agent. A dispatch too long
+ * to repeat (a backend's long instructions) sends no facts: its call's object reads the archive.
  */
-const CallFacts = z
+const MAX_DISPATCH_CHARS = 2048;
+
+const RoomMetadata = z
   .object({
-    v: z.literal(1),
-    room: z.string(),
-    identity: z.string(),
-    agent_name: z.string(),
-    end_mode: z.enum(END_MODES),
-    max_duration_seconds: z.number().int().positive(),
-    created_at: z.number().int(),
-    join_by: z.number().int(),
-    deadline_at: z.number().int(),
+    call: z
+      .object({
+        v: z.literal(1),
+        agent_name: z.string(),
+        join_by: z.number().int(),
+        dispatch: z.string().max(MAX_DISPATCH_CHARS),
+      })
+      .strict(),
   })
   .strict();
-const RoomMetadata = z.object({ call: CallFacts }).strict();
 
-/** The room's metadata a token from `/token` gives the room its join creates. */
-export function callFactsMetadata(call: IssuedCall): string {
+/**
+ * The room's metadata a token from `/token` gives the room its join creates (`sealedDispatch` is
+ * the agent's dispatch metadata, as sealed for this token); empty when the dispatch is too long.
+ */
+export function callFactsMetadata(call: IssuedCall, sealedDispatch: string): string {
+  if (sealedDispatch.length > MAX_DISPATCH_CHARS) return '';
   return JSON.stringify({
-    call: {
-      v: 1,
-      room: call.room,
-      identity: call.identity,
-      agent_name: call.agentName,
-      end_mode: call.endMode,
-      max_duration_seconds: call.maxDurationSeconds,
-      created_at: call.now,
-      join_by: call.joinBy,
-      deadline_at: call.deadlineAt,
-    },
+    call: { v: 1, agent_name: call.agentName, join_by: call.joinBy, dispatch: sealedDispatch },
   } satisfies z.infer<typeof RoomMetadata>);
 }
 
 /**
  * The call a room's metadata describes, or null for anything else: a room `/token` did not make
- * (no metadata, or an app's own), or facts about another room.
+ * (no metadata, or an app's own), or a dispatch that does not open for this room with the edge's
+ * secrets (another room's, another key's, tampered).
  */
-export function callFromRoomMetadata(
+export async function callFromRoomMetadata(
+  config: Config,
   room: string,
   raw: string | null | undefined,
-): IssuedCall | null {
+): Promise<IssuedCall | null> {
   if (!raw) return null;
   let json: unknown;
   try {
@@ -63,16 +60,24 @@ export function callFromRoomMetadata(
     return null;
   }
   const parsed = RoomMetadata.safeParse(json);
-  if (!parsed.success || parsed.data.call.room !== room) return null;
-  const f = parsed.data.call;
+  if (!parsed.success) return null;
+  const { agent_name, join_by, dispatch } = parsed.data.call;
+  const secrets = [config.LIVEKIT_API_SECRET, config.LIVEKIT_PREVIOUS_API_SECRET].filter(
+    (s): s is string => !!s,
+  );
+  const opened = await openDispatchMetadata(dispatch, room, secrets);
+  const settings = opened.ok ? DispatchMetadata.safeParse(opened.metadata) : undefined;
+  if (!settings?.success) return null;
+  const s = settings.data;
   return {
     room,
-    identity: f.identity,
-    agentName: f.agent_name,
-    endMode: f.end_mode,
-    maxDurationSeconds: f.max_duration_seconds,
-    now: f.created_at,
-    joinBy: f.join_by,
-    deadlineAt: f.deadline_at,
+    identity: s.caller_identity,
+    agentName: agent_name,
+    endMode: s.end_mode,
+    maxDurationSeconds: s.max_duration_seconds,
+    now: Date.parse(s.issued_at),
+    joinBy: join_by,
+    // As /token sets it: the latest the call can start, plus its longest duration.
+    deadlineAt: join_by + s.max_duration_seconds * 1000,
   };
 }

@@ -90,19 +90,20 @@ export class Call extends DurableObject<Env> {
       if (here) return here;
     }
     // One first contact at a time: a request that comes while the call is being taken (its
-    // webhooks arrive side by side, and awaiting the archive or the crypto lets them in) waits for
-    // it, so the call is taken, and the archive read, once.
+    // webhooks arrive side by side, and awaiting the archive or the dispatch's decryption lets
+    // them in) waits for it and shares its outcome, so the call is taken, and the archive read,
+    // once: the taker's failure is theirs too (a 503, and LiveKit retries), and a room the taker
+    // found no call for has none for them either (a token's facts imply the archive's row).
     if (!this.#taking) {
       this.#taking = this.#take(room, roomMetadata);
       void this.#taking.finally(() => (this.#taking = undefined)).catch(() => {});
       return this.#taking;
     }
-    await this.#taking.catch(() => {});
-    return this.#hasTables() ? findCall(this.#db, room) : this.#load(room, roomMetadata);
+    return (await this.#taking) ? findCall(this.#db, room) : null;
   }
 
   async #take(room: string, roomMetadata: string | null | undefined): Promise<CallRow | null> {
-    const facts = this.#factsFrom(room, roomMetadata);
+    const facts = await this.#factsFrom(room, roomMetadata);
     if (facts) {
       this.#migrate();
       // `/token`'s own statements, on this call's storage: the rows the archive got from it.
@@ -121,7 +122,7 @@ export class Call extends DurableObject<Env> {
       from: facts ? 'room_metadata' : 'archive',
     });
     await this.#settle(room);
-    return call;
+    return findCall(this.#db, room);
   }
 
   /**
@@ -129,9 +130,10 @@ export class Call extends DurableObject<Env> {
    * backstop's grace): later, the archive may hold an end the facts do not (the cron closes a
    * call never joined by then), and it is read instead.
    */
-  #factsFrom(room: string, roomMetadata: string | null | undefined) {
-    const facts = callFromRoomMetadata(room, roomMetadata);
-    const graceMs = configFrom(this.env).BACKSTOP_GRACE_SECONDS * 1000;
+  async #factsFrom(room: string, roomMetadata: string | null | undefined) {
+    const config = configFrom(this.env);
+    const facts = await callFromRoomMetadata(config, room, roomMetadata);
+    const graceMs = config.BACKSTOP_GRACE_SECONDS * 1000;
     return facts && Date.now() <= facts.joinBy + graceMs ? facts : null;
   }
 

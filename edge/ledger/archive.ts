@@ -1,11 +1,17 @@
 import type { CallRow } from './calls.ts';
 
 /**
- * What a call object writes back to the archive (D1): the columns its live state changes. The
- * rest are the archive's own: what `/token` and a dispatch record (the call's settings, who
- * opened it, its tokens' join-by, its dispatch), and the cron's claims.
+ * What a call object writes back to the archive (D1): the columns its live state changes, and the
+ * settings the call ran with. The rest are the archive's own: what `/token` and a dispatch record
+ * (who opened the call and when, its tokens' join-by, its dispatch), and the cron's claims.
  */
 export const ARCHIVED_COLUMNS = [
+  // The settings the call runs with: those of the token whose join created its room (its
+  // dispatch is the agent's, and its facts are the object's), which, for a room several tokens
+  // were issued for, need not be the first token's that the archive recorded.
+  'agent_name',
+  'end_mode',
+  'max_duration_seconds',
   'room_sid',
   'started_at',
   'deadline_at',

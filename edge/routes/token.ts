@@ -159,6 +159,7 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       // The latest the call can start is when the token expires; room_started tightens this.
       deadlineAt: now + (config.TOKEN_TTL_SECONDS + metadata.max_duration_seconds) * 1000,
     };
+    const sealed = await sealedForAgent(config, metadata, room);
     // The participant token is also the credential for its own call (/calls/:room/end), so one
     // too long for the edge to take back as a credential is never handed out. Checked before the
     // ledger write, so a refused request opens no call and takes no place under the cap.
@@ -169,8 +170,8 @@ export const tokenRoutes = new Hono<AppEnv>().post(
       metadata: body.participant_metadata,
       attributes,
       agentName,
-      agentMetadata: await sealedForAgent(config, metadata, room),
-      roomMetadata: callFactsMetadata(call),
+      agentMetadata: sealed,
+      roomMetadata: callFactsMetadata(call, sealed),
     });
     if (participantToken.length > MAX_CREDENTIAL_CHARS)
       throw new ApiError(

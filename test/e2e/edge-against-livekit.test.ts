@@ -131,7 +131,7 @@ describe.skipIf(system.skipped)('the edge against the real LiveKit server', () =
     expect(room?.metadata).toBeTruthy();
     expect(room!.metadata).toBe(claims.roomConfig!.metadata);
     expect(JSON.parse(room!.metadata)).toMatchObject({
-      call: { v: 1, room: c.roomName, identity: claims.sub },
+      call: { v: 1, agent_name: 'voice-agent', dispatch: claims.roomConfig!.agents![0]!.metadata },
     });
     const edgeLog = () => readFileSync(system.edge.proc.logFile, 'utf8');
     await waitFor('the call object took the call', async () => edgeLog().includes(c.roomName), {

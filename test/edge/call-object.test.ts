@@ -3,7 +3,8 @@
 // first contact, and the object's schema kept in step with the archive's migrations.
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { callFactsMetadata } from '../../edge/call/call-facts.ts';
+import { callFactsMetadata, callFromRoomMetadata } from '../../edge/call/call-facts.ts';
+import { sealDispatchMetadata } from '../../wire-contract/index.ts';
 import { CALL_TABLES } from '../../edge/call/call-schema.ts';
 import { configFrom } from '../../edge/config.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
@@ -214,22 +215,91 @@ describe('the call’s facts ride in its room’s metadata: the object’s first
     });
     expect(res.data.outcome).toBe('untracked');
     expect(await callRow(nowhere)).toBeNull();
+  });
 
-    // An app's own metadata, and facts with a field too many, are not the edge's.
-    const facts = (JSON.parse(aFacts) as { call: Record<string, unknown> }).call;
-    await atArchive('UPDATE calls SET max_duration_seconds = 66 WHERE room = ?', a.room_name);
-    for (const [i, metadata] of [
-      JSON.stringify({ topic: 'support' }),
-      JSON.stringify({ call: { ...facts, max_duration_seconds: 5, extra: true } }),
-    ].entries()) {
-      const other = await sendWebhook({
-        event: 'participant_connection_aborted',
-        room: { name: a.room_name, sid: 'RM_a', metadata },
-        participant: { identity: `nobody-${i}`, kind: 'STANDARD' },
+  it.each([
+    ['an app’s own metadata', () => ({ topic: 'support' })],
+    ['facts with a field too many', (f: Record<string, unknown>) => ({ call: { ...f, extra: 1 } })],
+    [
+      'a tampered dispatch',
+      (f: Record<string, unknown>) => ({
+        call: {
+          ...f,
+          dispatch: String(f.dispatch).replace(/.(?=.{10}$)/, (c) => (c === 'A' ? 'B' : 'A')),
+        },
+      }),
+    ],
+  ])('%s is not the edge’s: the call comes from the archive', async (_what, metadataFrom) => {
+    const token = await issueToken('facts-shape');
+    const room = token.room_name;
+    const facts = (
+      JSON.parse(await roomMetadataOf(token.participant_token)) as {
+        call: Record<string, unknown>;
+      }
+    ).call;
+    await atArchive('UPDATE calls SET max_duration_seconds = 66 WHERE room = ?', room);
+    const res = await sendWebhook({
+      event: 'room_started',
+      room: { name: room, sid: 'RM_shape', metadata: JSON.stringify(metadataFrom(facts)) },
+    });
+    expect(res.data.outcome).toBe('applied');
+    expect((await callRow(room))!.max_duration_seconds).toBe(66);
+  });
+
+  it('a room several tokens were issued for runs with the settings of the token whose join created it, and the archive ends with them', async () => {
+    const room = `two-tokens-${crypto.randomUUID().slice(0, 8)}`;
+    const tokenFor = async (identity: string, maxDurationSeconds: number) => {
+      const res = await call<TokenResponse>('/token', {
+        headers: APP,
+        json: {
+          room_name: room,
+          participant_identity: identity,
+          room_config: {
+            agents: [{ metadata: JSON.stringify({ max_duration_seconds: maxDurationSeconds }) }],
+          },
+        },
       });
-      expect(other.data.outcome).toBe('applied');
-    }
-    expect((await callRow(a.room_name))!.max_duration_seconds).toBe(66);
+      expect(res.status).toBe(201);
+      return res.data;
+    };
+    await tokenFor('first', 100);
+    const second = await tokenFor('second', 200);
+    expect((await archiveRow(room))!.max_duration_seconds).toBe(100);
+    const metadata = await roomMetadataOf(second.participant_token);
+    const events = callEvents(room, 'second', metadata);
+    await sendWebhook(events.started);
+    expect((await callRow(room))!.max_duration_seconds).toBe(200);
+    await sendWebhook(events.finished);
+    expect(await archiveRow(room)).toMatchObject({ status: 'ended', max_duration_seconds: 200 });
+  });
+
+  it('side by side at the first contact, a failed take fails every request that waited on it, with one try of the archive', async () => {
+    const token = await issueToken('failed-take');
+    const room = token.room_name;
+    let reads = 0;
+    const down = {
+      prepare: () => ({
+        bind: () => ({
+          first: async () => {
+            reads++;
+            await new Promise((r) => setTimeout(r, 20));
+            throw new Error('D1_ERROR: the archive is down');
+          },
+        }),
+      }),
+    } as unknown as D1Database;
+    const restore = await objectArchive(room, down);
+    const events = callEvents(room, 'failed-take');
+    const answers = await Promise.all(
+      [events.started, events.joined[0]!].map((e) => sendWebhook(e, signAsLiveKit)),
+    );
+    await restore();
+    expect(answers.map((a) => a.status)).toEqual([503, 503]);
+    expect(reads).toBe(1);
+    // LiveKit's retries then apply both.
+    for (const e of [events.started, events.joined[0]!])
+      expect((await sendWebhook(e)).data.outcome).toBe('applied');
+    expect((await callRow(room))!.started_at).not.toBeNull();
   });
 
   it('webhooks side by side at the first contact: the call is taken once, with one read of the archive', async () => {
@@ -253,16 +323,29 @@ describe('the call’s facts ride in its room’s metadata: the object’s first
     const room = token.room_name;
     const graceMs = configFrom(testEnv).BACKSTOP_GRACE_SECONDS * 1000;
     const now = Date.now();
-    const late = callFactsMetadata({
+    const call = {
       room,
       identity: 'facts-late',
       agentName: testEnv.AGENT_NAME,
-      endMode: 'end_for_all',
+      endMode: 'end_for_all' as const,
       maxDurationSeconds: 60,
       now: now - 3_600_000,
       joinBy: now - graceMs - 1_000,
-      deadlineAt: now + 60_000,
-    });
+      deadlineAt: now - graceMs - 1_000 + 60_000,
+    };
+    const dispatch = await sealDispatchMetadata(
+      {
+        caller_identity: call.identity,
+        issued_at: new Date(call.now).toISOString(),
+        max_duration_seconds: call.maxDurationSeconds,
+        end_mode: call.endMode,
+      },
+      room,
+      testEnv.LIVEKIT_API_SECRET,
+    );
+    const late = callFactsMetadata(call, dispatch);
+    // The same facts in their join window would be taken (the guard, not the facts, refuses).
+    expect(await callFromRoomMetadata(configFrom(testEnv), room, late)).toEqual(call);
     await atArchive(
       `UPDATE calls SET status = 'ended', end_reason = 'not_joined', end_source = 'cron',
          end_strength = 1, ended_at = ? WHERE room = ?`,
