@@ -67,6 +67,8 @@ const AgentConfigSchema = z.object({
    */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
+  /** The worker's Prometheus `/metrics` (process/metrics.ts), on a port of its own; 0 = off. */
+  AGENT_METRICS_PORT: int(0, 65535).default(9464),
   /**
    * The hard cap on calls this worker runs (load = calls / cap). `auto`: from the machine
    * (defaultCallCap). 0 = stock CPU-based load, only when asked for: CPU spikes refuse calls.

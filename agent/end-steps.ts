@@ -6,8 +6,10 @@ import {
   END_REASONS,
   type EndMode,
   errorMessage,
+  type HookOutcome,
 } from '../wire-contract/index.ts';
-import type { EndSteps } from './call/lifecycle.ts';
+import type { CallSummary, EndSteps } from './call/lifecycle.ts';
+import { writeJobFigures, type JobFigures } from './process/job-figures.ts';
 import { buildReport, type CallError } from './report/call-report.ts';
 import { deliverReport, ReportNotDelivered, ReportRefused } from './report/delivery.ts';
 import type { AgentConfig } from './config.ts';
@@ -140,7 +142,26 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
       }
     },
     async report(summary, hooks, deadline, signal) {
+      // The call's figures for the worker's /metrics (process/job-figures.ts), whatever happens.
+      const figures: JobFigures = { end_reason: summary.reason, report: 'failed', turn_e2e_ms: [] };
+      try {
+        await sendReport(summary, hooks, deadline, signal, figures);
+      } finally {
+        writeJobFigures(summary.jobId, figures);
+      }
+    },
+  };
+
+  async function sendReport(
+    summary: CallSummary,
+    hooks: HookOutcome[],
+    deadline: number,
+    signal: AbortSignal | undefined,
+    figures: JobFigures,
+  ): Promise<void> {
+    {
       if (!c.config.EDGE_URL) {
+        figures.report = 'not_sent';
         agentsLog().warn('EDGE_URL is not set: the end-of-call report is not sent');
         return;
       }
@@ -153,6 +174,9 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         errors: c.errors,
         hooks,
       });
+      figures.turn_e2e_ms = (report.turns ?? []).flatMap((t) =>
+        t.e2e_ms === undefined ? [] : [t.e2e_ms],
+      );
       const ids = { room: summary.room, job_id: summary.jobId, call_id: report.call_id };
       const log: LogFn = (level, msg, fields) => agentsLog()[level]({ ...fields, ...ids }, msg);
       // Written before the first attempt, due only after this job's deadline: a job killed while
@@ -170,9 +194,13 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
           log,
         });
         await kept?.remove();
+        figures.report = 'delivered';
         agentsLog().info({ ...ids, ...result }, 'report delivered');
       } catch (err) {
-        if (err instanceof ReportRefused) await kept?.remove();
+        if (err instanceof ReportRefused) {
+          figures.report = 'refused';
+          await kept?.remove();
+        }
         if (!(err instanceof ReportNotDelivered) || !kept) throw err;
         // The call ends now for everyone; the worker delivers the report when the edge takes it.
         // Also when this process's deadline cut delivery short: handed over at once, not 30 s
@@ -181,11 +209,12 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
         await kept.retryAt(Date.now(), 1).catch(() => {
           throw err;
         });
+        figures.report = 'kept';
         log('warn', 'report kept in the outbox: the worker delivers it when the edge takes it', {
           error: err.message,
           outbox: kept.dir,
         });
       }
-    },
-  };
+    }
+  }
 }

@@ -6,6 +6,9 @@ import { ConfigError, loadAgentConfig, shutdownBudget } from './config.ts';
 import { logToStderr, type LogFn } from './log.ts';
 import { announceDrain, chooseDrainFile, clearDrain } from './process/drain-signal.ts';
 import { chooseJobStartsDir, clearJobStarts } from './process/job-starts.ts';
+import { chooseJobFiguresDir, clearJobFigures } from './process/job-figures.ts';
+import { serveMetrics, workerMetrics } from './process/metrics.ts';
+import { errorMessage } from '../wire-contract/index.ts';
 import { startOutboxDrain } from './report/outbox-drain.ts';
 import { outboxDirFor, outboxFor } from './report/outbox-store.ts';
 import { drainThroughPoolStart } from './process/worker-drain.ts';
@@ -34,25 +37,43 @@ const capacity =
     ? new CallCapacity(config.AGENT_MAX_CONCURRENT_CALLS, Date.now, chooseJobStartsDir())
     : undefined;
 
-// This boot's drain file, inherited by every job process (forked after this line).
+// This boot's drain file and job figures directory, inherited by every job process (forked
+// after this line).
 chooseDrainFile();
+const figuresDir = chooseJobFiguresDir();
+const idleProcesses = !capacity
+  ? undefined
+  : config.AGENT_IDLE_PROCESSES === 'auto'
+    ? defaultIdleProcesses(capacity.cap)
+    : Math.min(capacity.cap, config.AGENT_IDLE_PROCESSES);
 // The report outbox: jobs keep there what the edge could not take within their cleanup budget;
 // this loop (the worker's only, never a job's) delivers it later, across restarts. The resolved
 // directory is handed to the jobs, so both sides use the same one.
 const outboxDir = outboxDirFor(config);
-if (outboxDir && config.EDGE_URL) {
+const outboxLog: LogFn = (level, msg, fields) =>
+  logToStderr(level, msg, { ...fields, outbox: outboxDir });
+const outbox = outboxDir && config.EDGE_URL ? outboxFor(config, outboxLog) : undefined;
+const metrics = workerMetrics({ capacity, idleProcesses: idleProcesses ?? 0, outbox, figuresDir });
+let outboxDrain: ReturnType<typeof startOutboxDrain> | undefined;
+if (outbox && config.EDGE_URL) {
   process.env.REPORT_OUTBOX_DIR = outboxDir;
-  const log: LogFn = (level, msg, fields) =>
-    logToStderr(level, msg, { ...fields, outbox: outboxDir });
-  const outbox = outboxFor(config, log)!;
-  startOutboxDrain(outbox, {
+  outboxDrain = startOutboxDrain(outbox, {
     edgeUrl: config.EDGE_URL,
     apiKey: config.LIVEKIT_API_KEY,
     apiSecret: config.LIVEKIT_API_SECRET,
     retryMs: config.REPORT_OUTBOX_RETRY_SECONDS * 1000,
-    log,
+    log: outboxLog,
+    onPass: metrics.outboxPass,
   });
 }
+// Prometheus metrics on a port of their own (agents-js's health server is its own).
+if (config.AGENT_METRICS_PORT)
+  serveMetrics(metrics.registry, config.AGENT_METRICS_PORT).catch((err: unknown) =>
+    logToStderr('warn', 'metrics server could not start: no /metrics', {
+      port: config.AGENT_METRICS_PORT,
+      error: errorMessage(err),
+    }),
+  );
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
 // agents-js listens `once`: without a listener of ours that stays, a second SIGTERM (a platform
@@ -64,11 +85,15 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (draining) return logToStderr('info', `${signal} again: still draining`);
     draining = true;
     announceDrain(Date.now() + config.DRAIN_TIMEOUT_SECONDS * 1000);
+    // A stopped Machine keeps its volume, but delivers nothing until it starts again: what the
+    // outbox holds goes now, and again in every pass while the calls drain.
+    outboxDrain?.shuttingDown();
   });
 }
 process.once('exit', () => {
   clearDrain();
   clearJobStarts();
+  clearJobFigures();
 });
 // A signal while the pool is still starting a process must not skip the drain
 // (process/worker-drain.ts).
@@ -100,10 +125,7 @@ cli.runApp(
       loadThreshold: 1,
       // At least one prewarmed process, in dev mode too: only that pool drops finished jobs from
       // activeJobs (without it the count only grows and the worker soon reports itself full).
-      numIdleProcesses:
-        config.AGENT_IDLE_PROCESSES === 'auto'
-          ? defaultIdleProcesses(capacity.cap)
-          : Math.min(capacity.cap, config.AGENT_IDLE_PROCESSES),
+      numIdleProcesses: idleProcesses,
     }),
   }),
 );

@@ -1,8 +1,10 @@
 // `npm run test:image`: builds agent/Dockerfile with podman (on a locally made base when no registry
 // is reachable: scripts/base-image.sh), checks what is in the image, then runs it as Fly would (its
-// fly.toml [env], node as PID 1, host networking on loopback) against the real LiveKit server, the
-// edge under wrangler dev and the OpenAI stand-in: registered, a call greeted and ended by the
-// agent, SIGTERM mid-call ending the call as `drain` and the container exiting 143.
+// fly.toml [env] and volume, node as PID 1, host networking on loopback) against the real LiveKit
+// server, the edge under wrangler dev and the OpenAI stand-in: registered, a call greeted and ended
+// by the agent, SIGTERM mid-call ending the call as `drain` and the container exiting 143; then a
+// report kept on the volume while the edge is unreachable, delivered once by a new container on
+// the same volume after the old one is removed (as a Fly deploy replaces a Machine's image).
 //
 // Not part of `npm test` (a build takes a minute or more); `.ci/run` runs it as its own step. Outside
 // CI a missing tool skips it with a message; under CI=true it fails.
@@ -30,6 +32,7 @@ import {
 } from '../test/support/livekit-server.ts';
 import { startOpenAIStandIn, type StandIn } from '../test/support/openai-stand-in.ts';
 import { freePort, waitFor } from '../test/support/processes.ts';
+import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 
 // rtc-node logs every event at debug level unless NODE_ENV=production: quiet, for this check's callers
 // only (the edge and LiveKit started below get the environment as it was).
@@ -189,13 +192,9 @@ type ImageInfo = {
 const [info] = JSON.parse(podman(['image', 'inspect', IMAGE])) as ImageInfo[];
 const config = info!.Config;
 check(
-  config.User && !/^(root|0)(:|$)/.test(config.User),
-  `runs as a non-root user (${config.User})`,
-);
-check(
   JSON.stringify(config.Cmd) === '["node","dist/agent/main.js","start"]' &&
-    !config.Entrypoint?.length,
-  'CMD is `node dist/agent/main.js start` in exec form, no entrypoint script',
+    JSON.stringify(config.Entrypoint) === '["/usr/local/bin/agent-entrypoint"]',
+  'CMD is `node dist/agent/main.js start` in exec form, behind the entrypoint that drops root',
 );
 check(config.ExposedPorts?.['8081/tcp'] !== undefined, 'exposes the health port 8081');
 const envNames = (config.Env ?? []).map((e) => e.split('=')[0]!);
@@ -293,18 +292,27 @@ const perms = podman([
 ])
   .trim()
   .split('\n');
-check(perms[0] !== '0', `the container's uid is ${perms[0]}, not root`);
+check(perms[0] === '10001', `a command in the container runs as uid ${perms[0]} (the app user)`);
 check(perms[2] === 'home-writable', `HOME (${perms[1]}) is writable by the app user`);
 const writable = perms.slice(3, -1);
 check(writable.length === 0, 'nothing under /app is writable by the app user', writable.join(', '));
 const nodeModulesMb = Number(perms.at(-1));
 
 // ---- the image running against the real system ------------------------------------------------
-const fly = parse(readFileSync(join(ROOT, 'fly.toml'), 'utf8')) as { env: Record<string, string> };
+const fly = parse(readFileSync(join(ROOT, 'fly.toml'), 'utf8')) as {
+  env: Record<string, string>;
+  mounts: { source: string; destination: string };
+};
+// The Machine's volume (fly.toml [mounts]), as a podman volume: it outlives the containers.
+const volume = `lkvc-image-check-${process.pid}`;
+podman(['volume', 'create', volume]);
+const mount = ['-v', `${volume}:${fly.mounts.destination}`];
 let standIn: StandIn | undefined;
 let livekit: LiveKit | undefined;
 let edge: Edge | undefined;
 let name: string | undefined;
+const names: string[] = [];
+let edgeProxy: TcpProxy | undefined;
 const clients: CallClient[] = [];
 try {
   standIn = await startOpenAIStandIn();
@@ -324,6 +332,7 @@ try {
     edgePort,
   );
   const healthPort = await freePort();
+  const metricsPort = await freePort();
   // fly.toml's [env] as Fly sets it, the secrets `fly secrets set` would, and two overrides: the
   // health port (host networking; 8081 may be taken here) and a short drain window for the test.
   const env: Record<string, string> = {
@@ -335,33 +344,45 @@ try {
     OPENAI_BASE_URL: standIn.url,
     EDGE_URL: edge.url,
     AGENT_HEALTH_PORT: String(healthPort),
+    AGENT_METRICS_PORT: String(metricsPort),
     DRAIN_TIMEOUT_SECONDS: '6',
     AGENT_AUDIO_INPUT: 'false',
   };
-  name = `lkvc-image-check-${process.pid}`;
-  const envArgs = Object.keys(env).flatMap((k) => ['-e', k]); // values from our env, not argv
-  podman(['run', '-d', '--name', name, '--network=host', ...ulimits, ...envArgs, IMAGE], {
-    env: { ...process.env, ...env },
-  });
-  const logs = spawn(PODMAN, podmanArgs(['logs', '-f', name]), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logFile = createWriteStream(join(work, 'agent.log'));
-  logs.stdout.pipe(logFile);
-  logs.stderr.pipe(logFile);
-  say(`container ${name} started (log ${join(work, 'agent.log')})`);
-
-  const health = await waitFor(
-    'the container registered with LiveKit (health 200)',
-    async () => {
-      const res = await fetch(`http://127.0.0.1:${healthPort}/`, {
-        signal: AbortSignal.timeout(1000),
-      }).catch(() => undefined);
-      return res?.status === 200 ? res.status : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 250 },
-  );
-  check(health === 200, 'health check 200: the worker registered with LiveKit');
+  /** A container of the image on the volume, as Fly starts a Machine; its log in `work`. */
+  const startContainer = async (label: string, overrides: Record<string, string> = {}) => {
+    const cname = `lkvc-image-check-${process.pid}-${label}`;
+    names.push(cname);
+    const all = { ...env, ...overrides };
+    const envArgs = Object.keys(all).flatMap((k) => ['-e', k]); // values from our env, not argv
+    podman(
+      ['run', '-d', '--name', cname, '--network=host', ...ulimits, ...mount, ...envArgs, IMAGE],
+      { env: { ...process.env, ...all } },
+    );
+    const logs = spawn(PODMAN, podmanArgs(['logs', '-f', cname]), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const logPath = join(work, `agent-${label}.log`);
+    const logFile = createWriteStream(logPath);
+    // Two sources into one file: neither may end it for the other.
+    logs.stdout.pipe(logFile, { end: false });
+    logs.stderr.pipe(logFile, { end: false });
+    say(`container ${cname} started (log ${logPath})`);
+    const health = await waitFor(
+      `the container ${label} registered with LiveKit (health 200)`,
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${all.AGENT_HEALTH_PORT}/`, {
+          signal: AbortSignal.timeout(1000),
+        }).catch(() => undefined);
+        return res?.status === 200 ? res.status : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    return { name: cname, health, logs, log: () => readFileSync(logPath, 'utf8') };
+  };
+  const main = await startContainer('main');
+  name = main.name;
+  const logs = main.logs;
+  check(main.health === 200, 'health check 200: the worker registered with LiveKit');
   const worker = (await (await fetch(`http://127.0.0.1:${healthPort}/worker`)).json()) as {
     agent_name?: string;
   };
@@ -411,6 +432,19 @@ try {
     `the ledger holds the agent's signed report: ${firstView.end_reason}`,
   );
 
+  // What Fly scrapes (fly.toml [metrics]): the call's end and its report, counted by the worker.
+  const scraped = await waitFor('the worker counted the call (/metrics)', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return /voice_agent_calls_ended_total\{reason="agent_end_call"\} 1\b/.test(text)
+      ? text
+      : undefined;
+  });
+  check(
+    /voice_agent_reports_total\{fate="delivered"\} 1\b/.test(scraped) &&
+      /voice_agent_call_cap \d+/.test(scraped),
+    '/metrics on its own port counts the call: ended by agent_end_call, its report delivered',
+  );
+
   const second = await call();
   say('SIGTERM to the container during a call');
   const signalledAt = Date.now();
@@ -427,10 +461,78 @@ try {
   const exit = podman(['wait', name]).trim();
   check(exit === '143', `the container exits ${exit} (143 = drained after SIGTERM)`);
   logs.kill();
+  podman(['rm', name]);
+
+  // ---- the outbox on the volume: a report kept while the edge is unreachable survives the
+  // container (a deploy or a restart replaces the Machine's root filesystem) -------------------
+  const outboxFiles = () =>
+    podman([
+      'run',
+      '--rm',
+      '--network=none',
+      ...ulimits,
+      ...mount,
+      '--entrypoint',
+      'sh',
+      IMAGE,
+      '-c',
+      // Every report file, wherever the outbox holds it (a pass cut short by the exit leaves its
+      // claim in sending/: the next start returns it).
+      `find ${env.REPORT_OUTBOX_DIR} -type f \\( -name '*.json' -o -path '*/sending/*' \\) | wc -l`,
+    ]).trim();
+  check(outboxFiles() === '0', 'the outbox on the volume is empty after the drained call');
+  edgeProxy = await startTcpProxy(() => edgePort);
+  const old = await startContainer('old', {
+    EDGE_URL: `http://${edgeProxy.host}`,
+    CLEANUP_BUDGET_MS: '3000',
+    REPORT_OUTBOX_RETRY_SECONDS: '1',
+  });
+  const kept = await call();
+  say('the edge becomes unreachable for the agent; the caller says goodbye');
+  edgeProxy.refusing = true;
+  edgeProxy.cut();
+  kept.say('Thanks, that is all. Goodbye!');
+  check(
+    (await kept.waitForDisconnect(30_000)) === DisconnectReason.ROOM_DELETED,
+    'the agent ends the call while the edge is unreachable',
+  );
+  await waitFor('the report kept in the outbox', async () =>
+    /report kept in the outbox/.test(old.log()) ? true : undefined,
+  );
+  check(
+    !(await ledger(kept.roomName)).report,
+    'the ledger has no report for it: the edge never heard',
+  );
+  podman(['stop', '-t', '60', old.name]);
+  podman(['rm', old.name]);
+  old.logs.kill();
+  const waiting = outboxFiles();
+  check(waiting === '1', 'the old container is gone; its report waits on the volume', waiting);
+  const next = await startContainer('next', { EDGE_URL: edge.url });
+  const delivered = await reported(kept.roomName);
+  check(
+    delivered.end_reason === 'agent_end_call',
+    `a new container on the same volume delivers it: the ledger says ${delivered.end_reason}`,
+  );
+  const deliveries = next
+    .log()
+    .split('\n')
+    .filter((l) => l.includes('report delivered from the outbox'));
+  check(
+    deliveries.length === 1 && deliveries[0]!.includes('"status":201'),
+    'delivered once, and first (201 accepted, not a 200 duplicate)',
+    deliveries.join('\n'),
+  );
+  check(outboxFiles() === '0', 'the outbox on the volume is empty again');
+  podman(['kill', '--signal', 'TERM', next.name]);
+  podman(['wait', next.name]);
+  next.logs.kill();
 } finally {
   await Promise.allSettled(clients.map((c) => c.leave()));
-  if (name) spawnSync(PODMAN, podmanArgs(['rm', '-f', '-t', '0', name]), { stdio: 'ignore' });
-  await Promise.allSettled([edge?.stop(), livekit?.stop(), standIn?.close()]);
+  for (const n of names)
+    spawnSync(PODMAN, podmanArgs(['rm', '-f', '-t', '0', n]), { stdio: 'ignore' });
+  spawnSync(PODMAN, podmanArgs(['volume', 'rm', '-f', volume]), { stdio: 'ignore' });
+  await Promise.allSettled([edge?.stop(), livekit?.stop(), standIn?.close(), edgeProxy?.close()]);
   await dispose();
 }
 

@@ -68,8 +68,20 @@ export class CallCapacity {
     this.#startsDir = startsDir;
   }
 
+  /** Dispatches refused at the cap since the worker started. */
+  refused = 0;
+
   /** Calls running now, or accepted and about to run. */
   running(): number {
+    const { listed, starting } = this.counts();
+    return listed + starting;
+  }
+
+  /**
+   * The calls agents-js lists (their processes running them, or about to), and those accepted
+   * whose process has not started them yet.
+   */
+  counts(): { listed: number; starting: number } {
     const live = new Set((this.#worker?.activeJobs ?? []).map((j) => j.job.id));
     let waiting = 0;
     for (const [id, job] of this.#accepted) {
@@ -83,7 +95,7 @@ export class CallCapacity {
         this.#accepted.delete(id);
       else waiting++;
     }
-    return live.size + waiting;
+    return { listed: live.size, starting: waiting };
   }
 
   /** agents-js's `loadFunc`, which is also where it first hands over the worker. */
@@ -97,6 +109,7 @@ export class CallCapacity {
     const running = this.running();
     if (running >= this.cap) {
       log().info({ job_id: req.id, running, cap: this.cap }, 'at the call cap: refusing a job');
+      this.refused++;
       return req.reject();
     }
     this.#accepted.set(req.id, { at: this.#now(), seen: false });

@@ -19,6 +19,14 @@ export type DrainOptions = {
   maxBackoffMs?: number;
   log?: LogFn;
   fetchImpl?: typeof fetch;
+  /**
+   * Every file the worker holds is due now, whatever its backoff: the worker is shutting down
+   * (a deploy, or the autoscaler stopping its Machine), and what it does not deliver now waits for
+   * this Machine's next start.
+   */
+  dueOrNot?: boolean;
+  /** Told what each of the loop's passes did (the worker's /metrics). */
+  onPass?: (result: DrainResult) => void;
 };
 
 export type DrainResult = {
@@ -65,7 +73,9 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
     const now = outbox.now();
     const next = outbox
       .list()
-      .filter((f) => !tried.has(f.key) && (f.nextAt <= now || (edgeUp && f.attempts > 0)))
+      .filter(
+        (f) => !tried.has(f.key) && (f.nextAt <= now || ((edgeUp || o.dueOrNot) && f.attempts > 0)),
+      )
       .sort((a, b) => a.nextAt - b.nextAt || a.queuedAt - b.queuedAt)[0];
     if (!next) break;
     tried.add(next.key);
@@ -147,17 +157,21 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
 
 /**
  * The worker's loop: a pass at start, then one every `retryMs` (passes never overlap). Timers are
- * unref'd: the loop never holds the worker open. Stop with the returned function.
+ * unref'd: the loop never holds the worker open. Stop with the returned function. `shuttingDown`
+ * makes every held file due in each pass from then on, and starts one at once (after the pass
+ * running, if any): a Machine being stopped delivers what it can before it goes.
  */
 export function startOutboxDrain(
   outbox: ReportOutbox,
   o: DrainOptions,
-): { stop(): void; pass(): Promise<DrainResult | undefined> } {
+): { stop(): void; pass(): Promise<DrainResult | undefined>; shuttingDown(): void } {
   let stopped = false;
+  let dueOrNot = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<DrainResult | undefined> | undefined;
   const pass = () =>
-    (running ??= drainOutbox(outbox, o)
+    (running ??= drainOutbox(outbox, { ...o, dueOrNot })
+      .then((result) => (o.onPass?.(result), result))
       .catch((err: unknown) => {
         o.log?.('error', 'report outbox pass failed', { error: errorMessage(err) });
         return undefined;
@@ -177,5 +191,10 @@ export function startOutboxDrain(
       clearTimeout(timer);
     },
     pass,
+    shuttingDown() {
+      if (dueOrNot || stopped) return;
+      dueOrNot = true;
+      void (running ?? Promise.resolve()).then(pass);
+    },
   };
 }

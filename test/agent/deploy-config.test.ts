@@ -23,9 +23,9 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     );
   });
 
-  it('checks the agent health port, deploys bluegreen, and exposes no service that could auto-stop calls', () => {
+  it('checks the agent health port, deploys rolling (Fly has no bluegreen with volumes), and exposes no service that could auto-stop calls', () => {
     const checks = Object.values(fly.checks ?? {}) as any[];
-    expect(fly.deploy.strategy).toBe('bluegreen');
+    expect(fly.deploy.strategy).toBe('rolling');
     expect(checks.length).toBeGreaterThan(0);
     for (const check of checks) {
       expect(['http', 'tcp']).toContain(check.type);
@@ -34,6 +34,15 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     expect(fly.http_service).toBeUndefined();
     expect(fly.services).toBeUndefined();
     expect(fly.build.dockerfile).toBe('agent/Dockerfile');
+  });
+
+  it('the report outbox is on the Machine’s volume, in a folder of its own', () => {
+    const mounts = ([] as any[]).concat(fly.mounts ?? []);
+    expect(mounts).toHaveLength(1);
+    expect(mounts[0].source).toBeTruthy();
+    const outbox = fly.env.REPORT_OUTBOX_DIR as string;
+    expect(outbox.startsWith(`${mounts[0].destination}/`)).toBe(true);
+    expect(config.REPORT_OUTBOX_DIR).toBe(outbox);
   });
 
   it("fly deploy uploads only what the Dockerfile copies: fly.toml names the Dockerfile's ignore file", () => {
@@ -51,18 +60,27 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     expect(ignore).toEqual(expect.arrayContaining(['**/node_modules', '**/.dev.vars*']));
     for (const copied of dockerfile.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+$/gm))
       for (const src of copied[1]!.split(/\s+/))
-        expect(allowed.some((a) => src === a || `${src}/` === a)).toBe(true);
+        expect(
+          allowed.some(
+            (a) => src === a || `${src}/` === a || (a.endsWith('/') && src.startsWith(a)),
+          ),
+        ).toBe(true);
   });
 
-  it('the image is glibc Node 22, non-root, and runs node directly (exec form) in start mode', () => {
+  it('the image is glibc Node 22, becomes the app user before node, and runs node (exec form) in start mode', () => {
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
     // A Debian release, not a moving `slim`; its digest is pinned at the first real build.
     expect(froms[0]).toMatch(/^node:22-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
     if (!froms[0]!.includes('@sha256:'))
       expect(dockerfile).toMatch(/docker buildx imagetools inspect node:22-bookworm-slim/);
     expect(dockerfile).not.toMatch(/alpine/);
-    expect(dockerfile).toMatch(/^USER\s+(?!root|0\b)\S+/m);
-    expect(dockerfile).toMatch(/^ENTRYPOINT \[\]$/m);
+    // Root only in the entrypoint, which `exec`s setpriv to the app user, which `exec`s node.
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/local\/bin\/agent-entrypoint"\]$/m);
+    const entrypoint = readFileSync('agent/entrypoint.sh', 'utf8');
+    const uid = /^APP_UID=(\d+)$/m.exec(entrypoint)?.[1];
+    expect(dockerfile).toMatch(new RegExp(`useradd --uid ${uid} `));
+    expect(entrypoint).toMatch(/exec setpriv --reuid="\$APP_UID" --regid="\$APP_UID" .*-- "\$@"/);
+    expect(entrypoint).toMatch(/^exec "\$@"$/m);
     const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(dockerfile);
     expect(cmd).not.toBeNull();
     const argv = JSON.parse(cmd![1]!) as string[];

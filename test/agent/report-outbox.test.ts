@@ -21,9 +21,9 @@ import { CallLifecycle } from '../../agent/call/lifecycle.ts';
 import { loadAgentConfig } from '../../agent/config.ts';
 import { liveKitEndSteps, type CallContext } from '../../agent/end-steps.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
-import { freePort } from '../support/processes.ts';
+import { freePort, waitFor } from '../support/processes.ts';
 import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts';
-import { drainOutbox } from '../../agent/report/outbox-drain.ts';
+import { drainOutbox, startOutboxDrain } from '../../agent/report/outbox-drain.ts';
 import { defaultOutboxDir, outboxDirFor, ReportOutbox } from '../../agent/report/outbox-store.ts';
 import type { LogFn } from '../../agent/log.ts';
 
@@ -287,6 +287,29 @@ describe('the worker drains the outbox', () => {
     const down = `http://127.0.0.1:${await freePort()}`;
     expect(await drainOutbox(outbox, { ...opts, edgeUrl: down })).toMatchObject({ kept: 1 });
     expect(outbox.list()).toHaveLength(1);
+  });
+
+  it('shutting down (a deploy, the autoscaler stopping the Machine), every held report is due at once, backoff or not; a live job’s write-ahead file still waits', async () => {
+    const dir = freshDir();
+    const now = 1_000_000;
+    const { log } = logs();
+    const outbox = new ReportOutbox(dir, { log, now: () => now });
+    // Both held with an hour's backoff (three failed tries): no pass would post them before then.
+    for (const room of ['held-1', 'held-2'])
+      await outbox.add(reportFor(room), { attempts: 3, notBefore: now + 3600_000 });
+    await outbox.add(reportFor('live-job'), { notBefore: now + 60_000 });
+    const e = await edge(() => 201);
+    const opts = drainOptions(e.url, log);
+    expect(await drainOutbox(outbox, opts)).toMatchObject({ delivered: 0, kept: 3 });
+    expect(e.got).toHaveLength(0);
+
+    const drain = startOutboxDrain(outbox, { ...opts, retryMs: 3600_000 });
+    await drain.pass();
+    drain.shuttingDown();
+    await waitFor('the held reports delivered', async () => e.accepted.size === 2 || undefined);
+    drain.stop();
+    expect([...e.accepted].sort()).toEqual(['RM_held-1:AJ_held-1', 'RM_held-2:AJ_held-2']);
+    expect(outbox.list().map((f) => f.attempts)).toEqual([0]);
   });
 
   it('bounded: past REPORT_OUTBOX_MAX_FILES and REPORT_OUTBOX_MAX_AGE_HOURS the oldest go first, each named in a warn line', async () => {

@@ -1,0 +1,185 @@
+import { statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { END_REASON_VALUES } from '../../wire-contract/index.ts';
+import type { ReportOutbox } from '../report/outbox-store.ts';
+import type { CallCapacity } from './capacity.ts';
+import { takeJobFigures, type ReportFate } from './job-figures.ts';
+
+/**
+ * The worker's Prometheus metrics, for Fly's scraper (fly.toml [metrics]) and an autoscaler's
+ * query (docs/operations.md, the fleet). agents-js's health server answers `/` and `/worker` only,
+ * so these are served on a port of their own. What the worker knows is read at each scrape (the
+ * cap, the outbox); what lives in job processes (how each call ended, its report, its turns)
+ * reaches the worker as files (process/job-figures.ts), folded in at each scrape.
+ */
+export type MetricSources = {
+  capacity?: CallCapacity;
+  /** Job processes agents-js keeps warm (its `numIdleProcesses`). */
+  idleProcesses: number;
+  outbox?: ReportOutbox;
+  /** Where this boot's job processes leave their calls' figures. */
+  figuresDir?: string;
+  now?: () => number;
+};
+
+const REPORT_FATES: (ReportFate | 'delivered_from_outbox' | 'given_up')[] = [
+  'delivered',
+  'kept',
+  'refused',
+  'failed',
+  'not_sent',
+  'delivered_from_outbox',
+  'given_up',
+];
+
+export type WorkerMetrics = {
+  registry: Registry;
+  /** The outbox loop's word after each pass (outbox-drain.ts). */
+  outboxPass(result: { delivered: number; dropped: number }): void;
+};
+
+export function workerMetrics(s: MetricSources): WorkerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const now = s.now ?? Date.now;
+  const prefix = 'voice_agent_';
+
+  new Gauge({
+    name: `${prefix}calls_running`,
+    help: 'Calls this worker runs: jobs agents-js lists (their process running them, or about to).',
+    registers,
+    collect() {
+      this.set(s.capacity?.counts().listed ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}calls_starting`,
+    help: 'Calls accepted whose job process has not started them yet.',
+    registers,
+    collect() {
+      this.set(s.capacity?.counts().starting ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}call_cap`,
+    help: 'Most calls this worker runs at once (AGENT_MAX_CONCURRENT_CALLS); 0: no cap.',
+    registers,
+    collect() {
+      this.set(s.capacity?.cap ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}idle_processes_target`,
+    help: 'Job processes kept warm for the next calls (AGENT_IDLE_PROCESSES).',
+    registers,
+  }).set(s.idleProcesses);
+  new Counter({
+    name: `${prefix}dispatches_refused_total`,
+    help: 'Dispatches refused at the call cap (LiveKit offers them to another worker).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(s.capacity?.refused ?? 0);
+    },
+  });
+
+  const outboxFiles = () => s.outbox?.list() ?? [];
+  new Gauge({
+    name: `${prefix}outbox_reports`,
+    help: 'Reports waiting in the outbox for the edge.',
+    registers,
+    collect() {
+      this.set(outboxFiles().length);
+    },
+  });
+  new Gauge({
+    name: `${prefix}outbox_bytes`,
+    help: 'Bytes of the reports waiting in the outbox.',
+    registers,
+    collect() {
+      let bytes = 0;
+      for (const f of outboxFiles())
+        try {
+          bytes += statSync(f.path).size;
+        } catch {
+          /* delivered meanwhile */
+        }
+      this.set(bytes);
+    },
+  });
+  new Gauge({
+    name: `${prefix}outbox_oldest_age_seconds`,
+    help: 'How long the oldest report in the outbox has waited (0: none waits).',
+    registers,
+    collect() {
+      const oldest = outboxFiles()[0];
+      this.set(oldest ? Math.max(0, (now() - oldest.queuedAt) / 1000) : 0);
+    },
+  });
+
+  const ended = new Counter({
+    name: `${prefix}calls_ended_total`,
+    help: 'Calls ended, by end reason (wire-contract/end-reasons.ts).',
+    labelNames: ['reason'],
+    registers,
+  });
+  const reports = new Counter({
+    name: `${prefix}reports_total`,
+    help: 'End-of-call reports, by fate: delivered (by the job), kept (in the outbox), refused, failed, not_sent, delivered_from_outbox and given_up (by the worker).',
+    labelNames: ['fate'],
+    registers,
+  });
+  const turns = new Histogram({
+    name: `${prefix}turn_latency_seconds`,
+    help: 'Answered turns: end of the caller’s speech to the agent’s first audio.',
+    buckets: [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+    registers,
+  });
+  // Every label at 0 from the start, so a rate() sees the first one.
+  for (const reason of END_REASON_VALUES) ended.inc({ reason }, 0);
+  for (const fate of REPORT_FATES) reports.inc({ fate }, 0);
+
+  // Folded in before each scrape renders (the registry's collect order puts gauges first; the
+  // job files are taken once per scrape, here).
+  const render = registry.metrics.bind(registry);
+  registry.metrics = async () => {
+    for (const f of takeJobFigures(s.figuresDir)) {
+      if ((END_REASON_VALUES as readonly string[]).includes(f.end_reason))
+        ended.inc({ reason: f.end_reason });
+      if (REPORT_FATES.includes(f.report)) reports.inc({ fate: f.report });
+      for (const ms of f.turn_e2e_ms ?? []) if (ms >= 0) turns.observe(ms / 1000);
+    }
+    return render();
+  };
+
+  return {
+    registry,
+    outboxPass({ delivered, dropped }) {
+      if (delivered) reports.inc({ fate: 'delivered_from_outbox' }, delivered);
+      if (dropped) reports.inc({ fate: 'given_up' }, dropped);
+    },
+  };
+}
+
+/** Serves `GET /metrics` (Prometheus text format) on `port`; anything else is a 404. */
+export function serveMetrics(registry: Registry, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(503, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, () => {
+      server.off('error', reject);
+      server.unref();
+      resolve(server);
+    });
+  });
+}
