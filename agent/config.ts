@@ -67,6 +67,11 @@ const AgentConfigSchema = z.object({
    */
   JOB_EXIT_GRACE_MS: int(500, 120_000).default(2_000),
   AGENT_HEALTH_PORT: int(0, 65535).default(8081),
+  /**
+   * The LiveKit server's `agents.target_load` (0.7 unless its config says otherwise): it sends a
+   * job only to a worker whose load is below it, so the calls-based load reaches it at the cap.
+   */
+  LIVEKIT_TARGET_LOAD: z.coerce.number().gt(0).lte(1).default(0.7),
   /** The worker's Prometheus `/metrics` (process/metrics.ts), on a port of its own; 0 = off. */
   AGENT_METRICS_PORT: int(0, 65535).default(9464),
   /**

@@ -34,7 +34,12 @@ const budget = shutdownBudget(config);
 // through a directory the job processes inherit (forked after this line).
 const capacity =
   config.AGENT_MAX_CONCURRENT_CALLS > 0
-    ? new CallCapacity(config.AGENT_MAX_CONCURRENT_CALLS, Date.now, chooseJobStartsDir())
+    ? new CallCapacity(
+        config.AGENT_MAX_CONCURRENT_CALLS,
+        Date.now,
+        chooseJobStartsDir(),
+        config.LIVEKIT_TARGET_LOAD,
+      )
     : undefined;
 
 // This boot's drain file and job figures directory, inherited by every job process (forked
@@ -122,7 +127,7 @@ cli.runApp(
     ...(capacity && {
       loadFunc: capacity.load,
       requestFunc: capacity.request,
-      loadThreshold: 1,
+      loadThreshold: capacity.targetLoad,
       // At least one prewarmed process, in dev mode too: only that pool drops finished jobs from
       // activeJobs (without it the count only grows and the worker soon reports itself full).
       numIdleProcesses: idleProcesses,

@@ -51,6 +51,14 @@ const ACCEPTED_GRACE_MS = 15_000;
  */
 export class CallCapacity {
   readonly cap: number;
+  /**
+   * The load at which this worker is full, as LiveKit's server sees it: it sends a job only to a
+   * worker whose load is below its `agents.target_load` (0.7 by default in livekit-server: a job's
+   * affinity for a worker is the target minus the load, and none is sent at 0). A load of
+   * calls / cap would stop dispatches at 70 % of the cap (bench:fleet found two workers capped at
+   * 4 with 3 calls each sent no fourth), so the load is calls / cap × this target: full at the cap.
+   */
+  readonly targetLoad: number;
   readonly #now: () => number;
   readonly #startsDir: string | undefined;
   /** Accepted job ids: when, and whether the worker has listed the job yet. */
@@ -62,8 +70,10 @@ export class CallCapacity {
     cap: number,
     now: () => number = Date.now,
     startsDir: string | undefined = process.env[JOB_STARTS_DIR_ENV],
+    targetLoad = 1,
   ) {
     this.cap = cap;
+    this.targetLoad = targetLoad;
     this.#now = now;
     this.#startsDir = startsDir;
   }
@@ -101,7 +111,7 @@ export class CallCapacity {
   /** agents-js's `loadFunc`, which is also where it first hands over the worker. */
   readonly load = async (worker: Pick<AgentServer, 'activeJobs'>): Promise<number> => {
     this.#worker = worker;
-    return Math.min(1, this.running() / this.cap);
+    return Math.min(1, this.running() / this.cap) * this.targetLoad;
   };
 
   /** agents-js's `requestFunc`: accept up to the cap, refuse past it. */

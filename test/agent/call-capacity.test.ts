@@ -80,6 +80,16 @@ describe('the call cap', () => {
     expect(await capacity.load(worker([]))).toBe(1);
   });
 
+  it('reaches LiveKit’s target load exactly at the cap (the server sends no job at or past it), never before', async () => {
+    const capacity = new CallCapacity(4, Date.now, undefined, 0.7);
+    const loads = [];
+    for (const ids of [[], ['a'], ['a', 'b'], ['a', 'b', 'c'], ['a', 'b', 'c', 'd']])
+      loads.push(await capacity.load(worker(ids)));
+    expect(loads.map((l) => Math.round(l * 1000) / 1000)).toEqual([0, 0.175, 0.35, 0.525, 0.7]);
+    expect(loads.slice(0, 4).every((l) => l < capacity.targetLoad)).toBe(true);
+    expect(loads[4]).toBeGreaterThanOrEqual(capacity.targetLoad);
+  });
+
   it('counts an accepted call once while it runs, and frees its place when it ends', async () => {
     let now = 0;
     const capacity = new CallCapacity(2, () => now);

@@ -22,7 +22,8 @@ const workers: AgentWorker[] = [];
 const system = systemForThisFile('agent capacity tests', {
   edgeVars: {
     AGENT_WAIT_SECONDS: String(AGENT_WAIT_SECONDS),
-    AGENT_ALLOWED_NAMES: 'voice-agent,voice-agent-capped,voice-agent-dev,voice-agent-slow',
+    AGENT_ALLOWED_NAMES:
+      'voice-agent,voice-agent-capped,voice-agent-dev,voice-agent-slow,voice-agent-four',
   },
 });
 afterAll(async () => {
@@ -32,10 +33,10 @@ afterAll(async () => {
 const unique = (prefix: string) =>
   `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 
-async function worker(agentName: string, mode: 'start' | 'dev' = 'start') {
+async function worker(agentName: string, mode: 'start' | 'dev' = 'start', cap = CAP) {
   const w = await system.startAgent(
     agentName,
-    { AGENT_NAME: agentName, AGENT_MAX_CONCURRENT_CALLS: String(CAP) },
+    { AGENT_NAME: agentName, AGENT_MAX_CONCURRENT_CALLS: String(cap) },
     mode,
   );
   workers.push(w);
@@ -75,6 +76,20 @@ describe.skipIf(system.skipped)('every call gets its agent, or is told why not',
     // what was over it, rather than the worker taking all four.
     const refusals = readFileSync(w.proc.logFile, 'utf8').match(/at the call cap: refusing/g);
     expect(refusals?.length ?? 0).toBeGreaterThanOrEqual(calls.length - CAP);
+  });
+
+  it('a worker takes calls up to its cap, not 70 % of it: capped at 4, its fourth call is answered while three run', async () => {
+    // LiveKit's server sends a job only to a worker below its target load (0.7 by default): a
+    // load of calls / cap left a worker capped at 4 with 3 calls (0.75) without a fourth.
+    await worker('voice-agent-four', 'start', 4);
+    const live: CallClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await call('voice-agent-four');
+      await greeted(c, (AGENT_WAIT_SECONDS + 15) * 1000);
+      live.push(c);
+    }
+    for (const c of live) expect(c.events.some((e) => e.kind === 'end-notice')).toBe(false);
+    await Promise.all(live.map((c) => endCall(c)));
   });
 
   it(`calls back to back, ${3 * CAP} in a row: each is answered (a finished call frees its place)`, async () => {

@@ -1,0 +1,79 @@
+// The fleet's autoscaler config (agent/autoscaler/): what fly-autoscaler reads agrees with its
+// app's fly.toml, with the agent's fly.toml and metrics, and its expressions give the Machine
+// count the docs promise. `npm run bench:fleet` runs the same config against real workers and a
+// real Prometheus-compatible store.
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+
+const yamlText = readFileSync('agent/autoscaler/fly-autoscaler.yml', 'utf8');
+const app = parseToml(readFileSync('agent/autoscaler/fly.toml', 'utf8')) as any;
+const agent = parseToml(readFileSync('fly.toml', 'utf8')) as any;
+/** As fly-autoscaler reads its file: every $VAR and ${VAR} expanded (Go's os.ExpandEnv). */
+const expand = (text: string, env: Record<string, string>) =>
+  text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a: string, b: string) => env[a ?? b] ?? '');
+const env = { ...app.env, FAS_API_TOKEN: 'FlyV1 x', FAS_PROMETHEUS_TOKEN: 'FlyV1 y' };
+const config = parseYaml(expand(yamlText, env)) as any;
+
+function evaluate(expression: string, values: Record<string, number>): number {
+  const names = Object.keys(values);
+  const fn = new Function('ceil', 'min', 'max', ...names, `return (${expression});`);
+  return fn(Math.ceil, Math.min, Math.max, ...names.map((n) => values[n]));
+}
+
+describe('the autoscaler config', () => {
+  it('every ${VAR} it names is set by its app (env or a documented secret)', () => {
+    const settings = yamlText
+      .split('\n')
+      .filter((l) => !/^\s*#/.test(l))
+      .join('\n');
+    const names = [...settings.matchAll(/\$\{?(\w+)\}?/g)].map((m) => m[1]!);
+    const secrets = ['FAS_API_TOKEN', 'FAS_PROMETHEUS_TOKEN'];
+    for (const name of new Set(names))
+      expect([...Object.keys(app.env), ...secrets]).toContain(name);
+    const deploy = readFileSync('agent/autoscaler/fly.toml', 'utf8');
+    for (const secret of secrets) expect(deploy).toContain(secret);
+  });
+
+  it('scales the agent app, by started Machines only (each keeps its volume), from the file Fly puts where the command reads it', () => {
+    expect(config['app-name']).toBe(agent.app);
+    expect(config['created-machine-count']).toBeUndefined();
+    expect(app.files).toEqual([
+      { guest_path: '/etc/fly-autoscaler.yml', local_path: 'agent/autoscaler/fly-autoscaler.yml' },
+    ]);
+    expect(app.experimental.cmd).toEqual(['serve', '-config', '/etc/fly-autoscaler.yml']);
+    expect(Number(app.env.FLEET_CALLS_PER_MACHINE)).toBe(
+      Number(agent.env.AGENT_MAX_CONCURRENT_CALLS),
+    );
+    expect(agent.mounts).toBeDefined();
+  });
+
+  it('its queries read the metrics the agents export, and only the agent app’s', () => {
+    const exported = readFileSync('agent/process/metrics.ts', 'utf8');
+    for (const c of config['metric-collectors']) {
+      expect(c.type).toBe('prometheus');
+      for (const [, metric] of c.query.matchAll(/(voice_agent_\w+)\{/g)) {
+        expect(exported).toContain(`\${prefix}${metric.replace('voice_agent_', '')}`);
+      }
+      expect(c.query).toContain(`app="${agent.app}"`);
+      expect(c.query).toMatch(/or vector\(0\)$/); // never an empty result (fly-autoscaler errs on one)
+    }
+  });
+
+  it.each([
+    [0, 0, 1, 1],
+    [8, 8, 1, 1],
+    [9, 9, 2, 2],
+    [25, 25, 3, 3],
+    [5, 30, 1, 4],
+    [500, 500, 10, 10],
+  ])(
+    'calls %i now (peak %i in the window): up to %i started Machines at once, down to no fewer than %i',
+    (now, peak, up, down) => {
+      const values = { calls_now: now, calls_peak: peak };
+      expect(evaluate(config['min-started-machine-count'], values)).toBe(up);
+      expect(evaluate(config['max-started-machine-count'], values)).toBe(down);
+    },
+  );
+});
