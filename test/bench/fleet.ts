@@ -22,7 +22,7 @@ import type { AgentWorker } from '../support/agent-worker.ts';
 import { CallClient } from '../support/call-client.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
 import { System } from '../support/system.ts';
-import { prepareLiveKitBench, printTable } from './table.ts';
+import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const VM_VERSION = 'v1.151.0';
@@ -158,13 +158,16 @@ async function workerFigures() {
 }
 
 const calls: CallClient[] = [];
-async function callIn(): Promise<void> {
+/** A caller dials (a token from the edge, then the join) and is greeted: how long that took (ms). */
+async function callIn(): Promise<number> {
   const client = new CallClient();
+  const dialled = performance.now();
   await client.join(system.edge.url, `Bearer ${system.edge.appKey}`, {
     participant_identity: `fleet-${Math.random().toString(36).slice(2)}`,
   });
   await client.waitForEvent('transcription', (d) => /Hello!/.test(d.text), 60_000);
   calls.push(client);
+  return performance.now() - dialled;
 }
 
 const rows: (string | number)[][] = [];
@@ -173,7 +176,9 @@ try {
   for (const [i, target] of STEPS.entries()) {
     while (calls.length > target) await calls.pop()!.leave();
     // Up in a burst: the new calls dial at once.
-    await Promise.all(Array.from({ length: target - calls.length }, () => callIn()));
+    const greetings = (
+      await Promise.all(Array.from({ length: target - calls.length }, () => callIn()))
+    ).sort((a, b) => a - b);
     // Settled: the workers count exactly the calls on the line, and the store has scraped that.
     const perWorker = await waitFor(
       `step ${i}: the workers count ${target} calls`,
@@ -207,6 +212,9 @@ try {
       down,
       formula(target),
       ok ? 'yes' : 'NO',
+      greetings.length
+        ? `${Math.round(percentile(greetings, 50))} / ${Math.round(greetings.at(-1)!)}`
+        : '',
     ]);
   }
   // Quiet for the scale-down window: the slower bound comes down to the calls on the line.
@@ -233,6 +241,7 @@ try {
     settled?.down ?? '?',
     formula(calls.length),
     settled ? 'yes' : 'NO',
+    '',
   ]);
 } finally {
   printTable(
@@ -247,6 +256,7 @@ try {
       'started Machines: down (max)',
       'the formula',
       'as promised',
+      'new calls greeted, p50 / slowest ms',
     ],
     rows,
   );
