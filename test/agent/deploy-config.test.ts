@@ -45,6 +45,11 @@ describe('fly.toml, the Dockerfile and the agent timeouts agree', () => {
     expect(config.REPORT_OUTBOX_DIR).toBe(outbox);
   });
 
+  it('Fly scrapes the port the worker serves /metrics on', () => {
+    expect(fly.metrics).toEqual({ port: config.AGENT_METRICS_PORT, path: '/metrics' });
+    expect(config.AGENT_METRICS_PORT).not.toBe(config.AGENT_HEALTH_PORT);
+  });
+
   it("fly deploy uploads only what the Dockerfile copies: fly.toml names the Dockerfile's ignore file", () => {
     expect(fly.build.ignorefile).toBe('agent/Dockerfile.dockerignore');
     const ignore = readFileSync(fly.build.ignorefile, 'utf8')

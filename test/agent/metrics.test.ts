@@ -6,10 +6,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { parse } from 'smol-toml';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadAgentConfig } from '../../agent/config.ts';
 import { CallCapacity } from '../../agent/process/capacity.ts';
 import { writeJobFigures } from '../../agent/process/job-figures.ts';
 import { serveMetrics, workerMetrics } from '../../agent/process/metrics.ts';
@@ -118,21 +115,5 @@ describe('/metrics', () => {
     expect(value(text, 'voice_agent_outbox_oldest_age_seconds')).toBe(45);
     expect(value(text, 'voice_agent_reports_total{fate="delivered_from_outbox"}')).toBe(2);
     expect(value(text, 'voice_agent_reports_total{fate="given_up"}')).toBe(1);
-  });
-
-  it('fly.toml has Fly scrape the port the worker serves them on', () => {
-    const fly = parse(readFileSync('fly.toml', 'utf8')) as {
-      metrics: { port: number; path: string };
-      env: Record<string, string>;
-    };
-    const config = loadAgentConfig({
-      ...fly.env,
-      LIVEKIT_URL: 'wss://example.livekit.cloud',
-      LIVEKIT_API_KEY: 'k',
-      LIVEKIT_API_SECRET: 's',
-      OPENAI_API_KEY: 'sk',
-    });
-    expect(fly.metrics).toEqual({ port: config.AGENT_METRICS_PORT, path: '/metrics' });
-    expect(config.AGENT_METRICS_PORT).not.toBe(config.AGENT_HEALTH_PORT);
   });
 });

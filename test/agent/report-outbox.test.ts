@@ -26,6 +26,7 @@ import { verifySignedBody, type CallReport } from '../../wire-contract/index.ts'
 import { drainOutbox, startOutboxDrain } from '../../agent/report/outbox-drain.ts';
 import { defaultOutboxDir, outboxDirFor, ReportOutbox } from '../../agent/report/outbox-store.ts';
 import type { LogFn } from '../../agent/log.ts';
+import { JOB_FIGURES_DIR_ENV, type JobFigures } from '../../agent/process/job-figures.ts';
 
 const summary = (room: string) => ({
   reason: 'participant_left' as const,
@@ -174,6 +175,42 @@ describe('the job keeps a report the edge cannot take now', () => {
     }
     expect(ok.got.map((g) => g.room)).toEqual(['call-fine', 'call-refused']);
     expect(waiting(dir)).toEqual([]);
+  });
+
+  it('each call’s end and its report’s fate reach the worker’s /metrics (job figures): delivered, refused, kept', async () => {
+    const dir = freshDir();
+    const figuresDir = freshDir();
+    const before = process.env[JOB_FIGURES_DIR_ENV];
+    process.env[JOB_FIGURES_DIR_ENV] = figuresDir;
+    try {
+      const ok = await edge((g) =>
+        g.room === 'call-no' ? { status: 400, code: 'invalid_field' } : 201,
+      );
+      await jobSteps('call-yes', ok.url, dir).report(summary('call-yes'), [], Date.now() + 5_000);
+      await expect(
+        jobSteps('call-no', ok.url, dir).report(summary('call-no'), [], Date.now() + 5_000),
+      ).rejects.toThrow(/edge refused/);
+      const down = `http://127.0.0.1:${await freePort()}`;
+      await jobSteps('call-later', down, dir).report(summary('call-later'), [], Date.now() + 600);
+      const figures = Object.fromEntries(
+        readdirSync(figuresDir).map((f) => [
+          f,
+          JSON.parse(readFileSync(join(figuresDir, f), 'utf8')) as JobFigures,
+        ]),
+      );
+      expect(figures).toEqual({
+        'AJ_call-yes.json': {
+          end_reason: 'participant_left',
+          report: 'delivered',
+          turn_e2e_ms: [],
+        },
+        'AJ_call-no.json': { end_reason: 'participant_left', report: 'refused', turn_e2e_ms: [] },
+        'AJ_call-later.json': { end_reason: 'participant_left', report: 'kept', turn_e2e_ms: [] },
+      });
+    } finally {
+      if (before === undefined) delete process.env[JOB_FIGURES_DIR_ENV];
+      else process.env[JOB_FIGURES_DIR_ENV] = before;
+    }
   });
 
   it('a deadline that comes while the report is being posted (the worker lost) stops the delivery and hands the report to the worker, due at once', async () => {
