@@ -32,6 +32,7 @@ import { watchDrain } from './process/drain-signal.ts';
 import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
 import { setupTelemetry } from './process/telemetry.ts';
 import { markFirstSpeech, startMark } from './process/start-marks.ts';
+import { noteGreeting, noteProcessReady } from './process/job-figures.ts';
 import { markJobStarted } from './process/job-starts.ts';
 
 // bench:job-start (AGENT_START_MARKS; a no-op otherwise): every import above has been evaluated.
@@ -51,9 +52,11 @@ export default defineAgent({
       /* a config problem is reported by the call that needs it, not by the warm-up */
     }
     startMark('prewarm-end');
+    noteProcessReady();
   },
   entry: async (ctx: JobContext) => {
     startMark('entry');
+    const entryAt = performance.now();
     // First, before anything can end the call: the worker's call cap counts on it.
     markJobStarted(ctx.job.id);
     const config = loadAgentConfig();
@@ -184,6 +187,7 @@ export default defineAgent({
         session = new voice.AgentSession(sessionModels(config, call));
         watchLatency(session, log);
         markFirstSpeech(session, 'first-speech');
+        markFirstSpeech(session, 'greeting', () => noteGreeting(entryAt));
         await runCall({
           ctx,
           config,

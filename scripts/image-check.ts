@@ -441,8 +441,10 @@ try {
   });
   check(
     /voice_agent_reports_total\{fate="delivered"\} 1\b/.test(scraped) &&
+      /voice_agent_greeting_latency_seconds_count 1\b/.test(scraped) &&
+      /voice_agent_job_process_ready_seconds_count 1\b/.test(scraped) &&
       /voice_agent_call_cap \d+/.test(scraped),
-    '/metrics on its own port counts the call: ended by agent_end_call, its report delivered',
+    '/metrics on its own port counts the call: ended by agent_end_call, its report delivered, its greeting and its process’s start timed',
   );
 
   const second = await call();

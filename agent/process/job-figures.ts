@@ -22,7 +22,24 @@ export type JobFigures = {
   report: ReportFate;
   /** Each answered turn's latency, end of the caller's speech to the agent's first audio (ms). */
   turn_e2e_ms: number[];
+  /** From the job's entry (its call handed to this process) to the agent's first audio (ms). */
+  greeting_ms?: number;
+  /** From this process's start to its being ready for a call (modules and prewarm; ms). */
+  process_ready_ms?: number;
 };
+
+/** What this job process notes as its call goes (one call per process), for its figures. */
+const noted: Pick<JobFigures, 'greeting_ms' | 'process_ready_ms'> = {};
+
+/** The process is ready for a call (its prewarm done): how long since it started. */
+export function noteProcessReady(): void {
+  noted.process_ready_ms = performance.now();
+}
+
+/** The agent's first audio of the call: how long since the job's entry (`entryAt`, performance.now()). */
+export function noteGreeting(entryAt: number): void {
+  noted.greeting_ms ??= performance.now() - entryAt;
+}
 
 const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -49,7 +66,7 @@ export function writeJobFigures(
   if (!dir || !JOB_ID.test(jobId)) return;
   const partial = join(dir, `${jobId}.partial`);
   try {
-    writeFileSync(partial, JSON.stringify(figures));
+    writeFileSync(partial, JSON.stringify({ ...noted, ...figures }));
     renameSync(partial, join(dir, `${jobId}.json`));
   } catch {
     rmSync(partial, { force: true });

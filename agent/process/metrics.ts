@@ -136,6 +136,18 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     buckets: [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
     registers,
   });
+  const greetings = new Histogram({
+    name: `${prefix}greeting_latency_seconds`,
+    help: 'Calls greeted: the job’s entry (its call handed to a process) to the agent’s first audio.',
+    buckets: [0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 20],
+    registers,
+  });
+  const processStarts = new Histogram({
+    name: `${prefix}job_process_ready_seconds`,
+    help: 'Job processes that ran a call: their start to ready for a call (modules loaded, prewarm done).',
+    buckets: [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+    registers,
+  });
   // Every label at 0 from the start, so a rate() sees the first one.
   for (const reason of END_REASON_VALUES) ended.inc({ reason }, 0);
   for (const fate of REPORT_FATES) reports.inc({ fate }, 0);
@@ -149,6 +161,10 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
         ended.inc({ reason: f.end_reason });
       if (REPORT_FATES.includes(f.report)) reports.inc({ fate: f.report });
       for (const ms of f.turn_e2e_ms ?? []) if (ms >= 0) turns.observe(ms / 1000);
+      if (typeof f.greeting_ms === 'number' && f.greeting_ms >= 0)
+        greetings.observe(f.greeting_ms / 1000);
+      if (typeof f.process_ready_ms === 'number' && f.process_ready_ms >= 0)
+        processStarts.observe(f.process_ready_ms / 1000);
     }
     return render();
   };

@@ -72,12 +72,18 @@ describe('/metrics', () => {
     expect(value(text, 'voice_agent_calls_starting')).toBe(1);
   });
 
-  it('what job processes write as their calls end is counted once: end reasons, report fates, turn latency', async () => {
+  it('what job processes write as their calls end is counted once: end reasons, report fates, turn and greeting latency, process start', async () => {
     const figuresDir = freshDir();
     const scrape = await served(workerMetrics({ idleProcesses: 1, figuresDir }).registry);
     writeJobFigures(
       'AJ_a',
-      { end_reason: 'participant_left', report: 'delivered', turn_e2e_ms: [640, 1800] },
+      {
+        end_reason: 'participant_left',
+        report: 'delivered',
+        turn_e2e_ms: [640, 1800],
+        greeting_ms: 1200,
+        process_ready_ms: 700,
+      },
       figuresDir,
     );
     writeJobFigures(
@@ -93,6 +99,10 @@ describe('/metrics', () => {
     expect(value(text, 'voice_agent_reports_total{fate="kept"}')).toBe(1);
     expect(value(text, 'voice_agent_turn_latency_seconds_count')).toBe(3);
     expect(value(text, 'voice_agent_turn_latency_seconds_bucket{le="1"}')).toBe(2);
+    expect(value(text, 'voice_agent_greeting_latency_seconds_count')).toBe(1);
+    expect(value(text, 'voice_agent_greeting_latency_seconds_bucket{le="1.5"}')).toBe(1);
+    expect(value(text, 'voice_agent_greeting_latency_seconds_bucket{le="1"}')).toBe(0);
+    expect(value(text, 'voice_agent_job_process_ready_seconds_count')).toBe(1);
     expect(readdirSync(figuresDir)).toEqual([]);
     const again = await (await scrape()).text();
     expect(value(again, 'voice_agent_calls_ended_total{reason="participant_left"}')).toBe(1);
