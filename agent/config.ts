@@ -75,7 +75,7 @@ const AgentConfigSchema = z.object({
   /** The worker's Prometheus `/metrics` (process/metrics.ts), on a port of its own; 0 = off. */
   AGENT_METRICS_PORT: int(0, 65535).default(9464),
   /**
-   * The hard cap on calls this worker runs (load = calls / cap). `auto`: from the machine
+   * The hard cap on calls this worker runs (load = calls / cap × LIVEKIT_TARGET_LOAD). `auto`: from the machine
    * (defaultCallCap). 0 = stock CPU-based load, only when asked for: CPU spikes refuse calls.
    */
   AGENT_MAX_CONCURRENT_CALLS: z

@@ -45,7 +45,8 @@ const capacity =
 // This boot's drain file and job figures directory, inherited by every job process (forked
 // after this line).
 chooseDrainFile();
-const figuresDir = chooseJobFiguresDir();
+// Only with /metrics to count them: a file per call that no scrape takes would pile up.
+const figuresDir = config.AGENT_METRICS_PORT ? chooseJobFiguresDir() : undefined;
 const idleProcesses = !capacity
   ? undefined
   : config.AGENT_IDLE_PROCESSES === 'auto'
@@ -73,12 +74,15 @@ if (outbox && config.EDGE_URL) {
 }
 // Prometheus metrics on a port of their own (agents-js's health server is its own).
 if (config.AGENT_METRICS_PORT)
-  serveMetrics(metrics.registry, config.AGENT_METRICS_PORT).catch((err: unknown) =>
+  serveMetrics(metrics.registry, config.AGENT_METRICS_PORT, (err) =>
+    logToStderr('warn', 'metrics server error', { error: errorMessage(err) }),
+  ).catch((err: unknown) => {
     logToStderr('warn', 'metrics server could not start: no /metrics', {
       port: config.AGENT_METRICS_PORT,
       error: errorMessage(err),
-    }),
-  );
+    });
+    clearJobFigures(); // the job processes' writes then fail quietly, as without the directory
+  });
 // Runs beside agents-js' own handler (which drains, then closes): calls get DRAIN_TIMEOUT_SECONDS,
 // then end themselves with reason "drain", inside the worker's drain timeout.
 // agents-js listens `once`: without a listener of ours that stays, a second SIGTERM (a platform
@@ -105,6 +109,9 @@ process.once('exit', () => {
 drainThroughPoolStart({
   drainTimeoutMs: budget.drainTimeoutMs,
   log: logToStderr,
+  // The calls are done: what the outbox holds goes now, within the drain's own deadline (a
+  // Machine stopped with reports waiting keeps them on its volume until it starts again).
+  afterDrain: async (deadline) => outboxDrain?.finalPass(deadline),
 });
 
 const jobModule = new URL(

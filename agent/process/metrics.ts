@@ -178,8 +178,15 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   };
 }
 
-/** Serves `GET /metrics` (Prometheus text format) on `port`; anything else is a 404. */
-export function serveMetrics(registry: Registry, port: number): Promise<Server> {
+/**
+ * Serves `GET /metrics` (Prometheus text format) on `port`; anything else is a 404. An error once
+ * it listens (an accept that fails) is logged, never the worker's end.
+ */
+export function serveMetrics(
+  registry: Registry,
+  port: number,
+  onError: (err: Error) => void = () => {},
+): Promise<Server> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
@@ -194,6 +201,7 @@ export function serveMetrics(registry: Registry, port: number): Promise<Server> 
     server.once('error', reject);
     server.listen(port, () => {
       server.off('error', reject);
+      server.on('error', onError);
       server.unref();
       resolve(server);
     });

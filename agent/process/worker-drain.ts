@@ -17,12 +17,33 @@ import type { LogFn } from '../log.ts';
  * signalled while the pool starts keeps its whole drain window).
  */
 export function drainThroughPoolStart(
-  { drainTimeoutMs, log, pollMs = 250 }: { drainTimeoutMs: number; log: LogFn; pollMs?: number },
+  {
+    drainTimeoutMs,
+    log,
+    pollMs = 250,
+    afterDrain,
+  }: {
+    drainTimeoutMs: number;
+    log: LogFn;
+    pollMs?: number;
+    /**
+     * Awaited once the calls are done, before agents-js's CLI exits the process, with what is
+     * left of the drain's deadline (the worker's outbox delivers what it holds: main.ts).
+     */
+    afterDrain?: (deadline: number) => Promise<unknown>;
+  },
   server: { prototype: Pick<AgentServer, 'drain'> } = AgentServer,
 ): void {
   const stock = server.prototype.drain;
   server.prototype.drain = async function (this: AgentServer, timeout?: number) {
     const deadline = Date.now() + (timeout ?? drainTimeoutMs);
+    await drainCalls.call(this, timeout, deadline);
+    await afterDrain?.(deadline).catch((err: unknown) =>
+      log('warn', 'after the drain: a step failed', { error: errorMessage(err) }),
+    );
+  };
+
+  async function drainCalls(this: AgentServer, timeout: number | undefined, deadline: number) {
     try {
       await stock.call(this, timeout);
     } catch (err) {
@@ -38,5 +59,5 @@ export function drainThroughPoolStart(
         await new Promise((r) => setTimeout(r, pollMs));
       }
     }
-  };
+  }
 }

@@ -164,7 +164,12 @@ export async function drainOutbox(outbox: ReportOutbox, o: DrainOptions): Promis
 export function startOutboxDrain(
   outbox: ReportOutbox,
   o: DrainOptions,
-): { stop(): void; pass(): Promise<DrainResult | undefined>; shuttingDown(): void } {
+): {
+  stop(): void;
+  pass(): Promise<DrainResult | undefined>;
+  shuttingDown(): void;
+  finalPass(deadline: number): Promise<void>;
+} {
   let stopped = false;
   let dueOrNot = false;
   let timer: NodeJS.Timeout | undefined;
@@ -195,6 +200,20 @@ export function startOutboxDrain(
       if (dueOrNot || stopped) return;
       dueOrNot = true;
       void (running ?? Promise.resolve()).then(pass);
+    },
+    /**
+     * The last pass before the process exits (every held report due), awaited until `deadline`
+     * at most: agents-js's CLI exits as soon as the drain returns.
+     */
+    async finalPass(deadline: number) {
+      dueOrNot = true;
+      const last = (running ?? Promise.resolve()).then(pass);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>(
+        (r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))),
+      );
+      await Promise.race([last, late]);
+      clearTimeout(timer);
     },
   };
 }

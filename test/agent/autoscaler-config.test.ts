@@ -61,12 +61,49 @@ describe('the autoscaler config', () => {
     }
   });
 
+  it('names only keys fly-autoscaler v0.3.2 knows (it decodes with KnownFields: any other fails its start)', () => {
+    // The yaml tags of its Config and MetricCollectorConfig (cmd/fly-autoscaler/main.go, v0.3.2).
+    const configKeys = [
+      'app-name',
+      'org',
+      'regions',
+      'process-group',
+      'created-machine-count',
+      'min-created-machine-count',
+      'max-created-machine-count',
+      'initial-machine-state',
+      'started-machine-count',
+      'min-started-machine-count',
+      'max-started-machine-count',
+      'concurrency',
+      'interval',
+      'timeout',
+      'app-list-refresh-interval',
+      'api-token',
+      'verbose',
+      'metric-collectors',
+    ];
+    const collectorKeys = [
+      'type',
+      'metric-name',
+      'query',
+      'address',
+      'token',
+      'namespace',
+      'cert-data',
+      'key-data',
+    ];
+    for (const key of Object.keys(config)) expect(configKeys).toContain(key);
+    for (const c of config['metric-collectors'])
+      for (const key of Object.keys(c)) expect(collectorKeys).toContain(key);
+  });
+
   it.each([
-    [0, 0, 1, 1],
-    [8, 8, 1, 1],
-    [9, 9, 2, 2],
+    [0, 0, 2, 2],
+    [8, 8, 2, 2],
+    [19, 19, 3, 3],
     [25, 25, 3, 3],
-    [5, 30, 1, 4],
+    [5, 30, 2, 4],
     [500, 500, 10, 10],
   ])(
     'calls %i now (peak %i in the window): up to %i started Machines at once, down to no fewer than %i',

@@ -10,7 +10,10 @@ import { drainThroughPoolStart } from '../../agent/process/worker-drain.ts';
  */
 type Logged = { level: string; msg: string; fields?: Record<string, unknown> };
 
-function serverWith(stock: (timeout?: number) => Promise<void>) {
+function serverWith(
+  stock: (timeout?: number) => Promise<void>,
+  afterDrain?: (deadline: number) => Promise<unknown>,
+) {
   class Server {
     activeJobs: unknown[] = [];
     drain(timeout?: number): Promise<void> {
@@ -19,7 +22,11 @@ function serverWith(stock: (timeout?: number) => Promise<void>) {
   }
   const logs: Logged[] = [];
   drainThroughPoolStart(
-    { drainTimeoutMs: 4_000, log: (level, msg, fields) => logs.push({ level, msg, fields }) },
+    {
+      drainTimeoutMs: 4_000,
+      log: (level, msg, fields) => logs.push({ level, msg, fields }),
+      afterDrain,
+    },
     Server as unknown as { prototype: Pick<AgentServer, 'drain'> },
   );
   return { server: new Server(), logs };
@@ -34,6 +41,26 @@ describe("the worker's drain through a pool still starting", () => {
     server.activeJobs = [{}];
     await expect(server.drain()).resolves.toBeUndefined();
     expect(logs).toEqual([]);
+  });
+
+  it('once the calls are done, the step after the drain (the outbox’s last pass) is awaited before the drain returns, with the drain’s deadline', async () => {
+    const steps: string[] = [];
+    let finish: () => void = () => {};
+    const { server } = serverWith(
+      async () => void steps.push('calls drained'),
+      (deadline) => {
+        steps.push(`after the drain, ${deadline - Date.now()} ms left`);
+        return new Promise<void>((r) => (finish = r));
+      },
+    );
+    let drained = false;
+    void server.drain().then(() => (drained = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(steps).toEqual(['calls drained', 'after the drain, 4000 ms left']);
+    expect(drained).toBe(false);
+    finish();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(drained).toBe(true);
   });
 
   it('"runner not started": waits for the running calls, and resolves once the last one is over', async () => {
