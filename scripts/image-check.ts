@@ -516,10 +516,16 @@ try {
     delivered.end_reason === 'agent_end_call',
     `a new container on the same volume delivers it: the ledger says ${delivered.end_reason}`,
   );
-  const deliveries = next
-    .log()
-    .split('\n')
-    .filter((l) => l.includes('report delivered from the outbox'));
+  // The ledger can have the report before the worker's log line about it is written.
+  const deliveryLines = () =>
+    next
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('report delivered from the outbox'));
+  await waitFor('the delivery in the new container’s log', async () =>
+    deliveryLines().length ? true : undefined,
+  );
+  const deliveries = deliveryLines();
   check(
     deliveries.length === 1 && deliveries[0]!.includes('"status":201'),
     'delivered once, and first (201 accepted, not a 200 duplicate)',

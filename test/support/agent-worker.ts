@@ -31,6 +31,9 @@ export async function startAgentWorker(
       HOME: process.env.HOME,
       TMPDIR: process.env.TMPDIR,
       AGENT_HEALTH_PORT: String(port),
+      // No /metrics unless a test asks for it on a port of its own: workers side by side would
+      // otherwise all reach for the default 9464 (the image check and bench:fleet scrape theirs).
+      AGENT_METRICS_PORT: '0',
       AGENT_AUDIO_INPUT: 'false',
       LOG_LEVEL: 'debug',
       ...env,
