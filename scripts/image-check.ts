@@ -447,6 +447,17 @@ try {
     '/metrics on its own port counts the call: ended by agent_end_call, its report delivered, its greeting and its process’s start timed',
   );
 
+  const target = Number(/^voice_agent_idle_processes_target (\d+)$/m.exec(scraped)?.[1]);
+  const warm = await waitFor('the pool warm again (/metrics)', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const n = Number(/^voice_agent_warm_processes (\d+)$/m.exec(text)?.[1]);
+    return n === target ? n : undefined;
+  });
+  check(
+    target > 0 && warm === target,
+    `/metrics counts the warm job processes: ${warm} of ${target}`,
+  );
+
   const second = await call();
   say('SIGTERM to the container during a call');
   const signalledAt = Date.now();

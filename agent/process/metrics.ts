@@ -5,6 +5,7 @@ import { END_REASON_VALUES } from '../../wire-contract/index.ts';
 import type { ReportOutbox } from '../report/outbox-store.ts';
 import type { CallCapacity } from './capacity.ts';
 import { takeJobFigures, type ReportFate } from './job-figures.ts';
+import { jobProcessCount } from './job-processes.ts';
 
 /**
  * The worker's Prometheus metrics, for Fly's scraper (fly.toml [metrics]) and an autoscaler's
@@ -20,6 +21,8 @@ export type MetricSources = {
   outbox?: ReportOutbox;
   /** Where this boot's job processes leave their calls' figures. */
   figuresDir?: string;
+  /** This worker's job processes (process/job-processes.ts). */
+  jobProcesses?: () => number | undefined;
   now?: () => number;
 };
 
@@ -67,6 +70,15 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     registers,
     collect() {
       this.set(s.capacity?.cap ?? 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}warm_processes`,
+    help: 'Job processes started and waiting for a call (this worker’s job processes less its running calls).',
+    registers,
+    collect() {
+      const all = (s.jobProcesses ?? jobProcessCount)();
+      if (all !== undefined) this.set(Math.max(0, all - (s.capacity?.counts().listed ?? 0)));
     },
   });
   new Gauge({

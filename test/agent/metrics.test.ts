@@ -46,7 +46,7 @@ describe('/metrics', () => {
     expect((await scrape('/worker')).status).toBe(404);
   });
 
-  it('the cap: calls running and starting, the cap, and dispatches refused at it', async () => {
+  it('the cap: calls running and starting, the cap, dispatches refused at it, and the warm processes', async () => {
     const capacity = new CallCapacity(2, Date.now, freshDir());
     const jobs: string[] = [];
     await capacity.load({ activeJobs: [] } as never);
@@ -59,7 +59,10 @@ describe('/metrics', () => {
     expect(await answer('AJ_1')).toBe(true);
     expect(await answer('AJ_2')).toBe(true);
     expect(await answer('AJ_3')).toBe(false);
-    const scrape = await served(workerMetrics({ capacity, idleProcesses: 1 }).registry);
+    let processes = 5;
+    const scrape = await served(
+      workerMetrics({ capacity, idleProcesses: 1, jobProcesses: () => processes }).registry,
+    );
     let text = await (await scrape()).text();
     expect(value(text, 'voice_agent_calls_starting')).toBe(2);
     expect(value(text, 'voice_agent_calls_running')).toBe(0);
@@ -70,6 +73,10 @@ describe('/metrics', () => {
     text = await (await scrape()).text();
     expect(value(text, 'voice_agent_calls_running')).toBe(1);
     expect(value(text, 'voice_agent_calls_starting')).toBe(1);
+    // Five job processes, one running a call: four warm.
+    expect(value(text, 'voice_agent_warm_processes')).toBe(4);
+    processes = 1;
+    expect(value(await (await scrape()).text(), 'voice_agent_warm_processes')).toBe(0);
   });
 
   it('what job processes write as their calls end is counted once: end reasons, report fates, turn and greeting latency, process start', async () => {
