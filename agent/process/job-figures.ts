@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EndReason } from '../../wire-contract/index.ts';
+import { JOB_ID } from './job-starts.ts';
 
 /**
  * A job process hands its call's figures to its worker, whose `/metrics` counts them
@@ -40,8 +41,6 @@ export function noteProcessReady(): void {
 export function noteGreeting(entryAt: number): void {
   noted.greeting_ms ??= performance.now() - entryAt;
 }
-
-const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Called once in the worker, before its pool forks a job process. */
 export function chooseJobFiguresDir(env: NodeJS.ProcessEnv = process.env): string | undefined {

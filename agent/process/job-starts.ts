@@ -22,7 +22,7 @@ import { logToStderr } from '../log.ts';
 export const JOB_STARTS_DIR_ENV = 'AGENT_JOB_STARTS_DIR';
 
 /** LiveKit's job ids (`AJ_…`); anything else is never made into a path. */
-const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
+export const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Called once in the worker, before its pool forks a job process. */
 export function chooseJobStartsDir(env: NodeJS.ProcessEnv = process.env): string | undefined {

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { END_REASON_VALUES } from '../../wire-contract/index.ts';
-import type { ReportOutbox } from '../report/outbox-store.ts';
+import type { OutboxFile, ReportOutbox } from '../report/outbox-store.ts';
 import type { CallCapacity } from './capacity.ts';
 import { takeJobFigures, type ReportFate } from './job-figures.ts';
 import { jobProcessCount } from './job-processes.ts';
@@ -47,13 +47,16 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   const registers = [registry];
   const now = s.now ?? Date.now;
   const prefix = 'voice_agent_';
+  // What a scrape reads of the cap and the outbox, read once per scrape (below) and shared by
+  // the gauges that show it.
+  let seen = { calls: { listed: 0, starting: 0 }, outbox: [] as OutboxFile[] };
 
   new Gauge({
     name: `${prefix}calls_running`,
     help: 'Calls this worker runs: jobs agents-js lists (their process running them, or about to).',
     registers,
     collect() {
-      this.set(s.capacity?.counts().listed ?? 0);
+      this.set(seen.calls.listed);
     },
   });
   new Gauge({
@@ -61,7 +64,7 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     help: 'Calls accepted whose job process has not started them yet.',
     registers,
     collect() {
-      this.set(s.capacity?.counts().starting ?? 0);
+      this.set(seen.calls.starting);
     },
   });
   new Gauge({
@@ -78,7 +81,7 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     registers,
     collect() {
       const all = (s.jobProcesses ?? jobProcessCount)();
-      if (all !== undefined) this.set(Math.max(0, all - (s.capacity?.counts().listed ?? 0)));
+      if (all !== undefined) this.set(Math.max(0, all - seen.calls.listed));
     },
   });
   new Gauge({
@@ -96,13 +99,12 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     },
   });
 
-  const outboxFiles = () => s.outbox?.list() ?? [];
   new Gauge({
     name: `${prefix}outbox_reports`,
     help: 'Reports waiting in the outbox for the edge.',
     registers,
     collect() {
-      this.set(outboxFiles().length);
+      this.set(seen.outbox.length);
     },
   });
   new Gauge({
@@ -111,7 +113,7 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     registers,
     collect() {
       let bytes = 0;
-      for (const f of outboxFiles())
+      for (const f of seen.outbox)
         try {
           bytes += statSync(f.path).size;
         } catch {
@@ -125,7 +127,7 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     help: 'How long the oldest report in the outbox has waited (0: none waits).',
     registers,
     collect() {
-      const oldest = outboxFiles()[0];
+      const oldest = seen.outbox[0];
       this.set(oldest ? Math.max(0, (now() - oldest.queuedAt) / 1000) : 0);
     },
   });
@@ -164,10 +166,13 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   for (const reason of END_REASON_VALUES) ended.inc({ reason }, 0);
   for (const fate of REPORT_FATES) reports.inc({ fate }, 0);
 
-  // Folded in before each scrape renders (the registry's collect order puts gauges first; the
-  // job files are taken once per scrape, here).
+  // Before each scrape renders: the cap and the outbox read once, and the job files folded in.
   const render = registry.metrics.bind(registry);
   registry.metrics = async () => {
+    seen = {
+      calls: s.capacity?.counts() ?? { listed: 0, starting: 0 },
+      outbox: s.outbox?.list() ?? [],
+    };
     for (const f of takeJobFigures(s.figuresDir)) {
       if ((END_REASON_VALUES as readonly string[]).includes(f.end_reason))
         ended.inc({ reason: f.end_reason });

@@ -62,10 +62,11 @@ export async function callFromRoomMetadata(
   const parsed = RoomMetadata.safeParse(json);
   if (!parsed.success) return null;
   const { agent_name, join_by, dispatch } = parsed.data.call;
-  const secrets = [config.LIVEKIT_API_SECRET, config.LIVEKIT_PREVIOUS_API_SECRET].filter(
-    (s): s is string => !!s,
+  const opened = await openDispatchMetadata(
+    dispatch,
+    room,
+    config.liveKitKeyPairs.map((pair) => pair.apiSecret),
   );
-  const opened = await openDispatchMetadata(dispatch, room, secrets);
   const settings = opened.ok ? DispatchMetadata.safeParse(opened.metadata) : undefined;
   if (!settings?.success) return null;
   const s = settings.data;

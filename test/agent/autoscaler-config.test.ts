@@ -5,22 +5,20 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import {
+  AUTOSCALER_CONFIG,
+  machineCount,
+  readAutoscalerConfig,
+} from '../support/autoscaler-config.ts';
 
-const yamlText = readFileSync('agent/autoscaler/fly-autoscaler.yml', 'utf8');
+const yamlText = readFileSync(AUTOSCALER_CONFIG, 'utf8');
 const app = parseToml(readFileSync('agent/autoscaler/fly.toml', 'utf8')) as any;
 const agent = parseToml(readFileSync('fly.toml', 'utf8')) as any;
-/** As fly-autoscaler reads its file: every $VAR and ${VAR} expanded (Go's os.ExpandEnv). */
-const expand = (text: string, env: Record<string, string>) =>
-  text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a: string, b: string) => env[a ?? b] ?? '');
-const env = { ...app.env, FAS_API_TOKEN: 'FlyV1 x', FAS_PROMETHEUS_TOKEN: 'FlyV1 y' };
-const config = parseYaml(expand(yamlText, env)) as any;
-
-function evaluate(expression: string, values: Record<string, number>): number {
-  const names = Object.keys(values);
-  const fn = new Function('ceil', 'min', 'max', ...names, `return (${expression});`);
-  return fn(Math.ceil, Math.min, Math.max, ...names.map((n) => values[n]));
-}
+const config = readAutoscalerConfig({
+  ...app.env,
+  FAS_API_TOKEN: 'FlyV1 x',
+  FAS_PROMETHEUS_TOKEN: 'FlyV1 y',
+}) as any;
 
 describe('the autoscaler config', () => {
   it('every ${VAR} it names is set by its app (env or a documented secret)', () => {
@@ -109,8 +107,8 @@ describe('the autoscaler config', () => {
     'calls %i now (peak %i in the window): up to %i started Machines at once, down to no fewer than %i',
     (now, peak, up, down) => {
       const values = { calls_now: now, calls_peak: peak };
-      expect(evaluate(config['min-started-machine-count'], values)).toBe(up);
-      expect(evaluate(config['max-started-machine-count'], values)).toBe(down);
+      expect(machineCount(config['min-started-machine-count'], values)).toBe(up);
+      expect(machineCount(config['max-started-machine-count'], values)).toBe(down);
     },
   );
 });

@@ -14,17 +14,16 @@
 // install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@v1.151.0` (the bench
 // says so when it is missing). Not part of npm test.
 import { dispose } from '@livekit/rtc-node';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parse } from 'yaml';
+import { join } from 'node:path';
 import type { AgentWorker } from '../support/agent-worker.ts';
+import { machineCount, readAutoscalerConfig } from '../support/autoscaler-config.ts';
 import { CallClient } from '../support/call-client.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
 import { System } from '../support/system.ts';
 import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const VM_VERSION = 'v1.151.0';
 const VM =
   process.env.BENCH_VICTORIA_METRICS ??
@@ -101,20 +100,8 @@ await waitFor('VictoriaMetrics up', async () => (await fetch(`${vmUrl}/health`))
   intervalMs: 200,
 }).catch(() => undefined);
 
-// The autoscaler's config, read as fly-autoscaler reads it: every $VAR and ${VAR} expanded first.
-const expandEnv = (text: string, env: Record<string, string>) =>
-  text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a: string, b: string) => env[a ?? b] ?? '');
-const config = parse(
-  expandEnv(readFileSync(join(ROOT, 'agent/autoscaler/fly-autoscaler.yml'), 'utf8'), {
-    ...knobs,
-    FAS_PROMETHEUS_ADDRESS: vmUrl,
-  }),
-) as {
-  'app-name': string;
-  'min-started-machine-count': string;
-  'max-started-machine-count': string;
-  'metric-collectors': { 'metric-name': string; query: string; address: string }[];
-};
+// The autoscaler's config, read as fly-autoscaler reads it.
+const config = readAutoscalerConfig({ ...knobs, FAS_PROMETHEUS_ADDRESS: vmUrl });
 
 /** A collector's query through the store's own query API, as fly-autoscaler asks it. */
 async function collect(address: string, query: string): Promise<number> {
@@ -129,15 +116,6 @@ async function collect(address: string, query: string): Promise<number> {
   if (!first) throw new Error(`empty prometheus result (${query})`);
   return Number(first.value[1]);
 }
-/** An expression of the config on the collected values (expr-lang's ceil, min, max). */
-function evaluate(expression: string, values: Record<string, number>): number {
-  const names = Object.keys(values);
-  const fn = new Function('ceil', 'min', 'max', ...names, `return (${expression});`) as (
-    ...args: unknown[]
-  ) => number;
-  return Math.round(fn(Math.ceil, Math.min, Math.max, ...names.map((n) => values[n])));
-}
-
 /** Each worker's own /metrics, as the store scrapes it. */
 async function workerFigures() {
   return Promise.all(
@@ -198,8 +176,8 @@ try {
       },
       { timeoutMs: 30_000, intervalMs: 250 },
     );
-    const up = evaluate(config['min-started-machine-count'], values);
-    const down = evaluate(config['max-started-machine-count'], values);
+    const up = machineCount(config['min-started-machine-count'], values);
+    const down = machineCount(config['max-started-machine-count'], values);
     const ok = up === formula(target) && down >= up;
     if (!ok) failed++;
     rows.push([
@@ -225,7 +203,7 @@ try {
       const values: Record<string, number> = {};
       for (const c of config['metric-collectors'])
         values[c['metric-name']] = await collect(c.address, c.query);
-      const down = evaluate(config['max-started-machine-count'], values);
+      const down = machineCount(config['max-started-machine-count'], values);
       return down === formula(calls.length) ? { values, down } : undefined;
     },
     { timeoutMs: windowMs + 30_000, intervalMs: 1000 },
@@ -237,7 +215,7 @@ try {
     '',
     settled?.values.calls_now ?? '?',
     settled?.values.calls_peak ?? '?',
-    settled ? evaluate(config['min-started-machine-count'], settled.values) : '?',
+    settled ? machineCount(config['min-started-machine-count'], settled.values) : '?',
     settled?.down ?? '?',
     formula(calls.length),
     settled ? 'yes' : 'NO',
