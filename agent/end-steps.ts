@@ -159,62 +159,60 @@ export function liveKitEndSteps(c: CallContext): EndSteps {
     signal: AbortSignal | undefined,
     figures: JobFigures,
   ): Promise<void> {
-    {
-      if (!c.config.EDGE_URL) {
-        figures.report = 'not_sent';
-        agentsLog().warn('EDGE_URL is not set: the end-of-call report is not sent');
-        return;
-      }
-      const report = buildReport({
-        summary,
-        roomSid: c.roomSid(),
-        agentName: c.agentName,
-        history: c.session()?.history.items ?? [],
-        usage: c.session()?.usage?.modelUsage ?? [],
-        errors: c.errors,
-        hooks,
+    if (!c.config.EDGE_URL) {
+      figures.report = 'not_sent';
+      agentsLog().warn('EDGE_URL is not set: the end-of-call report is not sent');
+      return;
+    }
+    const report = buildReport({
+      summary,
+      roomSid: c.roomSid(),
+      agentName: c.agentName,
+      history: c.session()?.history.items ?? [],
+      usage: c.session()?.usage?.modelUsage ?? [],
+      errors: c.errors,
+      hooks,
+    });
+    figures.turn_e2e_ms = (report.turns ?? []).flatMap((t) =>
+      t.e2e_ms === undefined ? [] : [t.e2e_ms],
+    );
+    const ids = { room: summary.room, job_id: summary.jobId, call_id: report.call_id };
+    const log: LogFn = (level, msg, fields) => agentsLog()[level]({ ...fields, ...ids }, msg);
+    // Written before the first attempt, due only after this job's deadline: a job killed while
+    // delivering still leaves its report to the worker, which meanwhile leaves it to the job.
+    const kept = await outboxFor(c.config, log)?.add(report, {
+      notBefore: deadline + JOB_REPORT_CLAIM_MS,
+    });
+    try {
+      const result = await deliverReport(report, {
+        edgeUrl: c.config.EDGE_URL,
+        apiKey: c.config.LIVEKIT_API_KEY,
+        apiSecret: c.config.LIVEKIT_API_SECRET,
+        deadline,
+        signal,
+        log,
       });
-      figures.turn_e2e_ms = (report.turns ?? []).flatMap((t) =>
-        t.e2e_ms === undefined ? [] : [t.e2e_ms],
-      );
-      const ids = { room: summary.room, job_id: summary.jobId, call_id: report.call_id };
-      const log: LogFn = (level, msg, fields) => agentsLog()[level]({ ...fields, ...ids }, msg);
-      // Written before the first attempt, due only after this job's deadline: a job killed while
-      // delivering still leaves its report to the worker, which meanwhile leaves it to the job.
-      const kept = await outboxFor(c.config, log)?.add(report, {
-        notBefore: deadline + JOB_REPORT_CLAIM_MS,
-      });
-      try {
-        const result = await deliverReport(report, {
-          edgeUrl: c.config.EDGE_URL,
-          apiKey: c.config.LIVEKIT_API_KEY,
-          apiSecret: c.config.LIVEKIT_API_SECRET,
-          deadline,
-          signal,
-          log,
-        });
+      await kept?.remove();
+      figures.report = 'delivered';
+      agentsLog().info({ ...ids, ...result }, 'report delivered');
+    } catch (err) {
+      if (err instanceof ReportRefused) {
+        figures.report = 'refused';
         await kept?.remove();
-        figures.report = 'delivered';
-        agentsLog().info({ ...ids, ...result }, 'report delivered');
-      } catch (err) {
-        if (err instanceof ReportRefused) {
-          figures.report = 'refused';
-          await kept?.remove();
-        }
-        if (!(err instanceof ReportNotDelivered) || !kept) throw err;
-        // The call ends now for everyone; the worker delivers the report when the edge takes it.
-        // Also when this process's deadline cut delivery short: handed over at once, not 30 s
-        // past the deadline the write-ahead file was dated for. (Gone from the outbox meanwhile,
-        // dropped by its bounds with a log line: not delivered.)
-        await kept.retryAt(Date.now(), 1).catch(() => {
-          throw err;
-        });
-        figures.report = 'kept';
-        log('warn', 'report kept in the outbox: the worker delivers it when the edge takes it', {
-          error: err.message,
-          outbox: kept.dir,
-        });
       }
+      if (!(err instanceof ReportNotDelivered) || !kept) throw err;
+      // The call ends now for everyone; the worker delivers the report when the edge takes it.
+      // Also when this process's deadline cut delivery short: handed over at once, not 30 s
+      // past the deadline the write-ahead file was dated for. (Gone from the outbox meanwhile,
+      // dropped by its bounds with a log line: not delivered.)
+      await kept.retryAt(Date.now(), 1).catch(() => {
+        throw err;
+      });
+      figures.report = 'kept';
+      log('warn', 'report kept in the outbox: the worker delivers it when the edge takes it', {
+        error: err.message,
+        outbox: kept.dir,
+      });
     }
   }
 }
