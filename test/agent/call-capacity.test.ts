@@ -142,6 +142,27 @@ describe('the call cap', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('holds in a burst before agents-js first reports load (a worker just started): started calls still count', async () => {
+    // agents-js hands the cap its worker only at its first load report, 2.5 s after registering:
+    // until then the cap cannot see which started calls are still running, so none is freed.
+    const dir = mkdtempSync(join(tmpdir(), 'call-capacity-'));
+    const capacity = new CallCapacity(2, Date.now, dir);
+    const burst = ['a', 'b', 'c'].map(request);
+    for (const r of burst) {
+      await capacity.request(r);
+      if (r.answer === 'accepted') startedInItsProcess(r.id, dir);
+    }
+    expect(burst.map((r) => r.answer)).toEqual(['accepted', 'accepted', 'rejected']);
+    // The first report: a runs, b already ended (its process marked it, the worker lists it not).
+    const { ids, worker: w } = liveWorker();
+    ids.push('a');
+    expect(await capacity.load(w)).toBe(0.5);
+    expect(readdirSync(dir)).toEqual(['a']); // b's place freed, a's mark kept while it runs
+    ids.length = 0;
+    expect(await capacity.load(w)).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('refuses while the worker runs the cap, whatever was accepted before', async () => {
     const capacity = new CallCapacity(2);
     await capacity.load(worker(['x', 'y']));

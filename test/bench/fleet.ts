@@ -176,6 +176,12 @@ try {
       },
       { timeoutMs: 30_000, intervalMs: 250 },
     );
+    // A worker past its cap is a broken promise, whatever the Machine count says.
+    const overCap = perWorker.filter((w) => w.running + w.starting > CAP).length;
+    if (overCap) {
+      failed++;
+      console.error(`step ${i}: ${overCap} worker(s) over the cap of ${CAP}`);
+    }
     const up = machineCount(config['min-started-machine-count'], values);
     const down = machineCount(config['max-started-machine-count'], values);
     const ok = up === formula(target) && down >= up;
