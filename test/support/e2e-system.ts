@@ -1,6 +1,7 @@
 import { dispose } from '@livekit/rtc-node';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { chromiumPath, HOW_TO_GET_CHROMIUM } from './browser.ts';
+import { HOW_TO_GET_PYTHON_CLIENT, pythonClientPath } from './python-client.ts';
 import { redisServerPath } from './redis-server.ts';
 import { speechToolsMissing } from './speech.ts';
 import { System, type SystemOptions } from './system.ts';
@@ -11,6 +12,7 @@ const NEEDS = {
   speech: speechToolsMissing,
   redis: () =>
     redisServerPath() ? undefined : 'redis-server (Debian: apt-get install redis-server)',
+  python: () => (pythonClientPath() ? undefined : HOW_TO_GET_PYTHON_CLIENT),
 } satisfies Record<string, () => string | undefined>;
 
 export type FileSystemOptions = SystemOptions & { needs?: (keyof typeof NEEDS)[] };

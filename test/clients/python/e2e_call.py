@@ -1,0 +1,88 @@
+"""Drives voice_call.py through one scenario for test/e2e/python-client.test.ts.
+
+    python e2e_call.py <scenario> <edge url> [credential]
+
+Prints one JSON object per line on stdout: what the client saw, for the test to check.
+Scenarios: `end-for-everyone` (greeted, then the caller ends the call for everyone), `agent-ends`
+(greeted, then "Goodbye!": the agent ends the call), `token` (one /token request, its answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import numpy as np
+from livekit import rtc
+
+from voice_call import EdgeError, VoiceCall, fetch_token
+
+LOUD_DBFS = -40  # the speech floor of test/support/speech.ts: the stand-in's TTS is far above it
+
+
+def report(**what: object) -> None:
+    print(json.dumps(what), flush=True)
+
+
+async def loud_ms(track: rtc.RemoteAudioTrack, counted: list[int]) -> None:
+    """Milliseconds of the agent's audio louder than the floor, in 20 ms windows, as it plays."""
+    floor = 32768 * 10 ** (LOUD_DBFS / 20)
+    async for event in rtc.AudioStream(track, sample_rate=48000, num_channels=1):
+        samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+        for window in np.array_split(samples, max(1, len(samples) // 960)):
+            if window.size and np.sqrt(np.mean(window**2)) > floor:
+                counted[0] += 20
+
+
+async def greeted(call: VoiceCall) -> None:
+    await asyncio.wait_for(call.agent_joined.wait(), 30)
+    await asyncio.wait_for(call.agent_audio_ready.wait(), 30)
+    counted = [0]
+    listening = asyncio.ensure_future(loud_ms(call.agent_audio, counted))  # type: ignore[arg-type]
+    while True:
+        who, text = await asyncio.wait_for(call.captions.get(), 30)
+        if who == "assistant" and "Hello!" in text:
+            break
+    await asyncio.sleep(1)  # the caption closes as playout ends; the audio's tail is in flight
+    report(step="greeted", agent=call.agent.identity, greeting=text, loud_ms=counted[0])  # type: ignore[union-attr]
+    listening.cancel()
+
+
+async def ended(call: VoiceCall, timeout: float) -> None:
+    await asyncio.wait_for(call.ending.done.wait(), timeout)
+    e = call.ending
+    report(step="ended", reason=e.reason(), agent_reason=e.agent_reason, disconnect=e.disconnect)
+
+
+async def main(scenario: str, edge: str, credential: str | None) -> None:
+    try:
+        token = await fetch_token(edge, credential, name="Py Caller")
+    except EdgeError as err:
+        report(step="token", status=err.status, code=err.code, message=err.message,
+               retry_after_seconds=err.retry_after_seconds)
+        return
+    report(step="token", status=201, room=token["room_name"], identity=token["participant_identity"])
+    if scenario == "token":
+        return
+    call = VoiceCall(edge, token)
+    await call.join()
+    try:
+        await greeted(call)
+        if scenario == "end-for-everyone":
+            answer = await call.end_for_everyone()
+            report(step="end", already_ended=answer["already_ended"], end_reason=answer["call"]["end_reason"])
+            await ended(call, 15)
+            # The API end is in the ledger before its answer: the caller's view has it at once.
+            report(step="record", **(await call.call_record()))
+        elif scenario == "agent-ends":
+            await call.say("Thanks, that is all. Goodbye!")
+            await ended(call, 30)
+        else:
+            raise SystemExit(f"unknown scenario {scenario}")
+    finally:
+        await call.room.disconnect()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
