@@ -164,6 +164,7 @@ export function endReasonForAgentDisconnect(name: string | undefined): EndReason
 /**
  * How the agent tells clients why it ended: it sets this attribute on its own participant before
  * it leaves or deletes the room (value: an EndReason), and sends the same on the data topic below.
+ * The protocol (payload, whom clients believe, which wins) is docs/clients.md, "The end notice".
  */
 export const END_REASON_ATTRIBUTE = 'call.end_reason';
 export const CALL_END_TOPIC = 'call.end';
