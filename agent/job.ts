@@ -33,7 +33,7 @@ import { exitAfterCall, watchJobProcess } from './process/job-process.ts';
 import { setupTelemetry } from './process/telemetry.ts';
 import { markFirstSpeech, startMark } from './process/start-marks.ts';
 import { noteGreeting, noteProcessReady } from './process/job-figures.ts';
-import { markJobStarted } from './process/job-starts.ts';
+import { markJobGreeted, markJobStarted } from './process/job-starts.ts';
 
 // bench:job-start (AGENT_START_MARKS; a no-op otherwise): every import above has been evaluated.
 startMark('modules-loaded');
@@ -187,7 +187,10 @@ export default defineAgent({
         session = new voice.AgentSession(sessionModels(config, call));
         watchLatency(session, log);
         markFirstSpeech(session, 'first-speech');
-        markFirstSpeech(session, 'greeting', () => noteGreeting(entryAt));
+        markFirstSpeech(session, 'greeting', () => {
+          noteGreeting(entryAt);
+          markJobGreeted(ctx.job.id);
+        });
         await runCall({
           ctx,
           config,

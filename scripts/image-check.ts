@@ -421,6 +421,15 @@ try {
 
   const first = await call();
   ok('a call is greeted by the containerized agent');
+  // Its job process marked the greeting: /metrics counts the call as running, no longer starting.
+  const live = await waitFor('the greeted call running (/metrics)', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return /^voice_agent_calls_running 1$/m.test(text) ? text : undefined;
+  }).catch(() => '');
+  check(
+    /^voice_agent_calls 1$/m.test(live) && /^voice_agent_calls_starting 0$/m.test(live),
+    '/metrics during the call: 1 call, greeted (running 1, starting 0)',
+  );
   first.say('Thanks, that is all. Goodbye!');
   check(
     (await first.waitForDisconnect(30_000)) === DisconnectReason.ROOM_DELETED,

@@ -1,6 +1,6 @@
 import { log, type AgentServer, type JobRequest } from '@livekit/agents';
 import { availableParallelism, totalmem } from 'node:os';
-import { JOB_STARTS_DIR_ENV, takeJobStart } from './job-starts.ts';
+import { forgetJobGreeted, JOB_STARTS_DIR_ENV, jobGreeted, takeJobStart } from './job-starts.ts';
 
 /** What one spoken call costs on this product's measured hardware (docs/operations.md, Sizing). */
 const CALLS_PER_CORE = 5;
@@ -88,10 +88,10 @@ export class CallCapacity {
   }
 
   /**
-   * The calls agents-js lists (their processes running them, or about to), and those accepted
-   * whose process has not started them yet.
+   * The calls agents-js lists (their processes running them, or about to), those accepted whose
+   * process has not started them yet, and how many of the listed ones their agent has greeted.
    */
-  counts(): { listed: number; starting: number } {
+  counts(): { listed: number; starting: number; greeted: number } {
     const worker = this.#worker;
     const live = new Set((worker?.activeJobs ?? []).map((j) => j.job.id));
     let waiting = 0;
@@ -110,11 +110,14 @@ export class CallCapacity {
       }
       // Read (and cleared) whatever happened: a job listed once may have left its mark since.
       const started = takeJobStart(id, this.#startsDir);
-      if (job.seen || started || this.#now() - job.at > ACCEPTED_GRACE_MS)
+      if (job.seen || started || this.#now() - job.at > ACCEPTED_GRACE_MS) {
         this.#accepted.delete(id);
-      else waiting++;
+        forgetJobGreeted(id, this.#startsDir);
+      } else waiting++;
     }
-    return { listed: live.size, starting: waiting };
+    let greeted = 0;
+    for (const id of live) if (jobGreeted(id, this.#startsDir)) greeted++;
+    return { listed: live.size, starting: waiting, greeted };
   }
 
   /** agents-js's `loadFunc`, which is also where it first hands over the worker. */

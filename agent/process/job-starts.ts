@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorMessage } from '../../wire-contract/index.ts';
@@ -12,6 +12,9 @@ import { logToStderr } from '../log.ts';
  * for its process (process/capacity.ts). agents-js lists a job from before its process starts it
  * until that process has exited (pinned by test/agent/call-capacity-contract.test.ts), so a job
  * that has started and is not listed has ended.
+ *
+ * The same directory carries a second mark, `<job id>.greeted`, once the job's agent first speaks:
+ * /metrics splits the cap's calls into starting (not greeted yet) and running by it.
  *
  * As with the drain file (process/drain-signal.ts), the worker chooses a directory once per boot
  * and hands it to its job processes in the environment they inherit; each job's entry leaves an
@@ -48,6 +51,28 @@ export function markJobStarted(jobId: string, dir = process.env[JOB_STARTS_DIR_E
   } catch {
     /* the cap's grace frees this call's place instead */
   }
+}
+
+/** Called by a job process once its agent first speaks (the greeting). Never throws. */
+export function markJobGreeted(jobId: string, dir = process.env[JOB_STARTS_DIR_ENV]): void {
+  if (!dir || !JOB_ID.test(jobId)) return;
+  try {
+    writeFileSync(join(dir, `${jobId}${GREETED}`), '');
+  } catch {
+    /* the call counts as starting in /metrics until it ends: nothing else depends on it */
+  }
+}
+const GREETED = '.greeted';
+
+/** In the worker: whether `jobId`'s agent has greeted its caller. */
+export function jobGreeted(jobId: string, dir: string | undefined): boolean {
+  return !!dir && JOB_ID.test(jobId) && existsSync(join(dir, `${jobId}${GREETED}`));
+}
+
+/** In the worker, once `jobId` has ended: its greeting mark goes. */
+export function forgetJobGreeted(jobId: string, dir: string | undefined): void {
+  if (!dir || !JOB_ID.test(jobId)) return;
+  rmSync(join(dir, `${jobId}${GREETED}`), { force: true });
 }
 
 /** In the worker: whether `jobId`'s process has started it, forgetting the mark as it reads it. */

@@ -49,22 +49,32 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   const prefix = 'voice_agent_';
   // What a scrape reads of the cap and the outbox, read once per scrape (below) and shared by
   // the gauges that show it.
-  let seen = { calls: { listed: 0, starting: 0 }, outbox: [] as OutboxFile[] };
+  let seen = { calls: { listed: 0, starting: 0, greeted: 0 }, outbox: [] as OutboxFile[] };
 
+  // The cap's count, split by the greeting: a call is starting from its dispatch's acceptance until
+  // its agent first speaks, running after. The autoscaler counts both (voice_agent_calls).
   new Gauge({
-    name: `${prefix}calls_running`,
-    help: 'Calls this worker runs: jobs agents-js lists (their process running them, or about to).',
+    name: `${prefix}calls`,
+    help: 'Calls this worker holds, as its cap counts them: accepted, starting or running.',
     registers,
     collect() {
-      this.set(seen.calls.listed);
+      this.set(seen.calls.listed + seen.calls.starting);
+    },
+  });
+  new Gauge({
+    name: `${prefix}calls_running`,
+    help: 'Calls whose agent has greeted the caller.',
+    registers,
+    collect() {
+      this.set(seen.calls.greeted);
     },
   });
   new Gauge({
     name: `${prefix}calls_starting`,
-    help: 'Calls accepted whose job process has not started them yet.',
+    help: 'Calls accepted whose agent has not greeted the caller yet.',
     registers,
     collect() {
-      this.set(seen.calls.starting);
+      this.set(seen.calls.listed - seen.calls.greeted + seen.calls.starting);
     },
   });
   new Gauge({
@@ -170,7 +180,7 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   const render = registry.metrics.bind(registry);
   registry.metrics = async () => {
     seen = {
-      calls: s.capacity?.counts() ?? { listed: 0, starting: 0 },
+      calls: s.capacity?.counts() ?? { listed: 0, starting: 0, greeted: 0 },
       outbox: s.outbox?.list() ?? [],
     };
     for (const f of takeJobFigures(s.figuresDir)) {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CallCapacity } from '../../agent/process/capacity.ts';
 import { writeJobFigures } from '../../agent/process/job-figures.ts';
+import { markJobGreeted } from '../../agent/process/job-starts.ts';
 import { serveMetrics, workerMetrics } from '../../agent/process/metrics.ts';
 import { ReportOutbox } from '../../agent/report/outbox-store.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
@@ -46,8 +47,9 @@ describe('/metrics', () => {
     expect((await scrape('/worker')).status).toBe(404);
   });
 
-  it('the cap: calls running and starting, the cap, dispatches refused at it, and the warm processes', async () => {
-    const capacity = new CallCapacity(2, Date.now, freshDir());
+  it('the cap: calls starting until greeted, then running; the cap, dispatches refused at it, and the warm processes', async () => {
+    const startsDir = freshDir();
+    const capacity = new CallCapacity(2, Date.now, startsDir);
     const jobs: string[] = [];
     await capacity.load({ activeJobs: [] } as never);
     const answer = (id: string) => {
@@ -63,20 +65,28 @@ describe('/metrics', () => {
     const scrape = await served(
       workerMetrics({ capacity, idleProcesses: 1, jobProcesses: () => processes }).registry,
     );
+    const calls = (text: string) =>
+      ['calls', 'calls_starting', 'calls_running'].map((n) => value(text, `voice_agent_${n}`));
     let text = await (await scrape()).text();
-    expect(value(text, 'voice_agent_calls_starting')).toBe(2);
-    expect(value(text, 'voice_agent_calls_running')).toBe(0);
+    expect(calls(text)).toEqual([2, 2, 0]);
     expect(value(text, 'voice_agent_call_cap')).toBe(2);
     expect(value(text, 'voice_agent_dispatches_refused_total')).toBe(1);
-    // agents-js lists one of them: it runs now.
+    // agents-js lists one of them: its process has it, its agent has not spoken yet.
     await capacity.load({ activeJobs: [{ job: { id: 'AJ_1' } }] } as never);
     text = await (await scrape()).text();
-    expect(value(text, 'voice_agent_calls_running')).toBe(1);
-    expect(value(text, 'voice_agent_calls_starting')).toBe(1);
+    expect(calls(text)).toEqual([2, 2, 0]);
+    // Its agent greets the caller, as the job's process marks it (agent/job.ts): it runs.
+    markJobGreeted('AJ_1', startsDir);
+    text = await (await scrape()).text();
+    expect(calls(text)).toEqual([2, 1, 1]);
     // Five job processes, one running a call: four warm.
     expect(value(text, 'voice_agent_warm_processes')).toBe(4);
     processes = 1;
     expect(value(await (await scrape()).text(), 'voice_agent_warm_processes')).toBe(0);
+    // AJ_1 ends (no longer listed): its place and its greeting mark go; AJ_2 still starts.
+    await capacity.load({ activeJobs: [] } as never);
+    expect(calls(await (await scrape()).text())).toEqual([1, 1, 0]);
+    expect(readdirSync(startsDir)).toEqual([]);
   });
 
   it('what job processes write as their calls end is counted once: end reasons, report fates, turn and greeting latency, process start', async () => {
