@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Makes the venv of LiveKit's Python SDK that test/e2e/python-client.test.ts joins calls with, once
-# per pinned version (test/clients/python/requirements.txt), outside the clone. Prints its python.
+# per version of test/clients/python/requirements.txt (keyed by its hash, as
+# test/support/python-client.ts finds it), outside the clone. Prints its python. Exits 3 when this
+# machine's Python cannot make a venv (Debian: apt-get install python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 req=test/clients/python/requirements.txt
-pin="$(sed -n 's/^livekit==\(.*\)$/\1/p' "$req")"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/livekit-voice-calls/python-client/livekit-$pin"
-if ! "$venv/bin/python" -c 'import livekit.rtc' 2>/dev/null; then
-  python3 -m venv --help >/dev/null 2>&1 || {
-    echo "python3 with venv is needed (Debian: apt-get install python3-venv)" >&2
-    exit 1
+key="$(sha256sum "$req" | cut -c1-12)"
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/livekit-voice-calls/python-client/$key"
+if ! "$venv/bin/python" -c 'import livekit.rtc, numpy' 2>/dev/null; then
+  # Debian's python3 has the venv module without ensurepip: only python3-venv makes a venv work.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || {
+    echo "python3 with venv and ensurepip is needed (Debian: apt-get install python3-venv)" >&2
+    exit 3
   }
   rm -rf "$venv"
   python3 -m venv "$venv" >&2

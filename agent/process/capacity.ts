@@ -64,6 +64,8 @@ export class CallCapacity {
   /** Accepted job ids: when, and whether the worker has listed the job yet. */
   readonly #accepted = new Map<string, { at: number; seen: boolean }>();
   #worker: Pick<AgentServer, 'activeJobs'> | undefined;
+  /** The jobs listed at the last look. */
+  #listed = new Set<string>();
 
   /** `startsDir`: where this worker's job processes mark the jobs they start (job-starts.ts). */
   constructor(
@@ -115,6 +117,15 @@ export class CallCapacity {
         forgetJobGreeted(id, this.#startsDir);
       } else waiting++;
     }
+    // A job that left the list has ended, whether the cap still counted it or not (one assigned
+    // after its grace, say): its marks go with it.
+    if (worker)
+      for (const id of this.#listed)
+        if (!live.has(id)) {
+          takeJobStart(id, this.#startsDir);
+          forgetJobGreeted(id, this.#startsDir);
+        }
+    if (worker) this.#listed = live;
     let greeted = 0;
     for (const id of live) if (jobGreeted(id, this.#startsDir)) greeted++;
     return { listed: live.size, starting: waiting, greeted };

@@ -26,6 +26,8 @@ export const JOB_STARTS_DIR_ENV = 'AGENT_JOB_STARTS_DIR';
 
 /** LiveKit's job ids (`AJ_…`); anything else is never made into a path. */
 export const JOB_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** The greeting mark's suffix, after the job id. */
+const GREETED = '.greeted';
 
 /** Called once in the worker, before its pool forks a job process. */
 export function chooseJobStartsDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -62,7 +64,6 @@ export function markJobGreeted(jobId: string, dir = process.env[JOB_STARTS_DIR_E
     /* the call counts as starting in /metrics until it ends: nothing else depends on it */
   }
 }
-const GREETED = '.greeted';
 
 /** In the worker: whether `jobId`'s agent has greeted its caller. */
 export function jobGreeted(jobId: string, dir: string | undefined): boolean {

@@ -28,11 +28,14 @@ const DISCONNECTS: Record<string, string> = {
   SERVER_SHUTDOWN: 'The call service restarted. Please call again.',
 };
 const CONNECTION_LOST = 'Connection lost. Check your network and call again.';
+const CALL_ENDED = 'The call ended.';
 
 export function endedInWords(o: CallOutcome): string {
   if (o.byMe === 'hang_up') return END_REASONS.participant_left.clientMessage;
   if (o.byMe === 'end_for_all') return END_REASONS.api_end_call.clientMessage;
   if (isEndReason(o.reason)) return END_REASONS[o.reason].clientMessage;
+  // A reason newer than this page (the contract adds reasons, never renames them).
+  if (o.reason) return CALL_ENDED;
   if (o.agentVanished) return END_REASONS.error.clientMessage;
   return (o.disconnect && DISCONNECTS[o.disconnect]) || CONNECTION_LOST;
 }

@@ -204,8 +204,9 @@ class ActiveCall {
         if (changed[END_REASON_ATTRIBUTE]) this.#outcome.reason ??= changed[END_REASON_ATTRIBUTE];
       },
     );
-    room.on(RoomEvent.DataReceived, (payload, from, _kind, topic) => {
-      if (topic === CALL_END_TOPIC) this.#outcome.reason ??= endNoticeReason(payload, from);
+    room.on(RoomEvent.DataReceived, (payload, from, _kind, topic, _encryption, senderIdentity) => {
+      if (topic === CALL_END_TOPIC)
+        this.#outcome.reason ??= endNoticeReason(payload, from, senderIdentity);
     });
     // In `leave` mode the assistant goes and the caller stays alone in the room: the call is over
     // for them too. Why it went: what it said (attribute or notice); else removed by the server

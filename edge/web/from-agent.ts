@@ -25,9 +25,19 @@ export function captionSpeaker(
   return isAgent(sender) ? 'assistant' : undefined;
 }
 
-/** The end reason in a `call.end` notice, if the agent sent it. */
-export function endNoticeReason(payload: Uint8Array, from: Sender): string | undefined {
-  if (!isAgent(from)) return undefined;
+/**
+ * The end reason in a `call.end` notice, if the agent sent it, or the server: the edge announces
+ * an end it decides with no agent in the room (agent_unavailable) through LiveKit's server API,
+ * which no participant can forge. livekit-client gives no participant for that packet and an empty
+ * sender identity; a packet from a sender it does not know yet has no participant either, but
+ * names its sender.
+ */
+export function endNoticeReason(
+  payload: Uint8Array,
+  from: Sender,
+  senderIdentity?: string,
+): string | undefined {
+  if (!isAgent(from) && !(from === undefined && senderIdentity === '')) return undefined;
   try {
     const reason = (JSON.parse(new TextDecoder().decode(payload)) as { reason?: unknown } | null)
       ?.reason;

@@ -52,7 +52,8 @@ describe('the autoscaler config', () => {
     for (const c of config['metric-collectors']) {
       expect(c.type).toBe('prometheus');
       for (const [, metric] of c.query.matchAll(/(voice_agent_\w+)\{/g)) {
-        expect(exported).toContain(`\${prefix}${metric.replace('voice_agent_', '')}`);
+        // The whole name, to its closing backtick: `calls` must not pass on `calls_running`.
+        expect(exported).toContain(`\${prefix}${metric.replace('voice_agent_', '')}\``);
       }
       expect(c.query).toContain(`app="${agent.app}"`);
       expect(c.query).toMatch(/or vector\(0\)$/); // never an empty result (fly-autoscaler errs on one)

@@ -8,7 +8,7 @@ import {
   defaultCallCap,
   defaultIdleProcesses,
 } from '../../agent/process/capacity.ts';
-import { markJobStarted } from '../../agent/process/job-starts.ts';
+import { markJobGreeted, markJobStarted } from '../../agent/process/job-starts.ts';
 
 const GiB = 2 ** 30;
 
@@ -159,6 +159,24 @@ describe('the call cap', () => {
     expect(await capacity.load(w)).toBe(0.5);
     expect(readdirSync(dir)).toEqual(['a']); // b's place freed, a's mark kept while it runs
     ids.length = 0;
+    expect(await capacity.load(w)).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('leaves no marks behind for a call listed only after its grace (a late assignment)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'call-capacity-'));
+    let now = 0;
+    const capacity = new CallCapacity(2, () => now, dir);
+    const { ids, worker: w } = liveWorker();
+    await capacity.load(w);
+    await capacity.request(request('late'));
+    now = 60_000; // its grace is over: it no longer counts as starting
+    expect(await capacity.load(w)).toBe(0);
+    ids.push('late'); // then agents-js lists it after all, its process starts it, its agent greets
+    startedInItsProcess('late', dir);
+    markJobGreeted('late', dir);
+    expect(await capacity.load(w)).toBe(0.5);
+    ids.length = 0; // it ends
     expect(await capacity.load(w)).toBe(0);
     expect(readdirSync(dir)).toEqual([]);
   });

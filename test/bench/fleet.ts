@@ -15,22 +15,20 @@
 // says so when it is missing). Not part of npm test.
 import { dispose } from '@livekit/rtc-node';
 import { existsSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentWorker } from '../support/agent-worker.ts';
 import { machineCount, readAutoscalerConfig } from '../support/autoscaler-config.ts';
 import { CallClient } from '../support/call-client.ts';
+import { toolCache } from '../support/tool-cache.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
 import { System } from '../support/system.ts';
 import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
 const VM_VERSION = 'v1.151.0';
-const VM =
-  process.env.BENCH_VICTORIA_METRICS ??
-  join(homedir(), '.cache/livekit-voice-calls/fleet-tools/victoria-metrics');
+const VM = process.env.BENCH_VICTORIA_METRICS ?? toolCache('fleet-tools/victoria-metrics');
 if (!existsSync(VM)) {
   console.error(
-    `bench:fleet needs VictoriaMetrics: GOBIN=${join(homedir(), '.cache/livekit-voice-calls/fleet-tools')} go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@${VM_VERSION} (or set BENCH_VICTORIA_METRICS)`,
+    `bench:fleet needs VictoriaMetrics: GOBIN=${toolCache('fleet-tools')} go install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@${VM_VERSION} (or set BENCH_VICTORIA_METRICS)`,
   );
   process.exit(1);
 }

@@ -73,6 +73,20 @@ describe.skipIf(system.skipped)(
       );
     });
 
+    it('the agent leaves a room that stays (end mode leave): the Python caller leaves too, saying why', async () => {
+      const steps = await runPythonCall('agent-leaves', system.edge.url, system.edge.appKey);
+      expect(steps.greeted.greeting).toMatch(/Hello!/);
+      // The notice named the reason; the caller left on the agent's departure, not on the notice.
+      expect(steps.ended).toMatchObject({
+        reason: 'agent_leave',
+        agent_reason: 'agent_leave',
+        disconnect: 'CLIENT_INITIATED',
+      });
+      expect((await system.endedCallAs(steps.token.room, 'agent_leave')).end_reason).toBe(
+        'agent_leave',
+      );
+    });
+
     it("the edge's errors reach the Python caller as their code, message and wait", async () => {
       const bad = await runPythonCall('token', system.edge.url, 'not-a-credential');
       expect(bad.token).toMatchObject({ status: 401, code: 'invalid_credential' });

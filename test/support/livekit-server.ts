@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, httpOk, startProcess, waitFor, type Proc } from './processes.ts';
+import { toolCache } from './tool-cache.ts';
 
 export const LIVEKIT_SERVER_VERSION = 'v1.13.5';
 export const DEV_KEY = 'devkey';
@@ -10,11 +10,7 @@ export const DEV_SECRET = 'secret';
 
 /** The binary cache lives outside the clone, keyed by version, so CI builds it once per machine. */
 export function livekitCacheDir(): string {
-  return join(
-    process.env.XDG_CACHE_HOME || join(homedir(), '.cache'),
-    'livekit-voice-calls',
-    `livekit-server-${LIVEKIT_SERVER_VERSION}`,
-  );
+  return toolCache(`livekit-server-${LIVEKIT_SERVER_VERSION}`);
 }
 
 function onPath(cmd: string): string | undefined {

@@ -1,22 +1,21 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { toolCache } from './tool-cache.ts';
 
 /** The Python client's folder: voice_call.py, its e2e driver and the pinned requirements. */
 export const PYTHON_CLIENT_DIR = resolve(import.meta.dirname, '../clients/python');
 
 /**
- * The venv scripts/python-client.sh makes, keyed by the pinned `livekit` version so a new pin gets
- * a new venv: ~/.cache/livekit-voice-calls/python-client/livekit-<version>/bin/python.
+ * The venv scripts/python-client.sh makes, keyed by its requirements so a new pin gets a new venv:
+ * <tool cache>/python-client/<first 12 hex of the requirements' sha256>/bin/python.
  */
 export function pythonClientPath(): string | undefined {
   if (process.env.PYTHON_CLIENT_BIN) return process.env.PYTHON_CLIENT_BIN;
-  const pin = /^livekit==(\S+)$/m.exec(
-    readFileSync(join(PYTHON_CLIENT_DIR, 'requirements.txt'), 'utf8'),
-  )?.[1];
-  const cache = process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
-  const bin = join(cache, 'livekit-voice-calls/python-client', `livekit-${pin}`, 'bin/python');
+  const requirements = readFileSync(join(PYTHON_CLIENT_DIR, 'requirements.txt'));
+  const key = createHash('sha256').update(requirements).digest('hex').slice(0, 12);
+  const bin = toolCache('python-client', key, 'bin/python');
   return existsSync(bin) ? bin : undefined;
 }
 
@@ -25,10 +24,11 @@ export const HOW_TO_GET_PYTHON_CLIENT =
 
 /** One scenario of e2e_call.py: the JSON lines it printed, by step. */
 export function runPythonCall(
-  scenario: 'end-for-everyone' | 'agent-ends' | 'token',
+  scenario: 'end-for-everyone' | 'agent-ends' | 'agent-leaves' | 'token',
   edgeUrl: string,
   credential?: string,
-  timeoutMs = 90_000,
+  // Below vitest's own 90 s, so a stuck client fails with what it printed.
+  timeoutMs = 80_000,
 ): Promise<Record<string, any>> {
   const python = pythonClientPath();
   if (!python) throw new Error(`no Python client: ${HOW_TO_GET_PYTHON_CLIENT}`);
@@ -39,13 +39,19 @@ export function runPythonCall(
       args,
       { cwd: PYTHON_CLIENT_DIR, timeout: timeoutMs },
       (err, stdout, stderr) => {
+        const failed = (why: string) =>
+          fail(new Error(`e2e_call.py ${scenario}: ${why}\n${stdout}\n${stderr}`));
+        if (err) return failed(err.message);
         const steps: Record<string, any> = {};
-        for (const line of stdout.split('\n').filter(Boolean)) {
-          const step = JSON.parse(line);
-          steps[step.step] = step;
+        try {
+          for (const line of stdout.split('\n').filter(Boolean)) {
+            const step = JSON.parse(line);
+            steps[step.step] = step;
+          }
+        } catch {
+          return failed('it printed a line that is not JSON');
         }
-        if (err) fail(new Error(`e2e_call.py ${scenario}: ${err.message}\n${stdout}\n${stderr}`));
-        else done(steps);
+        done(steps);
       },
     );
   });

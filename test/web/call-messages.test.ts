@@ -45,6 +45,12 @@ describe('what the call page says when a call ends', () => {
     );
   });
 
+  it('says the call ended for a reason newer than the page, not a disconnect it did not mean', () => {
+    expect(endedInWords({ reason: 'some_future_reason', disconnect: 'CLIENT_INITIATED' })).toBe(
+      'The call ended.',
+    );
+  });
+
   it('never says a bare "disconnected"', () => {
     for (const disconnect of ['UNKNOWN_REASON', 'JOIN_FAILURE', 'MEDIA_FAILURE', 'STATE_MISMATCH'])
       expect(endedInWords({ disconnect })).not.toMatch(/^disconnected\.?$/i);

@@ -36,6 +36,19 @@ describe("the clients' end notice (docs/clients.md)", () => {
     expect(rows.get(d)).toBe(endedInWords({ disconnect: d })),
   );
 
+  it('the snippets say only those words, whole (no sentence cut short, none of their own)', () => {
+    const known = new Set([
+      ...END_REASON_VALUES.map((r) => END_REASONS[r].clientMessage),
+      ...[...rows.keys()].filter((k) => k.toUpperCase() === k).map((d) => rows.get(d)!),
+      endedInWords({}), // LiveKit said nothing the page knows: the connection was lost
+      endedInWords({ reason: 'a_reason_newer_than_the_client' }),
+    ]);
+    const code = [...doc.matchAll(/^```\w+\n([\s\S]*?)^```/gm)].map((m) => m[1]).join('\n');
+    const said = [...code.matchAll(/["']((?:You|The|No assistant|Connection)[^"'\n]*\.)["']/g)];
+    expect(said.length).toBeGreaterThan(40);
+    for (const [, sentence] of said) expect(known).toContain(sentence);
+  });
+
   it('names the topic, the payload and the attribute the wire contract uses', () => {
     expect(section).toContain(`topic **\`${CALL_END_TOPIC}\`**`);
     expect(section).toContain(`attribute **\`${END_REASON_ATTRIBUTE}\`**`);

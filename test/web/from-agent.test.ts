@@ -31,8 +31,17 @@ describe('only the agent speaks for the assistant', () => {
     expect(endNoticeReason(notice({ reason: 'agent_end_call' }), agent)).toBe('agent_end_call');
   });
 
+  it('takes a call.end reason from the server (no participant, no sender identity): the edge', () => {
+    expect(endNoticeReason(notice({ reason: 'agent_unavailable' }), undefined, '')).toBe(
+      'agent_unavailable',
+    );
+  });
+
   it('ignores a call.end notice from anyone else, or one that is not a notice', () => {
     expect(endNoticeReason(notice({ reason: 'max_duration' }), stranger)).toBeUndefined();
+    expect(endNoticeReason(notice({ reason: 'max_duration' }), stranger, '')).toBeUndefined();
+    // A sender the page does not know (yet): no participant, but a name that is not the server's.
+    expect(endNoticeReason(notice({ reason: 'max_duration' }), undefined, 'x')).toBeUndefined();
     expect(endNoticeReason(notice({ reason: 'max_duration' }), undefined)).toBeUndefined();
     expect(endNoticeReason(new TextEncoder().encode('not json'), agent)).toBeUndefined();
     expect(endNoticeReason(notice({ reason: 42 }), agent)).toBeUndefined();

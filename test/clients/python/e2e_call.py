@@ -4,13 +4,15 @@
 
 Prints one JSON object per line on stdout: what the client saw, for the test to check.
 Scenarios: `end-for-everyone` (greeted, then the caller ends the call for everyone), `agent-ends`
-(greeted, then "Goodbye!": the agent ends the call), `token` (one /token request, its answer).
+(greeted, then "Goodbye!": the agent ends the call), `agent-leaves` (the same with the app's key and
+end mode leave: the agent goes, the room stays, the caller leaves), `token` (one /token request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 import numpy as np
@@ -25,27 +27,27 @@ def report(**what: object) -> None:
     print(json.dumps(what), flush=True)
 
 
-async def loud_ms(track: rtc.RemoteAudioTrack, counted: list[int]) -> None:
-    """Milliseconds of the agent's audio louder than the floor, in 20 ms windows, as it plays."""
+async def loud_ms(track: rtc.RemoteAudioTrack, counted: list[float]) -> None:
+    """Milliseconds of the agent's audio louder than the floor, frame by frame, as it plays."""
     floor = 32768 * 10 ** (LOUD_DBFS / 20)
     async for event in rtc.AudioStream(track, sample_rate=48000, num_channels=1):
-        samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
-        for window in np.array_split(samples, max(1, len(samples) // 960)):
-            if window.size and np.sqrt(np.mean(window**2)) > floor:
-                counted[0] += 20
+        frame = event.frame
+        samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float64)
+        if samples.size and np.sqrt(np.mean(samples**2)) > floor:
+            counted[0] += 1000 * frame.samples_per_channel / frame.sample_rate
 
 
 async def greeted(call: VoiceCall) -> None:
     await asyncio.wait_for(call.agent_joined.wait(), 30)
     await asyncio.wait_for(call.agent_audio_ready.wait(), 30)
-    counted = [0]
+    counted = [0.0]
     listening = asyncio.ensure_future(loud_ms(call.agent_audio, counted))  # type: ignore[arg-type]
     while True:
         who, text = await asyncio.wait_for(call.captions.get(), 30)
         if who == "assistant" and "Hello!" in text:
             break
     await asyncio.sleep(1)  # the caption closes as playout ends; the audio's tail is in flight
-    report(step="greeted", agent=call.agent.identity, greeting=text, loud_ms=counted[0])  # type: ignore[union-attr]
+    report(step="greeted", agent=call.agent.identity, greeting=text, loud_ms=round(counted[0]))  # type: ignore[union-attr]
     listening.cancel()
 
 
@@ -55,9 +57,16 @@ async def ended(call: VoiceCall, timeout: float) -> None:
     report(step="ended", reason=e.reason(), agent_reason=e.agent_reason, disconnect=e.disconnect)
 
 
+# What the app's backend (its key) sets for a call whose agent only leaves when it ends.
+LEAVE_MODE = {"room_config": {"agents": [{"metadata": json.dumps({"end_mode": "leave"})}]}}
+
+
 async def main(scenario: str, edge: str, credential: str | None) -> None:
+    backend = {}
+    if scenario == "agent-leaves":
+        backend = {"participant_identity": f"py-backend-{os.getpid()}", **LEAVE_MODE}
     try:
-        token = await fetch_token(edge, credential, name="Py Caller")
+        token = await fetch_token(edge, credential, "Py Caller", **backend)
     except EdgeError as err:
         report(step="token", status=err.status, code=err.code, message=err.message,
                retry_after_seconds=err.retry_after_seconds)
@@ -75,7 +84,7 @@ async def main(scenario: str, edge: str, credential: str | None) -> None:
             await ended(call, 15)
             # The API end is in the ledger before its answer: the caller's view has it at once.
             report(step="record", **(await call.call_record()))
-        elif scenario == "agent-ends":
+        elif scenario in ("agent-ends", "agent-leaves"):
             await call.say("Thanks, that is all. Goodbye!")
             await ended(call, 30)
         else:

@@ -66,10 +66,15 @@ def _send(req: urllib.request.Request) -> dict:
         raise EdgeError(err.code, body) from None
 
 
-async def fetch_token(edge: str, credential: str | None, name: str | None = None) -> dict:
-    """POST /token: `server_url`, `participant_token`, `room_name`, `participant_identity`."""
+async def fetch_token(
+    edge: str, credential: str | None, name: str | None = None, **backend: object
+) -> dict:
+    """POST /token: `server_url`, `participant_token`, `room_name`, `participant_identity`.
+
+    `backend`: what only a backend's key may set (`participant_identity`, `room_config`...).
+    """
     body = {"participant_name": name} if name else {}
-    return await asyncio.to_thread(_post, f"{edge}/token", credential, body)
+    return await asyncio.to_thread(_post, f"{edge}/token", credential, {**body, **backend})
 
 
 def is_agent(participant: rtc.RemoteParticipant | None) -> bool:
@@ -83,6 +88,7 @@ class Ending:
     by_me: str | None = None  # "end_for_all" or "hang_up": what this person did
     agent_reason: str | None = None  # the agent's (or the edge's) end notice, whichever came first
     agent_removed: bool = False  # the agent was removed through the API
+    agent_vanished: bool = False  # the agent left the room without a reason
     disconnect: str | None = None  # LiveKit's disconnect reason for this participant
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -96,6 +102,8 @@ class Ending:
             return self.agent_reason
         if self.agent_removed:
             return "api_remove_agent"
+        if self.agent_vanished:
+            return "error"
         return f"livekit:{self.disconnect or 'UNKNOWN'}"
 
 
@@ -148,10 +156,20 @@ class VoiceCall:
             if reason and isinstance(p, rtc.RemoteParticipant) and is_agent(p):
                 self.ending.agent_reason = self.ending.agent_reason or reason
 
+        # The assistant left and the room stays (end mode leave, removed, crashed): the call is
+        # over here too. Not on the notice itself: the goodbye that follows it should be heard.
         @room.on("participant_disconnected")
         def _(p: rtc.RemoteParticipant) -> None:
-            if is_agent(p) and p.disconnect_reason == rtc.DisconnectReason.PARTICIPANT_REMOVED:
+            why = p.disconnect_reason
+            if not is_agent(p) or why == rtc.DisconnectReason.ROOM_DELETED:
+                return
+            if room.connection_state != rtc.ConnectionState.CONN_CONNECTED:
+                return  # a reconnect reports everyone gone; the room's own end says the rest
+            if why == rtc.DisconnectReason.PARTICIPANT_REMOVED:
                 self.ending.agent_removed = True
+            elif not self.ending.agent_reason:
+                self.ending.agent_vanished = True
+            asyncio.ensure_future(room.disconnect())
 
         @room.on("disconnected")
         def _(reason: int) -> None:
@@ -195,7 +213,7 @@ class VoiceCall:
             raise
 
     async def hang_up(self) -> None:
-        self.ending.by_me = "hang_up"
+        self.ending.by_me = self.ending.by_me or "hang_up"
         await self.room.disconnect()
 
     async def call_record(self) -> dict:
