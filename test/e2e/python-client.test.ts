@@ -87,6 +87,16 @@ describe.skipIf(system.skipped)(
       );
     });
 
+    it('another participant’s call.end notice changes nothing: the Python caller believes only the agent', async () => {
+      const steps = await runPythonCall('forged-notice', system.edge.url, system.edge.appKey);
+      expect(steps.greeted.greeting).toMatch(/Hello!/);
+      expect(steps.forged).toEqual({ step: 'forged', agent_reason: null, connected: true });
+      expect(steps.ended).toMatchObject({
+        reason: 'agent_end_call',
+        agent_reason: 'agent_end_call',
+      });
+    });
+
     it("the edge's errors reach the Python caller as their code, message and wait", async () => {
       const bad = await runPythonCall('token', system.edge.url, 'not-a-credential');
       expect(bad.token).toMatchObject({ status: 401, code: 'invalid_credential' });

@@ -24,7 +24,7 @@ export const HOW_TO_GET_PYTHON_CLIENT =
 
 /** One scenario of e2e_call.py: the JSON lines it printed, by step. */
 export function runPythonCall(
-  scenario: 'end-for-everyone' | 'agent-ends' | 'agent-leaves' | 'token',
+  scenario: 'end-for-everyone' | 'agent-ends' | 'agent-leaves' | 'forged-notice' | 'token',
   edgeUrl: string,
   credential?: string,
   // Below vitest's own 90 s, so a stuck client fails with what it printed.

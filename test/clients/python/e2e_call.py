@@ -5,7 +5,9 @@
 Prints one JSON object per line on stdout: what the client saw, for the test to check.
 Scenarios: `end-for-everyone` (greeted, then the caller ends the call for everyone), `agent-ends`
 (greeted, then "Goodbye!": the agent ends the call), `agent-leaves` (the same with the app's key and
-end mode leave: the agent goes, the room stays, the caller leaves), `token` (one /token request).
+end mode leave: the agent goes, the room stays, the caller leaves), `forged-notice` (another
+participant sends a call.end notice: the caller believes only the agent's), `token` (one /token
+request).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import asyncio
 import json
 import os
 import sys
+import time
 
 import numpy as np
 from livekit import rtc
 
-from voice_call import EdgeError, VoiceCall, fetch_token
+from voice_call import END_ATTRIBUTE, END_TOPIC, EdgeError, VoiceCall, fetch_token
 
 LOUD_DBFS = -40  # the speech floor of test/support/speech.ts: the stand-in's TTS is far above it
 
@@ -61,10 +64,30 @@ async def ended(call: VoiceCall, timeout: float) -> None:
 LEAVE_MODE = {"room_config": {"agents": [{"metadata": json.dumps({"end_mode": "leave"})}]}}
 
 
+async def forge_end_notice(edge: str, credential: str | None, room: str) -> None:
+    """Another participant in the call (a token for the same room, from the app's key) sends a
+    `call.end` notice and sets `call.end_reason` on itself, as anyone in a room can."""
+    token = await fetch_token(edge, credential, "Intruder", room_name=room,
+                              participant_identity=f"py-intruder-{os.getpid()}")
+    intruder = rtc.Room()
+    await intruder.connect(token["server_url"], token["participant_token"])
+    forged = json.dumps({"reason": "max_duration"}).encode()
+    await intruder.local_participant.publish_data(forged, reliable=True, topic=END_TOPIC)
+    try:
+        await intruder.local_participant.set_attributes({END_ATTRIBUTE: "max_duration"})
+    except Exception:
+        pass  # a token that may not update its own attributes: the data packet is the forgery
+    await asyncio.sleep(1)  # long enough for both to reach the caller
+    await intruder.disconnect()
+
+
 async def main(scenario: str, edge: str, credential: str | None) -> None:
     backend = {}
     if scenario == "agent-leaves":
         backend = {"participant_identity": f"py-backend-{os.getpid()}", **LEAVE_MODE}
+    if scenario == "forged-notice":
+        backend = {"participant_identity": f"py-caller-{os.getpid()}",
+                   "room_name": f"py-forged-{os.getpid()}-{int(time.time())}"}
     try:
         token = await fetch_token(edge, credential, "Py Caller", **backend)
     except EdgeError as err:
@@ -84,6 +107,11 @@ async def main(scenario: str, edge: str, credential: str | None) -> None:
             await ended(call, 15)
             # The API end is in the ledger before its answer: the caller's view has it at once.
             report(step="record", **(await call.call_record()))
+        elif scenario == "forged-notice":
+            await forge_end_notice(edge, credential, token["room_name"])
+            report(step="forged", agent_reason=call.ending.agent_reason, connected=call.room.isconnected())
+            await call.say("Thanks, that is all. Goodbye!")
+            await ended(call, 30)
         elif scenario in ("agent-ends", "agent-leaves"):
             await call.say("Thanks, that is all. Goodbye!")
             await ended(call, 30)

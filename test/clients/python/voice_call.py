@@ -138,10 +138,18 @@ class VoiceCall:
                 self.agent_audio = track  # type: ignore[assignment]
                 self.agent_audio_ready.set()
 
-        # The end notice counts from the agent, or from the server (no participant: the edge).
+        # The end notice counts from the agent, or from the server: the edge, which sends one only
+        # while no agent is in the room. This SDK gives no participant for a sender it does not
+        # know yet either (one that joined a moment ago), so a notice without one counts only
+        # while no agent is here.
         @room.on("data_received")
         def _(packet: rtc.DataPacket) -> None:
-            if packet.topic != END_TOPIC or (packet.participant and not is_agent(packet.participant)):
+            if packet.topic != END_TOPIC:
+                return
+            if packet.participant is None:
+                if any(is_agent(p) for p in room.remote_participants.values()):
+                    return
+            elif not is_agent(packet.participant):
                 return
             try:
                 reason = json.loads(packet.data).get("reason")
