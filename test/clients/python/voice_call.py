@@ -184,7 +184,8 @@ class VoiceCall:
             self.ending.disconnect = DISCONNECT_NAMES.get(reason, str(reason))
             self.ending.done.set()
 
-        # Captions: the agent's words, and the caller's own as the agent transcribed them.
+        # Captions: the agent's words. (The agent also sends the caller's own words, transcribed, in
+        # the caller's name; this client has no use for them.)
         def on_caption(reader: rtc.TextStreamReader, sender: str) -> None:
             async def read() -> None:
                 text = await reader.read_all()
