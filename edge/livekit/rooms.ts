@@ -46,8 +46,9 @@ export async function roomExists(config: Config, room: string): Promise<boolean>
 
 /**
  * Tells everyone in the room why the call ends, on the same data topic the agent uses, for an end
- * the edge decides while no agent is there to say it. Sent by the server: clients trust it as they
- * trust the agent's (it has no participant, so no participant can forge it).
+ * the edge decides while no agent is there to say it. Sent by the server, with no participant:
+ * clients that can tell it from a sender they do not know yet take it as they take the agent's;
+ * the others only as agent_unavailable before any agent came (docs/clients.md, the end notice).
  */
 export async function announceEnd(config: Config, room: string, reason: EndReason): Promise<void> {
   const payload = new TextEncoder().encode(JSON.stringify({ reason }));

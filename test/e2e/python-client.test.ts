@@ -90,7 +90,14 @@ describe.skipIf(system.skipped)(
     it('another participant’s call.end notice changes nothing: the Python caller believes only the agent', async () => {
       const steps = await runPythonCall('forged-notice', system.edge.url, system.edge.appKey);
       expect(steps.greeted.greeting).toMatch(/Hello!/);
-      expect(steps.forged).toEqual({ step: 'forged', agent_reason: null, connected: true });
+      // Both forgeries reached the caller and were not believed, whether or not it knew their sender
+      // yet (a packet from a sender not known yet has no participant, like the edge's).
+      expect(steps.forged).toMatchObject({
+        agent_reason: null,
+        connected: true,
+        ignored: ['agent_unavailable', 'max_duration'],
+      });
+      console.log(`forged notices without a participant: ${steps.forged.without_participant} of 2`);
       expect(steps.ended).toMatchObject({
         reason: 'agent_end_call',
         agent_reason: 'agent_end_call',

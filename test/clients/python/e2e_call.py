@@ -71,8 +71,10 @@ async def forge_end_notice(edge: str, credential: str | None, room: str) -> None
                               participant_identity=f"py-intruder-{os.getpid()}")
     intruder = rtc.Room()
     await intruder.connect(token["server_url"], token["participant_token"])
-    forged = json.dumps({"reason": "max_duration"}).encode()
-    await intruder.local_participant.publish_data(forged, reliable=True, topic=END_TOPIC)
+    # Any reason, and the one the edge sends (which a client takes from no participant).
+    for reason in ("max_duration", "agent_unavailable"):
+        forged = json.dumps({"reason": reason}).encode()
+        await intruder.local_participant.publish_data(forged, reliable=True, topic=END_TOPIC)
     try:
         await intruder.local_participant.set_attributes({END_ATTRIBUTE: "max_duration"})
     except Exception:
@@ -109,7 +111,9 @@ async def main(scenario: str, edge: str, credential: str | None) -> None:
             report(step="record", **(await call.call_record()))
         elif scenario == "forged-notice":
             await forge_end_notice(edge, credential, token["room_name"])
-            report(step="forged", agent_reason=call.ending.agent_reason, connected=call.room.isconnected())
+            report(step="forged", agent_reason=call.ending.agent_reason, connected=call.room.isconnected(),
+                   ignored=sorted(r for r, _ in call.ignored_notices),
+                   without_participant=sum(1 for _, named in call.ignored_notices if not named))
             await call.say("Thanks, that is all. Goodbye!")
             await ended(call, 30)
         elif scenario in ("agent-ends", "agent-leaves"):

@@ -86,7 +86,9 @@ class Ending:
     """Why the call ended, in the order a client believes it (the same as the call page)."""
 
     by_me: str | None = None  # "end_for_all" or "hang_up": what this person did
-    agent_reason: str | None = None  # the agent's (or the edge's) end notice, whichever came first
+    agent_reason: str | None = None  # the agent's end notice or attribute, whichever came first
+    edge_reason: str | None = None  # a notice without a participant: the edge's, if no agent came
+    agent_seen: bool = False  # an agent joined this call at some point
     agent_removed: bool = False  # the agent was removed through the API
     agent_vanished: bool = False  # the agent left the room without a reason
     disconnect: str | None = None  # LiveKit's disconnect reason for this participant
@@ -100,6 +102,8 @@ class Ending:
             return "participant_left"
         if self.agent_reason:
             return self.agent_reason
+        if self.edge_reason and not self.agent_seen:
+            return self.edge_reason
         if self.agent_removed:
             return "api_remove_agent"
         if self.agent_vanished:
@@ -120,6 +124,8 @@ class VoiceCall:
         self.agent_audio: rtc.RemoteAudioTrack | None = None
         self.agent_audio_ready = asyncio.Event()
         self.captions: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        # End notices not believed: (reason, whether a participant was named), for a test to see.
+        self.ignored_notices: list[tuple[str | None, bool]] = []
         self._wire()
 
     def _wire(self) -> None:
@@ -128,6 +134,7 @@ class VoiceCall:
         def on_participant(p: rtc.RemoteParticipant) -> None:
             if is_agent(p):
                 self.agent = p
+                self.ending.agent_seen = True
                 self.agent_joined.set()
 
         room.on("participant_connected", on_participant)
@@ -138,25 +145,26 @@ class VoiceCall:
                 self.agent_audio = track  # type: ignore[assignment]
                 self.agent_audio_ready.set()
 
-        # The end notice counts from the agent, or from the server: the edge, which sends one only
-        # while no agent is in the room. This SDK gives no participant for a sender it does not
-        # know yet either (one that joined a moment ago), so a notice without one counts only
-        # while no agent is here.
+        # The end notice counts from the agent. The edge sends one too, through the server (no
+        # participant), only for a call no agent took: agent_unavailable. This SDK also gives no
+        # participant for a sender it does not know yet (one that joined a moment ago, who can
+        # send anything), so such a notice counts only as agent_unavailable, and only if no agent
+        # ever joined (Ending.reason).
         @room.on("data_received")
         def _(packet: rtc.DataPacket) -> None:
             if packet.topic != END_TOPIC:
                 return
-            if packet.participant is None:
-                if any(is_agent(p) for p in room.remote_participants.values()):
-                    return
-            elif not is_agent(packet.participant):
-                return
             try:
                 reason = json.loads(packet.data).get("reason")
             except (ValueError, AttributeError):
-                return  # a malformed notice: the disconnect reason still says something
-            if isinstance(reason, str):
+                reason = None  # a malformed notice: the disconnect reason still says something
+            sender = packet.participant
+            if isinstance(reason, str) and is_agent(sender):
                 self.ending.agent_reason = self.ending.agent_reason or reason
+            elif reason == "agent_unavailable" and sender is None and not self.ending.agent_seen:
+                self.ending.edge_reason = self.ending.edge_reason or reason
+            else:
+                self.ignored_notices.append((reason, sender is not None))
 
         @room.on("participant_attributes_changed")
         def _(changed: dict[str, str], p: rtc.Participant) -> None:
@@ -201,6 +209,7 @@ class VoiceCall:
         for p in self.room.remote_participants.values():
             if is_agent(p):
                 self.agent = p
+                self.ending.agent_seen = True
                 self.agent_joined.set()
 
     async def say(self, text: str) -> None:
