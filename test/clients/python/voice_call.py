@@ -185,7 +185,7 @@ class VoiceCall:
                 self.ending.agent_removed = True
             elif not self.ending.agent_reason:
                 self.ending.agent_vanished = True
-            asyncio.ensure_future(room.disconnect())
+            asyncio.ensure_future(self._leave())
 
         @room.on("disconnected")
         def _(reason: int) -> None:
@@ -232,7 +232,18 @@ class VoiceCall:
 
     async def hang_up(self) -> None:
         self.ending.by_me = self.ending.by_me or "hang_up"
-        await self.room.disconnect()
+        await self._leave()
+
+    async def _leave(self) -> None:
+        # livekit 1.2.1 does not always emit "disconnected" for a disconnect of our own (seen in the
+        # e2e suite: the server had closed us, the event never came): the call is over once we
+        # are out, or a moment after we asked.
+        try:
+            await asyncio.wait_for(self.room.disconnect(), 5)
+        finally:
+            if not self.ending.done.is_set():
+                self.ending.disconnect = self.ending.disconnect or "CLIENT_INITIATED"
+                self.ending.done.set()
 
     async def call_record(self) -> dict:
         """GET /calls/:room, the caller's view: `status`, `end_reason`, `end_message`…"""
