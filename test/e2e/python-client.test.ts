@@ -3,7 +3,7 @@ import { systemForThisFile } from '../support/e2e-system.ts';
 import { testIdentityProvider } from '../support/identity-provider.ts';
 import { TTS_MS_PER_CHAR } from '../support/openai-stand-in.ts';
 import { runPythonCall } from '../support/python-client.ts';
-import { END_REASONS } from '../../wire-contract/index.ts';
+import { END_REASONS, type EndReason } from '../../wire-contract/index.ts';
 
 /**
  * The edge's client contract outside JavaScript: LiveKit's Python real-time SDK (`livekit` from
@@ -22,6 +22,15 @@ const system = systemForThisFile('Python client tests', {
   needs: ['python'],
   edgeVars: () => ({ ...idp.edgeVars, MAX_OPEN_CALLS_PER_CALLER: String(OPEN_CALL_CAP) }),
 });
+/**
+ * The greeted caller's call ended as the agent said (its notice), with LiveKit's disconnect, and the
+ * ledger says the same.
+ */
+async function endedByTheAgent(steps: Record<string, any>, reason: EndReason, disconnect: string) {
+  expect(steps.greeted.greeting).toMatch(/Hello!/);
+  expect(steps.ended).toMatchObject({ reason, agent_reason: reason, disconnect });
+  expect((await system.endedCallAs(steps.token.room, reason)).end_reason).toBe(reason);
+}
 const user = () => `py-user-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
 
 describe.skipIf(system.skipped)(
@@ -62,29 +71,13 @@ describe.skipIf(system.skipped)(
         system.edge.url,
         await idp.signUserJwt(user()),
       );
-      expect(steps.greeted.greeting).toMatch(/Hello!/);
-      expect(steps.ended).toMatchObject({
-        reason: 'agent_end_call',
-        agent_reason: 'agent_end_call',
-        disconnect: 'ROOM_DELETED',
-      });
-      expect((await system.endedCallAs(steps.token.room, 'agent_end_call')).end_reason).toBe(
-        'agent_end_call',
-      );
+      await endedByTheAgent(steps, 'agent_end_call', 'ROOM_DELETED');
     });
 
     it('the agent leaves a room that stays (end mode leave): the Python caller leaves too, saying why', async () => {
       const steps = await runPythonCall('agent-leaves', system.edge.url, system.edge.appKey);
-      expect(steps.greeted.greeting).toMatch(/Hello!/);
       // The notice named the reason; the caller left on the agent's departure, not on the notice.
-      expect(steps.ended).toMatchObject({
-        reason: 'agent_leave',
-        agent_reason: 'agent_leave',
-        disconnect: 'CLIENT_INITIATED',
-      });
-      expect((await system.endedCallAs(steps.token.room, 'agent_leave')).end_reason).toBe(
-        'agent_leave',
-      );
+      await endedByTheAgent(steps, 'agent_leave', 'CLIENT_INITIATED');
     });
 
     it('another participant’s call.end notice changes nothing: the Python caller believes only the agent', async () => {
