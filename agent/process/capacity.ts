@@ -1,6 +1,6 @@
 import { log, type AgentServer, type JobRequest } from '@livekit/agents';
 import { availableParallelism, totalmem } from 'node:os';
-import { forgetJobGreeted, JOB_STARTS_DIR_ENV, jobGreeted, takeJobStart } from './job-starts.ts';
+import { forgetJob, JOB_STARTS_DIR_ENV, jobGreeted, takeJobStart } from './job-starts.ts';
 
 /** What one spoken call costs on this product's measured hardware (docs/operations.md, Sizing). */
 const CALLS_PER_CORE = 5;
@@ -114,18 +114,15 @@ export class CallCapacity {
       const started = takeJobStart(id, this.#startsDir);
       if (job.seen || started || this.#now() - job.at > ACCEPTED_GRACE_MS) {
         this.#accepted.delete(id);
-        forgetJobGreeted(id, this.#startsDir);
+        forgetJob(id, this.#startsDir);
       } else waiting++;
     }
     // A job that left the list has ended, whether the cap still counted it or not (one assigned
     // after its grace, say): its marks go with it.
-    if (worker)
-      for (const id of this.#listed)
-        if (!live.has(id)) {
-          takeJobStart(id, this.#startsDir);
-          forgetJobGreeted(id, this.#startsDir);
-        }
-    if (worker) this.#listed = live;
+    if (worker) {
+      for (const id of this.#listed) if (!live.has(id)) forgetJob(id, this.#startsDir);
+      this.#listed = live;
+    }
     let greeted = 0;
     for (const id of live) if (jobGreeted(id, this.#startsDir)) greeted++;
     return { listed: live.size, starting: waiting, greeted };

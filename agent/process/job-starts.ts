@@ -70,10 +70,10 @@ export function jobGreeted(jobId: string, dir: string | undefined): boolean {
   return !!dir && JOB_ID.test(jobId) && existsSync(join(dir, `${jobId}${GREETED}`));
 }
 
-/** In the worker, once `jobId` has ended: its greeting mark goes. */
-export function forgetJobGreeted(jobId: string, dir: string | undefined): void {
+/** In the worker, once `jobId` has ended: whatever marks it left go. */
+export function forgetJob(jobId: string, dir: string | undefined): void {
   if (!dir || !JOB_ID.test(jobId)) return;
-  rmSync(join(dir, `${jobId}${GREETED}`), { force: true });
+  for (const mark of [jobId, `${jobId}${GREETED}`]) rmSync(join(dir, mark), { force: true });
 }
 
 /** In the worker: whether `jobId`'s process has started it, forgetting the mark as it reads it. */

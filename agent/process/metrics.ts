@@ -51,54 +51,49 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
   // the gauges that show it.
   let seen = { calls: { listed: 0, starting: 0, greeted: 0 }, outbox: [] as OutboxFile[] };
 
+  /** A gauge read at each scrape; a value it cannot know (undefined) leaves the last one (0 at first). */
+  const gauge = (name: string, help: string, value: () => number | undefined) =>
+    new Gauge({
+      name: `${prefix}${name}`,
+      help,
+      registers,
+      collect() {
+        const v = value();
+        if (v !== undefined) this.set(v);
+      },
+    });
+
   // The cap's count, split by the greeting: a call is starting from its dispatch's acceptance until
   // its agent first speaks, running after. The autoscaler counts both (voice_agent_calls).
-  new Gauge({
-    name: `${prefix}calls`,
-    help: 'Calls this worker holds, as its cap counts them: accepted, starting or running.',
-    registers,
-    collect() {
-      this.set(seen.calls.listed + seen.calls.starting);
-    },
-  });
-  new Gauge({
-    name: `${prefix}calls_running`,
-    help: 'Calls whose agent has greeted the caller.',
-    registers,
-    collect() {
-      this.set(seen.calls.greeted);
-    },
-  });
-  new Gauge({
-    name: `${prefix}calls_starting`,
-    help: 'Calls accepted whose agent has not greeted the caller yet.',
-    registers,
-    collect() {
-      this.set(seen.calls.listed - seen.calls.greeted + seen.calls.starting);
-    },
-  });
-  new Gauge({
-    name: `${prefix}call_cap`,
-    help: 'Most calls this worker runs at once (AGENT_MAX_CONCURRENT_CALLS); 0: no cap.',
-    registers,
-    collect() {
-      this.set(s.capacity?.cap ?? 0);
-    },
-  });
-  new Gauge({
-    name: `${prefix}warm_processes`,
-    help: 'Job processes started and waiting for a call (this worker’s job processes less its running calls).',
-    registers,
-    collect() {
+  gauge(
+    'calls',
+    'Calls this worker holds, as its cap counts them: accepted, starting or running.',
+    () => seen.calls.listed + seen.calls.starting,
+  );
+  gauge('calls_running', 'Calls whose agent has greeted the caller.', () => seen.calls.greeted);
+  gauge(
+    'calls_starting',
+    'Calls accepted whose agent has not greeted the caller yet.',
+    () => seen.calls.listed - seen.calls.greeted + seen.calls.starting,
+  );
+  gauge(
+    'call_cap',
+    'Most calls this worker runs at once (AGENT_MAX_CONCURRENT_CALLS); 0: no cap.',
+    () => s.capacity?.cap ?? 0,
+  );
+  gauge(
+    'warm_processes',
+    'Job processes started and waiting for a call (this worker’s job processes less its running calls).',
+    () => {
       const all = (s.jobProcesses ?? jobProcessCount)();
-      if (all !== undefined) this.set(Math.max(0, all - seen.calls.listed));
+      return all === undefined ? undefined : Math.max(0, all - seen.calls.listed);
     },
-  });
-  new Gauge({
-    name: `${prefix}idle_processes_target`,
-    help: 'Job processes kept warm for the next calls (AGENT_IDLE_PROCESSES).',
-    registers,
-  }).set(s.idleProcesses);
+  );
+  gauge(
+    'idle_processes_target',
+    'Job processes kept warm for the next calls (AGENT_IDLE_PROCESSES).',
+    () => s.idleProcesses,
+  );
   new Counter({
     name: `${prefix}dispatches_refused_total`,
     help: 'Dispatches refused at the call cap (LiveKit offers them to another worker).',
@@ -109,38 +104,25 @@ export function workerMetrics(s: MetricSources): WorkerMetrics {
     },
   });
 
-  new Gauge({
-    name: `${prefix}outbox_reports`,
-    help: 'Reports waiting in the outbox for the edge.',
-    registers,
-    collect() {
-      this.set(seen.outbox.length);
-    },
+  gauge('outbox_reports', 'Reports waiting in the outbox for the edge.', () => seen.outbox.length);
+  gauge('outbox_bytes', 'Bytes of the reports waiting in the outbox.', () => {
+    let bytes = 0;
+    for (const f of seen.outbox)
+      try {
+        bytes += statSync(f.path).size;
+      } catch {
+        /* delivered meanwhile */
+      }
+    return bytes;
   });
-  new Gauge({
-    name: `${prefix}outbox_bytes`,
-    help: 'Bytes of the reports waiting in the outbox.',
-    registers,
-    collect() {
-      let bytes = 0;
-      for (const f of seen.outbox)
-        try {
-          bytes += statSync(f.path).size;
-        } catch {
-          /* delivered meanwhile */
-        }
-      this.set(bytes);
-    },
-  });
-  new Gauge({
-    name: `${prefix}outbox_oldest_age_seconds`,
-    help: 'How long the oldest report in the outbox has waited (0: none waits).',
-    registers,
-    collect() {
+  gauge(
+    'outbox_oldest_age_seconds',
+    'How long the oldest report in the outbox has waited (0: none waits).',
+    () => {
       const oldest = seen.outbox[0];
-      this.set(oldest ? Math.max(0, (now() - oldest.queuedAt) / 1000) : 0);
+      return oldest ? Math.max(0, (now() - oldest.queuedAt) / 1000) : 0;
     },
-  });
+  );
 
   const ended = new Counter({
     name: `${prefix}calls_ended_total`,

@@ -182,6 +182,8 @@ export function startOutboxDrain(
         return undefined;
       })
       .finally(() => (running = undefined)));
+  /** A pass once the running one (if any) is done: with `dueOrNot` just set, it must not join it. */
+  const passAfterRunning = () => (running ?? Promise.resolve()).then(pass);
   const loop = () => {
     if (stopped) return;
     void pass().finally(() => {
@@ -199,7 +201,7 @@ export function startOutboxDrain(
     shuttingDown() {
       if (dueOrNot || stopped) return;
       dueOrNot = true;
-      void (running ?? Promise.resolve()).then(pass);
+      void passAfterRunning();
     },
     /**
      * The last pass before the process exits (every held report due), awaited until `deadline`
@@ -207,7 +209,7 @@ export function startOutboxDrain(
      */
     async finalPass(deadline: number) {
       dueOrNot = true;
-      const last = (running ?? Promise.resolve()).then(pass);
+      const last = passAfterRunning();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<void>(
         (r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))),
