@@ -32,6 +32,7 @@ import {
 } from '../test/support/livekit-server.ts';
 import { startOpenAIStandIn, type StandIn } from '../test/support/openai-stand-in.ts';
 import { freePort, waitFor } from '../test/support/processes.ts';
+import { metricValue } from '../test/support/prometheus-text.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 
 // rtc-node logs every event at debug level unless NODE_ENV=production: quiet, for this check's callers
@@ -419,15 +420,18 @@ try {
       return view.report ? view : undefined;
     });
 
+  /** What Fly scrapes (fly.toml [metrics]). */
+  const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const first = await call();
   ok('a call is greeted by the containerized agent');
   // Its job process marked the greeting: /metrics counts the call as running, no longer starting.
   const live = await waitFor('the greeted call running (/metrics)', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    return /^voice_agent_calls_running 1$/m.test(text) ? text : undefined;
+    const text = await scrape();
+    return metricValue(text, 'voice_agent_calls_running') === 1 ? text : undefined;
   }).catch(() => '');
   check(
-    /^voice_agent_calls 1$/m.test(live) && /^voice_agent_calls_starting 0$/m.test(live),
+    metricValue(live, 'voice_agent_calls') === 1 &&
+      metricValue(live, 'voice_agent_calls_starting') === 0,
     '/metrics during the call: 1 call, greeted (running 1, starting 0)',
   );
   first.say('Thanks, that is all. Goodbye!');
@@ -443,23 +447,21 @@ try {
 
   // What Fly scrapes (fly.toml [metrics]): the call's end and its report, counted by the worker.
   const scraped = await waitFor('the worker counted the call (/metrics)', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    return /voice_agent_calls_ended_total\{reason="agent_end_call"\} 1\b/.test(text)
-      ? text
-      : undefined;
+    const text = await scrape();
+    const ended = metricValue(text, 'voice_agent_calls_ended_total{reason="agent_end_call"}');
+    return ended === 1 ? text : undefined;
   });
   check(
-    /voice_agent_reports_total\{fate="delivered"\} 1\b/.test(scraped) &&
-      /voice_agent_greeting_latency_seconds_count 1\b/.test(scraped) &&
-      /voice_agent_job_process_ready_seconds_count 1\b/.test(scraped) &&
-      /voice_agent_call_cap \d+/.test(scraped),
+    metricValue(scraped, 'voice_agent_reports_total{fate="delivered"}') === 1 &&
+      metricValue(scraped, 'voice_agent_greeting_latency_seconds_count') === 1 &&
+      metricValue(scraped, 'voice_agent_job_process_ready_seconds_count') === 1 &&
+      Number.isInteger(metricValue(scraped, 'voice_agent_call_cap')),
     '/metrics on its own port counts the call: ended by agent_end_call, its report delivered, its greeting and its process’s start timed',
   );
 
-  const target = Number(/^voice_agent_idle_processes_target (\d+)$/m.exec(scraped)?.[1]);
+  const target = metricValue(scraped, 'voice_agent_idle_processes_target') ?? NaN;
   const warm = await waitFor('the pool warm again (/metrics)', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const n = Number(/^voice_agent_warm_processes (\d+)$/m.exec(text)?.[1]);
+    const n = metricValue(await scrape(), 'voice_agent_warm_processes');
     return n === target ? n : undefined;
   });
   check(

@@ -14,6 +14,7 @@ import { serveMetrics, workerMetrics } from '../../agent/process/metrics.ts';
 import { ReportOutbox } from '../../agent/report/outbox-store.ts';
 import { callReportFor } from '../support/call-report-fixture.ts';
 import { freePort } from '../support/processes.ts';
+import { metricValue as value } from '../support/prometheus-text.ts';
 
 const servers: Server[] = [];
 afterEach(() => servers.splice(0).forEach((s) => s.close()));
@@ -26,12 +27,6 @@ async function served(registry: Parameters<typeof serveMetrics>[0]) {
   const port = await freePort();
   servers.push(await serveMetrics(registry, port));
   return (path = '/metrics') => fetch(`http://127.0.0.1:${port}${path}`);
-}
-
-/** A metric's value in Prometheus text, by its name and labels as written. */
-function value(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 describe('/metrics', () => {

@@ -21,6 +21,7 @@ import { machineCount, readAutoscalerConfig } from '../support/autoscaler-config
 import { CallClient } from '../support/call-client.ts';
 import { toolCache } from '../support/tool-cache.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
+import { metricValue } from '../support/prometheus-text.ts';
 import { System } from '../support/system.ts';
 import { percentile, prepareLiveKitBench, printTable } from './table.ts';
 
@@ -119,12 +120,7 @@ async function workerFigures() {
   return Promise.all(
     workers.map(async ({ metricsPort }) => {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const read = (name: string) =>
-        Number(
-          /^(\S+) (\S+)$/m.exec(
-            text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '',
-          )?.[2] ?? NaN,
-        );
+      const read = (name: string) => metricValue(text, name) ?? NaN;
       return {
         running: read('voice_agent_calls_running'),
         starting: read('voice_agent_calls_starting'),
